@@ -1,0 +1,48 @@
+"""Activation lookup by the names transformers' configs use (``hidden_act``)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    # CLIP's sigmoid approximation; the weights were trained with it, so exact GELU would drift.
+    return x * torch.sigmoid(1.702 * x)
+
+
+def _tanh_gelu(x: torch.Tensor) -> torch.Tensor:
+    # gelu_new / gelu_fast / gelu_pytorch_tanh are one formula written three ways in transformers.
+    return F.gelu(x, approximate="tanh")
+
+
+_ACTS = {
+    "gelu": F.gelu,
+    "gelu_new": _tanh_gelu,
+    "gelu_fast": _tanh_gelu,
+    "gelu_pytorch_tanh": _tanh_gelu,
+    "quick_gelu": quick_gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "linear": lambda x: x,
+}
+
+
+class Activation(nn.Module):
+    """An activation chosen by name; a module so it shows in ``print(model)``."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        if name not in _ACTS:
+            raise ValueError(f"hidden_act: expected one of {sorted(_ACTS)}, got {name!r}")
+        self.name = name
+        self.fn = _ACTS[name]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.name

@@ -1,0 +1,82 @@
+"""Multi-head self-attention: one fused qkv projection, SDPA unless weights are asked for."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def padding_mask_to_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Turn a key-padding mask (batch, keys), 1/True = attend, into an additive bias (batch, 1, 1, keys).
+
+    Masked keys get the dtype's most negative value, as transformers does, so a fully padded row
+    softmaxes to uniform weights instead of NaN.
+    """
+    if mask.dim() != 2:
+        raise ValueError(f"attention mask: expected (batch, keys), got shape {tuple(mask.shape)}")
+    keep = mask.to(torch.bool)[:, None, None, :]
+    bias = torch.zeros(keep.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill(~keep, torch.finfo(dtype).min)
+
+
+class Attention(nn.Module):
+    """Self-attention over (batch, tokens, dim).
+
+    ``qkv_bias`` puts a bias on q, k and v; ``qv_bias`` is VideoMAE's variant: learnable q and v
+    biases with a fixed zero k bias (as in BEiT/timm), concatenated once per forward.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        qkv_bias: bool = True,
+        qv_bias: bool = False,
+        proj_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+    ):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"hidden size {dim} is not a multiple of the number of heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias and not qv_bias)
+        if qv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+            self.register_buffer("k_bias", torch.zeros(dim), persistent=False)
+        else:
+            self.q_bias = self.v_bias = None
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(
+        self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (batch, tokens, dim); attn_bias: additive, broadcastable to (batch, heads, tokens, tokens).
+
+        Returns the output (batch, tokens, dim) and, only when ``need_weights``, the attention
+        probabilities (batch, heads, tokens, tokens).
+        """
+        b, n, c = x.shape
+        bias = self.qkv.bias
+        if self.q_bias is not None:
+            bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        drop = self.attn_drop if self.training else 0.0
+        weights = None
+        if need_weights:
+            scores = (q * self.scale) @ k.transpose(-2, -1)
+            if attn_bias is not None:
+                scores = scores + attn_bias
+            weights = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+            out = F.dropout(weights, drop, self.training) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop)
+        out = out.transpose(1, 2).reshape(b, n, c)
+        return self.proj_drop(self.proj(out)), weights

@@ -1,0 +1,124 @@
+"""Transformer blocks and the encoder stack shared by every family."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .activations import Activation
+from .attention import Attention
+
+
+class Mlp(nn.Module):
+    """fc1 -> act -> fc2 (timm's Mlp); dropout after the block output only, as the references do."""
+
+    def __init__(self, dim: int, hidden: int, *, act: str = "gelu", drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = Activation(act)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.act(self.fc1(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (ViT, VideoMAE, ViViT, AST, TVLT, CLIP)."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        *,
+        act: str = "gelu",
+        eps: float = 1e-12,
+        qkv_bias: bool = True,
+        qv_bias: bool = False,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, qv_bias=qv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, mlp_hidden, act=act, drop=drop)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False):
+        a, weights = self.attn(self.norm1(x), attn_bias, need_weights)
+        x = x + a
+        x = x + self.mlp(self.norm2(x))
+        return x, weights
+
+
+class PostNormBlock(nn.Module):
+    """Post-norm block (BERT/XLM-R): ``norm1(x + attn(x))`` then ``norm2(x + mlp(x))``."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        *,
+        act: str = "gelu",
+        eps: float = 1e-12,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+    ):
+        super().__init__()
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, mlp_hidden, act=act, drop=drop)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False):
+        a, weights = self.attn(x, attn_bias, need_weights)
+        x = self.norm1(x + a)
+        x = self.norm2(x + self.mlp(x))
+        return x, weights
+
+
+@dataclass
+class EncoderOutput:
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class Encoder(nn.Module):
+    """A stack of blocks with optional per-layer outputs and gradient checkpointing.
+
+    ``hidden_states`` holds the input followed by every block's output, as transformers returns them.
+    """
+
+    def __init__(self, blocks: list[nn.Module]):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_bias: torch.Tensor | None = None,
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> EncoderOutput:
+        hidden = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for block in self.blocks:
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x, w = checkpoint(block, x, attn_bias, output_attentions, use_reentrant=False)
+            else:
+                x, w = block(x, attn_bias, output_attentions)
+            if hidden is not None:
+                hidden.append(x)
+            if attentions is not None:
+                attentions.append(w)
+        return EncoderOutput(
+            x, tuple(hidden) if hidden is not None else None, tuple(attentions) if attentions is not None else None
+        )

@@ -1,0 +1,190 @@
+"""The base of every model: from_pretrained / save_pretrained in transformers' format, loudly."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .checkpoints.convert import Converter
+from .checkpoints.hub import resolve
+from .checkpoints.io import load_state_dict, save_state_dict
+from .config import Config
+
+log = logging.getLogger("mediaformers")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model; the message lists every offending key."""
+
+
+@dataclass
+class LoadReport:
+    """What loading did, key by key (transformers' names)."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (ours, checkpoint, model)
+    reinitialised: list[str] = field(default_factory=list)
+    dropped_prefix: list[str] = field(default_factory=list)  # other task's heads, left out on purpose
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        lines = []
+        if self.missing:
+            lines.append(f"missing ({len(self.missing)}): " + ", ".join(self.missing))
+        if self.unexpected:
+            lines.append(f"unexpected ({len(self.unexpected)}): " + ", ".join(self.unexpected))
+        if self.mismatched:
+            lines.append(
+                f"mis-shaped ({len(self.mismatched)}): "
+                + ", ".join(f"{k} checkpoint {list(a)} vs model {list(b)}" for k, a, b in self.mismatched)
+            )
+        if self.reinitialised:
+            lines.append("re-initialised: " + ", ".join(self.reinitialised))
+        return "\n".join(lines) or "all keys matched"
+
+
+def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
+    if dtype not in names:
+        raise ValueError(f"dtype: expected one of {sorted(names)} or a torch.dtype, got {dtype!r}")
+    return names[dtype]
+
+
+class PreTrainedModel(nn.Module):
+    """Adds checkpoint I/O to a family model.
+
+    Subclasses set ``config_class``, ``base_model_prefix`` (transformers' attribute name of the
+    backbone inside task models, e.g. "videomae") and ``converter``; task models hold the backbone
+    under that attribute, so our key layout and theirs nest the same way.
+    """
+
+    config_class: ClassVar[type[Config]] = Config
+    base_model_prefix: ClassVar[str] = ""
+    converter: ClassVar[Converter] = Converter([])
+    is_backbone: ClassVar[bool] = False  # True for XxxModel, whose keys carry no prefix
+
+    def __init__(self, config: Config):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise ValueError(f"config: expected {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    # ---- weights init -------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """transformers' init: normal(0, initializer_range) linears/convs, zero biases, unit norms."""
+        std = getattr(self.config, "initializer_range", 0.02)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+                nn.init.trunc_normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    # ---- state dict in transformers' layout -----------------------------------------------
+    def hf_state_dict(self) -> dict[str, torch.Tensor]:
+        """Our weights under transformers' names (what save_pretrained writes)."""
+        return self.converter.to_hf(self.state_dict())
+
+    def load_hf_state_dict(
+        self, hf_state: dict[str, torch.Tensor], *, strict: bool = True, ignore_mismatched_sizes: bool = False
+    ) -> LoadReport:
+        """Load transformers-named tensors; raise CheckpointError listing every problem when strict."""
+        report = LoadReport()
+        prefix = self.base_model_prefix + "."
+        ckpt_has_prefix = any(k.startswith(prefix) for k in hf_state)
+        if self.is_backbone and ckpt_has_prefix:
+            # A task checkpoint into the bare backbone: keep the backbone, leave the heads out.
+            report.dropped_prefix = sorted(k for k in hf_state if not k.startswith(prefix))
+            hf_state = {k[len(prefix):]: v for k, v in hf_state.items() if k.startswith(prefix)}
+        elif not self.is_backbone and not ckpt_has_prefix:
+            # A bare-backbone checkpoint into a task model: the backbone nests under the prefix.
+            hf_state = {prefix + k: v for k, v in hf_state.items()}
+        own = self.state_dict()
+        state, report.missing, report.unexpected = self.converter.from_hf(hf_state, own.keys())
+        for key in list(state):
+            if state[key].shape != own[key].shape:
+                report.mismatched.append((key, tuple(state[key].shape), tuple(own[key].shape)))
+        if ignore_mismatched_sizes and report.mismatched:
+            report.reinitialised = [k for k, _, _ in report.mismatched]
+            for key in report.reinitialised:
+                state.pop(key)
+            report.mismatched = []
+        if strict and not report.ok:
+            raise CheckpointError(
+                f"checkpoint does not fit {type(self).__name__}:\n{report}\n"
+                "(pass ignore_mismatched_sizes=True to re-initialise heads of another size, "
+                "or strict=False to load what fits and keep the rest as initialised)"
+            )
+        if not report.ok:
+            log.warning("loading %s: %s", type(self).__name__, report)
+        own_dtype = {k: v.dtype for k, v in own.items()}
+        self.load_state_dict({k: v.to(own_dtype[k]) for k, v in state.items()}, strict=False)
+        return report
+
+    # ---- folders ----------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        ref: str | os.PathLike,
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+        strict: bool = True,
+        ignore_mismatched_sizes: bool = False,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        **config_overrides: Any,
+    ):
+        """Load from a checkpoint folder, the hub cache or a hub id.
+
+        ``config_overrides`` change the config before the model is built (``num_labels=10`` with
+        ``ignore_mismatched_sizes=True`` to fine-tune with a new head). The load report is kept on
+        ``model.load_report``.
+        """
+        folder = resolve(ref, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+        config = cls.config_class.from_pretrained(folder, **config_overrides)
+        model = cls(config)
+        model.load_report = model.load_hf_state_dict(
+            load_state_dict(folder), strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes
+        )
+        model.eval()
+        return model.to(device=device, dtype=_parse_dtype(dtype))
+
+    def save_pretrained(self, folder: str | os.PathLike, *, max_shard_size: int | None = None) -> None:
+        """Write config.json and model.safetensors in transformers' layout."""
+        folder = os.fspath(folder)
+        config = self.config.replace(architectures=[type(self).__name__])
+        config.save_pretrained(folder, dtype=str(self.dtype).removeprefix("torch."))
+        save_state_dict(self.hf_state_dict(), folder, max_shard_bytes=max_shard_size)
+
+    # ---- conveniences -------------------------------------------------------------------------
+    def gradient_checkpointing_enable(self) -> None:
+        for m in self.modules():
+            if hasattr(m, "gradient_checkpointing"):
+                m.gradient_checkpointing = True
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

@@ -1,0 +1,68 @@
+"""What several families' heads and input checks share."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None) -> torch.Tensor:
+    """transformers' loss for sequence/image/video/audio classification.
+
+    Without a ``problem_type`` it is inferred as transformers does: one label -> regression, integer
+    labels -> single-label cross-entropy, float labels -> multi-label BCE. The config is not changed.
+    """
+    num_labels = logits.shape[-1]
+    if problem_type is None:
+        if num_labels == 1:
+            problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem_type = "single_label_classification"
+        else:
+            problem_type = "multi_label_classification"
+    labels = labels.to(logits.device)
+    if problem_type == "regression":
+        if num_labels == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if problem_type == "single_label_classification":
+        if labels.dtype.is_floating_point:
+            raise ValueError(f"labels: single-label classification needs integer class ids, got {labels.dtype}")
+        if labels.numel() != logits.shape[0]:
+            raise ValueError(f"labels: expected {logits.shape[0]} class ids (one per sample), got shape {tuple(labels.shape)}")
+        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    if labels.shape != logits.shape:
+        raise ValueError(f"labels: multi-label classification needs shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def check_video(
+    pixel_values: torch.Tensor,
+    *,
+    frames: int | None,
+    size: tuple[int, int] | None,
+    channels: int,
+    name: str = "pixel_values",
+) -> None:
+    """Raise a ValueError naming what was expected when a video batch has the wrong layout.
+
+    ``pixel_values`` must be (batch, frames, channels, height, width) floating point; ``frames`` or
+    ``size`` of None skip that check (models that interpolate).
+    """
+    if not isinstance(pixel_values, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(pixel_values).__name__}")
+    want = f"(batch, {frames if frames else 'frames'}, {channels}, {size[0] if size else 'H'}, {size[1] if size else 'W'})"
+    if pixel_values.dim() != 5:
+        raise ValueError(f"{name}: expected a 5-D tensor {want}, got shape {tuple(pixel_values.shape)}")
+    if not pixel_values.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
+    _, t, c, h, w = pixel_values.shape
+    if c != channels:
+        raise ValueError(f"{name}: expected {channels} channels in dim 2, shape {want}, got shape {tuple(pixel_values.shape)}")
+    if frames is not None and t != frames:
+        raise ValueError(f"{name}: expected {frames} frames in dim 1, shape {want}, got shape {tuple(pixel_values.shape)}")
+    if size is not None and (h, w) != tuple(size):
+        raise ValueError(f"{name}: expected frames of {size[0]}x{size[1]}, shape {want}, got shape {tuple(pixel_values.shape)}")
+
+
+def pair(v) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))

@@ -1,0 +1,272 @@
+"""VideoMAE (Tong et al., 2022): a ViT over 3-D tubelets with fixed sin-cos positions, MAE pre-training."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoints.videomae import CONVERTER
+from ..config import Config
+from ..layers import Block, Encoder, PatchEmbed, sincos_table
+from ..modeling import PreTrainedModel
+from ..outputs import BaseModelOutput, ClassifierOutput, ModelOutput, Tensors
+from .common import check_video, classification_loss, pair
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(kw_only=True)
+class VideoMAEConfig(Config):
+    model_type = "videomae"
+    aliases = {"qv_bias": "qkv_bias"}  # transformers 5 renamed it; checkpoints on the hub say qkv_bias
+
+    image_size: int | list[int] = 224  # frame height/width
+    patch_size: int = 16  # spatial patch side
+    num_channels: int = 3
+    num_frames: int = 16  # frames per clip
+    tubelet_size: int = 2  # frames per tubelet
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    qkv_bias: bool = True  # learnable q and v biases (k has none)
+    use_mean_pooling: bool = True  # classifier: mean of tokens + fc_norm, else first token after layernorm
+    decoder_num_attention_heads: int = 6
+    decoder_hidden_size: int = 384
+    decoder_num_hidden_layers: int = 4
+    decoder_intermediate_size: int = 1536
+    norm_pix_loss: bool = True  # pre-training target: per-patch normalised pixels
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Tubelet grid (time, height, width)."""
+        h, w = pair(self.image_size)
+        return self.num_frames // self.tubelet_size, h // self.patch_size, w // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return math.prod(self.grid)
+
+
+@dataclass
+class VideoMAEForPreTrainingOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: Tensors = None
+    attentions: Tensors = None
+
+
+def make_tube_mask(
+    config: VideoMAEConfig,
+    batch_size: int = 1,
+    mask_ratio: float = 0.9,
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """VideoMAE's tube masking: the same random spatial patches masked in every tubelet slice.
+
+    Returns ``bool_masked_pos`` (batch, num_patches), True = masked, with exactly
+    ``int(mask_ratio * patches_per_slice)`` masked per slice, so every sample masks as many.
+    """
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio: expected a value in [0, 1), got {mask_ratio}")
+    if generator is None and seed is not None:
+        generator = torch.Generator().manual_seed(seed)
+    t, h, w = config.grid
+    n_masked = int(mask_ratio * h * w)
+    ranks = torch.rand(batch_size, h * w, generator=generator).argsort(dim=1).argsort(dim=1)
+    spatial = ranks < n_masked
+    return spatial[:, None, :].expand(batch_size, t, h * w).reshape(batch_size, t * h * w).to(device)
+
+
+def check_mask(mask: torch.Tensor, batch: int, num_patches: int) -> torch.Tensor:
+    """Validate ``bool_masked_pos`` and return it as bool (batch, num_patches)."""
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"bool_masked_pos: expected a torch.Tensor, got {type(mask).__name__}")
+    if mask.shape != (batch, num_patches):
+        raise ValueError(f"bool_masked_pos: expected shape ({batch}, {num_patches}), got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        if mask.is_floating_point() or not ((mask == 0) | (mask == 1)).all():
+            raise ValueError(f"bool_masked_pos: expected a bool (or 0/1 integer) tensor, got {mask.dtype}")
+        mask = mask.bool()
+    counts = mask.sum(1)
+    if (counts != counts[0]).any():
+        raise ValueError(
+            f"bool_masked_pos: every sample must mask the same number of patches, got {counts.tolist()}"
+        )
+    return mask
+
+
+class VideoMAEPreTrainedModel(PreTrainedModel):
+    config_class = VideoMAEConfig
+    base_model_prefix = "videomae"
+    converter = CONVERTER
+
+
+def _blocks(c: VideoMAEConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:
+    return Encoder(
+        [
+            Block(dim, heads, hidden, act=c.hidden_act, eps=c.layer_norm_eps, qv_bias=c.qkv_bias, qkv_bias=False,
+                  drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
+            for _ in range(layers)
+        ]
+    )
+
+
+class VideoMAEModel(VideoMAEPreTrainedModel):
+    """The encoder. Masked tokens (``bool_masked_pos``) are dropped before the transformer, as in MAE."""
+
+    is_backbone = True
+
+    def __init__(self, config: VideoMAEConfig):
+        super().__init__(config)
+        c = config
+        self.patch_embed = PatchEmbed(c.num_channels, c.hidden_size, (c.tubelet_size, c.patch_size, c.patch_size))
+        self.register_buffer("pos_embed", sincos_table(c.num_patches, c.hidden_size), persistent=False)
+        self.encoder = _blocks(c, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size)
+        self.norm = None if c.use_mean_pooling else nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.init_weights()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutput:
+        """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden)."""
+        c = self.config
+        check_video(pixel_values, frames=c.num_frames, size=pair(c.image_size), channels=c.num_channels)
+        b = pixel_values.shape[0]
+        x = self.patch_embed(pixel_values.transpose(1, 2)) + self.pos_embed.to(pixel_values.dtype)
+        if bool_masked_pos is not None:
+            mask = check_mask(bool_masked_pos, b, c.num_patches)
+            x = x[~mask].reshape(b, -1, x.shape[-1])
+        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        x = out.last_hidden_state if self.norm is None else self.norm(out.last_hidden_state)
+        return BaseModelOutput(x, out.hidden_states, out.attentions)
+
+
+class VideoMAEDecoder(nn.Module):
+    """The light MAE decoder: blocks, then norm + head over the last ``n_masked`` tokens only."""
+
+    def __init__(self, c: VideoMAEConfig):
+        super().__init__()
+        out = c.num_channels * c.tubelet_size * c.patch_size**2
+        self.blocks = _blocks(c, c.decoder_hidden_size, c.decoder_num_hidden_layers,
+                              c.decoder_num_attention_heads, c.decoder_intermediate_size).blocks
+        self.norm = nn.LayerNorm(c.decoder_hidden_size)  # transformers' default eps here, not layer_norm_eps
+        self.head = nn.Linear(c.decoder_hidden_size, out)
+
+    def forward(self, x: torch.Tensor, n_masked: int) -> torch.Tensor:
+        for block in self.blocks:
+            x, _ = block(x)
+        return self.head(self.norm(x[:, x.shape[1] - n_masked :]))
+
+
+def patchify(videos: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
+    """(batch, frames, C, H, W) -> (batch, tubelets, tubelet*patch*patch, C), in VideoMAE's order."""
+    b, t, c, h, w = videos.shape
+    x = videos.reshape(b, t // tubelet, tubelet, c, h // patch, patch, w // patch, patch)
+    x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)
+    return x.reshape(b, -1, tubelet * patch * patch, c)
+
+
+class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
+    """MAE pre-training: encode visible tubelets, decode all, regress the masked ones' pixels."""
+
+    def __init__(self, config: VideoMAEConfig):
+        super().__init__(config)
+        c = config
+        self.videomae = VideoMAEModel(c)
+        self.encoder_to_decoder = nn.Linear(c.hidden_size, c.decoder_hidden_size, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_hidden_size))
+        self.register_buffer("decoder_pos_embed", sincos_table(c.num_patches, c.decoder_hidden_size), persistent=False)
+        self.decoder = VideoMAEDecoder(c)
+        self.init_weights()
+
+    def make_mask(self, batch_size: int, mask_ratio: float = 0.9, **kwargs) -> torch.Tensor:
+        """Tube mask for this model's shapes; see :func:`make_tube_mask`."""
+        return make_tube_mask(self.config, batch_size, mask_ratio, device=self.device, **kwargs)
+
+    def targets(self, pixel_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Regression targets of the masked tubelets, (batch, n_masked, tubelet*patch*patch*C)."""
+        c = self.config
+        frames = pixel_values
+        if c.num_channels == 3:
+            mean = pixel_values.new_tensor(IMAGENET_MEAN)[None, None, :, None, None]
+            std = pixel_values.new_tensor(IMAGENET_STD)[None, None, :, None, None]
+            frames = pixel_values * std + mean  # back to [0, 1]
+        elif not c.norm_pix_loss:
+            raise ValueError("norm_pix_loss=False un-normalises RGB pixels; it needs num_channels=3")
+        patches = patchify(frames, c.tubelet_size, c.patch_size)
+        if c.norm_pix_loss:
+            patches = (patches - patches.mean(dim=-2, keepdim=True)) / (
+                patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6
+            )
+        patches = patches.flatten(2)
+        return patches[mask].reshape(patches.shape[0], -1, patches.shape[-1])
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> VideoMAEForPreTrainingOutput:
+        if bool_masked_pos is None:
+            raise ValueError("bool_masked_pos: pre-training needs a mask; make one with model.make_mask(batch_size)")
+        enc = self.videomae(pixel_values, bool_masked_pos, output_hidden_states, output_attentions)
+        b = pixel_values.shape[0]
+        mask = check_mask(bool_masked_pos, b, self.config.num_patches)
+        n_masked = int(mask[0].sum())
+        if n_masked == 0:
+            raise ValueError("bool_masked_pos: masks no patch; pre-training needs at least one masked patch")
+        x = self.encoder_to_decoder(enc.last_hidden_state)
+        pos = self.decoder_pos_embed.to(x.dtype).expand(b, -1, -1)
+        d = x.shape[-1]
+        x = torch.cat(
+            [x + pos[~mask].reshape(b, -1, d), self.mask_token.to(x.dtype) + pos[mask].reshape(b, n_masked, d)], dim=1
+        )
+        logits = self.decoder(x, n_masked)
+        with torch.no_grad():
+            labels = self.targets(pixel_values, mask)
+        loss = F.mse_loss(logits, labels)
+        return VideoMAEForPreTrainingOutput(loss, logits, enc.hidden_states, enc.attentions)
+
+
+class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
+    """Mean-pooled tokens + fc_norm (or the first token) -> linear classifier."""
+
+    def __init__(self, config: VideoMAEConfig):
+        super().__init__(config)
+        c = config
+        self.videomae = VideoMAEModel(c)
+        self.fc_norm = nn.LayerNorm(c.hidden_size) if c.use_mean_pooling else None
+        self.classifier = nn.Linear(c.hidden_size, c.num_labels) if c.num_labels > 0 else nn.Identity()
+        self.init_weights()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> ClassifierOutput:
+        out = self.videomae(pixel_values, None, output_hidden_states, output_attentions)
+        x = out.last_hidden_state
+        x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]
+        logits = self.classifier(x)
+        loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
+        return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)

@@ -1,0 +1,166 @@
+"""ViViT (Arnab et al., 2021), model 1: joint space-time attention over tubelets, learned positions."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoints.vivit import CONVERTER
+from ..config import Config
+from ..layers import Activation, Block, Encoder, PatchEmbed, resample_grid
+from ..modeling import PreTrainedModel
+from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
+from .common import check_video, classification_loss, pair
+
+
+@dataclass(kw_only=True)
+class VivitConfig(Config):
+    model_type = "vivit"
+
+    image_size: int | list[int] = 224  # frame height/width
+    num_frames: int = 32  # frames per clip
+    tubelet_size: list[int] = (2, 16, 16)  # (time, height, width) of a tubelet
+    num_channels: int = 3
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu_fast"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    pooler_output_size: int | None = None  # defaults to hidden_size
+    pooler_act: str = "tanh"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.tubelet_size = [int(v) for v in self.tubelet_size]
+        if len(self.tubelet_size) != 3:
+            raise ValueError(f"tubelet_size: expected [time, height, width], got {self.tubelet_size}")
+        self.pooler_output_size = self.pooler_output_size or self.hidden_size
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        h, w = pair(self.image_size)
+        t, ph, pw = self.tubelet_size
+        return self.num_frames // t, h // ph, w // pw
+
+
+class Pooler(nn.Module):
+    """First token -> dense -> activation (BERT-style pooler)."""
+
+    def __init__(self, dim: int, out: int, act: str):
+        super().__init__()
+        self.dense = nn.Linear(dim, out)
+        self.act = Activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x[:, 0]))
+
+
+class VivitPreTrainedModel(PreTrainedModel):
+    config_class = VivitConfig
+    base_model_prefix = "vivit"
+    converter = CONVERTER
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        for m in self.modules():
+            if isinstance(m, VivitModel):
+                nn.init.zeros_(m.cls_token)
+                nn.init.zeros_(m.pos_embed)
+
+
+class VivitModel(VivitPreTrainedModel):
+    is_backbone = True
+
+    def __init__(self, config: VivitConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        c = config
+        self.patch_embed = PatchEmbed(c.num_channels, c.hidden_size, tuple(c.tubelet_size))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
+        self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(c.grid) + 1, c.hidden_size))
+        self.drop = nn.Dropout(c.hidden_dropout_prob)
+        self.encoder = Encoder(
+            [
+                Block(c.hidden_size, c.num_attention_heads, c.intermediate_size, act=c.hidden_act,
+                      eps=c.layer_norm_eps, qkv_bias=c.qkv_bias, drop=c.hidden_dropout_prob,
+                      attn_drop=c.attention_probs_dropout_prob)
+                for _ in range(c.num_hidden_layers)
+            ]
+        )
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.pooler = Pooler(c.hidden_size, c.pooler_output_size, c.pooler_act) if add_pooling_layer else None
+        self.init_weights()
+
+    def positions(self, grid: tuple[int, int, int]) -> torch.Tensor:
+        """Position embeddings for a tubelet grid (time, h, w), resampled when it is not the trained one.
+
+        Space is resized bicubically per time step (as transformers does for one time step);
+        time, when it differs, linearly.
+        """
+        t0, h0, w0 = self.config.grid
+        if tuple(grid) == (t0, h0, w0):
+            return self.pos_embed
+        cls_pos, pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
+        dim = pos.shape[-1]
+        pos = resample_grid(pos.reshape(t0, h0 * w0, dim), (h0, w0), grid[1:])
+        if grid[0] != t0:
+            pos = F.interpolate(pos.permute(1, 2, 0).float(), size=grid[0], mode="linear", align_corners=False)
+            pos = pos.permute(2, 0, 1).to(cls_pos.dtype)
+        return torch.cat([cls_pos, pos.reshape(1, -1, dim)], dim=1)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        interpolate_pos_encoding: bool = False,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, 1 + tubelets, hidden).
+
+        With ``interpolate_pos_encoding`` other frame sizes and counts are accepted.
+        """
+        c = self.config
+        fixed = not interpolate_pos_encoding
+        check_video(pixel_values, frames=c.num_frames if fixed else None,
+                    size=pair(c.image_size) if fixed else None, channels=c.num_channels)
+        t, _, _, h, w = pixel_values.shape[1:]
+        grid = self.patch_embed.grid((t, h, w))
+        if min(grid) < 1:
+            raise ValueError(f"pixel_values: {t} frames of {h}x{w} is smaller than one tubelet {c.tubelet_size}")
+        x = self.patch_embed(pixel_values.transpose(1, 2))
+        x = torch.cat([self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.drop(x + self.positions(grid).to(x.dtype))
+        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        x = self.norm(out.last_hidden_state)
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return BaseModelOutputWithPooling(x, pooled, out.hidden_states, out.attentions)
+
+
+class VivitForVideoClassification(VivitPreTrainedModel):
+    """Linear classifier on the final [CLS] token."""
+
+    def __init__(self, config: VivitConfig):
+        super().__init__(config)
+        self.vivit = VivitModel(config, add_pooling_layer=False)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.init_weights()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> ClassifierOutput:
+        out = self.vivit(pixel_values, interpolate_pos_encoding, output_hidden_states, output_attentions)
+        logits = self.classifier(out.last_hidden_state[:, 0])
+        loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
+        return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
