@@ -16,11 +16,22 @@ ARCHITECTURES: dict[str, str] = {
     "VideoMAEForVideoClassification": "videomae",
     "VivitModel": "vivit",
     "VivitForVideoClassification": "vivit",
+    "ASTModel": "ast",
+    "ASTForAudioClassification": "ast",
+    "TvltModel": "tvlt",
+    "TvltForPreTraining": "tvlt",
+    "TvltForAudioVisualClassification": "tvlt",
+    "AltCLIPModel": "altclip",
+    "AltCLIPTextModel": "altclip",
+    "AltCLIPVisionModel": "altclip",
 }
 # model_type -> (module, backbone class, config class), for configs without "architectures".
 MODEL_TYPES: dict[str, tuple[str, str, str]] = {
     "videomae": ("videomae", "VideoMAEModel", "VideoMAEConfig"),
     "vivit": ("vivit", "VivitModel", "VivitConfig"),
+    "audio-spectrogram-transformer": ("ast", "ASTModel", "ASTConfig"),
+    "tvlt": ("tvlt", "TvltModel", "TvltConfig"),
+    "altclip": ("altclip", "AltCLIPModel", "AltCLIPConfig"),
 }
 
 
