@@ -130,7 +130,7 @@ class VivitModel(VivitPreTrainedModel):
         fixed = not interpolate_pos_encoding
         check_video(pixel_values, frames=c.num_frames if fixed else None,
                     size=pair(c.image_size) if fixed else None, channels=c.num_channels)
-        t, _, _, h, w = pixel_values.shape[1:]
+        t, _, h, w = pixel_values.shape[1:]
         grid = self.patch_embed.grid((t, h, w))
         if min(grid) < 1:
             raise ValueError(f"pixel_values: {t} frames of {h}x{w} is smaller than one tubelet {c.tubelet_size}")
