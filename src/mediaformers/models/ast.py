@@ -1,0 +1,217 @@
+"""AST (Gong et al., 2021): a DeiT-style ViT over overlapping patches of a log-mel spectrogram.
+
+Two learned tokens (cls and distillation) lead the sequence; the pooled output is their mean after
+the final norm. Spectrograms of another length than ``max_length`` are accepted: the time axis of
+the position table is cut or resampled (``pos_mode``), the frequency axis must match.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..checkpoints.ast import CONVERTER
+from ..config import Config
+from ..layers import Block, Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
+from ..modeling import PreTrainedModel
+from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
+from .common import classification_loss, pair
+
+POS_MODES = ("auto", "crop", "interpolate")
+
+
+@dataclass(kw_only=True)
+class ASTConfig(Config):
+    model_type = "audio-spectrogram-transformer"
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    patch_size: int | list[int] = 16  # square patch side over (mel, time)
+    qkv_bias: bool = True  # bias on q, k and v (the output projection always has one)
+    frequency_stride: int = 10  # patch stride along mel bins; < patch_size means overlapping patches
+    time_stride: int = 10  # patch stride along frames
+    max_length: int = 1024  # frames of the trained input (the position table's time extent)
+    num_mel_bins: int = 128  # mel bins per frame
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        """Patch (mel, time) size."""
+        return pair(self.patch_size)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patch grid (frequency, time) of a ``max_length`` x ``num_mel_bins`` input."""
+        (kf, kt) = self.kernel
+        return (self.num_mel_bins - kf) // self.frequency_stride + 1, (self.max_length - kt) // self.time_stride + 1
+
+
+def check_spectrogram(input_values: torch.Tensor, *, num_mel_bins: int, min_frames: int) -> None:
+    """Raise a ValueError naming what was expected unless ``input_values`` is float (batch, frames, num_mel_bins)."""
+    name = "input_values"
+    if not isinstance(input_values, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(input_values).__name__}")
+    want = f"(batch, frames, {num_mel_bins})"
+    if input_values.dim() != 3:
+        raise ValueError(f"{name}: expected a 3-D tensor {want}, got shape {tuple(input_values.shape)}")
+    if not input_values.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor (log-mel features), got {input_values.dtype}")
+    _, frames, mels = input_values.shape
+    if mels != num_mel_bins:
+        raise ValueError(
+            f"{name}: expected {num_mel_bins} mel bins in dim 2, shape {want}, got shape {tuple(input_values.shape)}"
+        )
+    if frames < min_frames:
+        raise ValueError(
+            f"{name}: expected at least {min_frames} frames (one patch) in dim 1, got shape {tuple(input_values.shape)}"
+        )
+
+
+class ASTPreTrainedModel(PreTrainedModel):
+    config_class = ASTConfig
+    base_model_prefix = "audio_spectrogram_transformer"
+    converter = CONVERTER
+
+
+class ASTModel(ASTPreTrainedModel):
+    """The encoder: patch embedding + cls/distillation tokens + learned positions -> blocks -> norm."""
+
+    is_backbone = True
+
+    def __init__(self, config: ASTConfig):
+        super().__init__(config)
+        c = config
+        self.patch_embed = PatchEmbed(1, c.hidden_size, c.kernel, (c.frequency_stride, c.time_stride))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
+        f, t = c.grid
+        self.pos_embed = nn.Parameter(torch.zeros(1, 2 + f * t, c.hidden_size))
+        self.drop = nn.Dropout(c.hidden_dropout_prob)
+        self.encoder = Encoder(
+            [
+                Block(c.hidden_size, c.num_attention_heads, c.intermediate_size, act=c.hidden_act,
+                      eps=c.layer_norm_eps, qkv_bias=c.qkv_bias, drop=c.hidden_dropout_prob,
+                      attn_drop=c.attention_probs_dropout_prob)
+                for _ in range(c.num_hidden_layers)
+            ]
+        )
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.init_weights()
+
+    def positions(self, time_patches: int, pos_mode: str = "auto") -> torch.Tensor:
+        """Position embeddings (1, 2 + freq_patches * time_patches, hidden) for a grid of ``time_patches``.
+
+        At the trained grid the table is returned unchanged. Otherwise, per ``pos_mode``:
+        ``"crop"`` keeps the first ``time_patches`` columns (a shorter clip sees the positions it
+        would have had at the start of a padded one); ``"interpolate"`` resamples the time axis
+        linearly to the new length (stretches the trained positions over a longer or shorter
+        window); ``"auto"`` crops when shorter and interpolates when longer.
+        """
+        if pos_mode not in POS_MODES:
+            raise ValueError(f"pos_mode: expected one of {POS_MODES}, got {pos_mode!r}")
+        f, t0 = self.config.grid
+        if time_patches == t0:
+            return self.pos_embed
+        if pos_mode == "auto":
+            pos_mode = "crop" if time_patches < t0 else "interpolate"
+        tokens, pos = self.pos_embed[:, :2], self.pos_embed[:, 2:]
+        dim = pos.shape[-1]
+        if pos_mode == "crop":
+            if time_patches > t0:
+                raise ValueError(
+                    f"pos_mode='crop': the input has {time_patches} time patches, more than the {t0} the position "
+                    f"table holds (max_length={self.config.max_length}); use pos_mode='interpolate'"
+                )
+            pos = pos.reshape(1, f, t0, dim)[:, :, :time_patches].reshape(1, -1, dim)
+        else:
+            # Bilinear on an unchanged frequency axis is linear interpolation along time only.
+            pos = resample_grid(pos, (f, t0), (f, time_patches), mode="bilinear")
+        return torch.cat([tokens, pos], dim=1)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        pos_mode: str = "auto",
+    ) -> BaseModelOutputWithPooling:
+        """input_values (batch, frames, num_mel_bins) -> last_hidden_state (batch, 2 + patches, hidden).
+
+        ``pooler_output`` (batch, hidden) is the mean of the cls and distillation tokens.
+        ``attention_mask`` (batch, 2 + patches), 1 = attend, masks keys (tokens, not frames: as in
+        transformers). ``frames`` other than ``max_length`` use :meth:`positions` with ``pos_mode``.
+        """
+        c = self.config
+        check_spectrogram(input_values, num_mel_bins=c.num_mel_bins, min_frames=c.kernel[1])
+        x = input_values.to(self.pos_embed.dtype)
+        # (batch, frames, mel) -> (batch, 1, mel, frames): the conv runs over (frequency, time).
+        x = self.patch_embed(x.transpose(1, 2).unsqueeze(1))
+        time_patches = self.patch_embed.grid((c.num_mel_bins, input_values.shape[1]))[1]
+        b = x.shape[0]
+        x = torch.cat([self.cls_token.expand(b, -1, -1), self.dist_token.expand(b, -1, -1), x], dim=1)
+        x = self.drop(x + self.positions(time_patches, pos_mode))
+        bias = None
+        if attention_mask is not None:
+            if attention_mask.shape != x.shape[:2]:
+                raise ValueError(
+                    f"attention_mask: expected shape {tuple(x.shape[:2])} (batch, 2 + patches), "
+                    f"got {tuple(attention_mask.shape)}"
+                )
+            bias = padding_mask_to_bias(attention_mask, x.dtype)
+        out = self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        x = self.norm(out.last_hidden_state)
+        pooled = (x[:, 0] + x[:, 1]) / 2
+        return BaseModelOutputWithPooling(x, pooled, out.hidden_states, out.attentions)
+
+
+class ASTHead(nn.Module):
+    """LayerNorm -> Linear on the pooled output (transformers' ASTMLPHead)."""
+
+    def __init__(self, dim: int, num_labels: int, eps: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=eps)
+        self.fc = nn.Linear(dim, num_labels) if num_labels > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x))
+
+
+class ASTForAudioClassification(ASTPreTrainedModel):
+    """AST with a norm + linear head on the pooled output (AudioSet: multi-label, ESC-50, Speech Commands)."""
+
+    def __init__(self, config: ASTConfig):
+        super().__init__(config)
+        # Named as transformers' base_model_prefix so checkpoint keys need no prefix rule.
+        self.audio_spectrogram_transformer = ASTModel(config)
+        self.head = ASTHead(config.hidden_size, config.num_labels, config.layer_norm_eps)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        pos_mode: str = "auto",
+    ) -> ClassifierOutput:
+        """input_values (batch, frames, num_mel_bins) -> logits (batch, num_labels).
+
+        ``labels``: class ids (batch,) for single-label, float multi-hot (batch, num_labels) for
+        multi-label (AudioSet), float targets for regression; ``config.problem_type`` decides, else
+        it is inferred as transformers does.
+        """
+        out = self.audio_spectrogram_transformer(
+            input_values, attention_mask, output_hidden_states, output_attentions, pos_mode
+        )
+        logits = self.head(out.pooler_output)
+        loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
+        return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
