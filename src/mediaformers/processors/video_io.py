@@ -35,6 +35,9 @@ _SEEK_THRESHOLD_S = 0.5
 # A request left unanswered at end of stream counts as truncation only when it lies this far past
 # the last decoded frame (plus two frame durations): headers round durations a little.
 _TRUNCATION_SLACK_S = 0.25
+# FFmpeg "decodes" any text file as ANSI art through its tty demuxer; that is not a video.
+_TEXT_FORMATS = {"tty"}
+_TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
 
 
 class VideoDecodeError(ValueError):
@@ -96,6 +99,14 @@ def _open(source: VideoSource) -> av.container.InputContainer:
             f"cannot open video '{name}': not a readable media file or truncated before its header "
             f"(FFmpeg: {e})"
         ) from e
+    fmt = container.format.name if container.format else ""
+    if fmt in _TEXT_FORMATS or (container.streams.video and
+                                container.streams.video[0].codec_context.name in _TEXT_CODECS):
+        container.close()
+        raise VideoDecodeError(
+            f"cannot open video '{name}': not a readable media file (FFmpeg only reads it as text art, "
+            f"format '{fmt}')"
+        )
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         container.close()
@@ -258,10 +269,12 @@ class VideoReader:
             tb = float(self._stream.time_base)
             try:
                 entries = self._stream.index_entries
-                times = sorted(e.timestamp * tb - self.metadata.start_time for e in entries if e.is_keyframe)
+                times = sorted(e.timestamp * tb for e in entries if e.is_keyframe)
             except (TypeError, AttributeError):
                 times = []
-            self._keyframes = times or None
+            # Index times are decode times (mp4): B-frame reordering puts them a constant delay
+            # before presentation, so anchor the first keyframe at the stream start.
+            self._keyframes = [t - times[0] for t in times] if times else None
         return self._keyframes
 
     def _should_seek(self, target: float, position: float) -> bool:
@@ -325,14 +338,14 @@ class VideoReader:
         fps = self.metadata.fps or 25.0
         damaged = error is not None or (
             self.metadata.duration is not None
-            and last_t + 2.0 / fps + _TRUNCATION_SLACK_S < min(targets[pending[0]], self.metadata.duration)
+            and last_t + 2.0 / fps + _TRUNCATION_SLACK_S < min(targets[pending[-1]], self.metadata.duration)
         )
         if damaged and not allow_partial:
             cause = f"FFmpeg: {error}" if error else (
                 f"the stream ends at {last_t:.3f}s but the header says {self.metadata.duration:.3f}s (truncated?)"
             )
             raise VideoDecodeError(
-                f"cannot decode video '{self.name}' at {targets[pending[0]]:.3f}s: {cause}; "
+                f"cannot decode video '{self.name}' at {targets[pending[-1]]:.3f}s: {cause}; "
                 "pass allow_partial=True to get the frames before the damage"
             )
         arr = last.to_ndarray(format="rgb24")
