@@ -202,7 +202,9 @@ def _as_tensor(x: Any) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x
     arr = np.asarray(x.convert("RGB") if type(x).__module__.startswith("PIL.") else x)
-    return torch.from_numpy(np.ascontiguousarray(arr) if not arr.flags.writeable else arr)
+    if not arr.flags.writeable or any(s < 0 for s in arr.strides):
+        arr = arr.copy()  # torch cannot wrap read-only (PIL) or negatively strided (x[::-1]) arrays
+    return torch.from_numpy(arr)
 
 
 def _channels_first(x: torch.Tensor) -> torch.Tensor:
