@@ -21,11 +21,13 @@ class PatchEmbed(nn.Module):
     Returns (batch, num_patches, dim) in raster order of the patch grid.
     """
 
-    def __init__(self, in_chans: int, dim: int, kernel: tuple[int, ...], stride: tuple[int, ...] | None = None):
+    def __init__(
+        self, in_chans: int, dim: int, kernel: tuple[int, ...], stride: tuple[int, ...] | None = None, *, bias: bool = True
+    ):
         super().__init__()
         stride = tuple(stride) if stride is not None else tuple(kernel)
         conv = nn.Conv3d if len(kernel) == 3 else nn.Conv2d
-        self.proj = conv(in_chans, dim, kernel_size=tuple(kernel), stride=stride)
+        self.proj = conv(in_chans, dim, kernel_size=tuple(kernel), stride=stride, bias=bias)  # CLIP has no bias
         self.kernel, self.stride = tuple(kernel), stride
 
     def grid(self, spatial: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,0 +1,370 @@
+"""AltCLIP (Chen et al., 2022): CLIP's ViT image tower paired with a multilingual XLM-R text tower."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoints.altclip import CONVERTER, normalise_layer_names, text_layers_as_hub
+from ..config import Config
+from ..layers import Block, Encoder, PatchEmbed, resample_grid
+from ..modeling import LoadReport, PreTrainedModel
+from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensors
+from .common import pair
+from .xlmr import XLMRobertaEncoder
+
+_DEFAULT_LABELS = {0: "LABEL_0", 1: "LABEL_1"}
+
+
+@dataclass(kw_only=True)
+class AltCLIPTextConfig(Config):
+    model_type = "altclip_text_model"
+
+    vocab_size: int = 250002
+    hidden_size: int = 1024
+    intermediate_size: int = 4096
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 16
+    max_position_embeddings: int = 514  # 512 tokens + the two offsets below padding_idx + 1
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-5
+    initializer_range: float = 0.02
+    initializer_factor: float = 0.02
+    pad_token_id: int | None = 1  # also the padding index of the position embeddings (fairseq)
+    bos_token_id: int | None = 0
+    eos_token_id: int | None = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.0
+    type_vocab_size: int = 1
+    project_dim: int = 768  # width after `transformation`, the text tower's output
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "AltCLIPTextConfig":
+        if data.get("model_type") == "altclip":  # the text tower of a full AltCLIP checkpoint
+            data = AltCLIPConfig.from_dict(data).text_config.to_dict()
+        return super().from_dict(data, **overrides)
+
+
+@dataclass(kw_only=True)
+class AltCLIPVisionConfig(Config):
+    model_type = "altclip_vision_model"
+
+    hidden_size: int = 768
+    intermediate_size: int = 3072
+    projection_dim: int = 512  # unused by the model; kept for config.json
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    num_channels: int = 3
+    image_size: int = 224  # square input side the position embeddings were trained for
+    patch_size: int = 32
+    hidden_act: str = "quick_gelu"
+    layer_norm_eps: float = 1e-5
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+    initializer_factor: float = 1.0
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        h, w = pair(self.image_size)
+        return h // self.patch_size, w // self.patch_size
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "AltCLIPVisionConfig":
+        if data.get("model_type") == "altclip":  # the vision tower of a full AltCLIP checkpoint
+            data = AltCLIPConfig.from_dict(data).vision_config.to_dict()
+        return super().from_dict(data, **overrides)
+
+
+def _sub_dict(config: Config) -> dict[str, Any]:
+    out = config.to_dict()
+    if config.id2label == _DEFAULT_LABELS:  # transformers leaves the defaults out of nested configs
+        out.pop("id2label"), out.pop("label2id")
+    return out
+
+
+@dataclass(kw_only=True)
+class AltCLIPConfig(Config):
+    model_type = "altclip"
+
+    text_config: AltCLIPTextConfig | dict | None = None  # a dict is read with AltCLIPTextConfig.from_dict
+    vision_config: AltCLIPVisionConfig | dict | None = None
+    projection_dim: int = 768  # width of the shared image-text embedding space
+    logit_scale_init_value: float = 2.6592  # log(1 / 0.07), CLIP's initial temperature
+    initializer_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.text_config, AltCLIPTextConfig):
+            self.text_config = AltCLIPTextConfig.from_dict(self.text_config or {})
+        if not isinstance(self.vision_config, AltCLIPVisionConfig):
+            self.vision_config = AltCLIPVisionConfig.from_dict(self.vision_config or {})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "AltCLIPConfig":
+        data = dict(data)
+        for part in ("text", "vision"):
+            # Older checkpoints carry `{part}_config_dict`; transformers lets it override `{part}_config`.
+            legacy = data.pop(f"{part}_config_dict", None)
+            if legacy:
+                data[f"{part}_config"] = {**(data.get(f"{part}_config") or {}), **legacy}
+        return super().from_dict(data, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["text_config"] = _sub_dict(self.text_config)
+        out["vision_config"] = _sub_dict(self.vision_config)
+        return out
+
+
+@dataclass
+class BaseModelOutputWithPoolingAndProjection(ModelOutput):
+    last_hidden_state: torch.Tensor | None = None  # AltCLIP: the projected tokens (batch, tokens, project_dim)
+    pooler_output: torch.Tensor | None = None
+    hidden_states: Tensors = None
+    attentions: Tensors = None
+    projection_state: Tensors = None
+
+
+@dataclass
+class AltCLIPOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits_per_image: torch.Tensor | None = None  # (images, texts)
+    logits_per_text: torch.Tensor | None = None  # (texts, images)
+    text_embeds: torch.Tensor | None = None  # (texts, projection_dim), unit length
+    image_embeds: torch.Tensor | None = None  # (images, projection_dim), unit length
+    text_model_output: BaseModelOutputWithPoolingAndProjection | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple:
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
+
+
+def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy; matching pairs sit on the diagonal."""
+    target = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
+    return (F.cross_entropy(logits_per_text, target) + F.cross_entropy(logits_per_text.t(), target)) / 2
+
+
+class AltCLIPPreTrainedModel(PreTrainedModel):
+    config_class = AltCLIPConfig
+    base_model_prefix = "altclip"
+    converter = CONVERTER
+    is_backbone = True
+
+    def load_hf_state_dict(self, hf_state: dict[str, torch.Tensor], **kwargs: Any) -> LoadReport:
+        return super().load_hf_state_dict(normalise_layer_names(hf_state), **kwargs)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        std = getattr(self.config, "initializer_range", 0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=std)
+                if m.padding_idx is not None:
+                    nn.init.zeros_(m.weight[m.padding_idx])
+
+
+def _check_text(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, inputs_embeds) -> None:
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("input_ids / inputs_embeds: pass exactly one of them")
+    if input_ids is not None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
+            got = f"shape {tuple(input_ids.shape)}, {input_ids.dtype}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise ValueError(f"input_ids: expected an integer tensor (batch, tokens), got {got}")
+    shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(f"attention_mask: expected shape {tuple(shape)} like the tokens, got {tuple(attention_mask.shape)}")
+
+
+class AltCLIPTextModel(AltCLIPPreTrainedModel):
+    """XLM-R encoder -> LayerNorm (``pre_LN``) -> linear (``transformation``) on every token; pooled = token 0."""
+
+    config_class = AltCLIPTextConfig
+    base_model_prefix = "text_model"  # so the text tower loads out of a full AltCLIP checkpoint
+
+    def __init__(self, config: AltCLIPTextConfig):
+        super().__init__(config)
+        c = config
+        self.xlmr = XLMRobertaEncoder(
+            vocab_size=c.vocab_size, dim=c.hidden_size, depth=c.num_hidden_layers, num_heads=c.num_attention_heads,
+            mlp_hidden=c.intermediate_size, max_positions=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
+            padding_idx=c.pad_token_id, act=c.hidden_act, eps=c.layer_norm_eps, drop=c.hidden_dropout_prob,
+            attn_drop=c.attention_probs_dropout_prob,
+        )
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.proj = nn.Linear(c.hidden_size, c.project_dim)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPoolingAndProjection:
+        """input_ids (batch, tokens), attention_mask 1 = token, 0 = padding ->
+        last_hidden_state (batch, tokens, project_dim), pooler_output (batch, project_dim).
+
+        ``hidden_states`` are the encoder's (hidden_size wide), the embeddings' output first.
+        """
+        _check_text(input_ids, attention_mask, inputs_embeds)
+        out = self.xlmr(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        x = self.proj(self.norm(out.last_hidden_state))
+        return BaseModelOutputWithPoolingAndProjection(x, x[:, 0], out.hidden_states, out.attentions)
+
+
+class AltCLIPVisionModel(AltCLIPPreTrainedModel):
+    """CLIP's pre-norm ViT: [CLS] + patches + learned positions, pre-LayerNorm, blocks; pooled = LN(CLS)."""
+
+    config_class = AltCLIPVisionConfig
+    base_model_prefix = "vision_model"  # so the vision tower loads out of a full AltCLIP checkpoint
+
+    def __init__(self, config: AltCLIPVisionConfig):
+        super().__init__(config)
+        c = config
+        d = c.hidden_size
+        self.patch_embed = PatchEmbed(c.num_channels, d, (c.patch_size, c.patch_size), bias=False)
+        self.cls_token = nn.Parameter(torch.zeros(d))
+        self.pos_embed = nn.Parameter(torch.zeros(c.grid[0] * c.grid[1] + 1, d))
+        self.norm_pre = nn.LayerNorm(d, eps=c.layer_norm_eps)
+        self.encoder = Encoder(
+            [Block(d, c.num_attention_heads, c.intermediate_size, act=c.hidden_act, eps=c.layer_norm_eps,
+                   attn_drop=c.attention_dropout) for _ in range(c.num_hidden_layers)]
+        )
+        self.norm_post = nn.LayerNorm(d, eps=c.layer_norm_eps)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        nn.init.normal_(self.cls_token, std=self.config.hidden_size**-0.5)
+        nn.init.normal_(self.pos_embed, std=self.config.initializer_range)
+
+    def position_embeddings(self, height: int, width: int) -> torch.Tensor:
+        """(1 + grid_h * grid_w, dim): the trained table, resized bicubically for another grid."""
+        c = self.config
+        new = (height // c.patch_size, width // c.patch_size)
+        return torch.cat([self.pos_embed[:1], resample_grid(self.pos_embed[1:], c.grid, new)])
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        """pixel_values (batch, channels, H, W) -> last_hidden_state (batch, 1 + patches, hidden),
+        pooler_output (batch, hidden). ``hidden_states`` start with the pre-LayerNorm'd embeddings."""
+        c = self.config
+        if not isinstance(pixel_values, torch.Tensor):
+            raise ValueError(f"pixel_values: expected a torch.Tensor, got {type(pixel_values).__name__}")
+        want = f"(batch, {c.num_channels}, {c.image_size}, {c.image_size})"
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != c.num_channels:
+            raise ValueError(f"pixel_values: expected shape {want}, got {tuple(pixel_values.shape)}")
+        if not pixel_values.is_floating_point():
+            raise ValueError(f"pixel_values: expected a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
+        b, _, h, w = pixel_values.shape
+        if not interpolate_pos_encoding and (h, w) != pair(c.image_size):
+            raise ValueError(
+                f"pixel_values: expected shape {want}, got {tuple(pixel_values.shape)} "
+                "(pass interpolate_pos_encoding=True for other sizes)"
+            )
+        if h < c.patch_size or w < c.patch_size:
+            raise ValueError(f"pixel_values: images of {h}x{w} are smaller than one {c.patch_size}px patch")
+        x = self.patch_embed(pixel_values.to(self.patch_embed.proj.weight.dtype))
+        x = torch.cat([self.cls_token.expand(b, 1, -1), x], dim=1)
+        pos = self.position_embeddings(h, w) if interpolate_pos_encoding else self.pos_embed
+        x = self.norm_pre(x + pos)
+        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        pooled = self.norm_post(out.last_hidden_state[:, 0])
+        return BaseModelOutputWithPooling(out.last_hidden_state, pooled, out.hidden_states, out.attentions)
+
+
+class AltCLIPModel(AltCLIPPreTrainedModel):
+    """Both towers and their projections into one space; logits = exp(logit_scale) * cosine similarity."""
+
+    def __init__(self, config: AltCLIPConfig):
+        super().__init__(config)
+        c = config
+        self.text_model = AltCLIPTextModel(c.text_config)
+        self.vision_model = AltCLIPVisionModel(c.vision_config)
+        self.visual_projection = nn.Linear(c.vision_config.hidden_size, c.projection_dim, bias=False)
+        self.text_projection = nn.Linear(c.text_config.project_dim, c.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(float(c.logit_scale_init_value)))
+        # The towers initialised themselves; only the projections are left.
+        nn.init.normal_(self.visual_projection.weight, std=c.vision_config.hidden_size**-0.5 * c.initializer_factor)
+        nn.init.normal_(self.text_projection.weight, std=c.text_config.project_dim**-0.5 * c.initializer_factor)
+
+    def hf_state_dict(self) -> dict[str, torch.Tensor]:
+        return text_layers_as_hub(super().hf_state_dict())
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPoolingAndProjection:
+        """The text tower's output with ``pooler_output`` = text_projection(token 0), (batch, projection_dim),
+        not normalised (as transformers 5 returns it)."""
+        out = self.text_model(input_ids, attention_mask, token_type_ids, position_ids,
+                              output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        out.pooler_output = self.text_projection(out.last_hidden_state[:, 0])
+        return out
+
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        """The vision tower's output with ``pooler_output`` = visual_projection(LN(CLS)), (batch, projection_dim)."""
+        out = self.vision_model(pixel_values, interpolate_pos_encoding, output_attentions, output_hidden_states)
+        out.pooler_output = self.visual_projection(out.pooler_output)
+        return out
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        interpolate_pos_encoding: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> AltCLIPOutput:
+        """input_ids (texts, tokens) and pixel_values (images, C, H, W) -> logits_per_image (images, texts).
+
+        ``return_loss`` needs as many texts as images (pair i matches pair i).
+        """
+        if input_ids is None or pixel_values is None:
+            raise ValueError("input_ids and pixel_values: AltCLIPModel needs both; use get_text_features / "
+                             "get_image_features for one modality")
+        vision = self.vision_model(pixel_values, interpolate_pos_encoding, output_attentions, output_hidden_states)
+        text = self.text_model(input_ids, attention_mask, token_type_ids, position_ids,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        image_embeds = self.visual_projection(vision.pooler_output)
+        text_embeds = self.text_projection(text.pooler_output)
+        image_embeds = image_embeds / image_embeds.norm(p=2, dim=-1, keepdim=True)
+        text_embeds = text_embeds / text_embeds.norm(p=2, dim=-1, keepdim=True)
+        logits_per_text = text_embeds @ image_embeds.t() * self.logit_scale.exp()
+        loss = None
+        if return_loss:
+            if logits_per_text.shape[0] != logits_per_text.shape[1]:
+                raise ValueError(
+                    f"return_loss: the contrastive loss pairs text i with image i; got {logits_per_text.shape[0]} "
+                    f"texts and {logits_per_text.shape[1]} images"
+                )
+            loss = contrastive_loss(logits_per_text)
+        return AltCLIPOutput(loss, logits_per_text.t(), logits_per_text, text_embeds, image_embeds, text, vision)
