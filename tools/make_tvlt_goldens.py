@@ -4,6 +4,7 @@ Run under the reference venv (``bash tools/make_tvlt_venv.sh``):
 
     tools/.venv-tvlt/bin/python tools/make_tvlt_goldens.py            # (re)write tests/fixtures/tvlt_models/
     tools/.venv-tvlt/bin/python tools/make_tvlt_goldens.py --run CKPT_DIR --case NAME --cls CLASS --out FILE
+    tools/.venv-tvlt/bin/python tools/make_tvlt_goldens.py --jobs JOBS.json   # several --run at once
 
 The first form builds small random-weight reference models for each case below, perturbs every
 parameter (default inits zero biases and norms, which would hide mapping bugs), saves the checkpoint
@@ -190,8 +191,13 @@ if __name__ == "__main__":
     ap.add_argument("--case", choices=sorted(CASES))
     ap.add_argument("--cls", choices=CLASSES)
     ap.add_argument("--out")
+    ap.add_argument("--jobs", help="JSON list of {folder, case, cls, out}: one process for several --run")
     args = ap.parse_args()
-    if args.run:
+    if args.jobs:
+        with open(args.jobs) as fh:
+            for job in json.load(fh):
+                run_foreign(job["folder"], job["case"], job["cls"], job["out"])
+    elif args.run:
         run_foreign(args.run, args.case, args.cls, args.out)
     else:
         generate()

@@ -1,0 +1,454 @@
+"""TVLT (Tang et al., 2022): a textless vision-language transformer over video frames and audio spectrograms.
+
+One encoder sees ``[cls] + pixel patches + audio patches``; pre-training masks both streams MAE-style
+(one shared decoder, run once per stream) and adds an audio-visual matching head.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..checkpoints.tvlt import CONVERTER
+from ..config import Config
+from ..layers import Block, Encoder, PatchEmbed, padding_mask_to_bias
+from ..modeling import PreTrainedModel
+from ..outputs import ClassifierOutput, ModelOutput, Tensors
+from .common import check_video, pair
+from . import tvlt_masking as masking
+from .tvlt_masking import AUDIO_MASK_TYPES, check_noise, random_masking, unshuffle
+
+
+@dataclass(kw_only=True)
+class TvltConfig(Config):
+    model_type = "tvlt"
+
+    image_size: int | list[int] = 224  # frame height/width
+    spectrogram_length: int = 2048  # most audio time steps (mel frames) the position table covers
+    frequency_length: int = 128  # mel bins
+    image_patch_size: list[int] = field(default_factory=lambda: [16, 16])
+    audio_patch_size: list[int] = field(default_factory=lambda: [16, 16])  # (time, frequency)
+    num_image_channels: int = 3
+    num_audio_channels: int = 1
+    num_frames: int = 8  # most frames the temporal table covers
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    use_mean_pooling: bool = False  # True: no final layernorm (the reference pools nothing either way)
+    decoder_num_attention_heads: int = 16
+    decoder_hidden_size: int = 512
+    decoder_num_hidden_layers: int = 8
+    decoder_intermediate_size: int = 2048
+    pixel_mask_ratio: float = 0.75  # MAE: share of pixel patches dropped
+    audio_mask_ratio: float = 0.15  # MAE: share of audio patches dropped
+    audio_mask_type: str = "frame-level"  # "frame-level" or "patch-level" (alias "patch_level")
+    task_matching: bool = True  # pre-training: audio-visual matching head
+    task_mae: bool = True  # pre-training: masked autoencoding of both streams
+    loss_type: str = "classification"  # classifier: "classification" (cross-entropy) or "regression" (MSE)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.audio_mask_type not in AUDIO_MASK_TYPES:
+            raise ValueError(f"audio_mask_type: expected one of {AUDIO_MASK_TYPES}, got {self.audio_mask_type!r}")
+
+    @property
+    def patches_per_frame(self) -> int:
+        (h, w), (ph, pw) = pair(self.image_size), pair(self.image_patch_size)
+        return (h // ph) * (w // pw)
+
+    @property
+    def freq_patches(self) -> int:
+        return self.frequency_length // pair(self.audio_patch_size)[1]
+
+    @property
+    def time_patches(self) -> int:
+        """Most audio time patches (rows of the audio position table)."""
+        return self.spectrogram_length // pair(self.audio_patch_size)[0]
+
+
+@dataclass
+class TvltModelOutput(ModelOutput):
+    last_hidden_state: torch.Tensor | None = None  # (batch, 1 + pixel tokens + audio tokens, hidden)
+    last_pixel_hidden_state: torch.Tensor | None = None
+    last_audio_hidden_state: torch.Tensor | None = None
+    pixel_label_masks: torch.Tensor | None = None  # (batch, pixel patches), 1 = masked real patch
+    audio_label_masks: torch.Tensor | None = None
+    pixel_ids_restore: torch.Tensor | None = None  # (batch, pixel patches)
+    audio_ids_restore: torch.Tensor | None = None
+    hidden_states: Tensors = None
+    attentions: Tensors = None
+
+
+@dataclass
+class TvltForPreTrainingOutput(ModelOutput):
+    loss: torch.Tensor | None = None  # matching BCE + pixel MAE + audio MAE (whichever ran)
+    matching_logits: torch.Tensor | None = None  # (batch, 1)
+    pixel_logits: torch.Tensor | None = None  # (batch, pixel patches, patch**2 * channels)
+    audio_logits: torch.Tensor | None = None  # (batch, audio patches, patch_t * patch_f * channels)
+    hidden_states: Tensors = None  # of the last encoder pass (the MAE one when it ran)
+    attentions: Tensors = None
+
+
+# ---- input checks -------------------------------------------------------------------------------
+def _check_mask(mask: torch.Tensor | None, name: str, batch: int, length: int) -> None:
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(mask).__name__}")
+    if mask.shape != (batch, length):
+        raise ValueError(f"{name}: expected shape ({batch}, {length}) (batch, patches), got {tuple(mask.shape)}")
+    if not ((mask == 0) | (mask == 1)).all():
+        raise ValueError(f"{name}: expected 0/1 values (1 = real patch, 0 = padding)")
+
+
+def check_inputs(c: TvltConfig, pixel_values, audio_values, pixel_mask=None, audio_mask=None,
+                 pixel_name: str = "pixel_values", mask_name: str = "pixel_mask") -> tuple[int, int]:
+    """Validate a batch; returns the number of pixel and audio patches."""
+    check_video(pixel_values, frames=None, size=pair(c.image_size), channels=c.num_image_channels, name=pixel_name)
+    b, t = pixel_values.shape[:2]
+    if t > c.num_frames:
+        raise ValueError(f"{pixel_name}: expected at most {c.num_frames} frames (config.num_frames) in dim 1, "
+                         f"got shape {tuple(pixel_values.shape)}")
+    if not isinstance(audio_values, torch.Tensor):
+        raise ValueError(f"audio_values: expected a torch.Tensor, got {type(audio_values).__name__}")
+    want = f"(batch, {c.num_audio_channels}, time <= {c.spectrogram_length}, {c.frequency_length})"
+    shape = tuple(audio_values.shape)
+    if audio_values.dim() != 4 or not audio_values.is_floating_point():
+        raise ValueError(f"audio_values: expected a 4-D float tensor {want}, got shape {shape} {audio_values.dtype}")
+    pt = pair(c.audio_patch_size)[0]
+    if shape[0] != b:
+        raise ValueError(f"audio_values: expected batch {b} (as {pixel_name}), got shape {shape}")
+    if shape[1] != c.num_audio_channels or shape[3] != c.frequency_length or not pt <= shape[2] <= c.spectrogram_length:
+        raise ValueError(f"audio_values: expected shape {want} with time >= {pt}, got shape {shape}")
+    n_pixel, n_audio = t * c.patches_per_frame, (shape[2] // pt) * c.freq_patches
+    _check_mask(pixel_mask, mask_name, b, n_pixel)
+    _check_mask(audio_mask, "audio_mask", b, n_audio)
+    return n_pixel, n_audio
+
+
+# ---- embeddings ---------------------------------------------------------------------------------
+class PixelPositions(nn.Module):
+    """Adds spatial (per patch of a frame) + temporal (per frame) + modality-type embeddings.
+
+    Tokens are frame-major: (batch, frames * patches_per_frame, dim). Used by the encoder and, with
+    its own tables, by the pre-training decoder.
+    """
+
+    def __init__(self, patches_per_frame: int, num_frames: int, dim: int):
+        super().__init__()
+        self.pos_embed = nn.Parameter(torch.zeros(1, patches_per_frame, dim))
+        self.temporal_embed = nn.Parameter(torch.zeros(1, num_frames, dim))
+        self.type_embed = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        frames = n // self.pos_embed.shape[1]
+        table = self.pos_embed[:, None] + self.temporal_embed[:, :frames, None] + self.type_embed[:, None]
+        return x + table.reshape(1, n, d).to(x.dtype)
+
+
+class AudioPositions(nn.Module):
+    """Adds frequency (per patch of a time step) + time + modality-type embeddings.
+
+    Tokens are time-major: (batch, time_patches * freq_patches, dim), as the (time, freq) conv grid
+    flattens.
+    """
+
+    def __init__(self, freq_patches: int, time_patches: int, dim: int):
+        super().__init__()
+        self.freq_embed = nn.Parameter(torch.zeros(1, freq_patches, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, time_patches, dim))
+        self.type_embed = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        steps = n // self.freq_embed.shape[1]
+        table = self.freq_embed[:, None] + self.pos_embed[:, :steps, None] + self.type_embed[:, None]
+        return x + table.reshape(1, n, d).to(x.dtype)
+
+
+def _blocks(c: TvltConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:
+    return Encoder([
+        Block(dim, heads, hidden, act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
+              drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
+        for _ in range(layers)
+    ])
+
+
+class TvltPreTrainedModel(PreTrainedModel):
+    config_class = TvltConfig
+    base_model_prefix = "tvlt"
+    converter = CONVERTER
+
+
+class TvltModel(TvltPreTrainedModel):
+    """The joint encoder. ``mask_pixel`` / ``mask_audio`` drop patches MAE-style before it."""
+
+    is_backbone = True
+
+    def __init__(self, config: TvltConfig):
+        super().__init__(config)
+        c, d = config, config.hidden_size
+        self.pixel_patch = PatchEmbed(c.num_image_channels, d, pair(c.image_patch_size))
+        self.pixel_pos = PixelPositions(c.patches_per_frame, c.num_frames, d)
+        self.audio_patch = PatchEmbed(c.num_audio_channels, d, pair(c.audio_patch_size))
+        self.audio_pos = AudioPositions(c.freq_patches, c.time_patches, d)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.encoder = _blocks(c, d, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size)
+        self.norm = None if c.use_mean_pooling else nn.LayerNorm(d, eps=c.layer_norm_eps)
+        self.init_weights()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        audio_values: torch.Tensor,
+        pixel_mask: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        mask_pixel: bool = False,
+        mask_audio: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool | None = None,
+        *,
+        pixel_noise: torch.Tensor | None = None,
+        audio_noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> TvltModelOutput:
+        """pixel_values (batch, frames, C, H, W), audio_values (batch, C, time, freq) -> TvltModelOutput.
+
+        pixel_mask (batch, frames * patches_per_frame) and audio_mask (batch, audio patches): 1 = real
+        patch, 0 = padding (keys masked in attention). Masking noise is drawn from the global RNG in
+        the reference's order (pixels, then audio) unless ``generator`` or explicit ``pixel_noise`` /
+        ``audio_noise`` (batch, patches) are given; the lowest-noise patches are kept.
+        """
+        check_inputs(self.config, pixel_values, audio_values, pixel_mask, audio_mask)
+        out = self._forward(pixel_values, audio_values, pixel_mask, audio_mask, mask_pixel, mask_audio,
+                            output_attentions, output_hidden_states, pixel_noise, audio_noise, generator)
+        return out if return_dict is not False else out.to_tuple()
+
+    def _forward(self, pixel_values, audio_values, pixel_mask, audio_mask, mask_pixel=False, mask_audio=False,
+                 output_attentions=False, output_hidden_states=False, noise_v=None, noise_a=None,
+                 generator=None) -> TvltModelOutput:
+        c = self.config
+        b, t = pixel_values.shape[:2]
+        dtype = self.cls_token.dtype
+        xv = self.pixel_patch(pixel_values.flatten(0, 1).to(dtype)).reshape(b, t * c.patches_per_frame, -1)
+        xv = self.pixel_pos(xv)
+        xa = self.audio_pos(self.audio_patch(audio_values.to(dtype)))
+        pixel_labels = pixel_restore = audio_labels = audio_restore = None
+        if mask_pixel:
+            n = xv.shape[1]
+            if noise_v is None:
+                noise_v = masking.pixel_noise(b, n, generator=generator, device=xv.device)
+            check_noise(noise_v, "pixel_noise", b, n)
+            keep = int(n * (1 - c.pixel_mask_ratio))
+            xv, pixel_mask, pixel_labels, pixel_restore = random_masking(xv, noise_v, keep, pixel_mask)
+        if mask_audio:
+            n = xa.shape[1]
+            if noise_a is None:
+                noise_a = masking.audio_noise(b, n, c.freq_patches, c.audio_mask_type, generator=generator, device=xa.device)
+            check_noise(noise_a, "audio_noise", b, n)
+            keep = int(n * (1 - c.audio_mask_ratio))
+            xa, audio_mask, audio_labels, audio_restore = random_masking(xa, noise_a, keep, audio_mask)
+        x = torch.cat([self.cls_token.expand(b, -1, -1), xv, xa], dim=1)
+        bias = None
+        if pixel_mask is not None or audio_mask is not None:
+            # The reference ignores a lone mask; we honour it (the other stream counts as unpadded).
+            pm = pixel_mask if pixel_mask is not None else xv.new_ones(b, xv.shape[1])
+            am = audio_mask if audio_mask is not None else xa.new_ones(b, xa.shape[1])
+            # The cls token takes the padding flag of the first (kept) pixel patch, as in the reference.
+            bias = padding_mask_to_bias(torch.cat([pm[:, :1], pm, am.to(pm.dtype)], dim=1), x.dtype)
+        enc = self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        x = enc.last_hidden_state if self.norm is None else self.norm(enc.last_hidden_state)
+        nv = xv.shape[1]
+        return TvltModelOutput(x, x[:, 1:1 + nv], x[:, 1 + nv:], pixel_labels, audio_labels,
+                               pixel_restore, audio_restore, enc.hidden_states, enc.attentions)
+
+
+def patchify_pixels(pixel_values: torch.Tensor, p: int) -> torch.Tensor:
+    """(batch, frames, C, H, W) -> (batch, frames * h * w, p * p * C), patch pixels in (row, col, channel) order."""
+    b, t, c, h, w = pixel_values.shape
+    x = pixel_values.reshape(b, t, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 4, 6, 2)
+    return x.reshape(b, t * (h // p) * (w // p), p * p * c)
+
+
+def patchify_audio(audio_values: torch.Tensor, pt: int, pf: int) -> torch.Tensor:
+    """(batch, C, time, freq) -> (batch, time/pt * freq/pf, pt * pf * C); a ragged time tail is dropped, as the conv does."""
+    b, c, h, w = audio_values.shape
+    x = audio_values[:, :, : h // pt * pt, : w // pf * pf]
+    x = x.reshape(b, c, h // pt, pt, w // pf, pf).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(b, (h // pt) * (w // pf), pt * pf * c)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per patch, averaged over the masked (mask = 1) patches only."""
+    per_patch = ((pred - target) ** 2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum()
+
+
+class MatchingHead(nn.Module):
+    """tanh-pooled cls token -> one matching logit."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.pooler = nn.Linear(dim, dim)
+        self.fc = nn.Linear(dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.tanh(self.pooler(x[:, 0])))
+
+
+class TvltForPreTraining(TvltPreTrainedModel):
+    """Audio-visual matching (mixed pixels vs audio) and, in training mode, MAE on both streams."""
+
+    def __init__(self, config: TvltConfig):
+        super().__init__(config)
+        c = config
+        if not (c.task_matching or c.task_mae):
+            raise ValueError("TvltConfig: set task_matching or task_mae (or both) to True for pre-training")
+        self.tvlt = TvltModel(c)
+        self.matching_head = MatchingHead(c.hidden_size) if c.task_matching else None
+        if c.task_mae:
+            ph, pw = pair(c.image_patch_size)
+            if ph != pw:
+                raise ValueError(f"image_patch_size: MAE pre-training needs square patches, got {[ph, pw]}")
+            d = c.decoder_hidden_size
+            self.encoder_to_decoder = nn.Linear(c.hidden_size, d)
+            self.pixel_mask_token = nn.Parameter(torch.zeros(1, 1, d))
+            self.audio_mask_token = nn.Parameter(torch.zeros(1, 1, d))
+            self.decoder = _blocks(c, d, c.decoder_num_hidden_layers, c.decoder_num_attention_heads,
+                                   c.decoder_intermediate_size)
+            self.decoder_norm = nn.LayerNorm(d, eps=c.layer_norm_eps)
+            self.decoder_pixel_pos = PixelPositions(c.patches_per_frame, c.num_frames, d)
+            self.decoder_audio_pos = AudioPositions(c.freq_patches, c.time_patches, d)
+            self.pixel_head = nn.Linear(d, ph * ph * c.num_image_channels)
+            at, af = pair(c.audio_patch_size)
+            self.audio_head = nn.Linear(d, at * af * c.num_audio_channels)
+        self.init_weights()
+
+    def decode(self, x: torch.Tensor, ids_restore: torch.Tensor, mask_token: nn.Parameter,
+               positions: nn.Module, head: nn.Linear) -> torch.Tensor:
+        """Kept encoder tokens (batch, kept, hidden) -> per-patch predictions (batch, patches, out)."""
+        x = positions(unshuffle(self.encoder_to_decoder(x), mask_token, ids_restore))
+        return head(self.decoder_norm(self.decoder(x).last_hidden_state))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        audio_values: torch.Tensor,
+        pixel_mask: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        pixel_values_mixed: torch.Tensor | None = None,
+        pixel_mask_mixed: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool | None = None,
+        *,
+        pixel_noise: torch.Tensor | None = None,
+        audio_noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> TvltForPreTrainingOutput:
+        """Matching: ``pixel_values_mixed`` (batch, frames, C, H, W) against ``audio_values`` with
+        ``labels`` (batch,) or (batch, 1), 1 = they match. MAE (training mode only, as in the
+        reference): mask, encode, decode and regress the masked patches of ``pixel_values`` and
+        ``audio_values``; noise as in :meth:`TvltModel.forward`.
+        """
+        c = self.config
+        b = pixel_values.shape[0] if isinstance(pixel_values, torch.Tensor) else 0
+        check_inputs(c, pixel_values, audio_values, pixel_mask, audio_mask)
+        run_mae = c.task_mae and self.training
+        if not (c.task_matching or run_mae):
+            raise ValueError("TvltForPreTraining: MAE runs in training mode only and task_matching is off; "
+                             "call model.train()")
+        loss = matching_logits = pixel_logits = audio_logits = out = None
+        flags = dict(output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        if c.task_matching:
+            if pixel_values_mixed is None:
+                raise ValueError("pixel_values_mixed: the matching task (config.task_matching) needs it, "
+                                 "shape (batch, frames, channels, H, W), got None")
+            if labels is None:
+                raise ValueError("labels: the matching task (config.task_matching) needs labels of shape "
+                                 f"({b},) or ({b}, 1), 1 = matched, got None")
+            if not isinstance(labels, torch.Tensor) or labels.numel() != b:
+                got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+                raise ValueError(f"labels: expected shape ({b},) or ({b}, 1), got {got}")
+            check_inputs(c, pixel_values_mixed, audio_values, pixel_mask_mixed, audio_mask,
+                         pixel_name="pixel_values_mixed", mask_name="pixel_mask_mixed")
+            out = self.tvlt._forward(pixel_values_mixed, audio_values, pixel_mask_mixed, audio_mask, **flags)
+            matching_logits = self.matching_head(out.last_hidden_state)
+            loss = F.binary_cross_entropy_with_logits(
+                matching_logits.view(-1), labels.reshape(-1).to(matching_logits.dtype))
+        if run_mae:
+            out = self.tvlt._forward(pixel_values, audio_values, pixel_mask, audio_mask, True, True,
+                                     noise_v=pixel_noise, noise_a=audio_noise, generator=generator, **flags)
+            pixel_logits = self.decode(out.last_pixel_hidden_state, out.pixel_ids_restore, self.pixel_mask_token,
+                                       self.decoder_pixel_pos, self.pixel_head)
+            audio_logits = self.decode(out.last_audio_hidden_state, out.audio_ids_restore, self.audio_mask_token,
+                                       self.decoder_audio_pos, self.audio_head)
+            # Targets are not detached, as in the reference: input gradients include the target term.
+            pixel_target = patchify_pixels(pixel_values.to(pixel_logits.dtype), pair(c.image_patch_size)[0])
+            audio_target = patchify_audio(audio_values.to(audio_logits.dtype), *pair(c.audio_patch_size))
+            mae = masked_mse(pixel_logits, pixel_target, out.pixel_label_masks) + masked_mse(
+                audio_logits, audio_target, out.audio_label_masks)
+            loss = mae if loss is None else loss + mae
+        result = TvltForPreTrainingOutput(loss, matching_logits, pixel_logits, audio_logits,
+                                          out.hidden_states, out.attentions)
+        return result if return_dict is not False else result.to_tuple()
+
+
+class TvltForAudioVisualClassification(TvltPreTrainedModel):
+    """cls token -> Linear(2x) -> LayerNorm -> GELU -> Linear(num_labels)."""
+
+    def __init__(self, config: TvltConfig):
+        super().__init__(config)
+        c, d = config, config.hidden_size
+        self.tvlt = TvltModel(c)
+        # A Sequential so its keys (classifier.0/1/3) are transformers' without a table entry.
+        self.classifier = nn.Sequential(nn.Linear(d, 2 * d), nn.LayerNorm(2 * d, eps=c.layer_norm_eps), nn.GELU(),
+                                        nn.Linear(2 * d, c.num_labels))
+        self.init_weights()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        audio_values: torch.Tensor,
+        pixel_mask: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        return_dict: bool | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> ClassifierOutput:
+        """labels: (batch,) class ids for loss_type "classification"; (batch, num_labels) floats for "regression"."""
+        out = self.tvlt(pixel_values, audio_values, pixel_mask, audio_mask, output_attentions=output_attentions,
+                        output_hidden_states=output_hidden_states)
+        logits = self.classifier(out.last_hidden_state[:, 0])
+        loss = self.loss(logits, labels) if labels is not None else None
+        result = ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+        return result if return_dict is not False else result.to_tuple()
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        kind, (b, n) = self.config.loss_type, logits.shape
+        if kind == "regression":
+            if labels.numel() != b * n:
+                raise ValueError(f"labels: regression needs shape ({b}, {n}), got {tuple(labels.shape)}")
+            return F.mse_loss(logits, labels.reshape(b, n).to(logits.dtype))
+        if kind == "classification":
+            if labels.is_floating_point():  # class probabilities, as CrossEntropyLoss accepts
+                if labels.shape != logits.shape:
+                    raise ValueError(f"labels: float (probability) labels need shape ({b}, {n}), got {tuple(labels.shape)}")
+                return F.cross_entropy(logits, labels.to(logits.dtype))
+            if labels.shape != (b,):
+                raise ValueError(f"labels: classification needs class ids of shape ({b},), got {tuple(labels.shape)}")
+            return F.cross_entropy(logits, labels)
+        return None  # the reference computes no loss for other loss_type values
