@@ -1,0 +1,110 @@
+"""What the audio feature extractors share: turning call inputs into a padded batch, and
+``preprocessor_config.json`` in transformers' layout."""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .audio_io import load_audio
+
+CONFIG_NAME = "preprocessor_config.json"
+
+
+def _is_source(x: Any) -> bool:
+    """A file to decode (path, bytes, file object) rather than samples."""
+    return isinstance(x, (str, os.PathLike, bytes, bytearray)) or hasattr(x, "read")
+
+
+def _waveform(item: Any, sampling_rate: int | None, target_rate: int, device: torch.device | None) -> torch.Tensor:
+    """One example -> float32 mono ``(samples,)`` at ``target_rate`` on ``device``."""
+    if _is_source(item):
+        return load_audio(item, target_rate).to(device or "cpu")
+    rate = target_rate if sampling_rate is None else sampling_rate
+    if isinstance(item, torch.Tensor) and item.ndim == 1 and item.is_floating_point() and rate == target_rate:
+        # already what we need: stay on the tensor's device (no round trip through numpy)
+        if item.numel() == 0:
+            raise ValueError("audio holds no audio samples (empty, shape (0,))")
+        if not torch.isfinite(item).all():
+            raise ValueError(f"audio has {int((~torch.isfinite(item)).sum())} non-finite (NaN/inf) sample(s)")
+        return item.to(device=device or item.device, dtype=torch.float32)
+    if isinstance(item, (list, tuple)):
+        item = np.asarray(item, dtype=np.float32)
+    if not isinstance(item, (np.ndarray, torch.Tensor)):
+        raise ValueError(
+            f"audio items must be a path, file object, bytes, array, tensor or list of floats; got {type(item).__name__}"
+        )
+    wave = load_audio(item, target_rate, sampling_rate=rate)
+    return wave.to(device or (item.device if isinstance(item, torch.Tensor) else "cpu"))
+
+
+def collate_audio(
+    audio: Any,
+    sampling_rate: int | None,
+    target_rate: int,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Call input -> zero-padded ``(batch, samples)`` float32 at ``target_rate`` and ``lengths (batch,)``.
+
+    ``audio`` is one example (a path/file/bytes, a 1-D waveform, a list of floats), a
+    ``(batch, samples)`` array/tensor (rows are examples, as in transformers), or a list of examples.
+    """
+    if isinstance(audio, (np.ndarray, torch.Tensor)):
+        if audio.ndim not in (1, 2):
+            raise ValueError(
+                f"audio must be (samples,) or (batch, samples); got shape {tuple(audio.shape)} "
+                "(for multi-channel audio pass a list with one (channels, samples) array per example)"
+            )
+        items, listed = ([audio] if audio.ndim == 1 else list(audio)), audio.ndim == 2
+    elif isinstance(audio, (list, tuple)):
+        if len(audio) == 0:
+            raise ValueError("audio is an empty list; expected at least one example")
+        if all(isinstance(x, numbers.Real) for x in audio):
+            items, listed = [np.asarray(audio, dtype=np.float32)], False
+        else:
+            items, listed = list(audio), True
+    else:
+        items, listed = [audio], False
+    if device is not None:
+        device = torch.device(device)
+    waves = []
+    for i, item in enumerate(items):
+        try:
+            waves.append(_waveform(item, sampling_rate, target_rate, device))
+        except (ValueError, FileNotFoundError) as err:
+            if not listed:
+                raise
+            raise type(err)(f"audio[{i}]: {err}") from err
+    lengths = torch.tensor([len(w) for w in waves], device=waves[0].device)
+    return torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), lengths
+
+
+def read_preprocessor_config(folder: str | Path, expected_type: str) -> dict[str, Any]:
+    """The fields of ``folder/preprocessor_config.json`` (or of that file), minus bookkeeping keys."""
+    path = Path(folder)
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {CONFIG_NAME} at {path}")
+    with open(path, encoding="utf-8") as fh:
+        config = json.load(fh)
+    found = config.pop("feature_extractor_type", expected_type)
+    if found != expected_type:
+        raise ValueError(f"{path} is for feature_extractor_type {found!r}, expected {expected_type!r}")
+    config.pop("processor_class", None)
+    return config
+
+
+def write_preprocessor_config(folder: str | Path, config: dict[str, Any]) -> Path:
+    """Write ``config`` as ``folder/preprocessor_config.json`` the way transformers does (sorted, indent 2)."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    path = path / CONFIG_NAME
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path

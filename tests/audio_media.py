@@ -1,0 +1,99 @@
+"""Synthetic audio for tests and golden files: numpy only, deterministic, no mediaformers import
+(tools/make_tvlt_feature_goldens.py runs it in the transformers 4.57.1 venv).
+
+Every generator takes ``(seconds, rate, seed)`` and returns float32 ``(samples,)`` in [-1, 1];
+``SIGNALS`` names them for parametrised tests. ``pcm16`` rounds a signal to 16-bit levels so that it
+survives a trip through an int16 file or an .npz exactly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+Generator = Callable[[float, int, int], np.ndarray]
+
+
+def _t(seconds: float, rate: int) -> np.ndarray:
+    return np.arange(int(round(seconds * rate)), dtype=np.float64) / rate
+
+
+def tone(seconds: float, rate: int, seed: int = 0, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    """A pure sine."""
+    return (amp * np.sin(2 * np.pi * freq * _t(seconds, rate))).astype(np.float32)
+
+
+def noise(seconds: float, rate: int, seed: int = 0, amp: float = 0.1) -> np.ndarray:
+    """White Gaussian noise, clipped to [-1, 1]."""
+    x = amp * np.random.default_rng(seed).standard_normal(len(_t(seconds, rate)))
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def chirp(seconds: float, rate: int, seed: int = 0, f0: float = 50.0, f1: float | None = None) -> np.ndarray:
+    """A linear sweep from f0 to f1 (default: 0.45 * rate) Hz."""
+    t = _t(seconds, rate)
+    f1 = 0.45 * rate if f1 is None else f1
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * max(seconds, 1e-9)))
+    return (0.5 * np.sin(phase)).astype(np.float32)
+
+
+def silence(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """Digital zeros (exercises the mel floor)."""
+    return np.zeros(len(_t(seconds, rate)), dtype=np.float32)
+
+
+def clipping(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """A 300 Hz sine driven 4x into hard clipping at full scale."""
+    return np.clip(4.0 * np.sin(2 * np.pi * 300 * _t(seconds, rate)), -1, 1).astype(np.float32)
+
+
+def speech_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """A voiced-speech stand-in: a harmonic series on a wandering pitch (110-190 Hz), shaped by two
+    moving formant resonances, gated into ~4 syllables per second, over a little breath noise."""
+    t = _t(seconds, rate)
+    rng = np.random.default_rng(seed)
+    f0 = 150 + 30 * np.sin(2 * np.pi * 1.3 * t) + 10 * np.sin(2 * np.pi * 5.1 * t + rng.uniform(0, 6))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    f1 = 500 + 250 * np.sin(2 * np.pi * 2.1 * t)  # formant centres drift like changing vowels
+    f2 = 1500 + 600 * np.sin(2 * np.pi * 1.7 * t + 1.0)
+    out = np.zeros_like(t)
+    for k in range(1, int(0.45 * rate / 110)):
+        fk = k * f0
+        gain = np.exp(-(((fk - f1) / 150) ** 2)) + 0.6 * np.exp(-(((fk - f2) / 250) ** 2)) + 0.02
+        out += gain * np.sin(k * phase) * (fk < 0.45 * rate)
+    syllables = np.clip(np.sin(2 * np.pi * 4.0 * t), 0, None) ** 0.5
+    out = out * syllables + 0.01 * rng.standard_normal(len(t))
+    return (0.8 * out / max(np.abs(out).max(), 1e-9)).astype(np.float32)
+
+
+SIGNALS: dict[str, Generator] = {
+    "tone": tone,
+    "noise": noise,
+    "chirp": chirp,
+    "silence": silence,
+    "clipping": clipping,
+    "speech_like": speech_like,
+}
+
+
+def pcm16(x: np.ndarray) -> np.ndarray:
+    """Round to 16-bit PCM levels (still float32), so int16 storage is lossless."""
+    return (np.round(np.clip(x, -1, 32767 / 32768) * 32768) / 32768).astype(np.float32)
+
+
+def stereo(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``(samples, 2)``, soundfile's layout."""
+    return np.stack([left, right], axis=1)
+
+
+def espeak(text: str, path: Path) -> Path | None:
+    """Speak ``text`` to a wav with espeak-ng; None when espeak-ng is not installed."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return None
+    subprocess.run([exe, "-w", str(path), text], check=True, capture_output=True, timeout=60)
+    return path
