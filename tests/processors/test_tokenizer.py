@@ -1,0 +1,173 @@
+"""Tokenizer parity with transformers' XLM-R tokenizer on a small multilingual Unigram vocabulary."""
+import json
+
+import pytest
+import torch
+import transformers as tf
+from tokenizers import Regex, Tokenizer as Backend, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from mediaformers.processors.tokenizer import Tokenizer, read_sentencepiece
+
+CORPUS = [
+    "a photo of a cat", "a photo of a dog on the grass", "two people riding bicycles in the city",
+    "一只猫的照片", "一只狗在草地上", "两个人在城市里骑自行车",
+    "фотография кошки", "собака на траве", "صورة قطة", "كلب على العشب",
+    "Ein Foto einer Katze", "une photo d'un chat 🐱", "un perro en la hierba 🐶", "猫と犬の写真です",
+    "고양이 사진", "ภาพแมว", "Ünïcödé àccents façade naïve", "numbers 123 4567 and symbols #$%",
+]
+TEXTS = [
+    "a photo of a cat", "一只猫的照片", "фотография собаки", "صورة كلب", "🐱🐶 emoji", "", "   ",
+    "two  spaces\tand a tab\nnewline", " leading and trailing ", "ＦＵＬＬ ｗｉｄｔｈ", "unseen ✓ 𝔘 words",
+    "a <mask> in the text", "Ünïcödé naïve façade", "A much longer sentence about cats and dogs in the city " * 3,
+]
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def train_unigram(normalizer=None) -> Backend:
+    tok = Backend(models.Unigram())
+    tok.normalizer = normalizer or normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Strip(left=False, right=True), normalizers.Replace(Regex(" {2,}"), "▁")]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=SPECIALS, unk_token="<unk>", shrinking_factor=0.75)
+    tok.train_from_iterator(CORPUS * 5, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return tok
+
+
+def write_folder(path, backend: Backend, config: dict | None) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    backend.save(str(path / "tokenizer.json"))
+    if config is not None:
+        (path / "tokenizer_config.json").write_text(json.dumps(config))
+
+
+XLMR_CONFIG = {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 512, "bos_token": "<s>",
+               "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"}
+
+
+@pytest.fixture(scope="module")
+def xlmr_folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("xlmr")
+    write_folder(path, train_unigram(), XLMR_CONFIG)
+    return path
+
+
+def assert_same(ours: dict, theirs, texts) -> None:
+    for key in ("input_ids", "attention_mask"):
+        assert torch.equal(ours[key], theirs[key]), f"{key} differ for {texts!r}:\n{ours[key]}\n{theirs[key]}"
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_single_texts_match(xlmr_folder, text):
+    ours, ref = Tokenizer.from_pretrained(xlmr_folder), tf.AutoTokenizer.from_pretrained(xlmr_folder)
+    assert type(ref).__name__ == "XLMRobertaTokenizer"
+    assert ours.encode(text) == ref(text)["input_ids"]
+    assert_same(ours(text), ref(text, return_tensors="pt"), text)
+    ids = ours.encode(text)
+    assert ours.decode(ids) == ref.decode(ids, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("max_length", [None, 4, 9, 16])
+@pytest.mark.parametrize("padding", [True, "max_length"])
+def test_padded_truncated_batches_match(xlmr_folder, max_length, padding):
+    ours, ref = Tokenizer.from_pretrained(xlmr_folder), tf.AutoTokenizer.from_pretrained(xlmr_folder)
+    if padding == "max_length" and max_length is None:
+        max_length = 24
+    got = ours(TEXTS, padding=padding, truncation=True, max_length=max_length)
+    want = ref(TEXTS, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
+    assert_same(got, want, TEXTS)
+    assert got["input_ids"].dtype == torch.long
+    if max_length is not None:
+        assert got["input_ids"].shape[1] <= max_length and (got["input_ids"][:, 0] == 0).all()
+
+
+def test_default_truncation_to_model_max_length(tmp_path):
+    write_folder(tmp_path, train_unigram(), {**XLMR_CONFIG, "model_max_length": 10})
+    ours = Tokenizer.from_pretrained(tmp_path)
+    ref = tf.AutoTokenizer.from_pretrained(tmp_path)
+    got = ours(TEXTS)  # defaults: pad to longest, truncate to model_max_length
+    assert got["input_ids"].shape[1] == 10
+    assert_same(got, ref(TEXTS, padding=True, truncation=True, return_tensors="pt"), TEXTS)
+    assert Tokenizer.from_pretrained(tmp_path, model_max_length=77).model_max_length == 77
+
+
+def test_tokenizer_json_runs_as_written_without_tokenizer_class(tmp_path):
+    """Without tokenizer_class, transformers (TokenizersBackend) and we run the file's own pipeline."""
+    write_folder(tmp_path, train_unigram(), {"pad_token": "<pad>", "model_max_length": 512})
+    ours, ref = Tokenizer.from_pretrained(tmp_path), tf.AutoTokenizer.from_pretrained(tmp_path)
+    assert type(ref).__name__ == "TokenizersBackend"
+    assert_same(ours(TEXTS), ref(TEXTS, padding=True, truncation=True, return_tensors="pt"), TEXTS)
+    # ...and the XLM-R class rebuilds the pipeline (NFKC dropped): the full-width text differs.
+    xlmr = Tokenizer.from_pretrained(tmp_path, default_class="XLMRobertaTokenizer")
+    assert xlmr.encode("ＦＵＬＬ") != ours.encode("ＦＵＬＬ")
+
+
+def test_save_round_trip(xlmr_folder, tmp_path):
+    ours = Tokenizer.from_pretrained(xlmr_folder)
+    ours.save_pretrained(tmp_path)
+    again = Tokenizer.from_pretrained(tmp_path)
+    ref = tf.AutoTokenizer.from_pretrained(tmp_path)
+    assert_same(again(TEXTS), ours(TEXTS), TEXTS)
+    assert_same(again(TEXTS), ref(TEXTS, padding=True, truncation=True, return_tensors="pt"), TEXTS)
+    assert again.pad_token_id == 1 and again.model_max_length == 512
+
+
+@pytest.fixture(scope="module")
+def spm_folder(tmp_path_factory):
+    spm = pytest.importorskip("sentencepiece")
+    path = tmp_path_factory.mktemp("spm")
+    corpus = path / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS * 5), encoding="utf-8")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(path / "sentencepiece.bpe"), vocab_size=200, model_type="unigram",
+        character_coverage=1.0, minloglevel=2, hard_vocab_limit=False,
+    )
+    corpus.unlink()
+    (path / "sentencepiece.bpe.vocab").unlink()
+    (path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "XLMRobertaTokenizer",
+                                                            "model_max_length": 512}))
+    return path
+
+
+def test_sentencepiece_model_converted_once(spm_folder, tmp_path):
+    spm = pytest.importorskip("sentencepiece")
+    ours = Tokenizer.from_pretrained(spm_folder, cache_dir=tmp_path)
+    ref = tf.AutoTokenizer.from_pretrained(spm_folder)
+    assert_same(ours(TEXTS), ref(TEXTS, padding=True, truncation=True, return_tensors="pt"), TEXTS)
+    # The proto reader agrees with sentencepiece itself; ids are fairseq's (shifted by one).
+    sp = spm.SentencePieceProcessor(model_file=str(spm_folder / "sentencepiece.bpe.model"))
+    pieces = read_sentencepiece(spm_folder / "sentencepiece.bpe.model")["pieces"]
+    assert [p for p, _ in pieces] == [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    assert ours.encode("a photo of a cat", add_special_tokens=False) == [i + 1 for i in sp.encode("a photo of a cat")]
+    cached = list((tmp_path / "tokenizers").glob("*.json"))
+    assert len(cached) == 1
+    assert_same(Tokenizer.from_pretrained(spm_folder, cache_dir=tmp_path)(TEXTS), ours(TEXTS), TEXTS)
+    # Saved as tokenizer.json (Precompiled inside a normaliser Sequence), transformers still agrees.
+    ours.save_pretrained(tmp_path / "saved")
+    ref2 = tf.AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert_same(Tokenizer.from_pretrained(tmp_path / "saved")(TEXTS), ref2(TEXTS, padding=True, truncation=True,
+                                                                              return_tensors="pt"), TEXTS)
+
+
+def test_bad_inputs(xlmr_folder, tmp_path):
+    tok = Tokenizer.from_pretrained(xlmr_folder)
+    with pytest.raises(ValueError, match=r"text: expected a string or a list of strings, got \['str', 'int'\]"):
+        tok(["ok", 3])
+    with pytest.raises(ValueError, match="text: expected a string or a list of strings"):
+        tok([])
+    with pytest.raises(ValueError, match="padding: expected"):
+        tok("x", padding="longestt")
+    with pytest.raises(ValueError, match="max_length: 2 leaves no room"):
+        tok("x", max_length=2)
+    with pytest.raises(ValueError, match="return_tensors=None"):
+        tok(["a", "a photo of a cat"], padding=False)
+    assert tok(["a", "a photo of a cat"], padding=False, return_tensors=None)["input_ids"][0] == tok.encode("a")
+    with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
+        Tokenizer.from_pretrained(tmp_path)
+    (tmp_path / "sentencepiece.bpe.model").write_bytes(b"\x0f\x0f\x0f")
+    with pytest.raises(ValueError, match="sentencepiece"):
+        Tokenizer.from_pretrained(tmp_path, cache_dir=tmp_path)
