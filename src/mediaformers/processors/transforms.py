@@ -8,7 +8,7 @@ Speed: resizing runs on uint8 input as uint8 through torch's vectorised uint8 ke
 and bicubic with antialias, channels-last), which round like PIL and are ~10x faster than the
 float32 path on CPU. Decoded frames ``(T, H, W, 3)`` permuted to ``(T, 3, H, W)`` are already
 channels-last in memory, so this costs no copy. Everything after the resize (crop is a view) is
-one fused float32 multiply-add: ``x * (rescale / std) + (offset - mean) / std``.
+one float32 multiply-add: ``x * (rescale / std) + (offset - mean) / std``.
 """
 
 from __future__ import annotations
@@ -167,8 +167,9 @@ def rescale_normalize(
             raise ValueError(f"std: expected non-zero values, got {s.tolist()}")
         scale, bias = scale / s, (bias - m) / s
     shape = (c, 1, 1)
-    out = torch.empty(x.shape, dtype=torch.float32)
-    out.copy_(x)  # one pass: dtype conversion and back to the standard layout
+    # Back to the standard layout while still uint8 (a quarter of the bytes of float32), then a
+    # contiguous, vectorised convert + multiply-add: measured faster than one strided copy_.
+    out = x.contiguous().to(torch.float32)
     return out.mul_(scale.to(torch.float32).view(shape)).add_(bias.to(torch.float32).view(shape))
 
 
