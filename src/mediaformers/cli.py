@@ -1,0 +1,243 @@
+"""The command line: a thin layer over mediaformers.tasks. See ``mediaformers --help``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+EPILOG = {
+    "classify": "example:\n  mediaformers classify MCG-NJU/videomae-base-finetuned-kinetics clips/ --top-k 3 -o out.jsonl",
+    "zero-shot": 'example:\n  mediaformers zero-shot BAAI/AltCLIP photos/ --labels cat dog "ein Auto" --template "a photo of {}"',
+    "embed": "example:\n  mediaformers embed ./my-videomae clips/ -o embeddings.parquet",
+    "info": "example:\n  mediaformers info ./my-videomae",
+    "demo": "example:\n  mediaformers demo demo/   # builds untrained checkpoints + media, then classifies them",
+}
+
+
+def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
+    p.add_argument("model", help="checkpoint folder, hub id (org/name) or registry name")
+    p.add_argument("inputs", nargs="+", help="media files, folders (searched recursively) or .txt lists of paths")
+    p.add_argument("--batch-size", type=int, default=4, help="views per model call (default 4)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers that decode while the model runs")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if outputs:
+        p.add_argument("-o", "--output", help="write JSON Lines here (default: stdout)")
+        p.add_argument("--resume", action="store_true", help="continue OUTPUT: skip inputs it already holds")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mediaformers", description="VideoMAE, ViViT, AST, TVLT and AltCLIP on media files.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  mediaformers demo demo/\n  mediaformers classify demo/videomae demo/media\n"
+               "  mediaformers info demo/videomae")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+    c = sub.add_parser("classify", help="label videos (VideoMAE, ViViT), audio (AST) or both (TVLT)",
+                       epilog=EPILOG["classify"], formatter_class=fmt)
+    _common(c)
+    c.add_argument("--top-k", type=int, default=5)
+    c.add_argument("--clips", type=int, default=1, help="video: clips spread over each video, averaged")
+    c.add_argument("--crops", type=int, default=1, choices=[1, 3], help="video: 3 = three-crop testing")
+    c.add_argument("--hop", type=int, default=None, help="audio: frames between windows (default half a window)")
+    c.add_argument("--aggregate", default="mean", choices=["mean", "max"], help="how views/windows combine")
+    c.add_argument("--views", action="store_true", help="also list each view's/window's labels")
+    z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (AltCLIP)",
+                       epilog=EPILOG["zero-shot"], formatter_class=fmt)
+    _common(z)
+    z.add_argument("--labels", nargs="+", required=True, help="candidate labels")
+    z.add_argument("--template", default="{}", help='prompt around each label, e.g. "a photo of {}"')
+    z.add_argument("--top-k", type=int, default=5)
+    e = sub.add_parser("embed", help="pooled embeddings of any family to .parquet or .npy",
+                       epilog=EPILOG["embed"], formatter_class=fmt)
+    _common(e, outputs=False)
+    e.add_argument("-o", "--output", required=True, help="FILE.parquet or FILE.npy (written atomically)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    i = sub.add_parser("info", help="family, config, parameters, FLOPs and expected input of a model",
+                       epilog=EPILOG["info"], formatter_class=fmt)
+    i.add_argument("model", help="checkpoint folder, hub id or registry name")
+    d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
+                       epilog=EPILOG["demo"], formatter_class=fmt)
+    d.add_argument("folder", nargs="?", default="demo")
+    return parser
+
+
+# ---- output -----------------------------------------------------------------------------------
+def _done_inputs(path: Path) -> set[str]:
+    """Inputs with a successful record in an earlier run's output; drops a torn last line."""
+    done: set[str] = set()
+    raw = path.read_bytes()
+    keep = raw[: raw.rfind(b"\n") + 1]
+    if len(keep) != len(raw):
+        path.write_bytes(keep)  # an interrupted write: the torn record is redone
+    for line in keep.decode("utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            if "error" not in rec:
+                done.add(rec["input"])
+    return done
+
+
+def _open_output(args) -> tuple[TextIO, set[str]]:
+    if not args.output:
+        return sys.stdout, set()
+    path = Path(args.output)
+    if path.exists() and not (args.resume or args.overwrite):
+        raise ValueError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
+    done = _done_inputs(path) if path.exists() and args.resume else set()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a" if args.resume else "w", encoding="utf-8"), done
+
+
+def _progress(records: Iterator[dict], total: int, quiet: bool) -> Iterator[dict]:
+    if quiet or not sys.stderr.isatty():
+        yield from records
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, file=sys.stderr, unit="input") as bar:
+        for rec in records:
+            bar.update(1)
+            yield rec
+
+
+def _report(rec: dict[str, Any]) -> None:
+    if "error" in rec:
+        print(f"mediaformers: failed: {rec['error']}", file=sys.stderr)
+
+
+# ---- commands ----------------------------------------------------------------------------------
+def _pipeline(args, task: str | None, **options):
+    from .tasks.pipelines import pipeline
+
+    return pipeline(task, args.model, device=args.device, dtype=args.dtype, compile=args.compile,
+                    batch_size=args.batch_size, num_workers=args.workers, **options)
+
+
+def _inputs(pipe, args, done: set[str]) -> list[str]:
+    from .tasks.inputs import expand_inputs
+
+    items = expand_inputs(args.inputs, pipe.accept)
+    return [it.key for it in items if it.key not in done]
+
+
+def _stream(pipe, args, **call) -> int:
+    out, done = _open_output(args)
+    failed = 0
+    try:
+        inputs = _inputs(pipe, args, done)
+        for rec in _progress(pipe.iter(inputs, **call) if inputs else iter(()), len(inputs), args.quiet):
+            failed += "error" in rec
+            _report(rec)
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            out.flush()  # record by record: an interrupted run keeps what it finished
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 1 if failed else 0
+
+
+def cmd_classify(args) -> int:
+    pipe = _pipeline(args, None, top_k=args.top_k, aggregate=args.aggregate,
+                     **({"num_clips": args.clips, "num_crops": args.crops} if args.clips > 1 or args.crops > 1 else {}),
+                     **({"hop": args.hop} if args.hop else {}))
+    if pipe.task == "zero-shot-classification":
+        raise ValueError(f"{args.model} is an AltCLIP model; use `mediaformers zero-shot MODEL INPUTS --labels ...`")
+    if args.clips > 1 or args.crops > 1:
+        if pipe.task != "video-classification":
+            raise ValueError("--clips/--crops apply to video models (VideoMAE, ViViT)")
+    return _stream(pipe, args, views=args.views)
+
+
+def cmd_zero_shot(args) -> int:
+    pipe = _pipeline(args, "zero-shot-classification", template=args.template)
+    return _stream(pipe, args, candidate_labels=args.labels, top_k=args.top_k)
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+
+    path = Path(args.output)
+    if path.suffix not in (".npy", ".parquet"):
+        raise ValueError(f"-o: expected a .npy or .parquet file, got {path.name}")
+    if path.exists() and not args.overwrite:
+        raise ValueError(f"{path} exists; pass --overwrite to replace it")
+    pipe = _pipeline(args, "feature-extraction")
+    inputs, rows, keys, failed = _inputs(pipe, args, set()), [], [], 0
+    for rec in _progress(pipe.iter(inputs) if inputs else iter(()), len(inputs), args.quiet):
+        if "error" in rec:
+            failed += 1
+            _report(rec)
+            print(json.dumps(rec, ensure_ascii=False))
+            continue
+        print(json.dumps({"input": rec["input"], "row": len(rows)}, ensure_ascii=False))
+        keys.append(rec["input"])
+        rows.append(np.asarray(rec["embedding"], dtype=np.float32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        if path.suffix == ".npy":
+            np.save(tmp, np.stack(rows) if rows else np.zeros((0, 0), np.float32))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.table({"input": pa.array(keys, pa.string()),
+                              "embedding": pa.array([r.tolist() for r in rows], pa.list_(pa.float32()))})
+            pq.write_table(table, tmp)
+        os.replace(tmp, path)  # atomic: readers never see half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return 1 if failed else 0
+
+
+def cmd_info(args) -> int:
+    from .tasks.info import describe
+
+    print(json.dumps(describe(args.model), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import build_demo
+
+    folder = Path(args.folder)
+    build_demo(folder)
+    print(f"mediaformers: built untrained demo checkpoints and media in {folder}/ (labels are NOT meaningful)",
+          file=sys.stderr)
+    code = 0
+    for model, media in (("videomae", "media"), ("ast", "media")):
+        ns = build_parser().parse_args(["classify", str(folder / model), str(folder / media), "--quiet", "--top-k", "2"])
+        code |= cmd_classify(ns)
+    return code
+
+
+COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"mediaformers {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mediaformers: interrupted; finished records are kept (use --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""``mediaformers demo``: small untrained checkpoints and generated media, so the CLI runs anywhere.
+
+The weights are random: the labels the demo prints show the plumbing, not a prediction.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LABELS = ["moving square", "moving circle", "static scene"]
+
+
+def _frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
+    """A shape sliding over a gradient: natural enough for the codecs, cheap to make."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 // w, y * 255 // h, np.full_like(x, 96)], -1).astype(np.uint8)
+    out = np.repeat(base[None], n, 0)
+    size, color = h // 4, rng.integers(0, 255, 3)
+    for i in range(n):
+        cx, cy = int((w - size) * i / max(n - 1, 1)), int((h - size) / 2 + h / 6 * math.sin(i / 3))
+        out[i, cy:cy + size, cx:cx + size] = color
+    return out
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 12, audio: bool = True) -> None:
+    import av
+
+    with av.open(str(path), "w") as box:
+        v = box.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        v.height, v.width, v.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
+        a = box.add_stream("aac", rate=16000) if audio else None
+        for f in frames:
+            for pkt in v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                box.mux(pkt)
+        for pkt in v.encode():
+            box.mux(pkt)
+        if a is not None:
+            n = int(16000 * len(frames) / fps)
+            t = np.arange(n) / 16000
+            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for pkt in a.encode(frame):
+                box.mux(pkt)
+            for pkt in a.encode():
+                box.mux(pkt)
+
+
+def build_demo(folder: Path) -> None:
+    """folder/videomae, folder/ast: small checkpoints; folder/media: 3 videos and 2 wav files."""
+    import soundfile as sf
+
+    from .models.ast import ASTConfig, ASTForAudioClassification
+    from .models.videomae import VideoMAEConfig, VideoMAEForVideoClassification
+
+    torch.manual_seed(0)
+    labels = dict(enumerate(LABELS))
+    VideoMAEForVideoClassification(VideoMAEConfig(
+        image_size=112, patch_size=16, num_frames=8, hidden_size=192, num_hidden_layers=4, num_attention_heads=3,
+        intermediate_size=768, id2label=labels)).save_pretrained(folder / "videomae")
+    ASTForAudioClassification(ASTConfig(
+        hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768, max_length=256,
+        id2label={0: "tone", 1: "noise"})).save_pretrained(folder / "ast")
+    media = folder / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        write_video(media / f"clip{i}.mp4", _frames(36, 120, 160, i))
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 4) / 16000
+    sf.write(media / "tone.wav", (0.4 * np.sin(2 * np.pi * 660 * t)).astype(np.float32), 16000)
+    sf.write(media / "noise.wav", (0.1 * rng.standard_normal(44100 * 3)).astype(np.float32), 44100)

@@ -1,0 +1,69 @@
+"""Turn what a user names (files, folders, lists of paths, tensors) into work items."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".gif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+LIST_EXTENSIONS = (".txt", ".lst")
+KINDS = {"video": VIDEO_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "image": IMAGE_EXTENSIONS}
+
+
+def media_kind(path: str | os.PathLike) -> str | None:
+    """'video', 'audio', 'image' by extension, or None."""
+    ext = Path(path).suffix.lower()
+    return next((kind for kind, exts in KINDS.items() if ext in exts), None)
+
+
+@dataclass
+class Item:
+    """One input: ``key`` names it in results (the path, or ``tensor[i]``)."""
+
+    key: str
+    source: Any
+    error: str | None = None
+
+
+def _describe(accept: set[str]) -> str:
+    return " or ".join(sorted(accept))
+
+
+def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
+    """Files, folders (recursive, by known extension), list files (one path a line) and tensors.
+
+    A folder contributes the files of the kinds in ``accept`` (sorted); a named file of another
+    kind, or a path that does not exist, becomes an item with an error, so one bad name never
+    stops the others.
+    """
+    if not isinstance(inputs, (list, tuple)):
+        inputs = [inputs]
+    items: list[Item] = []
+    for i, entry in enumerate(inputs):
+        if not isinstance(entry, (str, os.PathLike)):
+            items.append(Item(f"input[{i}]", entry))
+            continue
+        path = Path(entry)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and media_kind(p) in accept)
+            items.extend(Item(str(p), str(p)) for p in found)
+            if not found:
+                items.append(Item(str(path), None, f"no {_describe(accept)} files in folder {path}"))
+        elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+            named = [ln if os.path.isabs(ln) or os.path.exists(ln) else str(path.parent / ln)
+                     for ln in lines if ln and not ln.startswith("#")]
+            items.extend(expand_inputs(named, accept))
+        elif not path.exists():
+            items.append(Item(str(path), None, f"{path}: no such file or folder"))
+        else:
+            kind = media_kind(path)
+            if kind is not None and kind not in accept:
+                items.append(Item(str(path), None,
+                                  f"{path}: is a {kind} file, but this model takes {_describe(accept)}"))
+            else:
+                items.append(Item(str(path), str(path)))  # unknown extension: let the decoder decide
+    return items
