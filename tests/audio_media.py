@@ -97,3 +97,59 @@ def espeak(text: str, path: Path) -> Path | None:
         return None
     subprocess.run([exe, "-w", str(path), text], check=True, capture_output=True, timeout=60)
     return path
+
+
+def write_container(
+    path: Path,
+    audio: np.ndarray | None,
+    rate: int,
+    *,
+    codec: str = "aac",
+    video: bool = True,
+    seconds: float = 0.5,
+) -> Path:
+    """A small video file (``.mp4``/``.mkv``/``.webm``, by suffix) with ``audio`` as its sound track.
+
+    Args:
+        audio: ``(samples, channels)`` float32 with 1 or 2 channels, or None for a silent video.
+        codec: the audio encoder (aac, libopus, flac, mp3, ...).
+        video: add a tiny video stream (``seconds`` long) before the audio.
+    """
+    import av  # test dependency through mediaformers; kept local so the golden tool needs numpy only
+
+    container = av.open(str(path), "w")
+    try:  # every stream is added before the first packet is muxed (that writes the header)
+        vs = stream = None
+        if video:
+            vs = container.add_stream("libvpx-vp9" if path.suffix == ".webm" else "mpeg4", rate=10)
+            vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        if audio is not None:
+            layout = "stereo" if audio.shape[1] == 2 else "mono"
+            stream = container.add_stream(codec, rate=rate)
+            stream.layout = layout
+        if vs is not None:
+            for i in range(max(1, int(seconds * 10))):
+                frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i % 256, np.uint8), format="rgb24")
+                for packet in vs.encode(frame):
+                    container.mux(packet)
+            for packet in vs.encode():
+                container.mux(packet)
+        if stream is not None:
+            chunk = 960 if codec in ("libopus", "opus") else 1024
+            for s in range(0, len(audio), chunk):
+                piece = np.ascontiguousarray(audio[s : s + chunk].reshape(1, -1), dtype=np.float32)
+                frame = av.AudioFrame.from_ndarray(piece, format="flt", layout=layout)
+                frame.sample_rate, frame.pts = rate, s
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    finally:
+        container.close()
+    return path
+
+
+def peak_frequency(x: np.ndarray, rate: int) -> float:
+    """The frequency (Hz) of the strongest FFT bin of a Hann-windowed signal."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spec) * rate / len(x))

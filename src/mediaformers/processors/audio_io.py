@@ -137,6 +137,11 @@ def _read_soundfile(fh: BinaryIO, name: str) -> tuple[np.ndarray, int] | None:
         raise AudioDecodeError(f"cannot decode audio file {name}: corrupt or truncated ({msg.strip()})") from err
     except (RuntimeError, sf.SoundFileError) as err:
         raise AudioDecodeError(f"cannot decode audio file {name}: corrupt or truncated ({err})") from err
+    if len(data) == 0:
+        raise AudioDecodeError(
+            f"cannot decode audio file {name}: no audio samples decoded ({fmt} header without audio data: "
+            "empty, truncated or corrupt)"
+        )
     # libsndfile quietly clips a short WAV to the bytes that are there; the RIFF header knows better.
     declared = _declared_wav_bytes(head)
     if declared is not None and actual < declared:

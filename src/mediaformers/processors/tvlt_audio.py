@@ -80,6 +80,7 @@ class TvltFeatureExtractor:
         hop_length_to_sampling_rate: int = 86,
         n_fft: int = 2048,
         padding_value: float = 0.0,
+        hop_length: int | None = None,
         **unused: Any,
     ) -> None:
         self.spectrogram_length = spectrogram_length  # max time frames; longer audio is truncated
@@ -90,12 +91,10 @@ class TvltFeatureExtractor:
         self.hop_length_to_sampling_rate = hop_length_to_sampling_rate  # frames per second
         self.n_fft = n_fft
         self.padding_value = padding_value  # fills time frames past the end of a clip
+        # transformers saves the derived hop_length (and not hop_length_to_sampling_rate): honour it
+        self.hop_length = hop_length or sampling_rate // hop_length_to_sampling_rate
         if feature_size % self.patch_size[1]:
             raise ValueError(f"feature_size ({feature_size}) must be a multiple of patch_size[1] ({self.patch_size[1]})")
-
-    @property
-    def hop_length(self) -> int:
-        return self.sampling_rate // self.hop_length_to_sampling_rate
 
     @property
     def freq_len(self) -> int:
@@ -104,7 +103,7 @@ class TvltFeatureExtractor:
 
     def to_dict(self) -> dict[str, Any]:
         keys = ("spectrogram_length", "num_channels", "patch_size", "feature_size", "sampling_rate",
-                "hop_length_to_sampling_rate", "n_fft", "padding_value")
+                "hop_length_to_sampling_rate", "hop_length", "n_fft", "padding_value", "freq_len")
         return {"feature_extractor_type": self.feature_extractor_type, **{k: getattr(self, k) for k in keys}}
 
     @classmethod

@@ -1,0 +1,263 @@
+"""audio_io: files of every kind and rate in, float32 mono at the model's rate out; clear errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from mediaformers.processors.audio_io import AudioDecodeError, decode_audio, load_audio, resample, to_mono
+from tests.audio_media import (
+    SIGNALS,
+    espeak,
+    noise,
+    pcm16,
+    peak_frequency,
+    speech_like,
+    stereo,
+    tone,
+    write_container,
+)
+
+
+def _write(path: Path, audio: np.ndarray, rate: int, **kw) -> Path:
+    sf.write(path, audio, rate, **kw)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# files
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_16")])
+def test_lossless_files_round_trip(tmp_path, name, fmt, subtype):
+    x = pcm16(SIGNALS[name](0.3, 16000, 0))
+    path = _write(tmp_path / f"a.{fmt.lower()}", x, 16000, format=fmt, subtype=subtype)
+    y = load_audio(path, 16000, return_numpy=True)
+    assert y.dtype == np.float32 and y.ndim == 1
+    np.testing.assert_array_equal(y, x)
+
+
+@pytest.mark.parametrize("ext,fmt,subtype", [("ogg", "OGG", "VORBIS"), ("opus", "OGG", "OPUS"), ("mp3", "MP3", "MPEG_LAYER_III")])
+def test_lossy_files_decode(tmp_path, ext, fmt, subtype):
+    rate = 48000 if subtype == "OPUS" else 44100
+    path = _write(tmp_path / f"a.{ext}", tone(1.0, rate, freq=1000), rate, format=fmt, subtype=subtype)
+    y = load_audio(path, 16000, return_numpy=True)
+    assert abs(len(y) - 16000) < 0.1 * 16000
+    assert abs(peak_frequency(y, 16000) - 1000) < 5
+    assert abs(np.sqrt(np.mean(y**2)) - 0.5 / np.sqrt(2)) < 0.05
+
+
+def test_resamples_44k_stereo_to_16k_mono_as_channel_mean(tmp_path):
+    left, right = tone(1.0, 44100, freq=440, amp=0.6), tone(1.0, 44100, freq=440, amp=0.2)
+    path = _write(tmp_path / "stereo.wav", stereo(left, right), 44100, subtype="FLOAT")
+    y = load_audio(path, 16000)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float32 and y.shape == (16000,)
+    expected = soxr.resample((left + right) / 2, 44100, 16000, quality="HQ")
+    np.testing.assert_allclose(y.numpy(), expected, atol=1e-6)
+    assert abs(peak_frequency(y.numpy(), 16000) - 440) < 2
+
+
+def test_opposite_channels_mix_to_silence(tmp_path):
+    x = tone(0.5, 8000)
+    y = load_audio(_write(tmp_path / "a.wav", stereo(x, -x), 8000, subtype="FLOAT"), 16000, return_numpy=True)
+    assert len(y) == 8000 and np.abs(y).max() < 1e-6
+
+
+def test_upsamples_8k_stereo(tmp_path):
+    x = speech_like(0.5, 8000)
+    y = load_audio(_write(tmp_path / "a.flac", stereo(x, x), 8000), 16000, return_numpy=True)
+    assert len(y) == 4000 * 2
+    np.testing.assert_allclose(y, soxr.resample(pcm16(x), 8000, 16000, quality="HQ"), atol=1e-4)
+
+
+def test_target_rate_none_keeps_the_file_rate(tmp_path):
+    x = pcm16(noise(0.2, 22050))
+    y = load_audio(_write(tmp_path / "a.wav", x, 22050), None, return_numpy=True)
+    np.testing.assert_array_equal(y, x)
+
+
+def test_file_objects_and_bytes(tmp_path):
+    x = pcm16(tone(0.25, 16000))
+    path = _write(tmp_path / "a.flac", x, 16000)
+    with open(path, "rb") as fh:
+        np.testing.assert_array_equal(load_audio(fh, return_numpy=True), x)
+    np.testing.assert_array_equal(load_audio(io.BytesIO(path.read_bytes()), return_numpy=True), x)
+    np.testing.assert_array_equal(load_audio(path.read_bytes(), return_numpy=True), x)
+    np.testing.assert_array_equal(load_audio(str(path), return_numpy=True), x)
+
+
+@pytest.mark.parametrize(
+    "suffix,codec,rate",
+    [(".mp4", "aac", 44100), (".mkv", "flac", 44100), (".webm", "libopus", 48000), (".mov", "pcm_s16le", 22050)],
+)
+def test_audio_track_of_a_video(tmp_path, suffix, codec, rate):
+    x = tone(1.0, rate, freq=440, amp=0.5)
+    path = write_container(tmp_path / f"v{suffix}", stereo(x, x), rate, codec=codec)
+    data, got_rate = decode_audio(path)
+    assert got_rate == rate and data.shape[1] == 2
+    y = load_audio(path, 16000, return_numpy=True)
+    assert abs(len(y) - 16000) < 0.05 * 16000  # codec priming adds a little
+    assert abs(peak_frequency(y, 16000) - 440) < 2
+    assert abs(np.sqrt(np.mean(y**2)) - 0.5 / np.sqrt(2)) < 0.03
+
+
+def test_espeak_speech(tmp_path):
+    path = espeak("The quick brown fox jumps over the lazy dog.", tmp_path / "speech.wav")
+    if path is None:
+        pytest.skip("espeak-ng is not installed")
+    y = load_audio(path, 16000, return_numpy=True)
+    assert len(y) > 8000 and np.isfinite(y).all() and np.abs(y).max() > 0.01
+
+
+# ------------------------------------------------------------------------------------------------
+# arrays
+
+
+def test_arrays_and_tensors():
+    x = tone(0.5, 44100)
+    y = load_audio(x, 16000, sampling_rate=44100)
+    assert isinstance(y, torch.Tensor) and y.shape == (8000,)
+    np.testing.assert_allclose(y.numpy(), soxr.resample(x, 44100, 16000, quality="HQ"), atol=1e-6)
+    np.testing.assert_allclose(load_audio(torch.from_numpy(x), 16000, sampling_rate=44100), y, atol=1e-6)
+    same = load_audio(x, 44100, sampling_rate=44100, return_numpy=True)
+    np.testing.assert_array_equal(same, x)
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_two_dimensional_arrays_mix_down(layout):
+    left, right = tone(0.1, 16000, amp=0.4), noise(0.1, 16000)
+    x = np.stack([left, right]) if layout == "channels_first" else stereo(left, right)
+    y = load_audio(x, 16000, sampling_rate=16000, return_numpy=True)
+    np.testing.assert_allclose(y, (left + right) / 2, atol=1e-7)
+
+
+def test_integer_pcm_is_scaled():
+    x = np.array([0, 16384, -32768, 32767], dtype=np.int16)
+    y = load_audio(x, 16000, sampling_rate=16000, return_numpy=True)
+    np.testing.assert_allclose(y, [0, 0.5, -1, 32767 / 32768])
+    u8 = load_audio(np.array([128, 255, 0], np.uint8), 16000, sampling_rate=16000, return_numpy=True)
+    np.testing.assert_allclose(u8, [0, 127 / 128, -1])
+
+
+def test_to_mono_explicit_axis():
+    x = np.ones((3, 100), np.float32) * np.array([[1], [2], [3]], np.float32)
+    np.testing.assert_allclose(to_mono(x, channel_axis=0), np.full(100, 2.0))
+
+
+# ------------------------------------------------------------------------------------------------
+# bad input: each error names the source and the cause
+
+
+def test_empty_array():
+    with pytest.raises(ValueError, match=r"source holds no audio samples"):
+        load_audio(np.zeros(0, np.float32), 16000, sampling_rate=16000)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_array(bad):
+    x = np.zeros(100, np.float32)
+    x[7] = bad
+    with pytest.raises(ValueError, match=r"source has 1 non-finite \(NaN/inf\) sample\(s\), the first at flat index 7"):
+        load_audio(x, 16000, sampling_rate=16000)
+
+
+def test_wrong_rank():
+    with pytest.raises(ValueError, match=r"source must be 1-D .* got shape \(2, 3, 100\)"):
+        load_audio(np.zeros((2, 3, 100), np.float32), 16000, sampling_rate=16000)
+
+
+def test_no_channel_axis():
+    with pytest.raises(ValueError, match=r"shape \(100, 200\): no axis looks like channels"):
+        load_audio(np.zeros((100, 200), np.float32), 16000, sampling_rate=16000)
+
+
+def test_array_needs_sampling_rate():
+    with pytest.raises(ValueError, match="sampling_rate is required with array input"):
+        load_audio(np.zeros(100, np.float32), 16000)
+
+
+@pytest.mark.parametrize("rate", [0, -16000, 16000.5])
+def test_bad_rates(rate):
+    with pytest.raises(ValueError, match=r"target_rate must be a positive integer rate in Hz"):
+        load_audio(np.zeros(100, np.float32), rate, sampling_rate=16000)
+    with pytest.raises(ValueError, match=r"orig_rate must be a positive integer rate in Hz"):
+        resample(np.zeros(100, np.float32), rate, 16000)
+
+
+def test_complex_array():
+    with pytest.raises(ValueError, match="source must hold real samples, got dtype complex64"):
+        load_audio(np.zeros(10, np.complex64), 16000, sampling_rate=16000)
+
+
+def test_file_rate_conflict(tmp_path):
+    path = _write(tmp_path / "a.wav", tone(0.1, 44100), 44100)
+    with pytest.raises(ValueError, match=r"sampling_rate=16000 was given, but audio file .*a.wav is at 44100 Hz"):
+        load_audio(path, 16000, sampling_rate=16000)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"audio file .*nope.wav does not exist"):
+        load_audio(tmp_path / "nope.wav")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioDecodeError, match=r"empty.wav: the file is empty \(0 bytes\)"):
+        load_audio(tmp_path / "empty.wav")
+
+
+def test_wav_without_samples(tmp_path):
+    path = _write(tmp_path / "zero.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioDecodeError, match=r"zero.wav: no audio samples decoded \(WAV header without audio data"):
+        load_audio(path)
+
+
+def test_nan_in_float_wav(tmp_path):
+    x = tone(0.1, 16000)
+    x[10:12] = np.nan
+    path = _write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match=r"audio file .*nan.wav has 2 non-finite"):
+        load_audio(path)
+
+
+def test_unknown_format(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(AudioDecodeError, match=r"notes.txt: unknown format or corrupt file"):
+        load_audio(path)
+
+
+def test_silent_video(tmp_path):
+    path = write_container(tmp_path / "silent.mp4", None, 16000, video=True)
+    with pytest.raises(AudioDecodeError, match=r"silent.mp4: it has no audio stream \(streams: video\)"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("ext,fmt", [("wav", "WAV"), ("flac", "FLAC"), ("ogg", "OGG")])
+def test_truncated_audio_file(tmp_path, ext, fmt):
+    path = _write(tmp_path / f"full.{ext}", noise(1.0, 16000), 16000, format=fmt)
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(AudioDecodeError, match=rf"cut.{ext}: (corrupt or truncated|truncated WAV|no audio samples decoded)"):
+        load_audio(cut)
+
+
+def test_truncated_video(tmp_path):
+    x = tone(1.0, 44100)
+    path = write_container(tmp_path / "full.mp4", stereo(x, x), 44100)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(AudioDecodeError, match=r"cut.mp4: (unknown format or corrupt file|corrupt or truncated)"):
+        load_audio(cut)
+
+
+def test_bad_source_type():
+    with pytest.raises(ValueError, match="source must be a path, bytes or a seekable binary file object, got int"):
+        decode_audio(3)
