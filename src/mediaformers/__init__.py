@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, list[str]] = {
     "auto": ["from_pretrained"],
+    "tasks.pipelines": ["pipeline"],
     "config": ["Config"],
     "modeling": ["CheckpointError", "LoadReport", "PreTrainedModel"],
     "models.videomae": ["VideoMAEConfig", "VideoMAEModel", "VideoMAEForPreTraining",

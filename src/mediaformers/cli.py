@@ -116,11 +116,16 @@ def _report(rec: dict[str, Any]) -> None:
 
 
 # ---- commands ----------------------------------------------------------------------------------
-def _pipeline(args, task: str | None, **options):
+def _load(args):
+    from .tasks.loading import load_model
+
+    return load_model(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
+
+
+def _pipeline(args, task: str | None, loaded=None, **options):
     from .tasks.pipelines import pipeline
 
-    return pipeline(task, args.model, device=args.device, dtype=args.dtype, compile=args.compile,
-                    batch_size=args.batch_size, num_workers=args.workers, **options)
+    return pipeline(task, loaded or _load(args), batch_size=args.batch_size, num_workers=args.workers, **options)
 
 
 def _inputs(pipe, args, done: set[str]) -> list[str]:
@@ -147,14 +152,14 @@ def _stream(pipe, args, **call) -> int:
 
 
 def cmd_classify(args) -> int:
-    pipe = _pipeline(args, None, top_k=args.top_k, aggregate=args.aggregate,
+    loaded = _load(args)
+    if loaded.family == "altclip":
+        raise ValueError(f"{args.model} is an AltCLIP model; use `mediaformers zero-shot MODEL INPUTS --labels ...`")
+    if (args.clips > 1 or args.crops > 1) and loaded.family not in ("videomae", "vivit"):
+        raise ValueError("--clips/--crops apply to video models (VideoMAE, ViViT)")
+    pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate,
                      **({"num_clips": args.clips, "num_crops": args.crops} if args.clips > 1 or args.crops > 1 else {}),
                      **({"hop": args.hop} if args.hop else {}))
-    if pipe.task == "zero-shot-classification":
-        raise ValueError(f"{args.model} is an AltCLIP model; use `mediaformers zero-shot MODEL INPUTS --labels ...`")
-    if args.clips > 1 or args.crops > 1:
-        if pipe.task != "video-classification":
-            raise ValueError("--clips/--crops apply to video models (VideoMAE, ViViT)")
     return _stream(pipe, args, views=args.views)
 
 
