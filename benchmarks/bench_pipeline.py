@@ -1,0 +1,65 @@
+"""End to end: generated 10 s videos classified from disk vs the model alone on the same batches.
+
+    python benchmarks/bench_pipeline.py [--videos 64] [--workers 0 1 2] [--size small|base]
+
+Prints clips/s of the whole pipeline (decode + transform + model, via mediaformers.pipeline) for
+each worker count, next to model-only throughput on pre-made inputs of the same batch size, and
+their ratio (target: >= 80% with 2 workers, i.e. decoding hidden behind compute).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+import mediaformers as mf  # noqa: E402
+from mediaformers.demo import _frames, write_video  # noqa: E402
+
+SIZES = {"small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
+         "base": dict()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", type=int, default=64)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--size", default="small", choices=list(SIZES))
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        for i in range(args.videos):  # 10 s, 320x240, 12 fps
+            write_video(tmp / f"v{i:03d}.mp4", _frames(120, 240, 320, i), fps=12, audio=False)
+        print(f"made {args.videos} videos in {time.perf_counter() - t0:.0f} s")
+        cfg = mf.VideoMAEConfig(**SIZES[args.size], num_labels=400)
+        mf.VideoMAEForVideoClassification(cfg).save_pretrained(tmp / "ckpt")
+        clf = mf.pipeline(model=tmp / "ckpt", batch_size=args.batch_size)
+        x = torch.randn(args.batch_size, 16, 3, 224, 224)
+        with torch.inference_mode():
+            clf.model(x)
+            t0 = time.perf_counter()
+            batches = max(2, args.videos // args.batch_size // 4)
+            for _ in range(batches):
+                clf.model(x)
+            model_only = batches * args.batch_size / (time.perf_counter() - t0)
+        print(f"VideoMAE-{args.size} 16x224, batch {args.batch_size}: model only {model_only:.2f} clips/s")
+        files = sorted(str(f) for f in tmp.glob("v*.mp4"))
+        for workers in args.workers:
+            clf.num_workers = workers
+            t0 = time.perf_counter()
+            recs = clf(files)
+            rate = len(files) / (time.perf_counter() - t0)
+            assert all("labels" in r for r in recs)
+            print(f"pipeline, {workers} workers: {rate:.2f} clips/s = {rate / model_only:.0%} of model-only")
+
+
+if __name__ == "__main__":
+    np.random.seed(0)
+    main()
