@@ -42,9 +42,9 @@ def make_inputs(cfg: dict, batch: int, cls: str, seed: int = 0, frames: int | No
     return inputs
 
 
-def _run(model, inputs, **kw):
+def _run(model, inputs, hidden: bool = True):
     x = inputs["input_values"].clone().requires_grad_(True)
-    out = model(**{**inputs, "input_values": x}, output_hidden_states=True, **kw)
+    out = model(**{**inputs, "input_values": x}, output_hidden_states=hidden)
     (out.loss if getattr(out, "loss", None) is not None else scalar(out)).backward()
     return out, x.grad
 
@@ -74,9 +74,10 @@ def test_to_transformers(tmp_path, name, cls):
     ref = hf_load(getattr(tf, cls), str(tmp_path))
     assert ref.config.problem_type == cfg.get("problem_type")
     inputs = make_inputs(cfg, 3, cls)
-    out_ref, grad_ref = _run(ref, inputs)
-    out, grad = _run(ours, inputs)
-    compare_outputs(out, out_ref, FIELDS[cls])
+    # Without hidden states our classifier takes its pooled-only path (the last layer for 2 tokens).
+    out_ref, grad_ref = _run(ref, inputs, hidden=False)
+    out, grad = _run(ours, inputs, hidden=False)
+    compare_outputs(out, out_ref, [f for f in FIELDS[cls] if f != "hidden_states"])
     assert_close(grad, grad_ref, "d loss / d input_values")
 
 
@@ -213,3 +214,15 @@ def test_bfloat16_takes_float32_input(len_model):
     m = mf.ASTForAudioClassification(mf.ASTConfig(**LEN_CFG)).to(torch.bfloat16)
     with torch.no_grad():
         assert m(torch.randn(1, 96, 32)).logits.dtype == torch.bfloat16
+
+
+def test_pooled_only_matches_the_full_last_layer():
+    m = perturb(mf.ASTModel(mf.ASTConfig(**LEN_CFG)))
+    x = torch.randn(2, 70, LEN_CFG["num_mel_bins"])
+    mask = torch.ones(2, 2 + 2 * 6)
+    mask[1, 9:] = 0
+    with torch.no_grad():
+        full, short = m(x, attention_mask=mask), m(x, attention_mask=mask, pooled_only=True)
+    assert short.last_hidden_state.shape == (2, 2, LEN_CFG["hidden_size"])
+    assert_close(short.last_hidden_state, full.last_hidden_state[:, :2], "cls tokens")
+    assert_close(short.pooler_output, full.pooler_output, "pooler_output")

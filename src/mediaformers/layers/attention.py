@@ -55,19 +55,35 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(
-        self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        attn_bias: torch.Tensor | None = None,
+        need_weights: bool = False,
+        num_queries: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, tokens, dim); attn_bias: additive, broadcastable to (batch, heads, tokens, tokens).
 
         Returns the output (batch, tokens, dim) and, only when ``need_weights``, the attention
-        probabilities (batch, heads, tokens, tokens).
+        probabilities (batch, heads, tokens, tokens). With ``num_queries`` only the first
+        ``num_queries`` tokens attend (keys and values are still all tokens): the output is
+        (batch, num_queries, dim), for heads that read a few leading tokens only.
         """
         b, n, c = x.shape
         bias = self.qkv.bias
         if self.q_bias is not None:
             bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if num_queries is None:
+            m = n
+            qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            m = num_queries
+            (wq, wkv), (bq, bkv) = self.qkv.weight.split((c, 2 * c)), (None, None)
+            if bias is not None:
+                bq, bkv = bias.split((c, 2 * c))
+            q = F.linear(x[:, :m], wq, bq).view(b, m, self.num_heads, self.head_dim).transpose(1, 2)
+            kv = F.linear(x, wkv, bkv).view(b, n, 2, self.num_heads, self.head_dim)
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
         drop = self.attn_drop if self.training else 0.0
         weights = None
         if need_weights:
@@ -78,5 +94,5 @@ class Attention(nn.Module):
             out = F.dropout(weights, drop, self.training) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop)
-        out = out.transpose(1, 2).reshape(b, n, c)
+        out = out.transpose(1, 2).reshape(b, m, c)
         return self.proj_drop(self.proj(out)), weights

@@ -47,9 +47,16 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, mlp_hidden, act=act, drop=drop)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False):
-        a, weights = self.attn(self.norm1(x), attn_bias, need_weights)
-        x = x + a
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_bias: torch.Tensor | None = None,
+        need_weights: bool = False,
+        num_queries: int | None = None,
+    ):
+        """x (batch, tokens, dim) -> (batch, tokens, dim), or (batch, num_queries, dim) for the leading tokens only."""
+        a, weights = self.attn(self.norm1(x), attn_bias, need_weights, num_queries)
+        x = (x if num_queries is None else x[:, :num_queries]) + a
         x = x + self.mlp(self.norm2(x))
         return x, weights
 
@@ -107,14 +114,20 @@ class Encoder(nn.Module):
         *,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        num_queries: int | None = None,
     ) -> EncoderOutput:
+        """``num_queries``: the last (pre-norm) block computes only the first ``num_queries`` tokens,
+        all a pooled head reads (cls tokens); its output, and last_hidden_state, are then that short."""
         hidden = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for block in self.blocks:
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            # Leaving the argument out elsewhere keeps blocks without it (PostNormBlock) working.
+            extra = (num_queries,) if num_queries is not None and i == last else ()
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x, w = checkpoint(block, x, attn_bias, output_attentions, use_reentrant=False)
+                x, w = checkpoint(block, x, attn_bias, output_attentions, *extra, use_reentrant=False)
             else:
-                x, w = block(x, attn_bias, output_attentions)
+                x, w = block(x, attn_bias, output_attentions, *extra)
             if hidden is not None:
                 hidden.append(x)
             if attentions is not None:

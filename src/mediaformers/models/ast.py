@@ -142,12 +142,15 @@ class ASTModel(ASTPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         pos_mode: str = "auto",
+        pooled_only: bool = False,
     ) -> BaseModelOutputWithPooling:
         """input_values (batch, frames, num_mel_bins) -> last_hidden_state (batch, 2 + patches, hidden).
 
         ``pooler_output`` (batch, hidden) is the mean of the cls and distillation tokens.
         ``attention_mask`` (batch, 2 + patches), 1 = attend, masks keys (tokens, not frames: as in
         transformers). ``frames`` other than ``max_length`` use :meth:`positions` with ``pos_mode``.
+        ``pooled_only`` skips the last block's work for the patch tokens, which the pooled output
+        never reads (~7% of a 12-layer forward); last_hidden_state is then (batch, 2, hidden).
         """
         c = self.config
         check_spectrogram(input_values, num_mel_bins=c.num_mel_bins, min_frames=c.kernel[1])
@@ -166,7 +169,8 @@ class ASTModel(ASTPreTrainedModel):
                     f"got {tuple(attention_mask.shape)}"
                 )
             bias = padding_mask_to_bias(attention_mask, x.dtype)
-        out = self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        out = self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                           num_queries=2 if pooled_only else None)
         x = self.norm(out.last_hidden_state)
         pooled = (x[:, 0] + x[:, 1]) / 2
         return BaseModelOutputWithPooling(x, pooled, out.hidden_states, out.attentions)
@@ -210,7 +214,8 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         it is inferred as transformers does.
         """
         out = self.audio_spectrogram_transformer(
-            input_values, attention_mask, output_hidden_states, output_attentions, pos_mode
+            input_values, attention_mask, output_hidden_states, output_attentions, pos_mode,
+            pooled_only=not (output_hidden_states or output_attentions),  # else the last layer is returned whole
         )
         logits = self.head(out.pooler_output)
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
