@@ -18,7 +18,8 @@ from ..modeling import PreTrainedModel
 from ..outputs import ClassifierOutput, ModelOutput, Tensors
 from .common import check_video, pair
 from . import tvlt_masking as masking
-from .tvlt_masking import AUDIO_MASK_TYPES, check_noise, random_masking, unshuffle
+from .tvlt_masking import (AUDIO_MASK_TYPES, check_noise, masked_mse, patchify_audio, patchify_pixels,
+                           random_masking, unshuffle)
 
 
 @dataclass(kw_only=True)
@@ -255,7 +256,8 @@ class TvltModel(TvltPreTrainedModel):
         if mask_audio:
             n = xa.shape[1]
             if noise_a is None:
-                noise_a = masking.audio_noise(b, n, c.freq_patches, c.audio_mask_type, generator=generator, device=xa.device)
+                noise_a = masking.audio_noise(b, n, c.freq_patches, c.audio_mask_type, generator=generator,
+                                              device=xa.device)
             check_noise(noise_a, "audio_noise", b, n)
             keep = int(n * (1 - c.audio_mask_ratio))
             xa, audio_mask, audio_labels, audio_restore = random_masking(xa, noise_a, keep, audio_mask)
@@ -272,27 +274,6 @@ class TvltModel(TvltPreTrainedModel):
         nv = xv.shape[1]
         return TvltModelOutput(x, x[:, 1:1 + nv], x[:, 1 + nv:], pixel_labels, audio_labels,
                                pixel_restore, audio_restore, enc.hidden_states, enc.attentions)
-
-
-def patchify_pixels(pixel_values: torch.Tensor, p: int) -> torch.Tensor:
-    """(batch, frames, C, H, W) -> (batch, frames * h * w, p * p * C), patch pixels in (row, col, channel) order."""
-    b, t, c, h, w = pixel_values.shape
-    x = pixel_values.reshape(b, t, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 4, 6, 2)
-    return x.reshape(b, t * (h // p) * (w // p), p * p * c)
-
-
-def patchify_audio(audio_values: torch.Tensor, pt: int, pf: int) -> torch.Tensor:
-    """(batch, C, time, freq) -> (batch, time/pt * freq/pf, pt * pf * C); a ragged time tail is dropped, as the conv does."""
-    b, c, h, w = audio_values.shape
-    x = audio_values[:, :, : h // pt * pt, : w // pf * pf]
-    x = x.reshape(b, c, h // pt, pt, w // pf, pf).permute(0, 2, 4, 3, 5, 1)
-    return x.reshape(b, (h // pt) * (w // pf), pt * pf * c)
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error per patch, averaged over the masked (mask = 1) patches only."""
-    per_patch = ((pred - target) ** 2).mean(dim=-1)
-    return (per_patch * mask).sum() / mask.sum()
 
 
 class MatchingHead(nn.Module):
@@ -446,7 +427,8 @@ class TvltForAudioVisualClassification(TvltPreTrainedModel):
         if kind == "classification":
             if labels.is_floating_point():  # class probabilities, as CrossEntropyLoss accepts
                 if labels.shape != logits.shape:
-                    raise ValueError(f"labels: float (probability) labels need shape ({b}, {n}), got {tuple(labels.shape)}")
+                    raise ValueError(f"labels: float (probability) labels need shape ({b}, {n}), "
+                                     f"got {tuple(labels.shape)}")
                 return F.cross_entropy(logits, labels.to(logits.dtype))
             if labels.shape != (b,):
                 raise ValueError(f"labels: classification needs class ids of shape ({b},), got {tuple(labels.shape)}")

@@ -1,4 +1,4 @@
-"""TVLT's MAE masking: noise drawn exactly as the reference draws it, then per-sample shuffling.
+"""TVLT's MAE steps: masking noise drawn exactly as the reference draws it, shuffling, patchify, loss.
 
 The reference (transformers 4.57.1) calls ``torch.rand`` once for the pixels, then once for the
 audio, with these shapes; doing the same means that under one ``torch.manual_seed`` both mask the
@@ -74,3 +74,24 @@ def unshuffle(x: torch.Tensor, mask_token: torch.Tensor, ids_restore: torch.Tens
     b, n, d = x.shape
     x = torch.cat([x, mask_token.to(x.dtype).expand(b, ids_restore.shape[1] - n, d)], dim=1)
     return torch.gather(x, 1, ids_restore.unsqueeze(-1).expand(-1, -1, d))
+
+
+def patchify_pixels(pixel_values: torch.Tensor, p: int) -> torch.Tensor:
+    """(batch, frames, C, H, W) -> (batch, frames * h * w, p * p * C), patch pixels in (row, col, channel) order."""
+    b, t, c, h, w = pixel_values.shape
+    x = pixel_values.reshape(b, t, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 4, 6, 2)
+    return x.reshape(b, t * (h // p) * (w // p), p * p * c)
+
+
+def patchify_audio(audio_values: torch.Tensor, pt: int, pf: int) -> torch.Tensor:
+    """(batch, C, time, freq) -> (batch, time/pt * freq/pf, pt * pf * C); a ragged tail is dropped, as the conv does."""
+    b, c, h, w = audio_values.shape
+    x = audio_values[:, :, : h // pt * pt, : w // pf * pf]
+    x = x.reshape(b, c, h // pt, pt, w // pf, pf).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(b, (h // pt) * (w // pf), pt * pf * c)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per patch, averaged over the masked (mask = 1) patches only."""
+    per_patch = ((pred - target) ** 2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum()
