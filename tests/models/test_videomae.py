@@ -133,3 +133,15 @@ def test_bad_masks(tiny):
         tiny(x, torch.zeros(2, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="bool"):
         tiny(x, torch.full((2, 8), 0.5))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_classifier_without_hidden_states(tmp_path, name):
+    """The first-token path (use_mean_pooling=False) computes one token in the last block; still exact."""
+    cfg = {**BASE, **CONFIGS[name]}
+    ref = perturb(tf.VideoMAEForVideoClassification(tf.VideoMAEConfig(**cfg)))
+    ref.save_pretrained(tmp_path)
+    ours = mf.VideoMAEForVideoClassification.from_pretrained(tmp_path)
+    inputs = make_inputs(cfg, 2, "VideoMAEForVideoClassification")
+    with torch.no_grad():
+        compare_outputs(ours(**inputs), ref(**inputs), ["loss", "logits"])

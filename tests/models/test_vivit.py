@@ -116,3 +116,21 @@ def tiny():
 def test_bad_inputs(tiny, shape, kw, msg):
     with pytest.raises(ValueError, match=msg):
         tiny(torch.zeros(shape), **kw)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_classifier_without_hidden_states(tmp_path, name):
+    """Without hidden states the last block computes [CLS] only; logits, loss and gradients still match."""
+    cfg = {**BASE, **CONFIGS[name]}
+    ref = perturb(tf.VivitForVideoClassification(tf.VivitConfig(**cfg)))
+    ref.save_pretrained(tmp_path)
+    ours = mf.VivitForVideoClassification.from_pretrained(tmp_path)
+    inputs = make_inputs(cfg, 2, "VivitForVideoClassification")
+    grads = []
+    for model in (ref, ours):
+        x = inputs["pixel_values"].clone().requires_grad_(True)
+        out = model(pixel_values=x, labels=inputs["labels"])
+        out.loss.backward()
+        grads.append((out, x.grad))
+    compare_outputs(grads[1][0], grads[0][0], ["loss", "logits"])
+    assert_close(grads[1][1], grads[0][1], "d loss / d pixel_values")

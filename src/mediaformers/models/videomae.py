@@ -144,8 +144,12 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         bool_masked_pos: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        pooled_only: bool = False,
     ) -> BaseModelOutput:
-        """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden)."""
+        """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden).
+
+        ``pooled_only`` (first-token pooling only) skips the last block's work for the other tokens.
+        """
         c = self.config
         check_video(pixel_values, frames=c.num_frames, size=pair(c.image_size), channels=c.num_channels)
         b = pixel_values.shape[0]
@@ -153,7 +157,8 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         if bool_masked_pos is not None:
             mask = check_mask(bool_masked_pos, b, c.num_patches)
             x = x[~mask].reshape(b, -1, x.shape[-1])
-        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                           num_queries=1 if pooled_only else None)
         x = out.last_hidden_state if self.norm is None else self.norm(out.last_hidden_state)
         return BaseModelOutput(x, out.hidden_states, out.attentions)
 
@@ -264,7 +269,8 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> ClassifierOutput:
-        out = self.videomae(pixel_values, None, output_hidden_states, output_attentions)
+        first_token = self.fc_norm is None and not (output_hidden_states or output_attentions)
+        out = self.videomae(pixel_values, None, output_hidden_states, output_attentions, pooled_only=first_token)
         x = out.last_hidden_state
         x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]
         logits = self.classifier(x)

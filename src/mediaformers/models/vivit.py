@@ -121,10 +121,13 @@ class VivitModel(VivitPreTrainedModel):
         interpolate_pos_encoding: bool = False,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        pooled_only: bool = False,
     ) -> BaseModelOutputWithPooling:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, 1 + tubelets, hidden).
 
-        With ``interpolate_pos_encoding`` other frame sizes and counts are accepted.
+        With ``interpolate_pos_encoding`` other frame sizes and counts are accepted. ``pooled_only``
+        skips the last block's work for the tubelet tokens, which [CLS]-reading heads never use
+        (1/layers of the compute); last_hidden_state is then (batch, 1, hidden).
         """
         c = self.config
         fixed = not interpolate_pos_encoding
@@ -137,7 +140,8 @@ class VivitModel(VivitPreTrainedModel):
         x = self.patch_embed(pixel_values.transpose(1, 2))
         x = torch.cat([self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
         x = self.drop(x + self.positions(grid).to(x.dtype))
-        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                           num_queries=1 if pooled_only else None)
         x = self.norm(out.last_hidden_state)
         pooled = self.pooler(x) if self.pooler is not None else None
         return BaseModelOutputWithPooling(x, pooled, out.hidden_states, out.attentions)
@@ -160,7 +164,8 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> ClassifierOutput:
-        out = self.vivit(pixel_values, interpolate_pos_encoding, output_hidden_states, output_attentions)
+        out = self.vivit(pixel_values, interpolate_pos_encoding, output_hidden_states, output_attentions,
+                         pooled_only=not (output_hidden_states or output_attentions))
         logits = self.classifier(out.last_hidden_state[:, 0])
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
         return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
