@@ -6,16 +6,18 @@ matrices are built once per (parameters, device, dtype) and cached. Everything r
 is (CPU or GPU).
 
 Parity target: transformers' ``ASTFeatureExtractor`` *without* torchaudio (the numpy path of
-``audio_utils.spectrogram``, what runs in this project). It differs from its torchaudio path
-(``torchaudio.compliance.kaldi.fbank``) only in ways below 1e-5 after normalisation:
-  * numpy computes in float64 (storing the FFT as complex64); torchaudio in float32.
+``audio_utils.spectrogram``, what runs in this project). How that path differs from its torchaudio
+path (``torchaudio.compliance.kaldi.fbank``, what AST was trained with):
+  * numpy computes in float64 (storing the FFT as complex64); torchaudio in float32. float32 FFT
+    error is relative to the loudest bin, so after the log it shows in near-silent bins: up to
+    ~7e-4 after normalisation (a chirp). ``compute_dtype=torch.float32`` here is that same trade.
   * numpy's mel bank covers 257 bins including Nyquist; Kaldi's covers 256 and pads a zero column.
-    The last filter ends exactly at Nyquist, so that weight is 0 either way.
+    The last filter ends exactly at Nyquist, so that weight is 0 either way. In both, mel filter 3
+    of 128 catches no FFT bin at 16 kHz / 512 points and sits at the floor (transformers warns).
   * clips shorter than one frame (400 samples): torchaudio gives 0 frames (all padding); numpy gives
     0 frames for 240..399 samples and raises below 240. We give 0 frames for all of them.
-The FFT runs in float64 by default: float32 FFT error is relative to the loudest bin, and after the
-log it shows in near-silent bins next to a loud tone (up to ~7e-4 after normalisation, a chirp).
-Everything after the FFT is float32 (per-bin rounding is harmless there).
+The FFT runs in float64 by default (parity ~1e-7); everything after it is float32 (per-bin rounding
+is harmless there).
 """
 
 from __future__ import annotations
