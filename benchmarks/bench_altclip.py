@@ -7,7 +7,7 @@ both models. ``--size large`` is the issue's base: ViT-L/14 at 224 and XLM-R lar
 Prints median seconds per call, items/s, the ratio ref/ours (>1: we are faster) and the share of
 this machine's fp32 matmul peak.
 
-    python benchmarks/bench_altclip.py [--size large|default] [--image-batches 1 4] [--text-batches 1 8] [--runs 3]
+    python benchmarks/bench_altclip.py [--size large|default] [--image-batches 1 4] [--text-batches 1 8] [--runs 3] [--dtype float32|bfloat16]
 """
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ def main() -> None:
     p.add_argument("--text-batches", type=int, nargs="+", default=[1, 8])
     p.add_argument("--tokens", type=int, default=77)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = p.parse_args()
+    dtype = getattr(torch, args.dtype)
 
     torch.manual_seed(0)
     text, vision = configs(args.size)
@@ -63,17 +65,18 @@ def main() -> None:
     # Same weights: our tensors under transformers' in-memory names (the canonical `layers.N` table).
     missing, unexpected = ref.load_state_dict(ours.converter.to_hf(ours.state_dict()), strict=False)
     assert not missing and not unexpected, (missing, unexpected)
+    ours, ref = ours.to(dtype), ref.to(dtype)
     vc, tc = ours.config.vision_config, ours.config.text_config
-    peak = matmul_peak()
+    peak = matmul_peak(dtype)
     print(f"AltCLIP ({args.size}): vision {vc.num_hidden_layers}x{vc.hidden_size} patch {vc.patch_size} at "
           f"{vc.image_size}; text {tc.num_hidden_layers}x{tc.hidden_size} at {args.tokens} tokens; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32; "
-          f"matmul peak {peak / 1e9:.0f} GFLOP/s")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}; "
+          f"{args.dtype} matmul peak {peak / 1e9:.0f} GFLOP/s")
 
     for batch in args.image_batches:
-        x = torch.randn(batch, 3, vc.image_size, vc.image_size)
+        x = torch.randn(batch, 3, vc.image_size, vc.image_size, dtype=dtype)
         a, b = ours.get_image_features(x), ref.get_image_features(pixel_values=x)
-        err = (a.pooler_output - b.pooler_output).abs().max().item()
+        err = (a.pooler_output.float() - b.pooler_output.float()).abs().max().item()
         t_ours, t_ref = alternate(lambda: ours.get_image_features(x), lambda: ref.get_image_features(pixel_values=x),
                                   args.runs)
         work = flops(lambda: ours.get_image_features(x))
@@ -90,7 +93,7 @@ def main() -> None:
             ids[batch // 2:, half - 1], ids[batch // 2:, half:], mask[batch // 2:, half:] = tc.eos_token_id, 1, 0
         a = ours.get_text_features(ids, attention_mask=mask)
         b = ref.get_text_features(input_ids=ids, attention_mask=mask)
-        err = (a.pooler_output - b.pooler_output).abs().max().item()
+        err = (a.pooler_output.float() - b.pooler_output.float()).abs().max().item()
         t_ours, t_ref = alternate(lambda: ours.get_text_features(ids, attention_mask=mask),
                                   lambda: ref.get_text_features(input_ids=ids, attention_mask=mask), args.runs)
         work = flops(lambda: ours.get_text_features(ids, attention_mask=mask))

@@ -208,8 +208,10 @@ def test_hub_layouts_load(tmp_path):
     assert "text_model.roberta.encoder.layer.0.attention.self.query.weight" in written
     assert "vision_model.encoder.layers.0.self_attn.q_proj.weight" in written
     assert "visual_projection.weight" in written and "logit_scale" in written
-    # Either spelling loads.
+    # Either spelling loads, and so do the index buffers older transformers saved.
     swapped = {k.replace("encoder.layer.", "encoder.layers."): v for k, v in state.items()}
+    swapped["text_model.roberta.embeddings.position_ids"] = torch.arange(40)[None]
+    swapped["vision_model.embeddings.position_ids"] = torch.arange(10)[None]
     save_file(swapped, tmp_path / "model.safetensors")
     again = mf.AltCLIPModel.from_pretrained(tmp_path)
     assert again.load_report.ok

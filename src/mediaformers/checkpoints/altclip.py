@@ -8,7 +8,8 @@ spelling (``encoder.layers.N`` in both towers) and two small functions adapt at 
   (the hub spelling; 5.23 writes ``layer.N`` there but loads either).
 - ``AltCLIPTextModel`` / ``AltCLIPVisionModel`` alone write ``encoder.layers.N``: 5.23 loads
   nothing else for them.
-- Loading accepts ``layer.N`` and ``layers.N`` everywhere (:func:`normalise_layer_names`).
+- Loading accepts ``layer.N`` and ``layers.N`` everywhere and drops the ``position_ids`` /
+  ``token_type_ids`` buffers that checkpoints saved by older transformers carry (:func:`normalise`).
 """
 import re
 
@@ -51,11 +52,13 @@ CONVERTER = Converter(
 )
 
 _LAYER = re.compile(r"(^|\.)encoder\.layer\.(\d+)\.")
+# Index buffers, not weights: transformers < 4.31 saved them; the reference rebuilds them.
+_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 
-def normalise_layer_names(state: dict) -> dict:
-    """``encoder.layer.N.`` -> ``encoder.layers.N.`` (both spellings exist in the wild)."""
-    return {_LAYER.sub(r"\1encoder.layers.\2.", k): v for k, v in state.items()}
+def normalise(state: dict) -> dict:
+    """``encoder.layer.N.`` -> ``encoder.layers.N.`` (both spellings exist in the wild); index buffers dropped."""
+    return {_LAYER.sub(r"\1encoder.layers.\2.", k): v for k, v in state.items() if not k.endswith(_BUFFERS)}
 
 
 def text_layers_as_hub(state: dict) -> dict:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints.altclip import CONVERTER, normalise_layer_names, text_layers_as_hub
+from ..checkpoints.altclip import CONVERTER, normalise, text_layers_as_hub
 from ..config import Config
 from ..layers import Block, Encoder, PatchEmbed, resample_grid
 from ..modeling import LoadReport, PreTrainedModel
@@ -155,7 +155,7 @@ class AltCLIPPreTrainedModel(PreTrainedModel):
     is_backbone = True
 
     def load_hf_state_dict(self, hf_state: dict[str, torch.Tensor], **kwargs: Any) -> LoadReport:
-        return super().load_hf_state_dict(normalise_layer_names(hf_state), **kwargs)
+        return super().load_hf_state_dict(normalise(hf_state), **kwargs)
 
     def init_weights(self) -> None:
         super().init_weights()
