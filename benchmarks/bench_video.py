@@ -101,6 +101,9 @@ def bench_decode(tmp: Path) -> Path:
     t_ref = best_of(lambda: decode_all_and_pick(path, 16), repeats=1)
     print(f"[2] decode 16 frames of 60 s 720p h264: ours (seek) {t_ours * 1e3:.0f} ms, decode-all {t_ref * 1e3:.0f} ms, "
           f"ratio {t_ref / t_ours:.1f}x (target >= 5x); same frames: max |diff| {same}")
+    t_key = best_of(lambda: read_clip(path, sampler, seek_mode="keyframe"), repeats=3)
+    print(f"    seek_mode='keyframe' (the keyframe at or before each time): {t_key * 1e3:.0f} ms, "
+          f"ratio {t_ref / t_key:.1f}x")
     return path
 
 

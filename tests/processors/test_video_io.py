@@ -186,3 +186,18 @@ def test_bad_timestamps(h264_video):
             reader.get_frames_at([])
         with pytest.raises(ValueError, match=r"timestamps: expected finite seconds, got \[nan\]"):
             reader.get_frames_at([float("nan")])
+
+
+def test_keyframe_seek_mode(tmp_path):
+    """seek_mode='keyframe' gives, for each time, the exact frame of the keyframe at or before it."""
+    from tests.media import make_video, frame_index_of
+    from mediaformers.processors.video_io import read_frames_at
+
+    path = make_video(tmp_path / "gop.mp4", frames=40, fps=10, gop=10, size=(64, 96))
+    times = [0.0, 0.55, 1.25, 2.95, 3.9]
+    fast = read_frames_at(path, times, seek_mode="keyframe").numpy()
+    exact = read_frames_at(path, [0.0, 0.0, 1.0, 2.0, 3.0]).numpy()
+    assert [frame_index_of(f) for f in fast] == [0, 0, 10, 20, 30]
+    assert np.abs(fast.astype(int) - exact.astype(int)).max() == 0
+    with pytest.raises(ValueError, match="seek_mode: expected 'exact' or 'keyframe'"):
+        read_frames_at(path, [0.0], seek_mode="nearest")
