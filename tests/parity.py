@@ -46,3 +46,14 @@ def scalar(out) -> torch.Tensor:
     x = out.last_hidden_state
     w = torch.linspace(-1, 1, x.numel(), dtype=x.dtype).reshape(x.shape)
     return (x * w).sum()
+
+
+def forward_backward(model, inputs: dict, key: str = "pixel_values", hidden: bool = True, **kwargs):
+    """Run (with hidden states unless told); backprop the loss (or a scalar of the output) to ``inputs[key]``.
+
+    Returns the output and the gradient w.r.t. that input.
+    """
+    x = inputs[key].clone().requires_grad_(True)
+    out = model(**{**inputs, key: x}, output_hidden_states=hidden, **kwargs)
+    (out.loss if getattr(out, "loss", None) is not None else scalar(out)).backward()
+    return out, x.grad

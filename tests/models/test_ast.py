@@ -5,7 +5,7 @@ import transformers as tf
 from safetensors import safe_open
 
 import mediaformers as mf
-from tests.parity import assert_close, compare_outputs, hf_load, perturb, scalar
+from tests.parity import assert_close, compare_outputs, forward_backward, hf_load, perturb
 
 BASE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
 CONFIGS = {
@@ -42,13 +42,6 @@ def make_inputs(cfg: dict, batch: int, cls: str, seed: int = 0, frames: int | No
     return inputs
 
 
-def _run(model, inputs, hidden: bool = True):
-    x = inputs["input_values"].clone().requires_grad_(True)
-    out = model(**{**inputs, "input_values": x}, output_hidden_states=hidden)
-    (out.loss if getattr(out, "loss", None) is not None else scalar(out)).backward()
-    return out, x.grad
-
-
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("batch", [1, 3])
@@ -59,8 +52,8 @@ def test_from_transformers(tmp_path, name, cls, batch):
     ours = getattr(mf, cls).from_pretrained(tmp_path)
     assert ours.load_report.ok
     inputs = make_inputs(cfg, batch, cls)
-    out_ref, grad_ref = _run(ref, inputs)
-    out, grad = _run(ours, inputs)
+    out_ref, grad_ref = forward_backward(ref, inputs, "input_values")
+    out, grad = forward_backward(ours, inputs, "input_values")
     compare_outputs(out, out_ref, FIELDS[cls])
     assert_close(grad, grad_ref, "d loss / d input_values")
 
@@ -75,8 +68,8 @@ def test_to_transformers(tmp_path, name, cls):
     assert ref.config.problem_type == cfg.get("problem_type")
     inputs = make_inputs(cfg, 3, cls)
     # Without hidden states our classifier takes its pooled-only path (the last layer for 2 tokens).
-    out_ref, grad_ref = _run(ref, inputs, hidden=False)
-    out, grad = _run(ours, inputs, hidden=False)
+    out_ref, grad_ref = forward_backward(ref, inputs, "input_values", hidden=False)
+    out, grad = forward_backward(ours, inputs, "input_values", hidden=False)
     compare_outputs(out, out_ref, [f for f in FIELDS[cls] if f != "hidden_states"])
     assert_close(grad, grad_ref, "d loss / d input_values")
 

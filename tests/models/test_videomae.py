@@ -4,7 +4,7 @@ import torch
 import transformers as tf
 
 import mediaformers as mf
-from tests.parity import assert_close, compare_outputs, hf_load, perturb, scalar
+from tests.parity import assert_close, compare_outputs, forward_backward, hf_load, perturb
 
 BASE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
             decoder_hidden_size=24, decoder_num_hidden_layers=2, decoder_num_attention_heads=2,
@@ -37,13 +37,6 @@ FIELDS = {
 }
 
 
-def _run(model, inputs, **kw):
-    x = inputs["pixel_values"].clone().requires_grad_(True)
-    out = model(**{**inputs, "pixel_values": x}, output_hidden_states=True, **kw)
-    (out.loss if getattr(out, "loss", None) is not None else scalar(out)).backward()
-    return out, x.grad
-
-
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("batch", [1, 2])
@@ -54,8 +47,8 @@ def test_from_transformers(tmp_path, name, cls, batch):
     ours = getattr(mf, cls).from_pretrained(tmp_path)
     assert ours.load_report.ok
     inputs = make_inputs(cfg, batch, cls)
-    out_ref, grad_ref = _run(ref, inputs)
-    out, grad = _run(ours, inputs)
+    out_ref, grad_ref = forward_backward(ref, inputs)
+    out, grad = forward_backward(ours, inputs)
     compare_outputs(out, out_ref, FIELDS[cls])
     assert_close(grad, grad_ref, "d loss / d pixel_values")
 

@@ -107,6 +107,11 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.gradient_checkpointing = False
 
+    @classmethod
+    def stack(cls, depth: int, dim: int, num_heads: int, mlp_hidden: int, *, block: type = Block, **kwargs):
+        """``depth`` identical blocks (``Block`` unless given); ``kwargs`` go to each block."""
+        return cls([block(dim, num_heads, mlp_hidden, **kwargs) for _ in range(depth)])
+
     def forward(
         self,
         x: torch.Tensor,

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..checkpoints.ast import CONVERTER
 from ..config import Config
-from ..layers import Block, Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
+from ..layers import Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
 from .common import classification_loss, pair
@@ -94,14 +94,9 @@ class ASTModel(ASTPreTrainedModel):
         f, t = c.grid
         self.pos_embed = nn.Parameter(torch.zeros(1, 2 + f * t, c.hidden_size))
         self.drop = nn.Dropout(c.hidden_dropout_prob)
-        self.encoder = Encoder(
-            [
-                Block(c.hidden_size, c.num_attention_heads, c.intermediate_size, act=c.hidden_act,
-                      eps=c.layer_norm_eps, qkv_bias=c.qkv_bias, drop=c.hidden_dropout_prob,
-                      attn_drop=c.attention_probs_dropout_prob)
-                for _ in range(c.num_hidden_layers)
-            ]
-        )
+        self.encoder = Encoder.stack(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
+                                     act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
+                                     drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.init_weights()
 

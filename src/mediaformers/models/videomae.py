@@ -10,7 +10,7 @@ from torch import nn
 
 from ..checkpoints.videomae import CONVERTER
 from ..config import Config
-from ..layers import Block, Encoder, PatchEmbed, sincos_table
+from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutput, ClassifierOutput, ModelOutput, Tensors
 from .common import check_video, classification_loss, pair
@@ -115,13 +115,8 @@ class VideoMAEPreTrainedModel(PreTrainedModel):
 
 
 def _blocks(c: VideoMAEConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:
-    return Encoder(
-        [
-            Block(dim, heads, hidden, act=c.hidden_act, eps=c.layer_norm_eps, qv_bias=c.qkv_bias, qkv_bias=False,
-                  drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
-            for _ in range(layers)
-        ]
-    )
+    return Encoder.stack(layers, dim, heads, hidden, act=c.hidden_act, eps=c.layer_norm_eps, qv_bias=c.qkv_bias,
+                         qkv_bias=False, drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
 
 
 class VideoMAEModel(VideoMAEPreTrainedModel):

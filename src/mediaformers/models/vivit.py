@@ -10,7 +10,7 @@ from torch import nn
 
 from ..checkpoints.vivit import CONVERTER
 from ..config import Config
-from ..layers import Activation, Block, Encoder, PatchEmbed, resample_grid
+from ..layers import Activation, Encoder, PatchEmbed, resample_grid
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
 from .common import check_video, classification_loss, pair
@@ -86,14 +86,9 @@ class VivitModel(VivitPreTrainedModel):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
         self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(c.grid) + 1, c.hidden_size))
         self.drop = nn.Dropout(c.hidden_dropout_prob)
-        self.encoder = Encoder(
-            [
-                Block(c.hidden_size, c.num_attention_heads, c.intermediate_size, act=c.hidden_act,
-                      eps=c.layer_norm_eps, qkv_bias=c.qkv_bias, drop=c.hidden_dropout_prob,
-                      attn_drop=c.attention_probs_dropout_prob)
-                for _ in range(c.num_hidden_layers)
-            ]
-        )
+        self.encoder = Encoder.stack(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
+                                     act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
+                                     drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.pooler = Pooler(c.hidden_size, c.pooler_output_size, c.pooler_act) if add_pooling_layer else None
         self.init_weights()
