@@ -13,7 +13,7 @@ from torch import nn
 
 from ..checkpoints.tvlt import CONVERTER
 from ..config import Config
-from ..layers import Block, Encoder, PatchEmbed, padding_mask_to_bias
+from ..layers import Encoder, PatchEmbed, padding_mask_to_bias
 from ..modeling import PreTrainedModel
 from ..outputs import ClassifierOutput, ModelOutput, Tensors
 from .common import check_video, pair
@@ -178,11 +178,8 @@ class AudioPositions(nn.Module):
 
 
 def _blocks(c: TvltConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:
-    return Encoder([
-        Block(dim, heads, hidden, act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
-              drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
-        for _ in range(layers)
-    ])
+    return Encoder.stack(layers, dim, heads, hidden, act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
+                         drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
 
 
 class TvltPreTrainedModel(PreTrainedModel):
