@@ -4,9 +4,7 @@ Goldens: tools/make_tvlt_goldens.py under tools/.venv-tvlt. The reverse directio
 run by 4.57.1) needs that venv and is skipped without it.
 """
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

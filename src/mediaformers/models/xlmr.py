@@ -93,10 +93,8 @@ class XLMRobertaEncoder(nn.Module):
         self.embeddings = TextEmbeddings(
             vocab_size, dim, max_positions, type_vocab_size, padding_idx=padding_idx, eps=eps, drop=drop
         )
-        self.encoder = Encoder(
-            [PostNormBlock(dim, num_heads, mlp_hidden, act=act, eps=eps, drop=drop, attn_drop=attn_drop)
-             for _ in range(depth)]
-        )
+        self.encoder = Encoder.stack(depth, dim, num_heads, mlp_hidden, block=PostNormBlock, act=act, eps=eps,
+                                     drop=drop, attn_drop=attn_drop)
 
     def forward(
         self,

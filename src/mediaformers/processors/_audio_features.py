@@ -108,3 +108,28 @@ def write_preprocessor_config(folder: str | Path, config: dict[str, Any]) -> Pat
     path = path / CONFIG_NAME
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+class FeatureExtractorFiles:
+    """``preprocessor_config.json`` I/O shared by the audio feature extractors.
+
+    Subclasses name their transformers type and the attributes that are their settings.
+    """
+
+    feature_extractor_type: str = ""
+    config_keys: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature_extractor_type": self.feature_extractor_type, **{k: getattr(self, k) for k in self.config_keys}}
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path):
+        """Read ``folder/preprocessor_config.json`` (or that file's path)."""
+        return cls(**read_preprocessor_config(folder, cls.feature_extractor_type))
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``folder/preprocessor_config.json``; returns its path."""
+        return write_preprocessor_config(folder, self.to_dict())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_dict()})"

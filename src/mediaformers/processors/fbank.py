@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ._audio_features import collate_audio, read_preprocessor_config, write_preprocessor_config
+from ._audio_features import FeatureExtractorFiles, collate_audio
 
 __all__ = [
     "ASTFeatureExtractor",
@@ -375,7 +374,7 @@ def fbank(
 # AST's feature extractor
 
 
-class ASTFeatureExtractor:
+class ASTFeatureExtractor(FeatureExtractorFiles):
     """Audio Spectrogram Transformer input: Kaldi fbank, padded/truncated, normalised.
 
     Field names and defaults are transformers' (``preprocessor_config.json`` round-trips).
@@ -385,6 +384,8 @@ class ASTFeatureExtractor:
     """
 
     feature_extractor_type = "ASTFeatureExtractor"
+    config_keys = ("feature_size", "sampling_rate", "num_mel_bins", "max_length", "padding_value",
+                   "do_normalize", "mean", "std", "return_attention_mask")
 
     def __init__(
         self,
@@ -408,23 +409,6 @@ class ASTFeatureExtractor:
         self.mean = mean  # AudioSet statistics of the log-mel features
         self.std = std
         self.return_attention_mask = return_attention_mask
-
-    def to_dict(self) -> dict[str, Any]:
-        keys = ("feature_size", "sampling_rate", "num_mel_bins", "max_length", "padding_value",
-                "do_normalize", "mean", "std", "return_attention_mask")
-        return {"feature_extractor_type": self.feature_extractor_type, **{k: getattr(self, k) for k in keys}}
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "ASTFeatureExtractor":
-        """Read ``folder/preprocessor_config.json`` (or that file's path)."""
-        return cls(**read_preprocessor_config(folder, cls.feature_extractor_type))
-
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``folder/preprocessor_config.json``; returns its path."""
-        return write_preprocessor_config(folder, self.to_dict())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.to_dict()})"
 
     def __call__(
         self,

@@ -11,13 +11,12 @@ frame dropped, then ``clip((dB - 20) / 40, -2, 0) + 1`` (values in [-1, 1]), and
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._audio_features import collate_audio, read_preprocessor_config, write_preprocessor_config
+from ._audio_features import FeatureExtractorFiles, collate_audio
 from .fbank import get_mel_filters, get_window, mel_spectrogram
 
 __all__ = ["TvltFeatureExtractor", "tvlt_log_mel"]
@@ -61,7 +60,7 @@ def tvlt_log_mel(
     return feats, (num_frames - 1).clamp_min(0)
 
 
-class TvltFeatureExtractor:
+class TvltFeatureExtractor(FeatureExtractorFiles):
     """TVLT audio features: ``audio_values (batch, 1, time, freq)`` and ``audio_mask (batch, patches)``.
 
     Field names and defaults are transformers 4.57.1's (``preprocessor_config.json`` round-trips).
@@ -69,6 +68,8 @@ class TvltFeatureExtractor:
     """
 
     feature_extractor_type = "TvltFeatureExtractor"
+    config_keys = ("spectrogram_length", "num_channels", "patch_size", "feature_size", "sampling_rate",
+                   "hop_length_to_sampling_rate", "hop_length", "n_fft", "padding_value", "freq_len")
 
     def __init__(
         self,
@@ -100,23 +101,6 @@ class TvltFeatureExtractor:
     def freq_len(self) -> int:
         """Patches along frequency."""
         return self.feature_size // self.patch_size[1]
-
-    def to_dict(self) -> dict[str, Any]:
-        keys = ("spectrogram_length", "num_channels", "patch_size", "feature_size", "sampling_rate",
-                "hop_length_to_sampling_rate", "hop_length", "n_fft", "padding_value", "freq_len")
-        return {"feature_extractor_type": self.feature_extractor_type, **{k: getattr(self, k) for k in keys}}
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "TvltFeatureExtractor":
-        """Read ``folder/preprocessor_config.json`` (or that file's path)."""
-        return cls(**read_preprocessor_config(folder, cls.feature_extractor_type))
-
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``folder/preprocessor_config.json``; returns its path."""
-        return write_preprocessor_config(folder, self.to_dict())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.to_dict()})"
 
     def __call__(
         self,
