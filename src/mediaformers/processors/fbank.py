@@ -440,12 +440,14 @@ class ASTFeatureExtractor(FeatureExtractorFiles):
             max_frames=self.max_length, compute_dtype=compute_dtype,
         )
         valid = torch.arange(self.max_length, device=feats.device)[None, :] < num_frames[:, None]
-        values = torch.full((feats.shape[0], self.max_length, self.num_mel_bins), float(self.padding_value),
-                            device=feats.device, dtype=torch.float32)
+        pad = float(self.padding_value)
+        if self.do_normalize:  # normalise in place: the (batch, 1024, 128) tensor is written once
+            pad = (pad - self.mean) / (self.std * 2)
+            feats.sub_(self.mean).div_(self.std * 2)
+        values = feats.new_empty((feats.shape[0], self.max_length, self.num_mel_bins))
         values[:, : feats.shape[1]] = feats
-        values.masked_fill_(~valid[..., None], float(self.padding_value))
-        if self.do_normalize:
-            values = (values - self.mean) / (self.std * 2)
+        values[:, feats.shape[1]:] = pad
+        values.masked_fill_(~valid[..., None], pad)
         out: dict[str, torch.Tensor] = {"input_values": values}
         if self.return_attention_mask:
             out["attention_mask"] = valid.long()
