@@ -51,8 +51,17 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 12, audio: bool = Tru
 
 
 def build_demo(folder: Path) -> None:
-    """folder/videomae, folder/ast: small checkpoints; folder/media: 3 videos and 2 wav files."""
+    """folder/videomae, folder/ast: small checkpoints; folder/media: 3 videos and 2 wav files.
+
+    Refuses a non-empty folder that an earlier demo did not make, so nothing of the user's is overwritten.
+    """
     import soundfile as sf
+
+    marker = folder / ".mediaformers-demo"
+    if folder.exists() and any(folder.iterdir()) and not marker.exists():
+        raise ValueError(f"{folder} exists and is not a mediaformers demo folder; name a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `mediaformers demo`; safe to delete\n")
 
     from .models.ast import ASTConfig, ASTForAudioClassification
     from .models.videomae import VideoMAEConfig, VideoMAEForVideoClassification

@@ -125,3 +125,10 @@ def test_info(ckpts):
 def test_help(command):
     proc = cli(command, "--help", check_rc=0)
     assert "example" in proc.stdout
+
+
+def test_demo_refuses_a_foreign_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    proc = cli("demo", tmp_path, check_rc=2)
+    assert "not a mediaformers demo folder" in proc.stderr
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
