@@ -208,3 +208,12 @@ def test_multilabel_and_regression_losses(vivit_ckpt):
         assert_close(model(video(), labels=multi).loss, ref(video(), labels=multi).loss)
     with pytest.raises(ValueError, match="multi-label classification needs shape"):
         model(video(), labels=torch.ones(2, 5))
+
+
+def test_unavailable_device_is_a_clear_error(vivit_ckpt):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="no CUDA device; use 'cpu'"):
+        mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, device="cuda")
+    with pytest.raises(ValueError, match="device: expected"):
+        mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, device="gpu0")

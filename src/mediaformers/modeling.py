@@ -61,6 +61,23 @@ def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     return names[dtype]
 
 
+def parse_device(device: torch.device | str | None) -> torch.device | None:
+    """A torch.device, refusing an accelerator this torch build or machine does not have."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: expected 'cpu', 'cuda', 'cuda:N', 'mps', ..., got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} asked for, but this torch build or machine has no CUDA device; use 'cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device: {device!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {device!r} asked for, but MPS is not available here; use 'cpu'")
+    return dev
+
+
 class PreTrainedModel(nn.Module):
     """Adds checkpoint I/O to a family model.
 
@@ -156,6 +173,7 @@ class PreTrainedModel(nn.Module):
         ``ignore_mismatched_sizes=True`` to fine-tune with a new head). The load report is kept on
         ``model.load_report``.
         """
+        device, dtype = parse_device(device), _parse_dtype(dtype)
         folder = resolve(ref, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         config = cls.config_class.from_pretrained(folder, **config_overrides)
         model = cls(config)
@@ -163,7 +181,7 @@ class PreTrainedModel(nn.Module):
             load_state_dict(folder), strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes
         )
         model.eval()
-        return model.to(device=device, dtype=_parse_dtype(dtype))
+        return model.to(device=device, dtype=dtype)
 
     def save_pretrained(self, folder: str | os.PathLike, *, max_shard_size: int | None = None) -> None:
         """Write config.json and model.safetensors in transformers' layout."""

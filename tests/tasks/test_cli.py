@@ -61,7 +61,7 @@ def test_classify_audio_visual(ckpts, media):
     recs = records(proc.stdout)
     check_schema(recs, {"walk", "run", "jump"}, 3)
     assert "labels" in recs[0] and "labels" in recs[1]
-    assert "audio file, but this model takes video" in recs[2]["error"]  # a wrong pairing is a record
+    assert "is an audio file, but this model takes video" in recs[2]["error"]  # a wrong pairing is a record
     assert proc.returncode == 1
 
 

@@ -62,8 +62,9 @@ def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
         else:
             kind = media_kind(path)
             if kind is not None and kind not in accept:
+                article = "an" if kind[0] in "aeiou" else "a"
                 items.append(Item(str(path), None,
-                                  f"{path}: is a {kind} file, but this model takes {_describe(accept)}"))
+                                  f"{path}: is {article} {kind} file, but this model takes {_describe(accept)}"))
             else:
                 items.append(Item(str(path), str(path)))  # unknown extension: let the decoder decide
     return items
