@@ -137,43 +137,25 @@ def check_inputs(c: TvltConfig, pixel_values, audio_values, pixel_mask=None, aud
 
 
 # ---- embeddings ---------------------------------------------------------------------------------
-class PixelPositions(nn.Module):
-    """Adds spatial (per patch of a frame) + temporal (per frame) + modality-type embeddings.
+class FactoredPositions(nn.Module):
+    """Adds within-step + per-step + modality-type embeddings to step-major tokens.
 
-    Tokens are frame-major: (batch, frames * patches_per_frame, dim). Used by the encoder and, with
-    its own tables, by the pre-training decoder.
+    Pixels: steps are frames, ``within`` the spatial patches of a frame. Audio: steps are time
+    patches, ``within`` the frequency patches of a time step (as the (time, freq) conv grid
+    flattens). Tokens are (batch, steps * within, dim); fewer steps than the table holds use its
+    first rows. Used by the encoder and, with their own tables, by the pre-training decoders.
     """
 
-    def __init__(self, patches_per_frame: int, num_frames: int, dim: int):
+    def __init__(self, within: int, steps: int, dim: int):
         super().__init__()
-        self.pos_embed = nn.Parameter(torch.zeros(1, patches_per_frame, dim))
-        self.temporal_embed = nn.Parameter(torch.zeros(1, num_frames, dim))
+        self.within = nn.Parameter(torch.zeros(1, within, dim))
+        self.steps = nn.Parameter(torch.zeros(1, steps, dim))
         self.type_embed = nn.Parameter(torch.zeros(1, 1, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        frames = n // self.pos_embed.shape[1]
-        table = self.pos_embed[:, None] + self.temporal_embed[:, :frames, None] + self.type_embed[:, None]
-        return x + table.reshape(1, n, d).to(x.dtype)
-
-
-class AudioPositions(nn.Module):
-    """Adds frequency (per patch of a time step) + time + modality-type embeddings.
-
-    Tokens are time-major: (batch, time_patches * freq_patches, dim), as the (time, freq) conv grid
-    flattens.
-    """
-
-    def __init__(self, freq_patches: int, time_patches: int, dim: int):
-        super().__init__()
-        self.freq_embed = nn.Parameter(torch.zeros(1, freq_patches, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, time_patches, dim))
-        self.type_embed = nn.Parameter(torch.zeros(1, 1, dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        steps = n // self.freq_embed.shape[1]
-        table = self.freq_embed[:, None] + self.pos_embed[:, :steps, None] + self.type_embed[:, None]
+        steps = n // self.within.shape[1]
+        table = self.within[:, None] + self.steps[:, :steps, None] + self.type_embed[:, None]
         return x + table.reshape(1, n, d).to(x.dtype)
 
 
@@ -197,9 +179,9 @@ class TvltModel(TvltPreTrainedModel):
         super().__init__(config)
         c, d = config, config.hidden_size
         self.pixel_patch = PatchEmbed(c.num_image_channels, d, pair(c.image_patch_size))
-        self.pixel_pos = PixelPositions(c.patches_per_frame, c.num_frames, d)
+        self.pixel_pos = FactoredPositions(c.patches_per_frame, c.num_frames, d)
         self.audio_patch = PatchEmbed(c.num_audio_channels, d, pair(c.audio_patch_size))
-        self.audio_pos = AudioPositions(c.freq_patches, c.time_patches, d)
+        self.audio_pos = FactoredPositions(c.freq_patches, c.time_patches, d)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.encoder = _blocks(c, d, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size)
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(d, eps=c.layer_norm_eps)
@@ -306,8 +288,8 @@ class TvltForPreTraining(TvltPreTrainedModel):
             self.decoder = _blocks(c, d, c.decoder_num_hidden_layers, c.decoder_num_attention_heads,
                                    c.decoder_intermediate_size)
             self.decoder_norm = nn.LayerNorm(d, eps=c.layer_norm_eps)
-            self.decoder_pixel_pos = PixelPositions(c.patches_per_frame, c.num_frames, d)
-            self.decoder_audio_pos = AudioPositions(c.freq_patches, c.time_patches, d)
+            self.decoder_pixel_pos = FactoredPositions(c.patches_per_frame, c.num_frames, d)
+            self.decoder_audio_pos = FactoredPositions(c.freq_patches, c.time_patches, d)
             self.pixel_head = nn.Linear(d, ph * ph * c.num_image_channels)
             at, af = pair(c.audio_patch_size)
             self.audio_head = nn.Linear(d, at * af * c.num_audio_channels)
