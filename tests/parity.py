@@ -57,3 +57,11 @@ def forward_backward(model, inputs: dict, key: str = "pixel_values", hidden: boo
     out = model(**{**inputs, key: x}, output_hidden_states=hidden, **kwargs)
     (out.loss if getattr(out, "loss", None) is not None else scalar(out)).backward()
     return out, x.grad
+
+
+def assert_parity(ours, ref, inputs: dict, fields: list[str], key: str = "pixel_values", hidden: bool = True) -> None:
+    """Same inputs through both models: every named output field and the input gradient agree."""
+    out_ref, grad_ref = forward_backward(ref, inputs, key, hidden)
+    out, grad = forward_backward(ours, inputs, key, hidden)
+    compare_outputs(out, out_ref, fields)
+    assert_close(grad, grad_ref, f"d loss / d {key}")

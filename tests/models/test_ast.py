@@ -5,7 +5,7 @@ import transformers as tf
 from safetensors import safe_open
 
 import mediaformers as mf
-from tests.parity import assert_close, compare_outputs, forward_backward, hf_load, perturb
+from tests.parity import assert_close, assert_parity, compare_outputs, hf_load, perturb
 
 BASE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
 CONFIGS = {
@@ -52,10 +52,7 @@ def test_from_transformers(tmp_path, name, cls, batch):
     ours = getattr(mf, cls).from_pretrained(tmp_path)
     assert ours.load_report.ok
     inputs = make_inputs(cfg, batch, cls)
-    out_ref, grad_ref = forward_backward(ref, inputs, "input_values")
-    out, grad = forward_backward(ours, inputs, "input_values")
-    compare_outputs(out, out_ref, FIELDS[cls])
-    assert_close(grad, grad_ref, "d loss / d input_values")
+    assert_parity(ours, ref, inputs, FIELDS[cls], "input_values")
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -68,10 +65,7 @@ def test_to_transformers(tmp_path, name, cls):
     assert ref.config.problem_type == cfg.get("problem_type")
     inputs = make_inputs(cfg, 3, cls)
     # Without hidden states our classifier takes its pooled-only path (the last layer for 2 tokens).
-    out_ref, grad_ref = forward_backward(ref, inputs, "input_values", hidden=False)
-    out, grad = forward_backward(ours, inputs, "input_values", hidden=False)
-    compare_outputs(out, out_ref, [f for f in FIELDS[cls] if f != "hidden_states"])
-    assert_close(grad, grad_ref, "d loss / d input_values")
+    assert_parity(ours, ref, inputs, [f for f in FIELDS[cls] if f != "hidden_states"], "input_values", hidden=False)
 
 
 def test_attentions_and_mask_match_eager_reference(tmp_path):

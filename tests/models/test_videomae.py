@@ -4,7 +4,7 @@ import torch
 import transformers as tf
 
 import mediaformers as mf
-from tests.parity import assert_close, compare_outputs, forward_backward, hf_load, perturb
+from tests.parity import assert_close, assert_parity, compare_outputs, hf_load, perturb
 
 BASE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
             decoder_hidden_size=24, decoder_num_hidden_layers=2, decoder_num_attention_heads=2,
@@ -47,10 +47,7 @@ def test_from_transformers(tmp_path, name, cls, batch):
     ours = getattr(mf, cls).from_pretrained(tmp_path)
     assert ours.load_report.ok
     inputs = make_inputs(cfg, batch, cls)
-    out_ref, grad_ref = forward_backward(ref, inputs)
-    out, grad = forward_backward(ours, inputs)
-    compare_outputs(out, out_ref, FIELDS[cls])
-    assert_close(grad, grad_ref, "d loss / d pixel_values")
+    assert_parity(ours, ref, inputs, FIELDS[cls])
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
