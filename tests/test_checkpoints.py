@@ -125,6 +125,8 @@ def test_backbone_and_head_prefixes(tmp_path, vivit_ckpt):
         mf.VivitForVideoClassification.from_pretrained(tmp_path / "bb")
     task = mf.VivitForVideoClassification.from_pretrained(tmp_path / "bb", strict=False)
     assert torch.equal(task.vivit.pos_embed, backbone.pos_embed)
+    # from_pretrained skips random init, so what the checkpoint lacks must still get transformers' init.
+    assert torch.equal(task.classifier.bias, torch.zeros(3)) and 0 < task.classifier.weight.std() < 0.05
 
 
 def test_auto_picks_the_class(vivit_ckpt, tmp_path):

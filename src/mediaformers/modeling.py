@@ -1,6 +1,7 @@
 """The base of every model: from_pretrained / save_pretrained in transformers' format, loudly."""
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from .checkpoints.io import load_state_dict, save_state_dict
 from .config import Config
 
 log = logging.getLogger("mediaformers")
+# Set while from_pretrained builds a model: random init is wasted on tensors the checkpoint overwrites.
+_SKIP_INIT = contextvars.ContextVar("mediaformers_skip_init", default=False)
 
 
 class CheckpointError(ValueError):
@@ -96,10 +99,20 @@ class PreTrainedModel(nn.Module):
         if not isinstance(config, self.config_class):
             raise ValueError(f"config: expected {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
+        self._uninitialised = _SKIP_INIT.get()
 
     # ---- weights init -------------------------------------------------------------------
     def init_weights(self) -> None:
-        """transformers' init: normal(0, initializer_range) linears/convs, zero biases, unit norms."""
+        """Initialise every weight (families call it last in __init__); skipped inside from_pretrained,
+        which initialises only when the checkpoint leaves something unloaded."""
+        if not _SKIP_INIT.get():
+            self._init_weights()
+
+    def _init_weights(self) -> None:
+        """transformers' init: normal(0, initializer_range) linears/convs, zero biases, unit norms.
+
+        Families with more to initialise override this and call super() first.
+        """
         std = getattr(self.config, "initializer_range", 0.02)
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
@@ -147,6 +160,9 @@ class PreTrainedModel(nn.Module):
             )
         if not report.ok:
             log.warning("loading %s: %s", type(self).__name__, report)
+        if self._uninitialised and len(state) < len(own):
+            self._init_weights()  # what the checkpoint does not hold keeps transformers' init
+        self._uninitialised = False
         own_dtype = {k: v.dtype for k, v in own.items()}
         self.load_state_dict({k: v.to(own_dtype[k]) for k, v in state.items()}, strict=False)
         return report
@@ -176,7 +192,11 @@ class PreTrainedModel(nn.Module):
         device, dtype = parse_device(device), _parse_dtype(dtype)
         folder = resolve(ref, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         config = cls.config_class.from_pretrained(folder, **config_overrides)
-        model = cls(config)
+        skip = _SKIP_INIT.set(True)
+        try:
+            model = cls(config)
+        finally:
+            _SKIP_INIT.reset(skip)
         model.load_report = model.load_hf_state_dict(
             load_state_dict(folder), strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes
         )

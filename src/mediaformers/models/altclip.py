@@ -157,8 +157,8 @@ class AltCLIPPreTrainedModel(PreTrainedModel):
     def load_hf_state_dict(self, hf_state: dict[str, torch.Tensor], **kwargs: Any) -> LoadReport:
         return super().load_hf_state_dict(normalise(hf_state), **kwargs)
 
-    def init_weights(self) -> None:
-        super().init_weights()
+    def _init_weights(self) -> None:
+        super()._init_weights()
         std = getattr(self.config, "initializer_range", 0.02)
         for m in self.modules():
             if isinstance(m, nn.Embedding):
@@ -241,8 +241,8 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
         self.norm_post = nn.LayerNorm(d, eps=c.layer_norm_eps)
         self.init_weights()
 
-    def init_weights(self) -> None:
-        super().init_weights()
+    def _init_weights(self) -> None:
+        super()._init_weights()
         nn.init.normal_(self.cls_token, std=self.config.hidden_size**-0.5)
         nn.init.normal_(self.pos_embed, std=self.config.initializer_range)
 

@@ -68,8 +68,8 @@ class VivitPreTrainedModel(PreTrainedModel):
     base_model_prefix = "vivit"
     converter = CONVERTER
 
-    def init_weights(self) -> None:
-        super().init_weights()
+    def _init_weights(self) -> None:
+        super()._init_weights()
         for m in self.modules():
             if isinstance(m, VivitModel):
                 nn.init.zeros_(m.cls_token)
