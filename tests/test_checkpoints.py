@@ -106,6 +106,9 @@ def test_strict_report_lists_every_problem(tmp_path, vivit_ckpt):
 def test_new_head_needs_consent(vivit_ckpt):
     with pytest.raises(mf.CheckpointError, match="mis-shaped"):
         mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, num_labels=5)
+    loose = mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, num_labels=5, strict=False)
+    assert [k for k, _, _ in loose.load_report.mismatched] == ["classifier.weight", "classifier.bias"]
+    assert loose.classifier.out_features == 5  # loaded what fits, kept its own head
     model = mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, num_labels=5, ignore_mismatched_sizes=True)
     assert model.config.num_labels == 5 and model.classifier.out_features == 5
     assert model.load_report.reinitialised == ["classifier.weight", "classifier.bias"]

@@ -144,14 +144,13 @@ class PreTrainedModel(nn.Module):
             hf_state = {prefix + k: v for k, v in hf_state.items()}
         own = self.state_dict()
         state, report.missing, report.unexpected = self.converter.from_hf(hf_state, own.keys())
-        for key in list(state):
-            if state[key].shape != own[key].shape:
-                report.mismatched.append((key, tuple(state[key].shape), tuple(own[key].shape)))
-        if ignore_mismatched_sizes and report.mismatched:
-            report.reinitialised = [k for k, _, _ in report.mismatched]
-            for key in report.reinitialised:
-                state.pop(key)
-            report.mismatched = []
+        mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
+        for key, _, _ in mismatched:
+            state.pop(key)  # a tensor of another shape is never copied; the model's own stays
+        if ignore_mismatched_sizes:
+            report.reinitialised = [k for k, _, _ in mismatched]
+        else:
+            report.mismatched = mismatched
         if strict and not report.ok:
             raise CheckpointError(
                 f"checkpoint does not fit {type(self).__name__}:\n{report}\n"
