@@ -42,5 +42,7 @@ def test_bad_options(ckpts):
         mf.pipeline(model=ckpts["videomae"], aggregate="median")
     with pytest.raises(ValueError, match="num_crops: expected 1 or 3"):
         mf.pipeline(model=ckpts["videomae"], num_crops=5)
+    with pytest.raises(ValueError, match="hop: expected a positive number of frames, got 0"):
+        mf.pipeline(model=ckpts["ast"], hop=0)
     with pytest.raises(ValueError, match="model: expected"):
         mf.pipeline("video-classification")

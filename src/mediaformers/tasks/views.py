@@ -57,28 +57,31 @@ class ASTWindows:
 
     def __init__(self, extractor, hop: int | None = None):
         self.fe = extractor
-        self.hop = hop or extractor.max_length // 2
+        self.hop = extractor.max_length // 2 if hop is None else hop
         if self.hop < 1:
             raise ValueError(f"hop: expected a positive number of frames, got {self.hop}")
 
     def __call__(self, source: Any) -> dict[str, torch.Tensor]:
         from ..processors.audio_io import load_audio
-        from ..processors.fbank import fbank
+        from ..processors.fbank import count_frames, fbank
 
-        fe = self.fe
+        fe, length = self.fe, self.fe.max_length
         wave = load_audio(source, fe.sampling_rate) if _is_path(source) else torch.as_tensor(source, dtype=torch.float32)
-        feats, n = fbank(wave, sample_frequency=fe.sampling_rate, num_mel_bins=fe.num_mel_bins)
-        frames, length = feats[0, : int(n[0])], fe.max_length
-        if frames.shape[0] <= length:
-            values = fe(wave, fe.sampling_rate)["input_values"]
-            return {"input_values": values, "window_start": torch.zeros(1)}
-        starts = list(range(0, frames.shape[0] - length + 1, self.hop))
-        if starts[-1] != frames.shape[0] - length:
-            starts.append(frames.shape[0] - length)
+        # Kaldi's 25 ms frames every 10 ms, as fbank cuts them: counted first, so the features are
+        # computed once, by the extractor for one window or here for several.
+        shift = int(fe.sampling_rate * 0.010)
+        total = int(count_frames(torch.tensor([wave.shape[-1]]), int(fe.sampling_rate * 0.025), shift)[0])
+        if total <= length:
+            return {"input_values": fe(wave, fe.sampling_rate)["input_values"], "window_start": torch.zeros(1)}
+        feats, _ = fbank(wave, sample_frequency=fe.sampling_rate, num_mel_bins=fe.num_mel_bins)
+        frames = feats[0, :total]
+        starts = list(range(0, total - length + 1, self.hop))
+        if starts[-1] != total - length:
+            starts.append(total - length)
         values = torch.stack([frames[s:s + length] for s in starts])
         if fe.do_normalize:
             values = (values - fe.mean) / (fe.std * 2)
-        return {"input_values": values, "window_start": torch.tensor(starts, dtype=torch.float32) * 0.01}
+        return {"input_values": values, "window_start": torch.tensor(starts, dtype=torch.float32) * shift / fe.sampling_rate}
 
 
 class TvltViews:
