@@ -159,7 +159,7 @@ def cmd_classify(args) -> int:
         raise ValueError("--clips/--crops apply to video models (VideoMAE, ViViT)")
     pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate,
                      **({"num_clips": args.clips, "num_crops": args.crops} if args.clips > 1 or args.crops > 1 else {}),
-                     **({"hop": args.hop} if args.hop else {}))
+                     **({"hop": args.hop} if args.hop is not None else {}))
     return _stream(pipe, args, views=args.views)
 
 
