@@ -155,10 +155,10 @@ def cmd_classify(args) -> int:
     loaded = _load(args)
     if loaded.family == "altclip":
         raise ValueError(f"{args.model} is an AltCLIP model; use `mediaformers zero-shot MODEL INPUTS --labels ...`")
-    if (args.clips > 1 or args.crops > 1) and loaded.family not in ("videomae", "vivit"):
+    views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
+    if views and loaded.family not in ("videomae", "vivit"):
         raise ValueError("--clips/--crops apply to video models (VideoMAE, ViViT)")
-    pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate,
-                     **({"num_clips": args.clips, "num_crops": args.crops} if args.clips > 1 or args.crops > 1 else {}),
+    pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate, **views,
                      **({"hop": args.hop} if args.hop is not None else {}))
     return _stream(pipe, args, views=args.views)
 
