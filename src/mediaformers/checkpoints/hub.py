@@ -26,8 +26,8 @@ def resolve(
         return ref
     if os.path.exists(ref):
         raise ValueError(f"{ref}: expected a checkpoint folder (with config.json), got a file")
-    looks_like_path = ref.startswith((".", "/", "~")) or os.sep in ref.strip("/").replace("/", "", 1)
-    if looks_like_path or ref.count("/") > 1:
+    # A hub id is "name" or "org/name"; anything else is a path that does not exist.
+    if ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep in ref.replace("/", ""):
         raise FileNotFoundError(f"{ref}: no such checkpoint folder")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
