@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from .sampling import ClipSampler
 from .video_io import read_clip
-from .video_processors import _BaseProcessor
+from .base_processor import BaseVideoProcessor
 
 
 class VideoClipDataset(Dataset):
@@ -51,7 +51,7 @@ class VideoClipDataset(Dataset):
         self,
         files: Sequence[str | os.PathLike],
         labels: Sequence[int] | None = None,
-        processor: _BaseProcessor | None = None,
+        processor: BaseVideoProcessor | None = None,
         *,
         sampler: ClipSampler | None = None,
         on_error: Literal["raise", "skip"] = "raise",

@@ -83,7 +83,7 @@ def audio_processor(loaded: Loaded):
     """AST's or TVLT's feature extractor: the checkpoint's settings, else sized to the model."""
     c = loaded.config
     if loaded.family == "audio-spectrogram-transformer":
-        from ..processors.fbank import ASTFeatureExtractor
+        from ..processors.ast_features import ASTFeatureExtractor
 
         if _has_preprocessor(loaded.folder):
             return ASTFeatureExtractor.from_pretrained(loaded.folder)

@@ -86,7 +86,7 @@ class Retriever:
         if input_ids is None:
             if self.processor is None:
                 raise ValueError("texts: tokenising needs a processor; or pass input_ids")
-            tokens = self.processor(text=list(texts))
+            tokens = self.processor(text=list(texts), padding=True, truncation=True)
             input_ids, attention_mask = tokens["input_ids"], tokens["attention_mask"]
         return text_embeddings(self.model, input_ids, attention_mask, self.batch_size)
 

@@ -63,14 +63,13 @@ class ASTWindows:
 
     def __call__(self, source: Any) -> dict[str, torch.Tensor]:
         from ..processors.audio_io import load_audio
-        from ..processors.fbank import count_frames, fbank
+        from ..processors.fbank import fbank, kaldi_framing, kaldi_num_frames
 
         fe, length = self.fe, self.fe.max_length
         wave = load_audio(source, fe.sampling_rate) if _is_path(source) else torch.as_tensor(source, dtype=torch.float32)
-        # Kaldi's 25 ms frames every 10 ms, as fbank cuts them: counted first, so the features are
-        # computed once, by the extractor for one window or here for several.
-        shift = int(fe.sampling_rate * 0.010)
-        total = int(count_frames(torch.tensor([wave.shape[-1]]), int(fe.sampling_rate * 0.025), shift)[0])
+        # frames counted first, so the features are computed once (by the extractor for one window)
+        shift = kaldi_framing(fe.sampling_rate)[1]
+        total = kaldi_num_frames(wave.shape[-1], fe.sampling_rate)
         if total <= length:
             return {"input_values": fe(wave, fe.sampling_rate)["input_values"], "window_start": torch.zeros(1)}
         feats, _ = fbank(wave, sample_frequency=fe.sampling_rate, num_mel_bins=fe.num_mel_bins)
@@ -97,7 +96,7 @@ class TvltViews:
             raise ValueError("TVLT takes video files (frames and audio track of the same file), "
                              f"got {type(source).__name__}")
         pixels = self.video(source)
-        audio = self.audio(load_audio(source, self.audio.sampling_rate), self.audio.sampling_rate)
+        audio = self.audio(load_audio(source, self.audio.sampling_rate), sampling_rate=self.audio.sampling_rate)
         return {"pixel_values": pixels["pixel_values"], "pixel_mask": pixels["pixel_mask"],
                 "audio_values": audio["audio_values"], "audio_mask": audio["audio_mask"]}
 

@@ -94,7 +94,7 @@ class ZeroShotClassifier:
         if missing:
             if self.processor is None or self.processor.tokenizer is None:
                 raise ValueError("labels: encoding label text needs a processor with a tokenizer")
-            tokens = self.processor(text=missing)
+            tokens = self.processor(text=missing, padding=True, truncation=True)
             emb = text_embeddings(self.model, tokens["input_ids"], tokens["attention_mask"], self.batch_size)
             self.cache.update(zip(missing, emb.cpu()))
         return torch.stack([self.cache[p] for p in prompts])
