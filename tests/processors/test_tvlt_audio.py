@@ -106,7 +106,7 @@ def test_return_without_mask_and_numpy():
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(ValueError, match=r"feature_size \(128\) must be a multiple of patch_size\[1\] \(12\)"):
+    with pytest.raises(ValueError, match=r"feature_size: expected a multiple of patch_size\[1\] \(12\), got 128"):
         TvltFeatureExtractor(patch_size=[16, 12])
     fe = TvltFeatureExtractor()
     with pytest.raises(ValueError, match=r"audio must be \(samples,\) or \(batch, samples\); got shape \(1, 2, 3\)"):

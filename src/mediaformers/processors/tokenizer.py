@@ -206,7 +206,7 @@ class Tokenizer:
 
     ``model_max_length`` (from tokenizer_config.json) is the default truncation length. Thread-safe:
     padding and truncation are settings of a `tokenizers` object, so every thread encodes with its
-    own copy of the backend (made on its first call), never changing one another's.
+    own copy of the backend (made on its first call); ``self.backend`` itself is never reconfigured.
     """
 
     model_input_names = ["input_ids", "attention_mask"]
@@ -236,7 +236,6 @@ class Tokenizer:
         backend.no_padding()
         backend.no_truncation()
         self._local = threading.local()
-        self._owner = threading.get_ident()
 
     def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers
         state = dict(self.__dict__)
@@ -246,12 +245,9 @@ class Tokenizer:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._local = threading.local()
-        self._owner = threading.get_ident()
 
     def _encoder(self) -> Backend:
-        """This thread's backend: the shared one in the creating thread, a private copy elsewhere."""
-        if threading.get_ident() == self._owner:
-            return self.backend
+        """This thread's private copy of the backend, free to take this call's padding/truncation."""
         backend = getattr(self._local, "backend", None)
         if backend is None:
             backend = self._local.backend = Backend.from_str(self.backend.to_str())
@@ -351,7 +347,10 @@ class Tokenizer:
         return [self.backend.id_to_token(i) for i in ids if i not in special]
 
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
-        return self.convert_ids_to_tokens(self.encode(text, pair, add_special_tokens=add_special_tokens))
+        backend = self._encoder()
+        backend.no_truncation()
+        backend.no_padding()
+        return backend.encode(text, pair, add_special_tokens=add_special_tokens).tokens
 
     def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True, **kwargs: Any) -> list[int]:
         """``input_ids`` of one text (or pair) as a list; ``kwargs`` as for ``__call__``."""
@@ -434,7 +433,10 @@ class Tokenizer:
         else:
             backend.no_padding()
         inputs = texts if pairs is None else list(zip(texts, pairs))
-        encodings = backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        try:
+            encodings = backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        except Exception as err:  # tokenizers raises bare Exceptions, e.g. only_first on a short first text
+            raise ValueError(f"truncation: {truncation!r} to max_length={limit} is impossible here ({err})") from err
         out: dict[str, Any] = {"input_ids": [e.ids for e in encodings]}
         if return_attention_mask is not False:
             out["attention_mask"] = [e.attention_mask for e in encodings]

@@ -146,7 +146,7 @@ class TvltFeatureExtractor(FeatureExtractorFiles):
         check_return_tensors(return_tensors)
         if not resample and sampling_rate is not None and sampling_rate != self.sampling_rate:
             raise ValueError(f"sampling_rate: expected {self.sampling_rate} with resample=False, got {sampling_rate}")
-        batch, lengths = collate_audio(audio, sampling_rate, self.sampling_rate, device)
+        batch, lengths = collate_audio(raw_speech, sampling_rate, self.sampling_rate, device)
         feats, num_frames = tvlt_log_mel(
             batch, lengths, sampling_rate=self.sampling_rate, n_fft=self.n_fft, hop_length=self.hop_length,
             num_mel_bins=self.feature_size,
