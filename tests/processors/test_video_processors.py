@@ -147,10 +147,10 @@ def test_tvlt_pads_frames_and_masks_patches():
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(resample=1), r"resample: expected a PIL code in \[0, 2, 3\] \(0 nearest, 2 bilinear, 3 bicubic\), got 1"),
-    (dict(size={"longest_edge": 3}), r"size: expected an int, \(height, width\).*got \{'longest_edge': 3\}"),
+    (dict(size={"longest_edge": 3}), r"size: expected a positive int, \(height, width\).*got \{'longest_edge': 3\}"),
     (dict(crop_size={"shortest_edge": 3}), r"crop_size: expected \{'height', 'width'\}"),
     (dict(do_rescale=False), "offset: requires do_rescale=True"),
-    (dict(image_mean=[0.1, 0.2]), r"image_mean: expected 1 or 3 values, got \[0.1, 0.2\]"),
+    (dict(image_mean=[0.1, 0.2]), r"image_mean: expected a number or 3 numbers, got \[0.1, 0.2\]"),
     (dict(frame_sampling="random"), "frame_sampling: expected one of"),
 ])
 def test_config_validation(kwargs, message):

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from ._tensors import check_return_tensors, convert
+from .transforms import rescale_normalize
 from .base_processor import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, BaseVideoProcessor, _as_tensor, _channels_first, _is_array
 
 
@@ -36,10 +37,23 @@ class CLIPImageProcessor(BaseVideoProcessor):
         check_return_tensors(return_tensors)
         proc = self.for_call(overrides)
         frames = proc._images(images)
-        return convert({"pixel_values": proc._process([frames])[0]}, return_tensors)
+        if isinstance(frames, list):  # sizes differ: resized and cropped one by one (uint8), then stacked
+            frames = [proc.transform.geometry(f) for f in frames]
+            t = proc.transform
+            if len({tuple(f.shape) for f in frames}) > 1 and return_tensors is None:  # ragged, as transformers
+                return {"pixel_values": [rescale_normalize(f, t.rescale_factor, t.offset, t.mean, t.std).numpy()
+                                         for f in frames]}
+            if len({tuple(f.shape) for f in frames}) > 1:
+                raise ValueError(f"images: sizes differ after resizing {sorted({tuple(f.shape) for f in frames})}; "
+                                 "set a crop size (or return_tensors=None) for images of different aspect ratios")
+            pixels = rescale_normalize(torch.stack(frames), t.rescale_factor, t.offset, t.mean, t.std)
+        else:
+            pixels = proc._process([frames])[0]
+        return convert({"pixel_values": pixels}, return_tensors)
 
-    def _images(self, images: Any) -> torch.Tensor:
-        """One image, a list of images or a ``(B, H, W, 3)`` array -> ``(B, 3, H, W)``."""
+    def _images(self, images: Any) -> torch.Tensor | list[torch.Tensor]:
+        """One image, a list of images or a ``(B, H, W, 3)`` array -> ``(B, 3, H, W)`` (a list of
+        ``(3, H, W)`` when their sizes differ)."""
         if isinstance(images, (str, os.PathLike)):
             raise ValueError("images: expected decoded images (tensor, ndarray, PIL); "
                              f"load '{images}' first, or pass a video path as videos=")
@@ -48,18 +62,10 @@ class CLIPImageProcessor(BaseVideoProcessor):
                 raise ValueError("images: expected at least one image, got an empty list")
             tensors = [_channels_first(_as_tensor(i)) for i in images]
             if len({tuple(t.shape) for t in tensors}) > 1:
-                return self._stack_mixed(tensors)
+                return tensors
             return torch.stack(tensors)
         x = _as_tensor(images) if _is_array(images) else None
         if x is None or x.dim() not in (3, 4):
             raise ValueError(f"images: expected (H, W, 3) or (B, H, W, 3), got "
                              f"{tuple(x.shape) if x is not None else type(images).__name__}")
         return _channels_first(x if x.dim() == 4 else x[None])
-
-    def _stack_mixed(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        # Images of different sizes: bring each to the output geometry first (uint8), then stack.
-        out = [self.transform.geometry(t) for t in tensors]
-        if len({tuple(o.shape) for o in out}) > 1:
-            raise ValueError(f"images: sizes differ after resizing {sorted({tuple(o.shape) for o in out})}; "
-                             "set a crop size to batch images of different aspect ratios")
-        return torch.stack(out)
