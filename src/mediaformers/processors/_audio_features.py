@@ -119,9 +119,11 @@ class FeatureExtractorFiles:
     config_keys: tuple[str, ...] = ()
     #: field -> kind (see _config_files); checked on construction, so every source of values is
     schema: dict[str, str] = {}
+    optional: tuple[str, ...] = ()  # schema fields that may be None
 
     def _check(self) -> None:
-        check_fields({k: getattr(self, k) for k in self.schema}, self.schema, type(self).__name__)
+        required = tuple(k for k in self.schema if k not in self.optional)
+        check_fields({k: getattr(self, k) for k in self.schema}, self.schema, type(self).__name__, required)
 
     def to_dict(self) -> dict[str, Any]:
         return {"feature_extractor_type": self.feature_extractor_type, **{k: getattr(self, k) for k in self.config_keys}}

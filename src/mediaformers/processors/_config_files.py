@@ -41,11 +41,12 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def check_fields(values: dict[str, Any], schema: dict[str, str], where: str) -> None:
-    """Check each present ``values[name]`` against ``schema[name]`` (a kind above); None means unset."""
+def check_fields(values: dict[str, Any], schema: dict[str, str], where: str, required: tuple[str, ...] = ()) -> None:
+    """Check each present ``values[name]`` against ``schema[name]`` (a kind above); None means unset,
+    which only names outside ``required`` may be."""
     for name, kind in schema.items():
         value = values.get(name)
-        if value is None:
+        if value is None and name not in required:
             continue
         test, expected = _KINDS[kind]
         if not test(value):

@@ -77,7 +77,8 @@ class BaseVideoProcessor:
         self.extra: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key in _FIELDS:
-                config[key] = value
+                if value is not None:  # None means "the default", as transformers reads its kwargs
+                    config[key] = value
             else:
                 self.extra[key] = value  # e.g. image_processor_type, processor_class: kept for saving
         self.config = self._validated(config)
@@ -104,7 +105,7 @@ class BaseVideoProcessor:
         resample = c["resample"]
         if isinstance(resample, str):
             resample = PIL_CODES.get(resample.lower(), resample)
-        if resample not in PIL_RESAMPLE:
+        if isinstance(resample, bool) or not isinstance(resample, int) or resample not in PIL_RESAMPLE:
             raise ValueError(f"resample: expected a PIL code in {sorted(PIL_RESAMPLE)} "
                              f"(0 nearest, 2 bilinear, 3 bicubic), got {c['resample']!r}")
         c["resample"] = int(resample)

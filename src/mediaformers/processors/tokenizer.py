@@ -280,19 +280,27 @@ class Tokenizer:
             cls_name = cls_name or "XLMRobertaTokenizer"  # the only sentencepiece family we convert
         else:
             raise FileNotFoundError(f"{folder}: no {TOKENIZER_FILE} and no sentencepiece model ({', '.join(SPM_FILES)})")
-        xlmr = cls_name in XLMR_CLASSES
+        try:
+            return cls._build(backend, cls_name, config)
+        except ValueError as err:  # name the files the settings came from
+            where = next((folder / n for n in (CONFIG_FILE, TOKENIZER_FILE) if (folder / n).is_file()), folder)
+            raise ValueError(f"{where}: {err}") from err
+
+    @classmethod
+    def _build(cls, backend: Backend, cls_name: str, config: dict[str, Any]) -> "Tokenizer":
         specials = {k: _token_str(config[k]) for k in SPECIAL_NAMES if config.get(k) is not None}
-        if xlmr:
+        if cls_name in XLMR_CLASSES:
             specials = {**XLMR_SPECIALS, **specials}
             if not isinstance(backend.model, Unigram):
-                raise ValueError(f"{folder}: tokenizer_class {cls_name} expects a Unigram tokenizer.json")
+                raise ValueError(f"tokenizer_class: {cls_name} expects a Unigram tokenizer.json, "
+                                 f"got {type(backend.model).__name__}")
             xlmr_pipeline(backend, specials["bos_token"], specials["eos_token"], config.get("add_prefix_space", True))
         return cls(
             backend,
             model_max_length=config.get("model_max_length"),
             special_tokens=specials,
-            padding_side=config.get("padding_side", "right"),
-            truncation_side=config.get("truncation_side", "right"),
+            padding_side=config.get("padding_side") or "right",
+            truncation_side=config.get("truncation_side") or "right",
             config=config,
         )
 
@@ -526,3 +534,15 @@ def _as_tensors(out: dict[str, list], return_tensors: str | None, single: bool) 
     if return_tensors == "np":
         return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
     return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+
+
+class XLMRobertaTokenizer(Tokenizer):
+    """transformers' name: a folder without ``tokenizer_class`` is read as XLM-R (AltCLIP's text side)."""
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **kwargs: Any) -> "Tokenizer":
+        kwargs.setdefault("default_class", "XLMRobertaTokenizer")
+        return super().from_pretrained(folder, **kwargs)
+
+
+XLMRobertaTokenizerFast = XLMRobertaTokenizer

@@ -74,6 +74,7 @@ class TvltFeatureExtractor(FeatureExtractorFiles):
     schema = {"spectrogram_length": "pos_int", "num_channels": "pos_int", "patch_size": "pos_int_pair",
               "feature_size": "pos_int", "sampling_rate": "pos_int", "hop_length_to_sampling_rate": "pos_int",
               "hop_length": "pos_int", "n_fft": "pos_int", "padding_value": "number"}
+    optional = ("hop_length",)  # derived from hop_length_to_sampling_rate when absent
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ class VideoMAEVideoProcessor(VideoMAEImageProcessor):
                 "image_std": IMAGENET_DEFAULT_STD}
 
 
-class VivitVideoProcessor(BaseVideoProcessor):
+class VivitImageProcessor(BaseVideoProcessor):
     """ViViT: shortest edge 256 (bilinear), crop 224, x/127.5 - 1, then mean/std 0.5 (as transformers).
 
     transformers' defaults normalise the [-1, 1] values again with mean = std = 0.5 (giving
@@ -57,7 +57,7 @@ class VivitVideoProcessor(BaseVideoProcessor):
                     image_std=IMAGENET_STANDARD_STD, num_frames=32, frame_sampling="uniform", frame_step=1)
 
 
-class TvltVideoProcessor(BaseVideoProcessor):
+class TvltImageProcessor(BaseVideoProcessor):
     """TVLT (transformers 4.57.1 ``TvltImageProcessor``): 224/224, mean/std 0.5, up to 8 frames.
 
     Clips shorter than the longest in the batch are zero-padded at the end (in output space) and
@@ -110,9 +110,9 @@ class TvltVideoProcessor(BaseVideoProcessor):
         return convert({"pixel_values" + suffix: pixel_values, "pixel_mask" + suffix: mask}, return_tensors)
 
 
-# transformers' class names for the same processors (the *VideoProcessor names came first here).
-VivitImageProcessor = VivitVideoProcessor
-TvltImageProcessor = TvltVideoProcessor
+# The names used here before transformers' (tasks/, tests and user code); same classes.
+VivitVideoProcessor = VivitImageProcessor
+TvltVideoProcessor = TvltImageProcessor
 
 __all__ = ["BaseVideoProcessor", "CLIPImageProcessor", "TvltImageProcessor", "TvltVideoProcessor",
            "VideoMAEImageProcessor", "VideoMAEVideoProcessor", "VivitImageProcessor", "VivitVideoProcessor",
