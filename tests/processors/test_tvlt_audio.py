@@ -111,7 +111,7 @@ def test_bad_inputs(tmp_path):
     fe = TvltFeatureExtractor()
     with pytest.raises(ValueError, match=r"audio must be \(samples,\) or \(batch, samples\); got shape \(1, 2, 3\)"):
         fe(np.zeros((1, 2, 3), np.float32))
-    with pytest.raises(ValueError, match="return_tensors must be 'pt' or 'np', got 'jax'"):
+    with pytest.raises(ValueError, match="return_tensors: expected 'pt', 'np' or None, got 'jax'"):
         fe(noise(0.1, 44100), return_tensors="jax")
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"feature_extractor_type": "ASTFeatureExtractor"}))
     with pytest.raises(ValueError, match="expected 'TvltFeatureExtractor'"):
