@@ -16,7 +16,11 @@ from mediaformers.processors.ast_features import ASTFeatureExtractor
 from mediaformers.processors.clip_image_processor import CLIPImageProcessor
 from mediaformers.processors.tokenizer import Tokenizer
 from mediaformers.processors.tvlt_audio import TvltFeatureExtractor
-from mediaformers.processors.video_processors import TvltImageProcessor, VideoMAEImageProcessor, VivitImageProcessor
+from mediaformers.processors.video_processors import (
+    TvltImageProcessor,
+    VideoMAEImageProcessor,
+    VivitImageProcessor,
+)
 from tests.processors.test_tokenizer import XLMR_CONFIG, train_unigram
 
 JSON = st.recursive(

@@ -4,7 +4,16 @@ import json
 import pytest
 import torch
 import transformers as tf
-from tokenizers import Regex, Tokenizer as Backend, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Regex,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+from tokenizers import Tokenizer as Backend
 
 from mediaformers.processors.tokenizer import Tokenizer, read_sentencepiece
 
@@ -208,7 +217,7 @@ def test_call_options_match(xlmr_folder, kwargs, pairs):
     args = (TEXTS[:4], PAIRS) if pairs else (TEXTS[:4],)
     try:
         want = ref(*args, **kwargs)
-    except Exception as err:  # e.g. only_first cannot cut enough: we must refuse too
+    except Exception:  # e.g. only_first cannot cut enough: we must refuse too
         with pytest.raises(ValueError):
             ours(*args, **kwargs)
         return

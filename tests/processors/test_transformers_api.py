@@ -14,7 +14,9 @@ import pytest
 import torch
 import transformers as tf
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+from transformers.models.videomae.image_processing_pil_videomae import (
+    VideoMAEImageProcessorPil,
+)
 
 from mediaformers.processors.ast_features import ASTFeatureExtractor
 from mediaformers.processors.clip_image_processor import CLIPImageProcessor

@@ -32,7 +32,9 @@ def _pixel_diff(ours: torch.Tensor, ref: torch.Tensor, std, scale: float) -> tup
 def _reference(name: str):
     transformers = pytest.importorskip("transformers")
     if name == "videomae":
-        from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+        from transformers.models.videomae.image_processing_pil_videomae import (
+            VideoMAEImageProcessorPil,
+        )
 
         # transformers' class default is mean/std 0.5; VideoMAE checkpoints ship ImageNet's.
         return VideoMAEImageProcessorPil(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
@@ -66,7 +68,9 @@ def test_parity_with_transformers(name, cls, scale):
 
 def test_transformers_reads_our_config_and_we_read_theirs(tmp_path):
     pytest.importorskip("transformers")
-    from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+    from transformers.models.videomae.image_processing_pil_videomae import (
+        VideoMAEImageProcessorPil,
+    )
 
     ref = VideoMAEImageProcessorPil(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
                                     crop_size={"height": 160, "width": 160}, size={"shortest_edge": 170})

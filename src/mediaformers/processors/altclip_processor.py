@@ -41,7 +41,7 @@ class AltCLIPProcessor:
         return ["input_ids", "attention_mask", "pixel_values"]
 
     @classmethod
-    def from_pretrained(cls, ref: str | os.PathLike, **hub_kwargs: Any) -> "AltCLIPProcessor":
+    def from_pretrained(cls, ref: str | os.PathLike, **hub_kwargs: Any) -> AltCLIPProcessor:
         """Read the tokenizer (tokenizer.json or sentencepiece.bpe.model + tokenizer_config.json) and the
         image settings (preprocessor_config.json, or transformers 5's processor_config.json) from a
         checkpoint folder or hub id; either part may be absent, not both."""

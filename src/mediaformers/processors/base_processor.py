@@ -124,7 +124,7 @@ class BaseVideoProcessor:
 
     # -- (de)serialisation -----------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> "BaseVideoProcessor":
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> BaseVideoProcessor:
         """Read ``folder/preprocessor_config.json`` (or transformers 5's ``processor_config.json``)
         when present, else the family defaults; ``overrides`` replace fields."""
         found = find_processor_fields(folder, "image_processor")
@@ -197,7 +197,7 @@ class BaseVideoProcessor:
                              "the same number of frames (and set a crop size for mixed aspect ratios)")
         return torch.stack(out)
 
-    def for_call(self, overrides: dict[str, Any]) -> "BaseVideoProcessor":
+    def for_call(self, overrides: dict[str, Any]) -> BaseVideoProcessor:
         """This processor, or a copy with ``overrides`` (None values mean "as configured", as in transformers)."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
         unknown = sorted(set(overrides) - set(_FIELDS))

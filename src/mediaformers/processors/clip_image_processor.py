@@ -8,8 +8,15 @@ from typing import Any
 import torch
 
 from ._tensors import check_return_tensors, convert
+from .base_processor import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    BaseVideoProcessor,
+    _as_tensor,
+    _channels_first,
+    _is_array,
+)
 from .transforms import rescale_normalize
-from .base_processor import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, BaseVideoProcessor, _as_tensor, _channels_first, _is_array
 
 
 class CLIPImageProcessor(BaseVideoProcessor):

@@ -17,14 +17,15 @@ file never kills a long run and the caller still sees every failure.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
 
+from .base_processor import BaseVideoProcessor
 from .sampling import ClipSampler
 from .video_io import read_clip
-from .base_processor import BaseVideoProcessor
 
 
 class VideoClipDataset(Dataset):

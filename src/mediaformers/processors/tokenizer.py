@@ -256,7 +256,7 @@ class Tokenizer:
     # ---- construction ------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
-                        default_class: str | None = None, **overrides: Any) -> "Tokenizer":
+                        default_class: str | None = None, **overrides: Any) -> Tokenizer:
         """Read tokenizer.json (or a sentencepiece model) plus tokenizer_config.json / special_tokens_map.json.
 
         ``overrides`` replace tokenizer_config.json entries (``model_max_length=77``); ``default_class``
@@ -287,7 +287,7 @@ class Tokenizer:
             raise ValueError(f"{where}: {err}") from err
 
     @classmethod
-    def _build(cls, backend: Backend, cls_name: str, config: dict[str, Any]) -> "Tokenizer":
+    def _build(cls, backend: Backend, cls_name: str, config: dict[str, Any]) -> Tokenizer:
         specials = {k: _token_str(config[k]) for k in SPECIAL_NAMES if config.get(k) is not None}
         if cls_name in XLMR_CLASSES:
             specials = {**XLMR_SPECIALS, **specials}
@@ -540,7 +540,7 @@ class XLMRobertaTokenizer(Tokenizer):
     """transformers' name: a folder without ``tokenizer_class`` is read as XLM-R (AltCLIP's text side)."""
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **kwargs: Any) -> "Tokenizer":
+    def from_pretrained(cls, folder: str | os.PathLike, **kwargs: Any) -> Tokenizer:
         kwargs.setdefault("default_class", "XLMRobertaTokenizer")
         return super().from_pretrained(folder, **kwargs)
 

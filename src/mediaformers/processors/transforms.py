@@ -13,8 +13,9 @@ one float32 multiply-add: ``x * (rescale / std) + (offset - mean) / std``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

@@ -36,7 +36,7 @@ class TvltProcessor:
         return ["pixel_values", "pixel_mask", "audio_values", "audio_mask"]
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike) -> "TvltProcessor":
+    def from_pretrained(cls, folder: str | os.PathLike) -> TvltProcessor:
         """Both parts from one preprocessor_config.json (4.57 writes them into the same file)."""
         return cls(TvltImageProcessor.from_pretrained(folder), TvltFeatureExtractor.from_pretrained(folder))
 

@@ -21,7 +21,10 @@ from .base_processor import (
     BaseVideoProcessor,
     _BaseProcessor,
 )
-from .clip_image_processor import CLIPImageProcessor  # re-exported: it lived here before the split
+from .clip_image_processor import (
+    CLIPImageProcessor,  # re-exported: it lived here before the split
+)
+
 
 class VideoMAEImageProcessor(BaseVideoProcessor):
     """VideoMAE with transformers' class defaults: shortest edge 224 (bilinear), centre crop 224,
