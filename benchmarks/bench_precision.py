@@ -123,7 +123,6 @@ def main() -> None:
             print(line, flush=True)
         for prec, model in variants.items():
             print(f"  agreement {prec:<5} {agreement(ours, model, make, field, args.agree, dev)}", flush=True)
-        del ref, ref16, ours, variants
 
 
 if __name__ == "__main__":
