@@ -54,6 +54,20 @@ def cases():
     }
 
 
+def synced(fn, device: torch.device):
+    """``fn`` followed by a device synchronise, so GPU timings cover the work and not just its launch."""
+    if device.type != "cuda":
+        return fn
+    return lambda: (fn(), torch.cuda.synchronize())
+
+
+def peak(dtype: torch.dtype, device: torch.device, n: int = 4096) -> float:
+    if device.type != "cuda":
+        return matmul_peak(dtype)
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    return 2 * n**3 / bench(synced(lambda: a @ b, device), warmup=3, repeat=10)
+
+
 def _out(model, inputs, field):
     return getattr(model(**inputs), field).float()
 
@@ -89,8 +103,9 @@ def main() -> None:
         args.models, args.repeat, args.agree = ["videomae", "ast"], 2, 3
     dev = torch.device(args.device)
     bf16 = has_native_bf16(dev)
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    print(f"{platform.processor() or platform.machine()} | torch {torch.__version__} | transformers {tf.__version__} | "
+    peak32, peak16 = peak(torch.float32, dev), peak(torch.bfloat16, dev)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
+    print(f"{name} | torch {torch.__version__} | transformers {tf.__version__} | "
           f"{torch.get_num_threads()} threads | native bf16: {bf16} | matmul peak fp32 {peak32 / 1e9:.0f}, "
           f"bf16 {peak16 / 1e9:.0f} GFLOP/s | batch {args.batch}")
     table = cases()
@@ -103,23 +118,24 @@ def main() -> None:
         ref = ref.to(dev)
         x = {k: v.to(dev) for k, v in make(args.batch, torch.Generator().manual_seed(0)).items()}
         work = flops(lambda: ours(**x))
-        t = {"ref fp32": bench(lambda: ref(**x), repeat=args.repeat), "ours fp32": bench(lambda: ours(**x), repeat=args.repeat)}
+        t = {"ref fp32": bench(synced(lambda: ref(**x), dev), repeat=args.repeat),
+             "ours fp32": bench(synced(lambda: ours(**x), dev), repeat=args.repeat)}
         variants = {"bf16": apply_precision(copy.deepcopy(ours), "bf16", dev)}
         if dev.type == "cpu":
             variants["int8"] = apply_precision(copy.deepcopy(ours), "int8", dev)
         for prec, model in variants.items():
-            t[f"ours {prec}"] = bench(lambda: model(**x), repeat=args.repeat)
+            t[f"ours {prec}"] = bench(synced(lambda: model(**x), dev), repeat=args.repeat)
         if args.compile:
             compiled = torch.compile(variants["bf16"])
-            t["ours bf16+compile"] = bench(lambda: compiled(**x), warmup=2, repeat=args.repeat)
+            t["ours bf16+compile"] = bench(synced(lambda: compiled(**x), dev), warmup=2, repeat=args.repeat)
         ref16 = ref.to(torch.bfloat16)
         x16 = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in x.items()}
-        t["ref bf16"] = bench(lambda: ref16(**x16), repeat=args.repeat)
-        print(f"\n{name}: {work / 1e9:.0f} GFLOP per forward")
+        t["ref bf16"] = bench(synced(lambda: ref16(**x16), dev), repeat=args.repeat)
+        print(f"\n{name}: {work / 1e9:.0f} GFLOP per forward (matmuls; fused attention kernels are not counted)")
         for key, sec in t.items():
-            peak = peak16 if "bf16" in key else peak32
+            top = peak16 if "bf16" in key else peak32
             line = (f"  {key:<18} {sec * 1e3:9.1f} ms   vs ref fp32 {t['ref fp32'] / sec:5.2f}x   "
-                    f"vs ref bf16 {t['ref bf16'] / sec:5.2f}x   {work / sec / peak:6.1%} of {('bf16' if 'bf16' in key else 'fp32')} peak")
+                    f"vs ref bf16 {t['ref bf16'] / sec:5.2f}x   {work / sec / top:6.1%} of {('bf16' if 'bf16' in key else 'fp32')} peak")
             print(line, flush=True)
         for prec, model in variants.items():
             print(f"  agreement {prec:<5} {agreement(ours, model, make, field, args.agree, dev)}", flush=True)
