@@ -35,7 +35,7 @@ class VideoViews:
         """uint8 ``(clips, T, 3, H, W)``."""
         if _is_path(source):
             return read_clip(source, self.sampler).permute(0, 1, 4, 2, 3)
-        return torch.stack(self.processor._to_clips(source))
+        return torch.stack(self.processor.to_clips(source))
 
     def __call__(self, source: Any) -> dict[str, torch.Tensor]:
         clips = self.frames(source)
