@@ -1,4 +1,6 @@
 """AltCLIPProcessor: tokenizer + CLIP image processor -> AltCLIPModel's keyword arguments."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +123,20 @@ def test_transformers_reads_what_we_save(folder, tmp_path):
     got, want = ours(text=TEXTS, padding=True), ref(text=TEXTS, padding=True, return_tensors="pt")
     assert torch.equal(got["input_ids"], want["input_ids"])
     assert ref.image_processor.size["shortest_edge"] == IMAGE_SIZE
+
+
+def test_pipeline_reads_processor_config_json(folder, tmp_path):
+    """A checkpoint saved by transformers 5 (processor_config.json, no preprocessor_config.json)
+    gets its image settings in the pipelines too, not defaults sized to the model."""
+    import shutil
+
+    from mediaformers.tasks.loading import load_model, video_processor
+
+    for f in folder.iterdir():
+        if f.name != "preprocessor_config.json":
+            shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": {
+        "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": IMAGE_SIZE + 6},
+        "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}, "image_mean": [0.1, 0.2, 0.3]}}))
+    proc = video_processor(load_model(tmp_path))
+    assert proc.config["size"] == {"shortest_edge": IMAGE_SIZE + 6} and proc.config["image_mean"] == [0.1, 0.2, 0.3]

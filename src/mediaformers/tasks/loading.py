@@ -11,7 +11,6 @@ from ..auto import model_class, read_config
 from ..models.common import pair
 from ..registry import lookup
 
-PREPROCESSOR_CONFIG = "preprocessor_config.json"
 # What each family takes from a file: (kinds accepted, task of `classify`).
 FAMILIES: dict[str, tuple[set[str], str]] = {
     "videomae": ({"video"}, "video-classification"),
@@ -53,8 +52,11 @@ def load_model(
     return Loaded(model, folder, family, runner)
 
 
-def _has_preprocessor(folder: str) -> bool:
-    return os.path.isfile(os.path.join(folder, PREPROCESSOR_CONFIG))
+def _has_preprocessor(folder: str, part: str = "image_processor") -> bool:
+    """preprocessor_config.json, or transformers 5's processor_config.json holding ``part``."""
+    from ..processors._config_files import find_processor_fields
+
+    return find_processor_fields(folder, part) is not None
 
 
 def video_processor(loaded: Loaded):
@@ -85,12 +87,12 @@ def audio_processor(loaded: Loaded):
     if loaded.family == "audio-spectrogram-transformer":
         from ..processors.ast_features import ASTFeatureExtractor
 
-        if _has_preprocessor(loaded.folder):
+        if _has_preprocessor(loaded.folder, "feature_extractor"):
             return ASTFeatureExtractor.from_pretrained(loaded.folder)
         return ASTFeatureExtractor(num_mel_bins=c.num_mel_bins, max_length=c.max_length)
     from ..processors.tvlt_audio import TvltFeatureExtractor
 
-    if _has_preprocessor(loaded.folder):
+    if _has_preprocessor(loaded.folder, "feature_extractor"):
         return TvltFeatureExtractor.from_pretrained(loaded.folder)
     return TvltFeatureExtractor(spectrogram_length=c.spectrogram_length, feature_size=c.frequency_length,
                                 patch_size=list(c.audio_patch_size))
