@@ -24,6 +24,7 @@ from mediaformers.processors.tvlt_audio import TvltFeatureExtractor
 from mediaformers.processors.tvlt_processor import TvltProcessor
 from mediaformers.processors.video_processors import (
     TvltImageProcessor,
+    VideoMAECheckpointProcessor,
     VideoMAEImageProcessor,
     VideoMAEVideoProcessor,
     VivitImageProcessor,
@@ -61,10 +62,14 @@ def test_constructor_defaults_are_transformers(name, ours, theirs):
 
 
 def test_videomae_checkpoint_defaults_stay_imagenet():
-    """VideoMAEVideoProcessor (what a checkpoint without preprocessor_config.json gets) keeps the
-    ImageNet statistics every VideoMAE checkpoint ships; the transformers class default is 0.5."""
-    assert VideoMAEImageProcessor().config["image_mean"] == [0.5] * 3
-    assert VideoMAEVideoProcessor().config["image_mean"] == [0.485, 0.456, 0.406]
+    """VideoMAECheckpointProcessor (what a checkpoint without preprocessor_config.json gets) keeps the
+    ImageNet statistics every VideoMAE checkpoint ships; transformers' class defaults are 0.5, under
+    both of its names."""
+    from transformers.models.videomae.video_processing_videomae import VideoMAEVideoProcessor as Theirs
+
+    assert VideoMAEImageProcessor().config["image_mean"] == VideoMAEVideoProcessor().config["image_mean"] == [0.5] * 3
+    assert list(Theirs().image_mean) == [0.5] * 3
+    assert VideoMAECheckpointProcessor().config["image_mean"] == [0.485, 0.456, 0.406]
 
 
 OVERRIDES = [

@@ -14,6 +14,7 @@ from mediaformers.processors.video_processors import (
     IMAGENET_DEFAULT_STD,
     CLIPImageProcessor,
     TvltVideoProcessor,
+    VideoMAECheckpointProcessor,
     VideoMAEVideoProcessor,
     VivitVideoProcessor,
 )
@@ -46,7 +47,7 @@ def _reference(name: str):
 
 
 @pytest.mark.parametrize("name,cls,scale", [
-    ("videomae", VideoMAEVideoProcessor, 255.0),
+    ("videomae", VideoMAECheckpointProcessor, 255.0),
     ("vivit", VivitVideoProcessor, 127.5),
     ("clip", CLIPImageProcessor, 255.0),
 ])
@@ -75,7 +76,7 @@ def test_transformers_reads_our_config_and_we_read_theirs(tmp_path):
     ref = VideoMAEImageProcessorPil(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
                                     crop_size={"height": 160, "width": 160}, size={"shortest_edge": 170})
     ref.save_pretrained(tmp_path / "theirs")
-    ours = VideoMAEVideoProcessor.from_pretrained(tmp_path / "theirs")
+    ours = VideoMAECheckpointProcessor.from_pretrained(tmp_path / "theirs")
     assert ours.transform.size == 170 and ours.transform.crop_size == (160, 160)
     ours.save_pretrained(tmp_path / "ours")
     back = VideoMAEImageProcessorPil.from_pretrained(tmp_path / "ours")

@@ -12,6 +12,7 @@ from typing import Any
 
 _EXPORTS = {
     "VideoMAEImageProcessor": "video_processors", "VideoMAEVideoProcessor": "video_processors",
+    "VideoMAECheckpointProcessor": "video_processors",
     "VivitImageProcessor": "video_processors", "VivitVideoProcessor": "video_processors",
     "TvltImageProcessor": "video_processors", "TvltVideoProcessor": "video_processors",
     "BaseVideoProcessor": "base_processor", "CLIPImageProcessor": "clip_image_processor",

@@ -37,10 +37,10 @@ class VideoMAEImageProcessor(BaseVideoProcessor):
                     num_frames=16, frame_sampling="stride", frame_step=4)
 
 
-class VideoMAEVideoProcessor(VideoMAEImageProcessor):
+class VideoMAECheckpointProcessor(VideoMAEImageProcessor):
     """VideoMAE as its checkpoints ship it: ImageNet mean/std (every MCG-NJU preprocessor_config.json
-    says so; transformers' class default of 0.5 is not what the models were trained with). Used when
-    a checkpoint has no preprocessor_config.json."""
+    says so; transformers' class default of 0.5 is not what the models were trained with). What a
+    checkpoint without preprocessor_config.json gets."""
 
     defaults = {**VideoMAEImageProcessor.defaults, "image_mean": IMAGENET_DEFAULT_MEAN,
                 "image_std": IMAGENET_DEFAULT_STD}
@@ -113,10 +113,11 @@ class TvltImageProcessor(BaseVideoProcessor):
         return convert({"pixel_values" + suffix: pixel_values, "pixel_mask" + suffix: mask}, return_tensors)
 
 
-# The names used here before transformers' (tasks/, tests and user code); same classes.
+# transformers 5's video-processor names (same defaults, same output) and our earlier names.
+VideoMAEVideoProcessor = VideoMAEImageProcessor
 VivitVideoProcessor = VivitImageProcessor
 TvltVideoProcessor = TvltImageProcessor
 
 __all__ = ["BaseVideoProcessor", "CLIPImageProcessor", "TvltImageProcessor", "TvltVideoProcessor",
-           "VideoMAEImageProcessor", "VideoMAEVideoProcessor", "VivitImageProcessor", "VivitVideoProcessor",
+           "VideoMAECheckpointProcessor", "VideoMAEImageProcessor", "VideoMAEVideoProcessor", "VivitImageProcessor", "VivitVideoProcessor",
            "_BaseProcessor", "OPENAI_CLIP_MEAN", "OPENAI_CLIP_STD"]

@@ -63,7 +63,7 @@ def video_processor(loaded: Loaded):
     """The family's video processor: the checkpoint's settings, else defaults sized to the model."""
     from ..processors import video_processors as vp
 
-    cls = {"videomae": vp.VideoMAEVideoProcessor, "vivit": vp.VivitVideoProcessor,
+    cls = {"videomae": vp.VideoMAECheckpointProcessor, "vivit": vp.VivitVideoProcessor,
            "tvlt": vp.TvltVideoProcessor, "altclip": vp.CLIPImageProcessor}[loaded.family]
     if _has_preprocessor(loaded.folder):
         return cls.from_pretrained(loaded.folder)
