@@ -32,6 +32,10 @@ _BLOCK = 65536
 _EXACT_LENGTH_FORMATS = {"flac", "wav", "w64", "aiff", "caf", "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "ogg", "wv"}
 # libsndfile formats whose frame count is an estimate.
 _ESTIMATED_SNDFILE_FORMATS = {"MP3", "MPEG"}
+# libsndfile returns multichannel Ogg (Vorbis, Opus) in Vorbis channel order; FFmpeg and WAV use
+# FL FR FC LFE BL BR ...: these permutations give every decoder's output the same order.
+_VORBIS_TO_WAV_ORDER = {3: [0, 2, 1], 5: [0, 2, 1, 3, 4], 6: [0, 2, 1, 5, 3, 4], 7: [0, 2, 1, 6, 5, 3, 4],
+                        8: [0, 2, 1, 7, 5, 6, 3, 4]}
 # Samples per frame of codecs that prime/pad (decoders may drop up to a few of them at each end).
 _LOSSY_FRAME = {"VORBIS": 2048, "OPUS": 960, "MPEG_LAYER_III": 1152}
 
@@ -148,6 +152,8 @@ class AudioDecoder:
         seconds = None
         if stream.duration is not None and stream.time_base:
             seconds = float(stream.duration * stream.time_base)
+        elif _tag_seconds(stream.metadata.get("DURATION")) is not None:  # Matroska/WebM per-track tag
+            seconds = _tag_seconds(stream.metadata.get("DURATION"))
         elif container.duration is not None and len(container.streams) == 1:
             # The container's duration covers every stream: it is this track's only when alone.
             seconds = container.duration / av.time_base
@@ -204,6 +210,7 @@ class AudioDecoder:
     # -- libsndfile ----------------------------------------------------------------------------
     def _sndfile_chunks(self) -> Iterator[np.ndarray]:
         f = self._sf
+        order = _VORBIS_TO_WAV_ORDER.get(f.channels) if f.format == "OGG" else None
         while True:  # each pass reads > 0 frames or stops: bounded by the file
             try:
                 block = f.read(_BLOCK, dtype="float32", always_2d=True)
@@ -213,7 +220,7 @@ class AudioDecoder:
                 return
             if len(block) == 0:
                 return
-            yield block
+            yield block if order is None else block[:, order]
             if len(block) < _BLOCK:
                 return
 
@@ -284,6 +291,15 @@ class AudioDecoder:
         if self._av is not None:
             self._av.close()
             self._av = None
+
+
+def _tag_seconds(tag: str | None) -> float | None:
+    """Seconds from a Matroska ``DURATION`` tag ("HH:MM:SS.fffffffff"), None if absent or malformed."""
+    try:
+        h, m, sec = (tag or "").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def _sf_message(err: Exception) -> str:
