@@ -11,7 +11,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from mediaformers.processors.audio_io import AudioDecodeError, decode_audio, load_audio, resample, to_mono
+from mediaformers.processors.audio_io import AudioDecodeError, AudioWindows, decode_audio, load_audio, resample, to_mono
 from tests.audio_media import (
     SIGNALS,
     espeak,
@@ -261,3 +261,76 @@ def test_truncated_video(tmp_path):
 def test_bad_source_type():
     with pytest.raises(ValueError, match="source must be a path, bytes or a seekable binary file object, got int"):
         decode_audio(3)
+
+
+def test_truncated_wav_with_allow_partial(tmp_path):
+    x = pcm16(noise(1.0, 16000))
+    path = _write(tmp_path / "full.wav", x, 16000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[: 44 + 2 * 6000 + 1])  # header + 6000 samples and a stray byte
+    with pytest.raises(AudioDecodeError, match=r"cut.wav: corrupt or truncated .*truncated WAV, header declares 32044 bytes"):
+        load_audio(cut)
+    y, info = load_audio(cut, 16000, return_numpy=True, allow_partial=True, return_info=True)
+    np.testing.assert_array_equal(y, x[:6000])
+    assert info.partial and "truncated WAV" in info.damage and info.num_frames == 6000 and info.decoder == "libsndfile"
+
+
+def test_info_of_complete_sources(tmp_path):
+    path = _write(tmp_path / "a.flac", stereo(tone(0.5, 22050), tone(0.5, 22050)), 22050)
+    y, info = load_audio(path, 16000, return_info=True)
+    assert (info.sample_rate, info.channels, info.num_frames, info.expected_frames) == (22050, 2, 11025, 11025)
+    assert not info.partial and info.damage is None and info.duration == 0.5 and y.shape == (8000,)
+    _, info = load_audio(np.zeros((2, 100), np.float32), 16000, sampling_rate=8000, return_info=True)
+    assert (info.decoder, info.channels, info.num_frames, info.partial) == ("array", 2, 100, False)
+
+
+# ------------------------------------------------------------------------------------------------
+# AudioWindows
+
+
+@pytest.mark.parametrize("n,window,hop,grid", [(1000, 300, 100, 1), (1000, 300, 300, 1), (1037, 300, 160, 16), (250, 300, 100, 1), (300, 300, 50, 7)])
+def test_windows_match_slices_of_the_whole(n, window, hop, grid):
+    x = noise(n / 16000, 16000, seed=n)
+    got = list(AudioWindows(x, 16000, window=window, hop=hop, grid=grid, sampling_rate=16000, return_numpy=True))
+    starts = list(range(0, n - window + 1, hop)) or [0]
+    final = max(0, (n - window) // grid * grid)
+    if final > starts[-1]:
+        starts.append(final)
+    assert [s for s, _ in got] == [s / 16000 for s in starts]
+    for (_, w), s in zip(got, starts):
+        np.testing.assert_array_equal(w, x[s : s + window])
+
+
+def test_windows_of_a_file_equal_the_loaded_audio(tmp_path):
+    x = speech_like(3.0, 44100)
+    path = _write(tmp_path / "a.flac", stereo(x, 0.5 * x), 44100)
+    whole = load_audio(path, 16000, return_numpy=True)
+    windows = AudioWindows(path, 16000, window=8000, hop=3000)
+    got = list(windows)
+    assert isinstance(got[0][1], torch.Tensor) and windows.info.num_frames == len(x) and not windows.info.partial
+    for start, w in got:
+        s = round(start * 16000)
+        np.testing.assert_array_equal(w.numpy(), whole[s : s + 8000])
+    assert round(got[-1][0] * 16000) + 8000 == len(whole)
+
+
+def test_windows_of_a_cut_file(tmp_path):
+    path = _write(tmp_path / "full.wav", pcm16(noise(1.0, 16000)), 16000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[:20000])
+    with pytest.raises(AudioDecodeError, match="pass allow_partial=True"):
+        list(AudioWindows(cut, 16000, window=4000, hop=4000))
+    windows = AudioWindows(cut, 16000, window=4000, hop=4000, allow_partial=True)
+    assert len(list(windows)) == 3 and windows.info.partial
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(window=0, hop=1), r"window: expected a positive number of samples, got 0"),
+    (dict(window=10, hop=-1), r"hop: expected a positive number of samples, got -1"),
+    (dict(window=10, hop=1, grid=1.5), r"grid: expected a positive number of samples, got 1.5"),
+])
+def test_windows_bad_arguments(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        AudioWindows(np.zeros(100, np.float32), 16000, sampling_rate=16000, **kw)
+    with pytest.raises(ValueError, match="sampling_rate is required"):
+        AudioWindows(np.zeros(100, np.float32), 16000, window=10, hop=10)
