@@ -334,3 +334,44 @@ def test_windows_bad_arguments(kw, msg):
         AudioWindows(np.zeros(100, np.float32), 16000, sampling_rate=16000, **kw)
     with pytest.raises(ValueError, match="sampling_rate is required"):
         AudioWindows(np.zeros(100, np.float32), 16000, window=10, hop=10)
+
+
+def test_windows_on_the_fbank_grid_give_the_same_frames_as_the_whole():
+    """The contract the windowed AST path relies on: a window of (L-1)*shift+win samples on a
+    `grid=shift` grid has exactly the fbank frames of the whole signal at the same place, including
+    the last window flush with the end (as `range(0, total-L+1, hop)` + `total-L`)."""
+    from mediaformers.processors.fbank import count_frames, fbank
+
+    rate, shift, win, length, hop = 16000, 160, 400, 64, 24
+    x = torch.from_numpy(speech_like(1.37, rate))
+    whole = fbank(x, sample_frequency=rate, num_mel_bins=32)[0][0]
+    total = int(count_frames(torch.tensor([len(x)]), win, shift)[0])
+    starts = list(range(0, total - length + 1, hop))
+    starts += [total - length] if starts[-1] != total - length else []
+    windows = list(AudioWindows(x, rate, window=(length - 1) * shift + win, hop=hop * shift, grid=shift, sampling_rate=rate))
+    assert [round(s * rate) // shift for s, _ in windows] == starts
+    for (_, w), s in zip(windows, starts):
+        torch.testing.assert_close(fbank(w, sample_frequency=rate, num_mel_bins=32)[0][0], whole[s : s + length], rtol=0, atol=0)
+
+
+@pytest.mark.timeout(60)
+def test_windows_property():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(st.integers(1, 3000), st.integers(1, 700), st.integers(1, 700), st.integers(1, 50))
+    def check(n, window, hop, grid):
+        x = np.arange(n, dtype=np.float32)
+        got = list(AudioWindows(x, 8000, window=window, hop=hop, grid=grid, sampling_rate=8000, return_numpy=True))
+        starts = [round(s * 8000) for s, _ in got]
+        assert starts == sorted(set(starts)) and starts[0] == 0
+        for s, (_, w) in zip(starts, got):
+            np.testing.assert_array_equal(w, x[s : s + window])  # each window is the slice at its start
+        # the last window reaches the end (to within the grid), and the
+        # starts are the hop grid plus at most one extra
+        assert min(n, window) == len(got[-1][1]) and starts[-1] + window > n - grid
+        regular = list(range(0, n - window + 1, hop)) or [0]
+        assert starts[: len(regular)] == regular and len(starts) - len(regular) in (0, 1)
+
+    check()

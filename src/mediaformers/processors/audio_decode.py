@@ -102,7 +102,7 @@ class AudioDecoder:
             raise AudioDecodeError(f"cannot decode audio file {name}: the file is empty (0 bytes)")
         self.damage: str | None = None
         declared = _declared_wav_bytes(head)
-        if declared is not None and self.size < declared:
+        if declared is not None and self.size < declared - 1:  # 1: writers often omit the pad byte
             # libsndfile and FFmpeg both quietly stop at the end of a short WAV; the RIFF header knows better.
             self.damage = f"truncated WAV, header declares {declared} bytes, file has {self.size}"
         self._sf: sf.SoundFile | None = None
@@ -148,7 +148,6 @@ class AudioDecoder:
         stream = self._stream = container.streams.audio[0]
         ctx = stream.codec_context
         self.decoder, self.container, self.codec = "ffmpeg", container.format.name, ctx.name
-        self.rate, self.channels = int(ctx.sample_rate or stream.rate or 0), int(ctx.channels or 0)
         seconds = None
         if stream.duration is not None and stream.time_base:
             seconds = float(stream.duration * stream.time_base)
@@ -157,19 +156,21 @@ class AudioDecoder:
         elif container.duration is not None and len(container.streams) == 1:
             # The container's duration covers every stream: it is this track's only when alone.
             seconds = container.duration / av.time_base
-        frames = int(round(seconds * self.rate)) if seconds and self.rate else None
-        self.estimated_frames = frames
-        self.expected_frames = frames if self.container in _EXACT_LENGTH_FORMATS else None
-        self.tolerance = _length_tolerance(int(ctx.frame_size or 1152), self.rate or 8000)
         self._pending = self._ffmpeg_frames()
         # The first frame fixes the layout everything is converted to (streams may change mid-way).
         first = next(self._pending, None)
         if first is None:
+            self.close()
             raise AudioDecodeError(
                 f"cannot decode audio file {self.name}: its audio stream decoded to no samples"
                 + (f" ({self.damage})" if self.damage else "")
             )
+        # The decoder's rate, not the header's (HE-AAC headers give half of it).
         self.rate, self.channels = first.sample_rate, first.layout.nb_channels
+        frames = int(round(seconds * self.rate)) if seconds and seconds > 0 else None
+        self.estimated_frames = frames
+        self.expected_frames = frames if self.container in _EXACT_LENGTH_FORMATS else None
+        self.tolerance = _length_tolerance(int(ctx.frame_size or 1152), self.rate)
         # Planar float: FFmpeg neither mixes channels (its matrix is not a plain mean) nor resamples
         # (soxr does that better, in audio_io).
         self._converter = av.AudioResampler(format="fltp", layout=first.layout, rate=first.sample_rate)

@@ -209,7 +209,9 @@ def _decode_file(
             if sampling_rate is not None and sampling_rate != dec.rate:
                 raise ValueError(f"sampling_rate={sampling_rate} was given, but {what} is at {dec.rate} Hz")
             rate = dec.rate if target_rate is None else int(target_rate)
-            frames = dec.estimated_frames or _DEFAULT_SECONDS * dec.rate
+            # Preallocate from the header's length, but never trust a huge one beyond what the file's
+            # bytes could plausibly hold (np.empty only reserves; untouched pages cost nothing).
+            frames = min(dec.estimated_frames or _DEFAULT_SECONDS * dec.rate, 256 * dec.size + _DEFAULT_SECONDS * dec.rate)
             check = _FiniteCheck()
             audio = _collect(_converted(dec, target_rate, mono, check), math.ceil(frames * rate / dec.rate) + 64,
                              () if mono else (dec.channels,))
