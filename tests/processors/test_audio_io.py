@@ -11,7 +11,14 @@ import soundfile as sf
 import soxr
 import torch
 
-from mediaformers.processors.audio_io import AudioDecodeError, AudioWindows, decode_audio, load_audio, resample, to_mono
+from mediaformers.processors.audio_io import (
+    AudioDecodeError,
+    AudioWindows,
+    decode_audio,
+    load_audio,
+    resample,
+    to_mono,
+)
 from tests.audio_media import (
     SIGNALS,
     espeak,

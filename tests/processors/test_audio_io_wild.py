@@ -18,8 +18,20 @@ import pytest
 import soundfile as sf
 import soxr
 
-from mediaformers.processors.audio_io import AudioDecodeError, AudioWindows, decode_audio, load_audio
-from tests.audio_media import channel_chirps, flac_with_picture, mp3_with_picture, pcm16, tiny_png, write_container
+from mediaformers.processors.audio_io import (
+    AudioDecodeError,
+    AudioWindows,
+    decode_audio,
+    load_audio,
+)
+from tests.audio_media import (
+    channel_chirps,
+    flac_with_picture,
+    mp3_with_picture,
+    pcm16,
+    tiny_png,
+    write_container,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -212,7 +224,7 @@ def test_cut_streams_follow_allow_partial(tmp_path, case):
     if detectable:
         with pytest.raises(AudioDecodeError, match=r"cut\.\w+: corrupt or truncated .*pass allow_partial=True"):
             load_audio(cut)
-    y, rate, info = decode_audio(cut, allow_partial=True, return_info=True)
+    y, _, info = decode_audio(cut, allow_partial=True, return_info=True)
     assert info.partial == detectable and (info.damage is not None) == detectable
     assert 0.3 * len(whole) < len(y) < 0.8 * len(whole) and info.num_frames == len(y)
     # what decoded is the start of the file, sample for sample (lossy: the same decoder's output)

@@ -18,8 +18,9 @@ Policy:
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -110,7 +111,7 @@ class AudioDecoder:
         self._sf_error: str | None = None
         try:
             self._sf = sf.SoundFile(fh)
-        except Exception as err:  # any libsndfile refusal: FFmpeg gets a try (Ogg-FLAC, m4a, ac3, ...)
+        except Exception as err:  # noqa: BLE001 - any libsndfile refusal: FFmpeg gets a try (Ogg-FLAC, m4a, ac3, ...)
             self._sf_error = _sf_message(err)
         if self._sf is not None:
             f = self._sf
@@ -132,7 +133,9 @@ class AudioDecoder:
         except av.FFmpegError as err:
             cause = err.strerror or str(err)
             if self._sf_error is None or "not recognised" in self._sf_error.lower():
-                raise AudioDecodeError(f"cannot decode audio file {self.name}: unknown format or corrupt file ({cause})") from err
+                raise AudioDecodeError(
+                    f"cannot decode audio file {self.name}: unknown format or corrupt file ({cause})"
+                ) from err
             raise AudioDecodeError(
                 f"cannot decode audio file {self.name}: corrupt or truncated "
                 f"(libsndfile: {self._sf_error}; FFmpeg: {cause})"
@@ -181,8 +184,7 @@ class AudioDecoder:
         stream = self._stream
         try:
             for packet in self._av.demux(stream):  # finite: one pass over the file, then flush packets
-                for frame in stream.decode(packet):
-                    yield frame
+                yield from stream.decode(packet)
         except (av.FFmpegError, ValueError) as err:
             self.damage = self.damage or f"FFmpeg: {getattr(err, 'strerror', None) or err}"
 
@@ -215,7 +217,7 @@ class AudioDecoder:
         while True:  # each pass reads > 0 frames or stops: bounded by the file
             try:
                 block = f.read(_BLOCK, dtype="float32", always_2d=True)
-            except Exception as err:  # mid-stream failure: FFmpeg continues from here, if it can
+            except Exception as err:  # noqa: BLE001 - any mid-stream failure: FFmpeg continues from here, if it can
                 self._sf_error = _sf_message(err)
                 yield from self._continue_with_ffmpeg()
                 return
@@ -262,12 +264,12 @@ class AudioDecoder:
     def finish(self, allow_partial: bool) -> AudioInfo:
         """Close, judge completeness; raise unless complete or ``allow_partial``."""
         self.close()
-        if self.damage is None and self.expected_frames is not None:
-            if self.decoded + self.tolerance < self.expected_frames:
-                self.damage = (
-                    f"the header declares {self.expected_frames} frames ({self.expected_frames / self.rate:.3f} s), "
-                    f"decoded {self.decoded} (truncated?)"
-                )
+        expected = self.expected_frames
+        if self.damage is None and expected is not None and self.decoded + self.tolerance < expected:
+            self.damage = (
+                f"the header declares {expected} frames ({expected / self.rate:.3f} s), "
+                f"decoded {self.decoded} (truncated?)"
+            )
         if self.decoded == 0:
             what = f"{self.container} header without audio data: empty, truncated or corrupt"
             raise AudioDecodeError(

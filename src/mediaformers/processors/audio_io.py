@@ -22,9 +22,10 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Union
 
 import numpy as np
 import soxr
@@ -164,7 +165,8 @@ def _converted(dec: AudioDecoder, target_rate: int | None, mono: bool, check: _F
     stream = None
     if target_rate is not None and target_rate != dec.rate:
         # Same filter as soxr.resample (HQ); chunked output is identical to a one-shot call.
-        stream = soxr.ResampleStream(dec.rate, int(target_rate), 1 if mono else dec.channels, dtype="float32", quality="HQ")
+        channels = 1 if mono else dec.channels
+        stream = soxr.ResampleStream(dec.rate, int(target_rate), channels, dtype="float32", quality="HQ")
     for chunk in dec.chunks():
         check(chunk)
         if mono:
@@ -211,7 +213,8 @@ def _decode_file(
             rate = dec.rate if target_rate is None else int(target_rate)
             # Preallocate from the header's length, but never trust a huge one beyond what the file's
             # bytes could plausibly hold (np.empty only reserves; untouched pages cost nothing).
-            frames = min(dec.estimated_frames or _DEFAULT_SECONDS * dec.rate, 256 * dec.size + _DEFAULT_SECONDS * dec.rate)
+            default = _DEFAULT_SECONDS * dec.rate
+            frames = min(dec.estimated_frames or default, 256 * dec.size + default)
             check = _FiniteCheck()
             audio = _collect(_converted(dec, target_rate, mono, check), math.ceil(frames * rate / dec.rate) + 64,
                              () if mono else (dec.channels,))
@@ -220,7 +223,9 @@ def _decode_file(
         info = dec.finish(allow_partial)
         check.raise_if_bad(what)
     if audio.size == 0:  # a handful of samples can resample to none
-        raise ValueError(f"{what} is too short: {info.num_frames} samples at {info.sample_rate} Hz resample to none at {rate} Hz")
+        raise ValueError(
+            f"{what} is too short: {info.num_frames} samples at {info.sample_rate} Hz resample to none at {rate} Hz"
+        )
     return audio, rate, info
 
 
@@ -246,14 +251,17 @@ def _check_rate(arg: str, rate: object) -> None:
 # the one entry point
 
 
-def _array_audio(source: np.ndarray | torch.Tensor, sampling_rate: int | None, channel_axis: int | None) -> tuple[np.ndarray, AudioInfo]:
+def _array_audio(
+    source: np.ndarray | torch.Tensor, sampling_rate: int | None, channel_axis: int | None
+) -> tuple[np.ndarray, AudioInfo]:
     """A validated float32 mono array and its info (an array is never partial)."""
     if sampling_rate is None:
         raise ValueError("sampling_rate is required with array input: pass the rate of `source` in Hz")
     if isinstance(source, torch.Tensor):
         source = source.detach().cpu().numpy()
-    channels = 1 if source.ndim < 2 else int(source.shape[int(np.argmin(source.shape)) if channel_axis is None else channel_axis])
-    audio = to_mono(_as_float32(source, "source"), channel_axis, arg="source")
+    audio = to_mono(_as_float32(source, "source"), channel_axis, arg="source")  # validates the shape
+    axis = int(np.argmin(source.shape)) if channel_axis is None else channel_axis
+    channels = 1 if source.ndim == 1 else int(source.shape[axis])
     _check_samples(audio, "source")
     info = AudioInfo(source="source", sample_rate=int(sampling_rate), channels=channels, decoder="array",
                      container="array", codec=str(source.dtype), num_frames=len(audio))
@@ -365,7 +373,9 @@ class AudioWindows:
             dec = AudioDecoder(fh, name)
             try:
                 if self.sampling_rate is not None and self.sampling_rate != dec.rate:
-                    raise ValueError(f"sampling_rate={self.sampling_rate} was given, but audio file {name} is at {dec.rate} Hz")
+                    raise ValueError(
+                        f"sampling_rate={self.sampling_rate} was given, but audio file {name} is at {dec.rate} Hz"
+                    )
                 check = _FiniteCheck()
 
                 def finish() -> AudioInfo:
