@@ -382,3 +382,31 @@ def test_windows_property():
         assert starts[: len(regular)] == regular and len(starts) - len(regular) in (0, 1)
 
     check()
+
+
+def test_text_file_is_not_audio(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("just some notes, not audio\n" * 200)  # FFmpeg would read it as ANSI art
+    with pytest.raises(AudioDecodeError, match=r"notes.wav: unknown format or corrupt file"):
+        load_audio(path)
+
+
+def test_libsndfile_failing_mid_stream_hands_over_to_ffmpeg(tmp_path, monkeypatch):
+    """A2: whatever libsndfile trips on mid-way, FFmpeg continues at the same frame, seamlessly."""
+    import mediaformers.processors.audio_decode as audio_decode
+
+    x = pcm16(np.stack([speech_like(1.0, 22050), noise(1.0, 22050)], axis=1))
+    path = _write(tmp_path / "a.flac", x, 22050)
+    monkeypatch.setattr(audio_decode, "_BLOCK", 5000)
+    read, calls = sf.SoundFile.read, []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise sf.LibsndfileError(161, "simulated ")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", flaky)
+    y, rate, info = decode_audio(path, return_info=True)
+    assert len(calls) == 3 and info.decoder == "ffmpeg" and not info.partial
+    np.testing.assert_array_equal(y, x)

@@ -72,6 +72,7 @@ LOSSLESS = [
     ("wavpack-192k-5.1", ".wv", "wavpack", None, 192000, 6),
     ("alac-m4a-44k-stereo", ".m4a", "alac", None, 44100, 2),
     ("flac-mka-96k-stereo", ".mka", "flac", None, 96000, 2),
+    ("w64-s16-16k-stereo", ".w64", "pcm_s16le", None, 16000, 2),
 ]
 
 
@@ -105,6 +106,9 @@ LOSSY = [
     ("opus-webm-48k-stereo", ".webm", "libopus", None, 48000, 2, None, 12),
     ("ac3-48k-5.1", ".ac3", "ac3", None, 48000, 6, None, 12),
     ("ac3-32k-mono", ".ac3", "ac3", None, 32000, 1, None, 12),
+    ("eac3-mka-48k-5.1", ".mka", "eac3", None, 48000, 6, None, 12),
+    ("mp2-44k-stereo", ".mp2", "mp2", None, 44100, 2, None, 12),
+    ("amr-nb-8k-mono", ".amr", "libopencore_amrnb", None, 8000, 1, None, 3),  # speech codec: a sweep barely survives
 ]
 
 

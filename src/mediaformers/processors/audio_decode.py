@@ -140,6 +140,9 @@ class AudioDecoder:
                 f"cannot decode audio file {self.name}: corrupt or truncated "
                 f"(libsndfile: {self._sf_error}; FFmpeg: {cause})"
             ) from err
+        if container.format.name == "tty":  # FFmpeg reads any text file as ANSI art: not media
+            container.close()
+            raise AudioDecodeError(f"cannot decode audio file {self.name}: unknown format or corrupt file (text)")
         if not container.streams.audio:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             container.close()
@@ -150,7 +153,6 @@ class AudioDecoder:
         self._av = container
         stream = self._stream = container.streams.audio[0]
         ctx = stream.codec_context
-        self.decoder, self.container, self.codec = "ffmpeg", container.format.name, ctx.name
         seconds = None
         if stream.duration is not None and stream.time_base:
             seconds = float(stream.duration * stream.time_base)
@@ -170,6 +172,7 @@ class AudioDecoder:
             )
         # The decoder's rate, not the header's (HE-AAC headers give half of it).
         self.rate, self.channels = first.sample_rate, first.layout.nb_channels
+        self.decoder, self.container, self.codec = "ffmpeg", container.format.name, ctx.name
         frames = int(round(seconds * self.rate)) if seconds and seconds > 0 else None
         self.estimated_frames = frames
         self.expected_frames = frames if self.container in _EXACT_LENGTH_FORMATS else None
