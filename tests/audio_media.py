@@ -113,6 +113,7 @@ def write_container(
     format: str | None = None,
     options: dict[str, str] | None = None,
     metadata: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
     """A media file written by FFmpeg (PyAV), its container chosen by suffix or ``format``.
 
@@ -121,11 +122,12 @@ def write_container(
         codec: the audio encoder (aac, libopus, flac, libmp3lame, ac3, wavpack, pcm_s24le, ...).
         video: add a tiny video stream (``seconds`` long) before the audio.
         format: FFmpeg's muxer name where the suffix is ambiguous (``adts`` for raw AAC).
-        options: encoder options; metadata: container tags.
+        options: encoder options; metadata: container tags; container_options: muxer options
+            (``{"movflags": "faststart"}`` puts the mp4 index first, as streaming sites do).
     """
     import av  # test dependency through mediaformers; kept local so the golden tool needs numpy only
 
-    container = av.open(str(path), "w", format=format)
+    container = av.open(str(path), "w", format=format, options=container_options or {})
     try:  # every stream is added before the first packet is muxed (that writes the header)
         container.metadata.update(metadata or {})
         vs = stream = None

@@ -215,6 +215,7 @@ CUTS = [
     ("aac-adts", dict(suffix=".aac", codec="aac", format="adts"), True),
     ("flac-mka", dict(suffix=".mka", codec="flac"), True),
     ("aac-mkv-video", dict(suffix=".mkv", codec="aac", video=True), True),
+    ("aac-mp4-faststart", dict(suffix=".mp4", codec="aac", container_options={"movflags": "faststart"}), True),
     ("mp3", dict(suffix=".mp3", codec="libmp3lame"), False),
 ]
 
