@@ -32,6 +32,9 @@ from tests.audio_media import (
 )
 
 
+pytestmark = pytest.mark.timeout(60)  # a decoder that loops fails the test instead of hanging CI
+
+
 def _write(path: Path, audio: np.ndarray, rate: int, **kw) -> Path:
     sf.write(path, audio, rate, **kw)
     return path

@@ -164,15 +164,21 @@ def test_ogg_vorbis_from_libsndfile(tmp_path, channels):
 
 def test_mp3s_decode_without_warnings(tmp_path, recwarn):
     """A3: encoder delay/padding is not truncation."""
-    for rate, seconds in ((8000, 0.05), (22050, 0.3), (44100, 1.0), (48000, 2.0)):
+    id3v1 = b"TAG" + b"title".ljust(30, b"\0") + b"artist".ljust(30, b"\0") + bytes(30 + 4 + 30 + 1)
+    cases = [(8000, 0.05, "1"), (22050, 0.3, "1"), (44100, 1.0, "1"), (48000, 2.0, "1"), (44100, 2.0, "0")]
+    for rate, seconds, xing in cases:
         x = channel_chirps(seconds, rate, 2)
-        path = write_container(tmp_path / f"a{rate}.mp3", x, rate, codec="libmp3lame", video=False)
+        # Without a Xing/LAME header (write_xing=0, as many encoders write CBR) libsndfile estimates
+        # 90184 frames for this file and decodes 89856: the old code warned "truncated?" here.
+        path = write_container(tmp_path / f"a{rate}{xing}.mp3", x, rate, codec="libmp3lame", video=False,
+                               container_options={"write_xing": xing})
+        path.write_bytes(path.read_bytes() + id3v1)
         y, info = load_audio(path, None, return_numpy=True, return_info=True)
         assert not info.partial and abs(len(y) - len(x)) <= 2 * 1152
         sf_path = tmp_path / f"b{rate}.mp3"
         sf.write(sf_path, x, rate, format="MP3", subtype="MPEG_LAYER_III")
         assert not load_audio(sf_path, 16000, return_info=True)[1].partial
-    assert not [w for w in recwarn if "truncated" in str(w.message)]
+    assert not [w for w in recwarn if "truncated" in str(w.message) or "declares" in str(w.message)]
 
 
 @pytest.mark.parametrize("kind", ["flac", "mp3"])
