@@ -190,8 +190,8 @@ def test_bad_timestamps(h264_video):
 
 def test_keyframe_seek_mode(tmp_path):
     """seek_mode='keyframe' gives, for each time, the exact frame of the keyframe at or before it."""
+    from tests.media import make_video, frame_index_of
     from mediaformers.processors.video_io import read_frames_at
-    from tests.media import frame_index_of, make_video
 
     path = make_video(tmp_path / "gop.mp4", frames=40, fps=10, gop=10, size=(64, 96))
     times = [0.0, 0.55, 1.25, 2.95, 3.9]

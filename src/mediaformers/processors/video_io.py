@@ -17,10 +17,9 @@ from __future__ import annotations
 import bisect
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, Sequence, Union
 
 import av
 import numpy as np
@@ -168,7 +167,7 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> VideoReader:
+    def __enter__(self) -> "VideoReader":
         return self
 
     def __exit__(self, *exc) -> None:
