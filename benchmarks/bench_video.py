@@ -81,7 +81,7 @@ def bench_transform() -> None:
     from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
 
     frames = natural_frames(16, (240, 320), seed=1)
-    ours = VideoMAEVideoProcessor()
+    ours = VideoMAEVideoProcessor(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
     ref = VideoMAEImageProcessorPil(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
     t_ours = best_of(lambda: ours(frames))
     t_ref = best_of(lambda: ref(list(frames), return_tensors="pt"), repeats=3)
