@@ -13,10 +13,11 @@ from torch import nn
 
 from ..checkpoints.tvlt import CONVERTER
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias
 from ..modeling import PreTrainedModel
 from ..outputs import ClassifierOutput, ModelOutput, Tensors
-from .common import check_video, pair
+from .common import backbone, check_video, frame_settings, pair, random_video
 from . import tvlt_masking as masking
 from .tvlt_masking import (AUDIO_MASK_TYPES, check_noise, masked_mse, patchify_audio, patchify_pixels,
                            random_masking, unshuffle)
@@ -369,6 +370,8 @@ class TvltForPreTraining(TvltPreTrainedModel):
 class TvltForAudioVisualClassification(TvltPreTrainedModel):
     """cls token -> Linear(2x) -> LayerNorm -> GELU -> Linear(num_labels)."""
 
+    is_classifier = True
+
     def __init__(self, config: TvltConfig):
         super().__init__(config)
         c, d = config, config.hidden_size
@@ -413,3 +416,52 @@ class TvltForAudioVisualClassification(TvltPreTrainedModel):
                 raise ValueError(f"labels: classification needs class ids of shape ({b},), got {tuple(labels.shape)}")
             return F.cross_entropy(logits, labels)
         return None  # the reference computes no loss for other loss_type values
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The cls token of the joint encoder (what the classifier reads)."""
+    return backbone(model)(**batch).last_hidden_state[:, 0]
+
+
+def _dummy_inputs(cls: type, c: TvltConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    inputs = {"pixel_values": random_video(batch_size, c.num_frames, c.num_image_channels, c.image_size),
+              "audio_values": torch.randn(batch_size, c.num_audio_channels, c.spectrogram_length, c.frequency_length)}
+    if cls is TvltForPreTraining:
+        inputs["pixel_values_mixed"] = random_video(batch_size, c.num_frames, c.num_image_channels, c.image_size)
+        inputs["labels"] = torch.ones(batch_size)
+    return inputs
+
+
+def _input_doc(c: TvltConfig) -> str:
+    h, w = pair(c.image_size)
+    return (f"pixel_values (batch, <= {c.num_frames}, {c.num_image_channels}, {h}, {w}) + audio_values "
+            f"(batch, 1, <= {c.spectrogram_length}, {c.frequency_length}) log-mel, with pixel_mask/audio_mask")
+
+
+FAMILY = register_family(Family(
+    name="tvlt",
+    model_type=TvltConfig.model_type,
+    config=TvltConfig,
+    classes=(TvltModel, TvltForPreTraining, TvltForAudioVisualClassification),
+    converter=CONVERTER,
+    task="audio-visual-classification",
+    processors={
+        # The model takes at most num_frames frames and spectrogram_length mel frames: a processor file
+        # may ask for fewer, never more (longer audio is truncated).
+        "video": Processor("video_processors:TvltVideoProcessor",
+                           lambda c: {"num_frames": c.num_frames, "patch_size": list(pair(c.image_patch_size)),
+                                      **frame_settings(c.image_size)}, limits=("num_frames",)),
+        "audio": Processor("tvlt_audio:TvltFeatureExtractor",
+                           lambda c: {"spectrogram_length": c.spectrogram_length, "feature_size": c.frequency_length,
+                                      "patch_size": list(pair(c.audio_patch_size))}, limits=("spectrogram_length",)),
+    },
+    accepts=frozenset({"video"}),
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=_input_doc,
+    tiny=dict(image_size=32, num_frames=2, spectrogram_length=32, frequency_length=32, hidden_size=32,
+              num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, decoder_hidden_size=16,
+              decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=24),
+    pretrained={"tvlt-base": Pretrained("ZinengTang/tvlt-base", "feature-extraction", "pre-trained, no labels")},
+))

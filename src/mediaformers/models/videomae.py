@@ -10,10 +10,11 @@ from torch import nn
 
 from ..checkpoints.videomae import CONVERTER
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutput, ClassifierOutput, ModelOutput, Tensors
-from .common import check_video, classification_loss, pair
+from .common import backbone, check_video, classification_loss, frame_settings, pair, random_video
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -249,6 +250,8 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
 class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
     """Mean-pooled tokens + fc_norm (or the first token) -> linear classifier."""
 
+    is_classifier = True
+
     def __init__(self, config: VideoMAEConfig):
         super().__init__(config)
         c = config
@@ -271,3 +274,51 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         logits = self.classifier(x)
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
         return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean of the tokens (use_mean_pooling, as the classifier pools), else the first token."""
+    hidden = backbone(model)(pixel_values=batch["pixel_values"]).last_hidden_state
+    return hidden.mean(1) if model.config.use_mean_pooling else hidden[:, 0]
+
+
+def _dummy_inputs(cls: type, c: VideoMAEConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    inputs = {"pixel_values": random_video(batch_size, c.num_frames, c.num_channels, c.image_size)}
+    if cls is VideoMAEForPreTraining:
+        inputs["bool_masked_pos"] = make_tube_mask(c, batch_size, 0.5, seed=0)
+    return inputs
+
+
+def _input_doc(c: VideoMAEConfig) -> str:
+    h, w = pair(c.image_size)
+    return f"pixel_values (batch, {c.num_frames}, {c.num_channels}, {h}, {w}) float: normalised video frames"
+
+
+FAMILY = register_family(Family(
+    name="videomae",
+    model_type=VideoMAEConfig.model_type,
+    config=VideoMAEConfig,
+    classes=(VideoMAEModel, VideoMAEForPreTraining, VideoMAEForVideoClassification),
+    converter=CONVERTER,
+    task="video-classification",
+    processors={"video": Processor("video_processors:VideoMAEVideoProcessor",
+                                   lambda c: {"num_frames": c.num_frames, **frame_settings(c.image_size)})},
+    accepts=frozenset({"video"}),
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=_input_doc,
+    tiny=dict(image_size=32, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+              intermediate_size=48, decoder_hidden_size=16, decoder_num_hidden_layers=1,
+              decoder_num_attention_heads=2, decoder_intermediate_size=24),
+    demo=dict(image_size=112, patch_size=16, num_frames=8, hidden_size=192, num_hidden_layers=4,
+              num_attention_heads=3, intermediate_size=768),
+    pretrained={
+        "videomae-base-kinetics": Pretrained("MCG-NJU/videomae-base-finetuned-kinetics", "video-classification",
+                                             "Kinetics-400, 16x224"),
+        "videomae-base-ssv2": Pretrained("MCG-NJU/videomae-base-finetuned-ssv2", "video-classification",
+                                         "Something-Something v2, 16x224"),
+        "videomae-base": Pretrained("MCG-NJU/videomae-base", "feature-extraction", "self-supervised, K400"),
+    },
+    exports=(make_tube_mask,),
+))

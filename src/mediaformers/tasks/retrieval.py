@@ -1,4 +1,4 @@
-"""Image-text retrieval with AltCLIP: rank texts for every image and images for every text; recall@k.
+"""Image-text retrieval with an image-text model: rank texts for every image and images for every text; recall@k.
 
 Scores are cosine similarities of the unit embeddings (the logit scale does not change a ranking).
 """
@@ -59,9 +59,10 @@ def recall_at_k(scores: torch.Tensor, text_to_image: Sequence[int] | torch.Tenso
 
 
 class Retriever:
-    """Embed images and texts with an AltCLIPModel, then rank or score a labelled set.
+    """Embed images and texts with an image-text model (``get_image_features`` / ``get_text_features``),
+    then rank or score a labelled set.
 
-    Inputs are raw (through ``processor``, an AltCLIPProcessor) or already preprocessed tensors.
+    Inputs are raw (through ``processor``, the family's text processor) or already preprocessed tensors.
     """
 
     def __init__(self, model, processor=None, *, batch_size: int = 32):
