@@ -103,6 +103,17 @@ class Family:
         """The class with a classification head, if the family has one."""
         return next((c for c in self.classes if getattr(c, "is_classifier", False)), None)
 
+    def config_for(self, cls: type, config: Any) -> Any:
+        """The config ``cls`` is built from: ``config`` itself, or the sub-config of its class inside it
+        (a tower of a two-tower model)."""
+        if isinstance(config, cls.config_class):
+            return config
+        for value in vars(config).values():
+            if isinstance(value, cls.config_class):
+                return value
+        raise ValueError(f"config: expected a {cls.config_class.__name__} or a config holding one, "
+                         f"got {type(config).__name__}")
+
     def names(self) -> dict[str, Any]:
         """Public name -> object: the config, the classes, the extra exports."""
         return {obj.__name__: obj for obj in (self.config, *self.classes, *self.exports)}
