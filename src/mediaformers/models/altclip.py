@@ -316,8 +316,8 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
     ) -> BaseModelOutputWithPoolingAndProjection:
         """The text tower's output with ``pooler_output`` = text_projection(token 0), (batch, projection_dim),
         not normalised (as transformers 5 returns it)."""
-        out = self.text_model(input_ids, attention_mask, token_type_ids, position_ids,
-                              output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        out = self.text_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              position_ids=position_ids, output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         out.pooler_output = self.text_projection(out.last_hidden_state[:, 0])
         return out
 
@@ -329,7 +329,8 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPooling:
         """The vision tower's output with ``pooler_output`` = visual_projection(LN(CLS)), (batch, projection_dim)."""
-        out = self.vision_model(pixel_values, interpolate_pos_encoding, output_attentions, output_hidden_states)
+        out = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         out.pooler_output = self.visual_projection(out.pooler_output)
         return out
 
@@ -352,9 +353,10 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         if input_ids is None or pixel_values is None:
             raise ValueError("input_ids and pixel_values: AltCLIPModel needs both; use get_text_features / "
                              "get_image_features for one modality")
-        vision = self.vision_model(pixel_values, interpolate_pos_encoding, output_attentions, output_hidden_states)
-        text = self.text_model(input_ids, attention_mask, token_type_ids, position_ids,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        vision = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        text = self.text_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         image_embeds = self.visual_projection(vision.pooler_output)
         text_embeds = self.text_projection(text.pooler_output)
         image_embeds = image_embeds / image_embeds.norm(p=2, dim=-1, keepdim=True)

@@ -212,8 +212,8 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         it is inferred as transformers does.
         """
         out = self.audio_spectrogram_transformer(
-            input_values, attention_mask, output_hidden_states, output_attentions, pos_mode,
-            pooled_only=not (output_hidden_states or output_attentions),  # else the last layer is returned whole
+            input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, pos_mode=pos_mode, pooled_only=not (output_hidden_states or output_attentions),  # else the last layer is returned whole
         )
         logits = self.head(out.pooler_output)
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None

@@ -162,7 +162,8 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> ClassifierOutput:
-        out = self.vivit(pixel_values, interpolate_pos_encoding, output_hidden_states, output_attentions,
+        out = self.vivit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                         output_hidden_states=output_hidden_states, output_attentions=output_attentions,
                          pooled_only=not (output_hidden_states or output_attentions))
         logits = self.classifier(out.last_hidden_state[:, 0])
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
