@@ -55,7 +55,8 @@ class Processor:
 class Family:
     """One model family.
 
-    name: short name (the module's; demo folder names). model_type: config.json's.
+    name: short name (the module's; demo folder names). config: the config class, whose
+    ``model_type`` (config.json's) identifies the family.
     classes: the model classes, the backbone first. task: what ``mediaformers classify`` runs
     (the pipeline's default); every family also serves "feature-extraction".
     processors: media kind ("video", "audio", "image", "text") -> :class:`Processor`; the kinds
@@ -69,7 +70,6 @@ class Family:
     """
 
     name: str
-    model_type: str
     config: type
     classes: tuple[type, ...]
     converter: Any
@@ -90,6 +90,10 @@ class Family:
         if not set(self.processors) <= set(MEDIA) or not set(self.accepts) <= set(MEDIA):
             raise ValueError(f"{self.name}: processors/accepts: expected kinds among {MEDIA}, "
                              f"got {sorted(self.processors)} / {sorted(self.accepts)}")
+
+    @property
+    def model_type(self) -> str:
+        return self.config.model_type
 
     @property
     def tasks(self) -> frozenset[str]:

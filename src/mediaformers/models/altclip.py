@@ -402,7 +402,6 @@ def _input_doc(c: AltCLIPConfig) -> str:
 
 FAMILY = register_family(Family(
     name="altclip",
-    model_type=AltCLIPConfig.model_type,
     config=AltCLIPConfig,
     classes=(AltCLIPModel, AltCLIPTextModel, AltCLIPVisionModel),
     converter=CONVERTER,

@@ -237,7 +237,6 @@ def _input_doc(c: ASTConfig) -> str:
 
 FAMILY = register_family(Family(
     name="ast",
-    model_type=ASTConfig.model_type,
     config=ASTConfig,
     classes=(ASTModel, ASTForAudioClassification),
     converter=CONVERTER,

@@ -86,3 +86,9 @@ def random_video(batch: int, frames: int, channels: int, image_size, generator=N
     """Normalised-looking random frames (batch, frames, channels, H, W): dummy inputs."""
     h, w = pair(image_size)
     return torch.randn(batch, frames, channels, h, w, generator=generator)
+
+
+def video_input_doc(frames, channels: int, image_size) -> str:
+    """``mediaformers info``'s line for models that take normalised clips."""
+    h, w = pair(image_size)
+    return f"pixel_values (batch, {frames}, {channels}, {h}, {w}) float: normalised video frames"

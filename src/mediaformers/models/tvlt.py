@@ -458,7 +458,6 @@ def _input_doc(c: TvltConfig) -> str:
 
 FAMILY = register_family(Family(
     name="tvlt",
-    model_type=TvltConfig.model_type,
     config=TvltConfig,
     classes=(TvltModel, TvltForPreTraining, TvltForAudioVisualClassification),
     converter=CONVERTER,

@@ -14,7 +14,8 @@ from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutput, ClassifierOutput, ModelOutput, Tensors
-from .common import backbone, check_video, classification_loss, frame_settings, pair, random_video
+from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
+                     video_input_doc)
 from .mae import patchify, visible
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -295,14 +296,8 @@ def _dummy_inputs(cls: type, c: VideoMAEConfig, batch_size: int = 1) -> dict[str
     return inputs
 
 
-def _input_doc(c: VideoMAEConfig) -> str:
-    h, w = pair(c.image_size)
-    return f"pixel_values (batch, {c.num_frames}, {c.num_channels}, {h}, {w}) float: normalised video frames"
-
-
 FAMILY = register_family(Family(
     name="videomae",
-    model_type=VideoMAEConfig.model_type,
     config=VideoMAEConfig,
     classes=(VideoMAEModel, VideoMAEForPreTraining, VideoMAEForVideoClassification),
     converter=CONVERTER,
@@ -312,7 +307,7 @@ FAMILY = register_family(Family(
     accepts=frozenset({"video"}),
     pooled=_pooled,
     dummy_inputs=_dummy_inputs,
-    input_doc=_input_doc,
+    input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
     tiny=dict(image_size=32, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
               intermediate_size=48, decoder_hidden_size=16, decoder_num_hidden_layers=1,
               decoder_num_attention_heads=2, decoder_intermediate_size=24),

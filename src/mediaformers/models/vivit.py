@@ -14,7 +14,8 @@ from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Activation, Encoder, PatchEmbed, resample_grid
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
-from .common import backbone, check_video, classification_loss, frame_settings, pair, random_video
+from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
+                     video_input_doc)
 
 
 @dataclass(kw_only=True)
@@ -180,14 +181,8 @@ def _dummy_inputs(cls: type, c: VivitConfig, batch_size: int = 1) -> dict[str, t
     return {"pixel_values": random_video(batch_size, c.num_frames, c.num_channels, c.image_size)}
 
 
-def _input_doc(c: VivitConfig) -> str:
-    h, w = pair(c.image_size)
-    return f"pixel_values (batch, {c.num_frames}, {c.num_channels}, {h}, {w}) float: normalised video frames"
-
-
 FAMILY = register_family(Family(
     name="vivit",
-    model_type=VivitConfig.model_type,
     config=VivitConfig,
     classes=(VivitModel, VivitForVideoClassification),
     converter=CONVERTER,
@@ -198,7 +193,7 @@ FAMILY = register_family(Family(
     accepts=frozenset({"video"}),
     pooled=_pooled,
     dummy_inputs=_dummy_inputs,
-    input_doc=_input_doc,
+    input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
     tiny=dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=2,
               num_attention_heads=2, intermediate_size=48),
     pretrained={
