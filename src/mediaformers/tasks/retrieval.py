@@ -42,7 +42,7 @@ def recall_at_k(scores: torch.Tensor, text_to_image: Sequence[int] | torch.Tenso
     if gt.shape != (n_txt,):
         raise ValueError(f"text_to_image: expected {n_txt} image indices (one per text), got shape {tuple(gt.shape)}")
     if n_txt and (gt.min() < 0 or gt.max() >= n_img):
-        raise ValueError(f"text_to_image: indices must lie in [0, {n_img}), got {gt.min().item()}..{gt.max().item()}")
+        raise ValueError(f"text_to_image: expected indices in [0, {n_img}), got {gt.min().item()}..{gt.max().item()}")
     if any(k < 1 for k in ks):
         raise ValueError(f"ks: expected positive k, got {list(ks)}")
     order = rank(scores)
