@@ -64,7 +64,8 @@ class Family:
     pooled(model, batch) -> (views, dim): the embedding without a task head.
     dummy_inputs(cls, config, batch_size) -> the keyword inputs of ``cls`` (random, model-sized).
     input_doc(config) -> one line on what the model takes (``mediaformers info``).
-    tiny: config keywords of a small model (generic tests). demo: config keywords of the
+    tiny: config keywords of a small model (generic tests); variants: named changes to ``tiny``
+    the generic tests also run (options that take other code paths). demo: config keywords of the
     ``mediaformers demo`` checkpoint, or None. pretrained: registry name -> :class:`Pretrained`.
     exports: more public names than the config and classes (``mediaformers.<name>``).
     """
@@ -80,6 +81,7 @@ class Family:
     dummy_inputs: Callable[[type, Any, int], dict]
     input_doc: Callable[[Any], str]
     tiny: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     demo: dict[str, Any] | None = None
     pretrained: dict[str, Pretrained] = field(default_factory=dict)
     exports: tuple[Any, ...] = ()

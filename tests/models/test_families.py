@@ -13,12 +13,14 @@ from mediaformers.family import families
 from tests.parity import assert_close, perturb
 
 FAMILIES = sorted(families().values(), key=lambda f: f.name)
-CASES = [pytest.param(fam, cls, id=f"{fam.name}-{cls.__name__}") for fam in FAMILIES for cls in fam.classes]
+# Every class at the tiny config, and at each declared variant of it.
+CASES = [pytest.param(fam, cls, variant, id="-".join(filter(None, (fam.name, cls.__name__, variant))))
+         for fam in FAMILIES for cls in fam.classes for variant in (None, *fam.variants)]
 
 
-def build(fam, cls, seed: int = 0):
+def build(fam, cls, variant=None, seed: int = 0):
     torch.manual_seed(seed)
-    config = fam.config_for(cls, fam.config(**fam.tiny))
+    config = fam.config_for(cls, fam.config(**{**fam.tiny, **fam.variants.get(variant, {})}))
     return perturb(cls(config), seed), config
 
 
@@ -54,15 +56,17 @@ def test_declaration_is_consistent(fam):
     for kind, spec in fam.processors.items():
         spec.load()  # names a class that exists
         assert set(spec.limits) <= set(spec.settings(fam.config(**fam.tiny)))
+    for name, change in fam.variants.items():
+        assert set(change) <= set(fam.config.__dataclass_fields__), name  # config fields, not typos
     for name, entry in fam.pretrained.items():
         assert entry.task in fam.tasks and name in mf.list_models() and "/" in entry.hub_id
     if fam.task not in ("zero-shot-classification", "feature-extraction"):
         assert fam.head() is not None, "a classification task needs a class with is_classifier"
 
 
-@pytest.mark.parametrize("fam, cls", CASES)
-def test_save_load_round_trip(fam, cls, tmp_path):
-    model, config = build(fam, cls)
+@pytest.mark.parametrize("fam, cls, variant", CASES)
+def test_save_load_round_trip(fam, cls, variant, tmp_path):
+    model, config = build(fam, cls, variant)
     model.save_pretrained(tmp_path)
     back = mf.from_pretrained(tmp_path)
     assert type(back) is cls
@@ -72,9 +76,9 @@ def test_save_load_round_trip(fam, cls, tmp_path):
             assert_close(b, a)
 
 
-@pytest.mark.parametrize("fam, cls", CASES)
-def test_dummy_inputs_forward_backward(fam, cls):
-    model, config = build(fam, cls)
+@pytest.mark.parametrize("fam, cls, variant", CASES)
+def test_dummy_inputs_forward_backward(fam, cls, variant):
+    model, config = build(fam, cls, variant)
     model.train()  # pre-training heads run every stream only in training mode
     torch.manual_seed(2)
     inputs = inputs_for(fam, cls, config)
@@ -86,9 +90,9 @@ def test_dummy_inputs_forward_backward(fam, cls):
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
-@pytest.mark.parametrize("fam, cls", CASES)
-def test_bfloat16_forward(fam, cls):
-    model, config = build(fam, cls)
+@pytest.mark.parametrize("fam, cls, variant", CASES)
+def test_bfloat16_forward(fam, cls, variant):
+    model, config = build(fam, cls, variant)
     inputs = inputs_for(fam, cls, config)
     with torch.no_grad():
         ref = tensors(model(**inputs))
@@ -102,9 +106,9 @@ def test_bfloat16_forward(fam, cls):
         assert (a.float() - b).abs().max() <= 0.1 + 0.05 * b.abs().max()
 
 
-@pytest.mark.parametrize("fam, cls", CASES)
-def test_gradient_checkpointing_same_loss_and_gradients(fam, cls):
-    model, config = build(fam, cls)
+@pytest.mark.parametrize("fam, cls, variant", CASES)
+def test_gradient_checkpointing_same_loss_and_gradients(fam, cls, variant):
+    model, config = build(fam, cls, variant)
     model.train()
     inputs = inputs_for(fam, cls, config)
 
@@ -125,9 +129,9 @@ def test_gradient_checkpointing_same_loss_and_gradients(fam, cls):
         assert_close(grads_ckpt[name], g, name)
 
 
-@pytest.mark.parametrize("fam, cls", CASES)
-def test_outputs_by_index_key_and_attribute(fam, cls):
-    model, config = build(fam, cls)
+@pytest.mark.parametrize("fam, cls, variant", CASES)
+def test_outputs_by_index_key_and_attribute(fam, cls, variant):
+    model, config = build(fam, cls, variant)
     with torch.no_grad():
         out = model(**inputs_for(fam, cls, config))
     values = out.to_tuple()
@@ -139,9 +143,9 @@ def test_outputs_by_index_key_and_attribute(fam, cls):
         out["no_such_field"]
 
 
-@pytest.mark.parametrize("fam, cls", CASES)
-def test_bad_shapes_name_the_input(fam, cls):
-    model, config = build(fam, cls)
+@pytest.mark.parametrize("fam, cls, variant", CASES)
+def test_bad_shapes_name_the_input(fam, cls, variant):
+    model, config = build(fam, cls, variant)
     inputs = inputs_for(fam, cls, config)
     for key, value in inputs.items():
         with pytest.raises(ValueError, match=key):

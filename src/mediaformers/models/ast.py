@@ -249,6 +249,7 @@ FAMILY = register_family(Family(
     input_doc=_input_doc,
     tiny=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, num_mel_bins=32,
               max_length=64),
+    variants={"no-overlap": {"frequency_stride": 16, "time_stride": 16}},
     demo=dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768, max_length=256),
     pretrained={
         "ast-audioset": Pretrained("MIT/ast-finetuned-audioset-10-10-0.4593", "audio-classification",

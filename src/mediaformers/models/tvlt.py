@@ -479,5 +479,6 @@ FAMILY = register_family(Family(
     tiny=dict(image_size=32, num_frames=2, spectrogram_length=32, frequency_length=32, hidden_size=32,
               num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, decoder_hidden_size=16,
               decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=24),
+    variants={"patch-level-audio-mask": {"audio_mask_type": "patch-level"}, "mean-pooling": {"use_mean_pooling": True}},
     pretrained={"tvlt-base": Pretrained("ZinengTang/tvlt-base", "feature-extraction", "pre-trained, no labels")},
 ))

@@ -311,6 +311,7 @@ FAMILY = register_family(Family(
     tiny=dict(image_size=32, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
               intermediate_size=48, decoder_hidden_size=16, decoder_num_hidden_layers=1,
               decoder_num_attention_heads=2, decoder_intermediate_size=24),
+    variants={"first-token": {"use_mean_pooling": False}, "no-norm-pix-loss": {"norm_pix_loss": False}},
     demo=dict(image_size=112, patch_size=16, num_frames=8, hidden_size=192, num_hidden_layers=4,
               num_attention_heads=3, intermediate_size=768),
     pretrained={

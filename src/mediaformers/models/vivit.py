@@ -228,6 +228,7 @@ FAMILY = register_family(Family(
     input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
     tiny=dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=2,
               num_attention_heads=2, intermediate_size=48),
+    variants={name: {"vivit_variant": name} for name in variants.VARIANTS if name != "joint"},
     pretrained={
         "vivit-b-kinetics": Pretrained("google/vivit-b-16x2-kinetics400", "video-classification",
                                        "Kinetics-400, 32x224"),
