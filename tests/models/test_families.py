@@ -91,6 +91,15 @@ def test_dummy_inputs_forward_backward(fam, cls, variant):
 
 
 @pytest.mark.parametrize("fam, cls, variant", CASES)
+def test_pooled_embedding(fam, cls, variant):
+    """What feature-extraction and `mediaformers info` run, from any class of the family."""
+    model, config = build(fam, cls, variant)
+    with torch.no_grad():
+        pooled = fam.pooled(model, inputs_for(fam, cls, config))
+    assert pooled.dim() == 2 and pooled.shape[0] == 2 and torch.isfinite(pooled).all()
+
+
+@pytest.mark.parametrize("fam, cls, variant", CASES)
 def test_bfloat16_forward(fam, cls, variant):
     model, config = build(fam, cls, variant)
     inputs = inputs_for(fam, cls, config)

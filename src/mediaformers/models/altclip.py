@@ -374,9 +374,14 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
 
 
 # ---- the family declaration ---------------------------------------------------------------------
-def _pooled(model: AltCLIPModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The projected image embedding (not normalised), per image or video frame."""
-    return model.get_image_features(pixel_values=batch["pixel_values"]).pooler_output
+def _pooled(model: AltCLIPPreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The projected image embedding (not normalised), per image or video frame; a tower alone gives
+    its own pooled output."""
+    if isinstance(model, AltCLIPModel):
+        return model.get_image_features(pixel_values=batch["pixel_values"]).pooler_output
+    if isinstance(model, AltCLIPVisionModel):
+        return model(pixel_values=batch["pixel_values"]).pooler_output
+    return model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).pooler_output
 
 
 def _dummy_inputs(cls: type, c: Config, batch_size: int = 1) -> dict[str, torch.Tensor]:

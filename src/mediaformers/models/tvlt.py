@@ -438,7 +438,8 @@ class TvltForAudioVisualClassification(TvltPreTrainedModel):
 # ---- the family declaration ---------------------------------------------------------------------
 def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The cls token of the joint encoder (what the classifier reads)."""
-    return backbone(model)(**batch).last_hidden_state[:, 0]
+    keys = ("pixel_values", "audio_values", "pixel_mask", "audio_mask")
+    return backbone(model)(**{k: batch[k] for k in keys if k in batch}).last_hidden_state[:, 0]
 
 
 def _dummy_inputs(cls: type, c: TvltConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
