@@ -53,7 +53,7 @@ class VideoViews:
         return {"pixel_values": x}
 
 
-class AudioWindows:
+class SpectrogramWindows:
     """Audio -> ``input_values (windows, max_length, mel)`` and ``window_start`` seconds.
 
     Audio up to the model's length is one window, padded as the feature extractor pads; longer audio
@@ -136,7 +136,7 @@ def make_views(loaded, *, num_clips: int = 1, num_crops: int = 1, hop: int | Non
     if kinds == {"video"}:
         return VideoViews(processor(loaded, "video"), num_clips, num_crops)
     if kinds == {"audio"}:
-        return AudioWindows(processor(loaded, "audio"), hop)
+        return SpectrogramWindows(processor(loaded, "audio"), hop)
     if kinds == {"video", "audio"}:
         return AudioVisualViews(processor(loaded, "video"), processor(loaded, "audio"))
     if kinds == {"image"}:
