@@ -177,6 +177,14 @@ def test_registry_name_local_folder_and_missing_path(tmp_path, monkeypatch):
     model.save_pretrained(tmp_path / name)
     assert type(mf.from_pretrained(name)) is fam.backbone
     assert mf.pipeline("feature-extraction", model=name).task == "feature-extraction"
+    # Elsewhere the name is its hub id, for from_pretrained as for pipeline().
+    asked = []
+    monkeypatch.chdir(tmp_path / name)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda ref, **kw: asked.append(ref) or str(tmp_path / name))
+    assert type(mf.from_pretrained(name)) is fam.backbone
+    mf.pipeline("feature-extraction", model=name)
+    hub_id = next(f.pretrained[name].hub_id for f in FAMILIES if name in f.pretrained)
+    assert asked == [hub_id, hub_id]
     # A path that does not exist is "no such folder", before any network call.
     for missing in (f"./{name}-missing", os.path.join("nested", "dir", name)):
         with pytest.raises(FileNotFoundError, match="no such checkpoint folder"):
