@@ -13,8 +13,8 @@ from typing import Any, TextIO
 EPILOG = {
     "classify": "example:\n  mediaformers classify MCG-NJU/videomae-base-finetuned-kinetics clips/ --top-k 3 -o out.jsonl",
     "zero-shot": 'example:\n  mediaformers zero-shot BAAI/AltCLIP photos/ --labels cat dog "ein Auto" --template "a photo of {}"',
-    "embed": "example:\n  mediaformers embed ./my-videomae clips/ -o embeddings.parquet",
-    "info": "example:\n  mediaformers info ./my-videomae",
+    "embed": "example:\n  mediaformers embed ./my-checkpoint clips/ -o embeddings.parquet",
+    "info": "example:\n  mediaformers info ./my-checkpoint",
     "demo": "example:\n  mediaformers demo demo/   # builds untrained checkpoints + media, then classifies them",
 }
 
@@ -36,13 +36,13 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mediaformers", description="VideoMAE, ViViT, AST, TVLT and AltCLIP on media files.",
+        prog="mediaformers", description="Video, audio, audio-visual and image-text transformers on media files.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  mediaformers demo demo/\n  mediaformers classify demo/videomae demo/media\n"
                "  mediaformers info demo/videomae")
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
-    c = sub.add_parser("classify", help="label videos (VideoMAE, ViViT), audio (AST) or both (TVLT)",
+    c = sub.add_parser("classify", help="label videos, audio or both (classification checkpoints)",
                        epilog=EPILOG["classify"], formatter_class=fmt)
     _common(c)
     c.add_argument("--top-k", type=int, default=5)
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hop", type=int, default=None, help="audio: frames between windows (default half a window)")
     c.add_argument("--aggregate", default="mean", choices=["mean", "max"], help="how views/windows combine")
     c.add_argument("--views", action="store_true", help="also list each view's/window's labels")
-    z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (AltCLIP)",
+    z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (image-text checkpoints)",
                        epilog=EPILOG["zero-shot"], formatter_class=fmt)
     _common(z)
     z.add_argument("--labels", nargs="+", required=True, help="candidate labels")
@@ -153,11 +153,10 @@ def _stream(pipe, args, **call) -> int:
 
 def cmd_classify(args) -> int:
     loaded = _load(args)
-    if loaded.family == "altclip":
-        raise ValueError(f"{args.model} is an AltCLIP model; use `mediaformers zero-shot MODEL INPUTS --labels ...`")
+    if loaded.declaration.task == "zero-shot-classification":
+        raise ValueError(f"{args.model} is a zero-shot model ({loaded.family}); use "
+                         "`mediaformers zero-shot MODEL INPUTS --labels ...`")
     views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
-    if views and loaded.family not in ("videomae", "vivit"):
-        raise ValueError("--clips/--crops apply to video models (VideoMAE, ViViT)")
     pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate, **views,
                      **({"hop": args.hop} if args.hop is not None else {}))
     return _stream(pipe, args, views=args.views)
@@ -218,12 +217,12 @@ def cmd_demo(args) -> int:
     from .demo import build_demo
 
     folder = Path(args.folder)
-    build_demo(folder)
+    built = build_demo(folder)
     print(f"mediaformers: built untrained demo checkpoints and media in {folder}/ (labels are NOT meaningful)",
           file=sys.stderr)
     code = 0
-    for model, media in (("videomae", "media"), ("ast", "media")):
-        ns = build_parser().parse_args(["classify", str(folder / model), str(folder / media), "--quiet", "--top-k", "2"])
+    for model in built:
+        ns = build_parser().parse_args(["classify", str(folder / model), str(folder / "media"), "--quiet", "--top-k", "2"])
         code |= cmd_classify(ns)
     return code
 

@@ -130,7 +130,7 @@ def test_pipeline_reads_processor_config_json(folder, tmp_path):
     gets its image settings in the pipelines too, not defaults sized to the model."""
     import shutil
 
-    from mediaformers.tasks.loading import load_model, video_processor
+    from mediaformers.tasks.loading import load_model, processor
 
     for f in folder.iterdir():
         if f.name != "preprocessor_config.json":
@@ -138,5 +138,5 @@ def test_pipeline_reads_processor_config_json(folder, tmp_path):
     (tmp_path / "processor_config.json").write_text(json.dumps({"image_processor": {
         "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": IMAGE_SIZE + 6},
         "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}, "image_mean": [0.1, 0.2, 0.3]}}))
-    proc = video_processor(load_model(tmp_path))
+    proc = processor(load_model(tmp_path), "image")
     assert proc.config["size"] == {"shortest_edge": IMAGE_SIZE + 6} and proc.config["image_mean"] == [0.1, 0.2, 0.3]

@@ -107,7 +107,7 @@ def test_recall_on_known_answers():
     assert same["text_to_image"][3] == 1.0 and same["text_to_image"][1] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="text_to_image: expected 8 image indices"):
         recall_at_k(scores, gt[:-1])
-    with pytest.raises(ValueError, match=r"indices must lie in \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"text_to_image: expected indices in \[0, 4\)"):
         recall_at_k(scores, [0, 0, 1, 1, 2, 2, 3, 4])
 
 

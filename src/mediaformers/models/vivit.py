@@ -11,11 +11,13 @@ from torch import nn
 
 from ..checkpoints.vivit import CONVERTER
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Activation, Encoder, PatchEmbed, resample_grid
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
 from . import vivit_variants as variants
-from .common import check_video, classification_loss, pair
+from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
+                     video_input_doc)
 
 
 @dataclass(kw_only=True)
@@ -176,6 +178,8 @@ class VivitModel(VivitPreTrainedModel):
 class VivitForVideoClassification(VivitPreTrainedModel):
     """Linear classifier on the final [CLS] token."""
 
+    is_classifier = True
+
     def __init__(self, config: VivitConfig):
         super().__init__(config)
         self.vivit = VivitModel(config, add_pooling_layer=False)
@@ -190,8 +194,43 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> ClassifierOutput:
-        out = self.vivit(pixel_values, interpolate_pos_encoding, output_hidden_states, output_attentions,
+        out = self.vivit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                         output_hidden_states=output_hidden_states, output_attentions=output_attentions,
                          pooled_only=not (output_hidden_states or output_attentions))
         logits = self.classifier(self.vivit.summary(out.last_hidden_state))
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
         return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The token the classifier reads: [CLS], or the mean of all tokens for the variants without one."""
+    net = backbone(model)
+    return net.summary(net(pixel_values=batch["pixel_values"]).last_hidden_state)
+
+
+def _dummy_inputs(cls: type, c: VivitConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    return {"pixel_values": random_video(batch_size, c.num_frames, c.num_channels, c.image_size)}
+
+
+FAMILY = register_family(Family(
+    name="vivit",
+    config=VivitConfig,
+    classes=(VivitModel, VivitForVideoClassification),
+    converter=CONVERTER,
+    task="video-classification",
+    # transformers' defaults resize the short side to 256 for a 224 crop: keep that ratio.
+    processors={"video": Processor("video_processors:VivitVideoProcessor",
+                                   lambda c: {"num_frames": c.num_frames, **frame_settings(c.image_size, 256 / 224)})},
+    accepts=frozenset({"video"}),
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
+    tiny=dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=2,
+              num_attention_heads=2, intermediate_size=48),
+    variants={name: {"vivit_variant": name} for name in variants.VARIANTS if name != "joint"},
+    pretrained={
+        "vivit-b-kinetics": Pretrained("google/vivit-b-16x2-kinetics400", "video-classification",
+                                       "Kinetics-400, 32x224"),
+    },
+))
