@@ -16,6 +16,8 @@ EPILOG = {
     "embed": "example:\n  mediaformers embed ./my-checkpoint clips/ -o embeddings.parquet",
     "info": "example:\n  mediaformers info ./my-checkpoint",
     "demo": "example:\n  mediaformers demo demo/   # builds untrained checkpoints + media, then classifies them",
+    "export": "examples:\n  mediaformers export ./my-checkpoint -o exported/ --format onnx --dynamic-batch\n"
+              "  mediaformers export BAAI/AltCLIP -o altclip-onnx/ --part all",
 }
 
 
@@ -26,6 +28,9 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers that decode while the model runs")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8", "auto"],
+                   help="inference precision: bf16 uses the CPU's/GPU's bf16 units, int8 quantises the "
+                        "encoder's Linear layers (CPU), auto = bf16 where the hardware has it")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     if outputs:
@@ -65,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="family, config, parameters, FLOPs and expected input of a model",
                        epilog=EPILOG["info"], formatter_class=fmt)
     i.add_argument("model", help="checkpoint folder, hub id or registry name")
+    x = sub.add_parser("export", help="ONNX or torch.export program of a model, verified against eager PyTorch",
+                       epilog=EPILOG["export"], formatter_class=fmt)
+    x.add_argument("model", help="checkpoint folder, hub id or registry name")
+    x.add_argument("-o", "--output", required=True, help="folder for the export and the processor files")
+    x.add_argument("--format", default="onnx", choices=["onnx", "exported-program"])
+    x.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    x.add_argument("--dynamic-batch", action="store_true", help="batch size free at run time")
+    x.add_argument("--part", default="model", choices=["model", "text", "image", "all"],
+                   help="two-tower models: one tower, or all = the model and each tower")
+    x.add_argument("--batch", type=int, default=2, help="batch size of the example inputs (default 2)")
     d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
                        epilog=EPILOG["demo"], formatter_class=fmt)
     d.add_argument("folder", nargs="?", default="demo")
@@ -119,7 +134,8 @@ def _report(rec: dict[str, Any]) -> None:
 def _load(args):
     from .tasks.loading import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
+    return load_model(args.model, device=args.device, dtype=args.dtype, compile=args.compile,
+                      precision=args.precision)
 
 
 def _pipeline(args, task: str | None, loaded=None, **options):
@@ -213,6 +229,27 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_model
+    from .tasks.loading import load_model
+
+    if args.batch < 1:
+        raise ValueError(f"--batch: expected a positive batch size, got {args.batch}")
+    loaded = load_model(args.model)
+    model, folder = loaded.model, loaded.folder
+    inputs = loaded.declaration.dummy_inputs(type(model), model.config, args.batch)
+    two_towers = all(hasattr(model, f"get_{p}_features") for p in ("text", "image"))
+    if args.part != "model" and not two_towers:
+        raise ValueError(f"--part {args.part}: {type(model).__name__} has one tower; use --part model")
+    parts = ["model", "text", "image"] if args.part == "all" else [args.part]
+    for part in parts:
+        result = export_model(model, args.output, inputs, format=args.format, precision=args.precision,
+                              dynamic_batch=args.dynamic_batch, part=part,
+                              source_folder=folder)
+        print(result.summary())
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import build_demo
 
@@ -228,7 +265,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
-            "demo": cmd_demo}
+            "export": cmd_export, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,6 +110,7 @@ def pipeline(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     compile: bool = False,
+    precision: str | None = None,
     batch_size: int = 4,
     num_workers: int = 0,
     **options: Any,
@@ -119,10 +120,17 @@ def pipeline(
     ``task`` None picks the family's natural task (what ``mediaformers classify`` runs).
     ``options`` go to the task: ``top_k``, ``aggregate`` ('mean'/'max'), ``activation``,
     ``num_clips``/``num_crops`` (video), ``hop`` (audio windows, in frames), ``template`` (zero-shot).
+    ``precision``: fp32, bf16, int8 or auto (bf16 where the hardware has it); see mediaformers.precision.
     """
     if model is None:
         raise ValueError("model: expected a checkpoint folder, hub id or registry name, got None")
-    loaded = model if isinstance(model, Loaded) else load_model(model, device=device, dtype=dtype, compile=compile)
+    if isinstance(model, Loaded):
+        loaded = model
+        if precision is not None:
+            raise ValueError("precision: set it when loading the model (load_model(..., precision=...)), "
+                             f"got an already loaded model and precision={precision!r}")
+    else:
+        loaded = load_model(model, device=device, dtype=dtype, compile=compile, precision=precision)
     fam = loaded.declaration
     task = task or fam.task
     if task not in TASKS:
