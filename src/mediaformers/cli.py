@@ -16,6 +16,11 @@ EPILOG = {
     "embed": "example:\n  mediaformers embed ./my-checkpoint clips/ -o embeddings.parquet",
     "info": "example:\n  mediaformers info ./my-checkpoint",
     "demo": "example:\n  mediaformers demo demo/   # builds untrained checkpoints + media, then classifies them",
+    "index": "examples:\n  mediaformers index photos/ videos/ -o my-library --model altclip --segment 4\n"
+             "  mediaformers index sounds/ -o sound-library --audio-model ast-audioset",
+    "search": 'examples:\n  mediaformers search my-library "un perro en la playa" -k 5\n'
+              "  mediaformers search my-library --like photo.jpg --where \"path LIKE '%2024%'\"",
+    "serve": "example:\n  mediaformers serve my-library   # then open http://127.0.0.1:8000",
     "export": "examples:\n  mediaformers export ./my-checkpoint -o exported/ --format onnx --dynamic-batch\n"
               "  mediaformers export BAAI/AltCLIP -o altclip-onnx/ --part all",
 }
@@ -80,6 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--part", default="model", choices=["model", "text", "image", "all"],
                    help="two-tower models: one tower, or all = the model and each tower")
     x.add_argument("--batch", type=int, default=2, help="batch size of the example inputs (default 2)")
+    ix = sub.add_parser("index", help="embed images, video segments and sounds into a searchable library",
+                        epilog=EPILOG["index"], formatter_class=fmt)
+    ix.add_argument("inputs", nargs="+", help="media files, folders or .txt lists of paths")
+    ix.add_argument("-o", "--library", required=True, help="library folder (created, or updated incrementally)")
+    ix.add_argument("--model", default=None, help="image-text checkpoint for images and video (new library)")
+    ix.add_argument("--audio-model", default=None, help="audio checkpoint for sounds (new library)")
+    ix.add_argument("--segment", type=float, default=4.0, help="seconds per video segment (new library; default 4)")
+    ix.add_argument("--no-prune", action="store_true", help="keep files that vanished from the given folders")
+    ix.add_argument("--device", default=None)
+    ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    se = sub.add_parser("search", help="find media in a library by text (any language) or by example",
+                        epilog=EPILOG["search"], formatter_class=fmt)
+    se.add_argument("library")
+    se.add_argument("text", nargs="?", help="what to look for, in any language")
+    se.add_argument("--like", help="an example image, video or sound")
+    se.add_argument("-k", type=int, default=10, help="results (default 10)")
+    se.add_argument("--where", help="SQL filter on path, start, end, kind, whole, e.g. \"kind = 'video'\"")
+    se.add_argument("--device", default=None)
+    sv = sub.add_parser("serve", help="a local search page over a library", epilog=EPILOG["serve"], formatter_class=fmt)
+    sv.add_argument("library")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
+    sv.add_argument("--device", default=None)
     d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
                        epilog=EPILOG["demo"], formatter_class=fmt)
     d.add_argument("folder", nargs="?", default="demo")
@@ -250,6 +279,41 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _library(args, **new):
+    from .library import Library
+
+    if not os.path.isdir(args.library) and not new:
+        raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
+    return Library(args.library, device=args.device, **new)
+
+
+def cmd_index(args) -> int:
+    lib = _library(args, model=args.model, audio_model=args.audio_model, segment=args.segment)
+    counts: dict[str, int] = {}
+    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune), None, args.quiet):
+        counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+        if rec["status"] == "error":
+            print(f"mediaformers index: skipped {rec['path']}: {rec['error']}", file=sys.stderr)
+    print(json.dumps({"library": str(args.library), **dict(sorted(counts.items()))}))
+    return 1 if counts.get("error") else 0
+
+
+def cmd_search(args) -> int:
+    lib = _library(args)
+    for hit in lib.search(text=args.text, like=args.like, k=args.k, where=args.where):
+        print(json.dumps(hit.record(), ensure_ascii=False))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    lib = _library(args)
+    print(f"mediaformers: serving {args.library} on http://{args.host}:{args.port}", file=sys.stderr)
+    serve(lib, host=args.host, port=args.port, allow_remote=args.allow_remote)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import build_demo
 
@@ -265,7 +329,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
-            "export": cmd_export, "demo": cmd_demo}
+            "export": cmd_export, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
