@@ -39,7 +39,8 @@ class Classification(Pipeline):
     """
 
     def __init__(self, loaded: Loaded, *, top_k: int = 5, aggregate: str = "mean", activation: str | None = None,
-                 num_clips: int = 1, num_crops: int = 1, hop: int | None = None, **kw: Any):
+                 num_clips: int = 1, num_crops: int = 1, hop: int | None = None, allow_partial: bool = False,
+                 **kw: Any):
         super().__init__(loaded, **kw)
         self.task = loaded.declaration.task
         if aggregate not in ("mean", "max"):
@@ -49,7 +50,7 @@ class Classification(Pipeline):
                              "checkpoint, or use the feature-extraction task")
         self.top_k, self.aggregate, self.activation = top_k, aggregate, activation
         self.id2label = loaded.config.id2label
-        self.views = make_views(loaded, num_clips=num_clips, num_crops=num_crops, hop=hop)
+        self.views = make_views(loaded, num_clips=num_clips, num_crops=num_crops, hop=hop, allow_partial=allow_partial)
 
     def prepare(self):
         return self.views
@@ -81,9 +82,9 @@ class FeatureExtraction(Pipeline):
 
     task = "feature-extraction"
 
-    def __init__(self, loaded: Loaded, **kw: Any):
+    def __init__(self, loaded: Loaded, allow_partial: bool = False, **kw: Any):
         super().__init__(loaded, **kw)
-        self.views = make_views(loaded)
+        self.views = make_views(loaded, allow_partial=allow_partial)
 
     def prepare(self):
         return self.views
