@@ -12,7 +12,7 @@ from ..checkpoints.videomae import CONVERTER
 from ..config import Config
 from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
-from ..outputs import BaseModelOutput, ClassifierOutput, ModelOutput, Tensors
+from ..outputs import BaseModelOutput, ImageClassifierOutput, ModelOutput, Tensors, forward_options
 from .common import check_video, classification_loss, pair
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,6 +45,15 @@ class VideoMAEConfig(Config):
     decoder_num_hidden_layers: int = 4
     decoder_intermediate_size: int = 1536
     norm_pix_loss: bool = True  # pre-training target: per-patch normalised pixels
+
+    @property
+    def qv_bias(self) -> bool:
+        """transformers 5's name for ``qkv_bias``."""
+        return self.qkv_bias
+
+    @qv_bias.setter
+    def qv_bias(self, value: bool) -> None:
+        self.qkv_bias = value
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -112,6 +121,7 @@ class VideoMAEPreTrainedModel(PreTrainedModel):
     config_class = VideoMAEConfig
     base_model_prefix = "videomae"
     converter = CONVERTER
+    input_embeddings = "patch_embed"
 
 
 def _blocks(c: VideoMAEConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:
@@ -133,16 +143,24 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.init_weights()
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        *,
+        interpolate_pos_encoding: bool = False,
         pooled_only: bool = False,
     ) -> BaseModelOutput:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden).
 
+        ``bool_masked_pos`` (batch, patches), True or 1 = masked, drops those tubelets. ``head_mask``
+        (heads,) or (layers, heads) scales attention probabilities. ``interpolate_pos_encoding`` is
+        accepted and changes nothing, as in transformers 5: the fixed sin-cos table needs the trained size.
         ``pooled_only`` (first-token pooling only) skips the last block's work for the other tokens.
         """
         c = self.config
@@ -153,7 +171,7 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
             mask = check_mask(bool_masked_pos, b, c.num_patches)
             x = x[~mask].reshape(b, -1, x.shape[-1])
         out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                           num_queries=1 if pooled_only else None)
+                           num_queries=1 if pooled_only else None, head_mask=head_mask)
         x = out.last_hidden_state if self.norm is None else self.norm(out.last_hidden_state)
         return BaseModelOutput(x, out.hidden_states, out.attentions)
 
@@ -218,16 +236,21 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
         patches = patches.flatten(2)
         return patches[mask].reshape(patches.shape[0], -1, patches.shape[-1])
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
-        bool_masked_pos: torch.Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        bool_masked_pos: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        *,
+        interpolate_pos_encoding: bool = False,
     ) -> VideoMAEForPreTrainingOutput:
         if bool_masked_pos is None:
             raise ValueError("bool_masked_pos: pre-training needs a mask; make one with model.make_mask(batch_size)")
-        enc = self.videomae(pixel_values, bool_masked_pos, output_hidden_states, output_attentions)
+        enc = self.videomae(pixel_values, bool_masked_pos, head_mask, output_attentions, output_hidden_states)
         b = pixel_values.shape[0]
         mask = check_mask(bool_masked_pos, b, self.config.num_patches)
         n_masked = int(mask[0].sum())
@@ -257,17 +280,25 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         self.classifier = nn.Linear(c.hidden_size, c.num_labels) if c.num_labels > 0 else nn.Identity()
         self.init_weights()
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> ClassifierOutput:
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        *,
+        interpolate_pos_encoding: bool = False,
+    ) -> ImageClassifierOutput:
+        """``labels`` (batch,) class ids, or floats for multi-label/regression; the loss as transformers'
+        (``config.problem_type``, inferred from the labels and written into the config when unset)."""
         first_token = self.fc_norm is None and not (output_hidden_states or output_attentions)
-        out = self.videomae(pixel_values, None, output_hidden_states, output_attentions, pooled_only=first_token)
+        out = self.videomae(pixel_values, None, head_mask, output_attentions, output_hidden_states,
+                            pooled_only=first_token)
         x = out.last_hidden_state
         x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]
         logits = self.classifier(x)
-        loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
-        return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        return ImageClassifierOutput(loss, logits, out.hidden_states, out.attentions)
