@@ -115,3 +115,30 @@ def test_int_bool_masked_pos_equals_bool():
         assert torch.equal(model(x, bool_masked_pos=mask).last_hidden_state,
                            model(x, bool_masked_pos=mask.bool()).last_hidden_state)
     assert c.qv_bias is c.qkv_bias
+
+
+def test_altclip_user_script(tmp_path):
+    text = dict(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=40, project_dim=24)
+    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=30,
+                  patch_size=10)
+    torch.manual_seed(0)
+    ref = transformers.AltCLIPModel(transformers.AltCLIPConfig(text_config=text, vision_config=vision,
+                                                               projection_dim=16)).eval()
+    ref.save_pretrained(tmp_path)
+    ours = mf.AltCLIPModel.from_pretrained(tmp_path)
+    ids, px = torch.tensor([[0, 5, 6, 2], [0, 7, 2, 1]]), torch.randn(2, 3, 30, 30)
+    with torch.no_grad():
+        a = ref(input_ids=ids, pixel_values=px, return_dict=False, output_hidden_states=True)
+        b = ours(input_ids=ids, pixel_values=px, return_dict=False, output_hidden_states=True)
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+        embeds = ours.text_model.get_input_embeddings()(ids)
+        torch.testing.assert_close(ours.text_model(inputs_embeds=embeds).pooler_output,
+                                   ref.text_model(inputs_embeds=embeds).pooler_output, atol=1e-5, rtol=1e-5)
+    for a_, b_ in ((ours.text_model, ref.text_model), (ours.vision_model, ref.vision_model)):
+        assert a_.num_parameters(exclude_embeddings=True) == b_.num_parameters(exclude_embeddings=True)
+        assert a_.main_input_name == b_.main_input_name
+    ours.text_model.resize_token_embeddings(104)
+    ref.text_model.resize_token_embeddings(104)
+    assert ours.text_model.config.vocab_size == ref.text_model.config.vocab_size == 104
+    assert torch.equal(ours.text_model.get_input_embeddings().weight[:99], ref.text_model.get_input_embeddings().weight[:99])
