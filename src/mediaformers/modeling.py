@@ -12,16 +12,12 @@ from torch import nn
 
 from .checkpoints.convert import Converter
 from .checkpoints.hub import resolve
-from .checkpoints.io import load_state_dict, save_state_dict
+from .checkpoints.io import CheckpointError, load_state_dict, save_state_dict
 from .config import Config
 
 log = logging.getLogger("mediaformers")
 # Set while from_pretrained builds a model: random init is wasted on tensors the checkpoint overwrites.
 _SKIP_INIT = contextvars.ContextVar("mediaformers_skip_init", default=False)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message lists every offending key."""
 
 
 @dataclass

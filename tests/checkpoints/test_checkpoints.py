@@ -222,3 +222,58 @@ def test_unavailable_device_is_a_clear_error(vivit_ckpt):
         mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, device="cuda")
     with pytest.raises(ValueError, match="device: expected"):
         mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, device="gpu0")
+
+
+def _sharded(tmp_path, vivit_ckpt):
+    folder = tmp_path / "sharded"
+    mf.VivitForVideoClassification.from_pretrained(vivit_ckpt).save_pretrained(folder, max_shard_size=20_000)
+    return folder
+
+
+@pytest.mark.parametrize("shard", ["../../etc/passwd", "/etc/passwd", "../other/model.safetensors", "link"])
+def test_index_shards_outside_the_folder_are_refused(tmp_path, vivit_ckpt, shard):
+    folder = _sharded(tmp_path, vivit_ckpt)
+    (tmp_path / "other").mkdir()
+    mf.VivitForVideoClassification.from_pretrained(vivit_ckpt).save_pretrained(tmp_path / "other")
+    (folder / "link").symlink_to(tmp_path / "other" / "model.safetensors")  # a symlink out counts as outside
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    first = next(iter(index["weight_map"]))
+    index["weight_map"][first] = shard
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(mf.CheckpointError, match=r"weight_map: expected shard files inside .*, got '"):
+        mf.VivitForVideoClassification.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("index", [{"metadata": {}}, {"weight_map": ["a.safetensors"]}, {"weight_map": {}}, [], None])
+def test_index_without_weight_map_is_a_clear_error(tmp_path, vivit_ckpt, index):
+    folder = _sharded(tmp_path, vivit_ckpt)
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(mf.CheckpointError, match="weight_map: expected a non-empty"):
+        mf.VivitForVideoClassification.from_pretrained(folder)
+    (folder / "model.safetensors.index.json").write_text("{not json")
+    with pytest.raises(mf.CheckpointError, match="not a readable JSON index"):
+        mf.VivitForVideoClassification.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_weights_get_the_same_mode_as_config(tmp_path, vivit_ckpt, umask):
+    model = mf.VivitForVideoClassification.from_pretrained(vivit_ckpt)
+    old = os.umask(umask)
+    try:
+        model.save_pretrained(tmp_path / "one")
+        model.save_pretrained(tmp_path / "many", max_shard_size=20_000)
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "one", tmp_path / "many"):
+        modes = {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()}
+        assert set(modes.values()) == {0o666 & ~umask}, modes
+
+
+def test_mistyped_local_path_is_no_such_folder_before_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("the hub was asked"))
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="demo/videomaee: no such checkpoint folder"):
+        mf.from_pretrained("demo/videomaee")
