@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from .config_schema import check_config
+from .errors import CheckpointError
+
 CONFIG_NAME = "config.json"
 
 
@@ -33,6 +36,7 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)  # every other key of config.json, kept verbatim
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.id2label is not None:
             self.id2label = {int(k): v for k, v in self.id2label.items()}
             if self.num_labels is not None and self.num_labels != len(self.id2label):
@@ -93,11 +97,23 @@ class Config:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> "Config":
-        """Read config.json from a folder (or the file itself)."""
+        """Read config.json from a folder (or the file itself); a malformed file is a CheckpointError
+        naming it and the field."""
         path = os.fspath(path)
         file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
         with open(file, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh), **overrides)
+            try:
+                data = json.load(fh)
+            except ValueError as err:
+                raise CheckpointError(f"{file}: expected a JSON object, got unreadable JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{file}: expected a JSON object of config fields, got {json.dumps(data)[:40]}")
+        try:
+            return cls.from_dict(data, **overrides)
+        except CheckpointError:
+            raise
+        except ValueError as err:
+            raise CheckpointError(f"{file}: {err}") from None
 
     def save_pretrained(self, folder: str | os.PathLike, **additions: Any) -> None:
         """Write config.json; ``additions`` are extra keys for this file only (e.g. dtype)."""

@@ -1,7 +1,6 @@
 """The base of every model: from_pretrained / save_pretrained in transformers' format, loudly."""
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 from dataclasses import dataclass, field
@@ -12,12 +11,11 @@ from torch import nn
 
 from .checkpoints.convert import Converter
 from .checkpoints.hub import resolve
-from .checkpoints.io import CheckpointError, load_state_dict, save_state_dict
-from .config import Config
+from .checkpoints.io import load_state_dict, read_shapes, save_state_dict
+from .config import CONFIG_NAME, Config
+from .errors import CheckpointError
 
 log = logging.getLogger("mediaformers")
-# Set while from_pretrained builds a model: random init is wasted on tensors the checkpoint overwrites.
-_SKIP_INIT = contextvars.ContextVar("mediaformers_skip_init", default=False)
 
 
 @dataclass
@@ -77,6 +75,32 @@ def parse_device(device: torch.device | str | None) -> torch.device | None:
     return dev
 
 
+def _memory_limit() -> int | None:
+    """Bytes this process may hold: physical memory, or a lower address-space limit."""
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    return limit
+
+
+def check_fits_memory(model: nn.Module) -> None:
+    """CheckpointError when materialising ``model`` (meta-built) would take more than this machine has."""
+    need = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    limit = _memory_limit()
+    if limit is not None and need > limit:
+        raise CheckpointError(f"config: expected a model that fits in memory ({limit / 2**30:.1f} GiB), got "
+                              f"{type(model).__name__} of {need / 2**30:.1f} GiB from its sizes")
+
+
 class PreTrainedModel(nn.Module):
     """Adds checkpoint I/O to a family model.
 
@@ -95,14 +119,23 @@ class PreTrainedModel(nn.Module):
         if not isinstance(config, self.config_class):
             raise ValueError(f"config: expected {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
-        self._uninitialised = _SKIP_INIT.get()
 
     # ---- weights init -------------------------------------------------------------------
+    # from_pretrained builds on the meta device (no memory, no init), checks the checkpoint against
+    # it, then materialises once: buffers computed, weights loaded, transformers' init only when the
+    # checkpoint leaves something out. A model built in Python is initialised by its __init__.
     def init_weights(self) -> None:
-        """Initialise every weight (families call it last in __init__); skipped inside from_pretrained,
-        which initialises only when the checkpoint leaves something unloaded."""
-        if not _SKIP_INIT.get():
+        """Initialise every weight (families call it last in __init__); nothing on the meta device."""
+        if not self.is_meta:
             self._init_weights()
+
+    @property
+    def is_meta(self) -> bool:
+        return any(t.is_meta for t in self.parameters())
+
+    def _init_buffers(self) -> None:
+        """Compute the non-persistent buffers (derived from the config, never in a checkpoint) after a
+        meta build; they start at zero, families with computed tables override this."""
 
     def _init_weights(self) -> None:
         """transformers' init: normal(0, initializer_range) linears/convs, zero biases, unit norms.
@@ -127,7 +160,11 @@ class PreTrainedModel(nn.Module):
     def load_hf_state_dict(
         self, hf_state: dict[str, torch.Tensor], *, strict: bool = True, ignore_mismatched_sizes: bool = False
     ) -> LoadReport:
-        """Load transformers-named tensors; raise CheckpointError listing every problem when strict."""
+        """Load transformers-named tensors; raise CheckpointError listing every problem when strict.
+
+        Meta tensors in ``hf_state`` (shapes from a file's header) only check: the report comes back
+        and nothing is allocated. A model on the meta device is materialised by the first real load.
+        """
         report = LoadReport()
         prefix = self.base_model_prefix + "."
         ckpt_has_prefix = any(k.startswith(prefix) for k in hf_state)
@@ -153,16 +190,39 @@ class PreTrainedModel(nn.Module):
                 "(pass ignore_mismatched_sizes=True to re-initialise heads of another size, "
                 "or strict=False to load what fits and keep the rest as initialised)"
             )
+        if any(v.is_meta for v in state.values()):
+            return report  # a check of shapes only
         if not report.ok:
             log.warning("loading %s: %s", type(self).__name__, report)
-        if self._uninitialised and len(state) < len(own):
-            self._init_weights()  # what the checkpoint does not hold keeps transformers' init
-        self._uninitialised = False
+        if self.is_meta:
+            self._materialise(init=len(state) < len(own))
         own_dtype = {k: v.dtype for k, v in own.items()}
         self.load_state_dict({k: v.to(own_dtype[k]) for k, v in state.items()}, strict=False)
         return report
 
+    def _materialise(self, *, init: bool) -> None:
+        """Real (uninitialised) memory for a meta-built model, its buffers computed; ``init``: the
+        checkpoint leaves something out, which gets transformers' init."""
+        check_fits_memory(self)
+        self.to_empty(device="cpu")
+        with torch.no_grad():
+            for t in (*self.parameters(), *self.buffers()):
+                t.zero_()  # what constructors make with torch.zeros and _init_weights leaves as it is
+            self._init_buffers()
+            if init:
+                self._init_weights()
+
     # ---- folders ----------------------------------------------------------------------------
+    @classmethod
+    def build_on_meta(cls, config: Config, source: str = "config"):
+        """The model's structure on the meta device (no memory, no init); a config the model cannot be
+        built from is a CheckpointError naming ``source``."""
+        try:
+            with torch.device("meta"):
+                return cls(config)
+        except (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError) as err:
+            raise CheckpointError(f"{source}: {err}") from None
+
     @classmethod
     def from_pretrained(
         cls,
@@ -187,11 +247,10 @@ class PreTrainedModel(nn.Module):
         device, dtype = parse_device(device), _parse_dtype(dtype)
         folder = resolve(ref, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         config = cls.config_class.from_pretrained(folder, **config_overrides)
-        skip = _SKIP_INIT.set(True)
-        try:
-            model = cls(config)
-        finally:
-            _SKIP_INIT.reset(skip)
+        model = cls.build_on_meta(config, os.path.join(folder, CONFIG_NAME))
+        meta_state = {k: torch.empty(shape, device="meta") for k, shape in read_shapes(folder).items()}
+        # Shapes from the files' headers against the meta model: a misfit is refused before allocating.
+        model.load_hf_state_dict(meta_state, strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes)
         model.load_report = model.load_hf_state_dict(
             load_state_dict(folder), strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes
         )

@@ -28,7 +28,7 @@ def video(batch=2):
 
 
 def test_config_round_trip_keeps_unknown_fields(tmp_path):
-    data = {"model_type": "vivit", "hidden_size": 64, "some_future_field": {"a": [1, 2]},
+    data = {"model_type": "vivit", "hidden_size": 64, "num_attention_heads": 4, "some_future_field": {"a": [1, 2]},
             "id2label": {"0": "cat", "1": "dog"}, "label2id": {"cat": 0, "dog": 1}, "tubelet_size": [2, 16, 16]}
     (tmp_path / "config.json").write_text(json.dumps(data))
     cfg = mf.VivitConfig.from_pretrained(tmp_path)

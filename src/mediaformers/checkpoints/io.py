@@ -8,15 +8,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..errors import CheckpointError
+
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
 PT_WEIGHTS = "pytorch_model.bin"
 PT_INDEX = "pytorch_model.bin.index.json"
 WEIGHT_FILES = (SAFE_WEIGHTS, SAFE_INDEX, PT_WEIGHTS, PT_INDEX)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model or is malformed; the message names the file and key."""
 
 
 def _load_bin(path: str, mmap: bool = False) -> dict[str, torch.Tensor]:

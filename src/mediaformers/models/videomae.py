@@ -116,6 +116,15 @@ class VideoMAEPreTrainedModel(PreTrainedModel):
     base_model_prefix = "videomae"
     converter = CONVERTER
 
+    def _init_buffers(self) -> None:
+        super()._init_buffers()
+        c = self.config
+        for m in self.modules():
+            if isinstance(m, VideoMAEModel):
+                m.pos_embed.copy_(sincos_table(c.num_patches, c.hidden_size))
+            elif isinstance(m, VideoMAEForPreTraining):
+                m.decoder_pos_embed.copy_(sincos_table(c.num_patches, c.decoder_hidden_size))
+
 
 def _blocks(c: VideoMAEConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:
     return Encoder.stack(layers, dim, heads, hidden, act=c.hidden_act, eps=c.layer_norm_eps, qv_bias=c.qkv_bias,
