@@ -24,7 +24,7 @@ class LoadReport:
 
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (ours, checkpoint, model)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (name, checkpoint, model)
     reinitialised: list[str] = field(default_factory=list)
     dropped_prefix: list[str] = field(default_factory=list)  # other task's heads, left out on purpose
 
@@ -177,13 +177,14 @@ class PreTrainedModel(nn.Module):
             hf_state = {prefix + k: v for k, v in hf_state.items()}
         own = self.state_dict()
         state, report.missing, report.unexpected = self.converter.from_hf(hf_state, own.keys())
-        mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
-        for key, _, _ in mismatched:
+        parts = []  # transformers' tensors of each misfit of ours: all re-initialised, the misfits reported
+        for key in [k for k, v in state.items() if v.shape != own[k].shape]:
             state.pop(key)  # a tensor of another shape is never copied; the model's own stays
+            parts += self._hf_shapes(key, hf_state, own[key])
         if ignore_mismatched_sizes:
-            report.reinitialised = [k for k, _, _ in mismatched]
+            report.reinitialised = [k for k, _, _ in parts]
         else:
-            report.mismatched = mismatched
+            report.mismatched = [p for p in parts if p[1] != p[2]]
         if strict and not report.ok:
             raise CheckpointError(
                 f"checkpoint does not fit {type(self).__name__}:\n{report}\n"
@@ -199,6 +200,14 @@ class PreTrainedModel(nn.Module):
         own_dtype = {k: v.dtype for k, v in own.items()}
         self.load_state_dict({k: v.to(own_dtype[k]) for k, v in state.items()}, strict=False)
         return report
+
+    def _hf_shapes(self, key: str, hf_state: dict, ours: torch.Tensor) -> list[tuple[str, tuple, tuple]]:
+        """(transformers' name, checkpoint shape, model shape) of each tensor our ``key`` is made of."""
+        names = self.converter.hf_names(key)
+        if self.converter.normalise is not None:
+            hf_state = self.converter.normalise(hf_state)
+        model_parts = ours.chunk(len(names)) if len(names) > 1 else (ours,)
+        return [(n, tuple(hf_state[n].shape), tuple(p.shape)) for n, p in zip(names, model_parts)]
 
     def _materialise(self, *, init: bool) -> None:
         """Real (uninitialised) memory for a meta-built model, its buffers computed; ``init``: the

@@ -277,3 +277,23 @@ def test_mistyped_local_path_is_no_such_folder_before_the_hub(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="demo/videomaee: no such checkpoint folder"):
         mf.from_pretrained("demo/videomaee")
+
+
+def test_report_names_are_transformers_names(tmp_path, vivit_ckpt):
+    """Missing, unexpected, mis-shaped, re-initialised and dropped keys all under transformers' names,
+    as they are in the file (a fused qkv of ours is reported as their query/key/value)."""
+    state = load_file(vivit_ckpt / "model.safetensors")
+    q = "vivit.encoder.layer.0.attention.attention.query.weight"
+    state[q] = torch.zeros(16, 32)  # another width: our fused qkv does not fit
+    state.pop("vivit.encoder.layer.1.attention.attention.value.bias")
+    model = mf.VivitForVideoClassification(mf.VivitConfig(**TINY))
+    with pytest.raises(mf.CheckpointError) as err:
+        model.load_hf_state_dict(dict(state))
+    report = model.load_hf_state_dict(dict(state), strict=False)
+    assert report.missing == ["vivit.encoder.layer.1.attention.attention.value.bias"]
+    assert report.mismatched == [(q, (16, 32), (32, 32))]
+    reinit = model.load_hf_state_dict(dict(state), strict=False, ignore_mismatched_sizes=True).reinitialised
+    assert reinit == [q, q.replace("query", "key"), q.replace("query", "value")]  # our fused qkv, all three
+    every = report.missing + report.unexpected + [k for k, _, _ in report.mismatched] + reinit
+    ours = set(model.state_dict())
+    assert every and not ours & set(every) and "qkv" not in str(err.value) and "blocks" not in str(err.value)
