@@ -122,3 +122,20 @@ class Config:
         with open(os.path.join(folder, CONFIG_NAME), "w", encoding="utf-8") as fh:
             json.dump(dict(sorted(data.items())), fh, indent=2, ensure_ascii=False)
             fh.write("\n")
+
+
+@dataclass(kw_only=True)
+class ViTEncoderConfig(Config):
+    """The transformer-encoder fields the ViT-style families share, declared once under transformers'
+    names; a family overrides a default by declaring the field again with its own."""
+
+    hidden_size: int = 768  # token width
+    num_hidden_layers: int = 12  # encoder blocks
+    num_attention_heads: int = 12  # heads per block; divides hidden_size
+    intermediate_size: int = 3072  # width of the MLP inside each block
+    hidden_act: str = "gelu"  # the MLP's activation
+    hidden_dropout_prob: float = 0.0  # dropout on embeddings and block outputs
+    attention_probs_dropout_prob: float = 0.0  # dropout on attention weights
+    initializer_range: float = 0.02  # std of transformers' normal init of linear layers
+    layer_norm_eps: float = 1e-12
+    qkv_bias: bool = True  # biases on the attention's q, k, v projections
