@@ -8,26 +8,32 @@ within them is checked against memory before anything is allocated (modeling.py 
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import types
 import typing
 from typing import Any
 
 MAX_SIZE = 2**24  # widths, lengths, vocabularies: far above any real checkpoint's
-MAX_COUNT = 1024
-PAIRS = ("image_size", "patch_size", "image_patch_size", "audio_patch_size")  # an int or [height, width]  # layers and heads: each is a module built in Python, even on the meta device
+MAX_COUNT = 1024  # layers and heads: each is a module built in Python, even on the meta device
+PAIRS = ("image_size", "patch_size", "image_patch_size", "audio_patch_size")  # an int or [height, width]
+
+_KINDS = {  # JSON kinds: a bool is no number, a number must be finite
+    type(None): lambda v: v is None,
+    bool: lambda v: isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+}
 
 
-def _int_range(name: str) -> tuple[int, int]:
-    if name.endswith("_id") or name in ("num_labels", "label2id"):
-        return 0, MAX_SIZE
-    if "layers" in name or "heads" in name:
-        return 1, MAX_COUNT
-    return 1, MAX_SIZE
-
-
-def _float_range(name: str) -> tuple[float, float, bool]:
-    """(low, high, low is exclusive)."""
+def _range(name: str, kind: type) -> tuple[float, float, bool]:
+    """(low, high, whether low is excluded) of a number field, by its name."""
+    if kind is int:
+        if name.endswith("_id") or name in ("num_labels", "label2id"):
+            return 0, MAX_SIZE, False
+        return 1, MAX_COUNT if "layers" in name or "heads" in name else MAX_SIZE, False
     if "dropout" in name or name.endswith(("_prob", "_ratio")):
         return 0.0, 1.0, False
     if name.endswith("eps"):
@@ -54,31 +60,14 @@ def _check(name: str, value: Any, hint: Any) -> Any:
         raise ValueError(f"{name}: expected {' or '.join(map(_type_name, args))}, got {_describe(value)}")
     if hint is Any:
         return value
-    if hint is type(None):
-        if value is not None:
-            raise ValueError(f"{name}: expected null, got {_describe(value)}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}: expected true or false, got {_describe(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}: expected an integer, got {_describe(value)}")
-        low, high = _int_range(name.rpartition(".")[2].split("[")[0])
-        if not low <= value <= high:
-            raise ValueError(f"{name}: expected an integer in [{low}, {high}], got {value}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name}: expected a finite number, got {_describe(value)}")
-        low, high, open_low = _float_range(name.rpartition(".")[2])
-        if not (low < value if open_low else low <= value) or value > high:
-            raise ValueError(f"{name}: expected a number in {'(' if open_low else '['}{low}, {high}], got {value}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string, got {_describe(value)}")
+    if hint in _KINDS:
+        if not _KINDS[hint](value):
+            raise ValueError(f"{name}: expected {_type_name(hint)}, got {_describe(value)}")
+        if hint in (int, float):
+            low, high, open_low = _range(name.rpartition(".")[2].split("[")[0], hint)
+            if not (low < value if open_low else low <= value) or value > high:
+                raise ValueError(f"{name}: expected {_type_name(hint)} in {'(' if open_low else '['}{low}, {high}], "
+                                 f"got {value}")
         return value
     if origin is list or hint is list:
         if not isinstance(value, (list, tuple)) or not value:
@@ -116,7 +105,7 @@ def _key(name: str, key: Any, hint: Any) -> Any:
 def _type_name(hint: Any) -> str:
     if hint is type(None):
         return "null"
-    return str(hint) if typing.get_origin(hint) else {int: "an integer", float: "a number", str: "a string",
+    return str(hint) if typing.get_origin(hint) else {int: "an integer", float: "a finite number", str: "a string",
                                                       bool: "true or false"}.get(hint, hint.__name__)
 
 
@@ -130,7 +119,7 @@ def _same_kind(value: Any, hint: Any) -> bool:
     if origin is list:
         return isinstance(value, (list, tuple))
     if origin is dict or hasattr(hint, "from_dict"):
-        return isinstance(value, dict) or isinstance(value, hint if isinstance(hint, type) else dict)
+        return isinstance(value, dict) or (isinstance(hint, type) and isinstance(value, hint))
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
@@ -138,12 +127,15 @@ def _same_kind(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def check_config(config: Any) -> None:
     """Check and normalise every annotated field of a config dataclass in place; then the sizes that
     must agree (heads divide the width, a patch grid of at least one patch)."""
-    import dataclasses
-
-    hints = typing.get_type_hints(type(config))
+    hints = _hints(type(config))
     for f in dataclasses.fields(config):
         if f.name != "extra":
             setattr(config, f.name, _check(f.name, getattr(config, f.name), hints[f.name]))
