@@ -1,23 +1,27 @@
 """Pick the model class from a checkpoint's config.json, by the family declarations."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from .checkpoints.hub import resolve
-from .config import CONFIG_NAME
+from .config import CONFIG_NAME, read_json_object
+from .errors import CheckpointError
 from .family import families, find_class
 from .registry import lookup
 
 
 def model_class(config: dict[str, Any]):
     """The mediaformers class for a config.json dict ("architectures" first, then "model_type")."""
-    for arch in config.get("architectures") or []:
+    archs, mt = config.get("architectures"), config.get("model_type")
+    if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
+        raise CheckpointError(f"config.json: architectures: expected a list of class names, got {archs!r:.60}")
+    if mt is not None and not isinstance(mt, str):
+        raise CheckpointError(f"config.json: model_type: expected a string, got {mt!r:.60}")
+    for arch in archs or []:
         found = find_class(arch)
         if found is not None:
             return found[1]
-    mt = config.get("model_type")
     fams = families()
     if mt in fams:
         return fams[mt].backbone
@@ -33,8 +37,7 @@ def read_config(ref: str | os.PathLike, **hub_kwargs: Any) -> tuple[str, dict[st
     path = os.path.join(folder, CONFIG_NAME)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{folder}: no {CONFIG_NAME}; expected a transformers-style checkpoint folder")
-    with open(path, encoding="utf-8") as fh:
-        return folder, json.load(fh)
+    return folder, read_json_object(path)
 
 
 def from_pretrained(ref: str | os.PathLike, **kwargs: Any):

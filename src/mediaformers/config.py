@@ -13,6 +13,18 @@ from .errors import CheckpointError
 CONFIG_NAME = "config.json"
 
 
+def read_json_object(file: str) -> dict[str, Any]:
+    """A JSON file that must hold an object (config.json); anything else is a CheckpointError naming it."""
+    with open(file, encoding="utf-8") as fh:
+        try:
+            data = json.load(fh)
+        except ValueError as err:
+            raise CheckpointError(f"{file}: expected a JSON object, got unreadable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file}: expected a JSON object of config fields, got {json.dumps(data)[:40]}")
+    return data
+
+
 @dataclass(kw_only=True)
 class Config:
     """Fields every family shares. Subclasses add theirs with transformers' names.
@@ -101,13 +113,7 @@ class Config:
         naming it and the field."""
         path = os.fspath(path)
         file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
-        with open(file, encoding="utf-8") as fh:
-            try:
-                data = json.load(fh)
-            except ValueError as err:
-                raise CheckpointError(f"{file}: expected a JSON object, got unreadable JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{file}: expected a JSON object of config fields, got {json.dumps(data)[:40]}")
+        data = read_json_object(file)
         try:
             return cls.from_dict(data, **overrides)
         except CheckpointError:

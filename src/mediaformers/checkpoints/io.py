@@ -43,7 +43,7 @@ def _shapes_one(path: str) -> dict[str, tuple[int, ...]]:
     if path.endswith(".safetensors"):
         try:
             with safe_open(path, framework="pt") as fh:
-                return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+                return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118 - a safe_open handle, not a dict
         except Exception as err:  # noqa: BLE001
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from err
     return {k: tuple(v.shape) for k, v in _load_bin(path, mmap=True).items()}
