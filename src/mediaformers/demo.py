@@ -31,7 +31,9 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 12, audio: bool = Tru
     import av
 
     with av.open(str(path), "w") as box:
-        v = box.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        # x264 in one thread: with its default threads the bytes, and so the printed scores, vary run to run.
+        v = box.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps,
+                           options={"x264-params": "threads=1:lookahead-threads=1"})
         v.height, v.width, v.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
         a = box.add_stream("aac", rate=16000) if audio else None
         for f in frames:

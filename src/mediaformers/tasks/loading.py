@@ -52,9 +52,16 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     compile: bool = False,
     strict: bool = True,
+    precision: str | None = None,
     **hub: Any,
 ) -> Loaded:
-    """Resolve ``ref`` (folder, hub id, or registry name), build the class config.json names."""
+    """Resolve ``ref`` (folder, hub id, or registry name), build the class config.json names.
+
+    ``precision`` (fp32, bf16, int8, auto; see mediaformers.precision) is applied after loading;
+    it and ``dtype`` are two ways to say the same thing, so only one may be given.
+    """
+    if precision is not None and dtype is not None:
+        raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype!r}")
     folder, config = read_config(ref, **hub)
     family = config.get("model_type")
     try:
@@ -62,6 +69,10 @@ def load_model(
     except ValueError as err:
         raise ValueError(f"{ref}: {err}") from None
     model = model_class(config).from_pretrained(folder, device=device, dtype=dtype, strict=strict)
+    if precision is not None:
+        from ..precision import apply_precision
+
+        apply_precision(model, precision, device)
     return Loaded(model, folder, family, compile)
 
 
