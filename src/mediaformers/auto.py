@@ -6,6 +6,7 @@ from typing import Any
 
 from .checkpoints.hub import resolve
 from .config import CONFIG_NAME, read_json_object
+from .config_schema import check_field
 from .errors import CheckpointError
 from .family import families, find_class
 from .registry import lookup
@@ -13,12 +14,8 @@ from .registry import lookup
 
 def model_class(config: dict[str, Any]):
     """The mediaformers class for a config.json dict ("architectures" first, then "model_type")."""
-    archs, mt = config.get("architectures"), config.get("model_type")
-    if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
-        raise CheckpointError(f"config.json: architectures: expected a list of class names, got {archs!r:.60}")
-    if mt is not None and not isinstance(mt, str):
-        raise CheckpointError(f"config.json: model_type: expected a string, got {mt!r:.60}")
-    for arch in archs or []:
+    mt = config.get("model_type")
+    for arch in config.get("architectures") or []:
         found = find_class(arch)
         if found is not None:
             return found[1]
@@ -37,7 +34,13 @@ def read_config(ref: str | os.PathLike, **hub_kwargs: Any) -> tuple[str, dict[st
     path = os.path.join(folder, CONFIG_NAME)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{folder}: no {CONFIG_NAME}; expected a transformers-style checkpoint folder")
-    return folder, read_json_object(path)
+    config = read_json_object(path)
+    try:  # the two keys that pick the class, on the configs' schema
+        check_field("architectures", config.get("architectures"), list[str] | None)
+        check_field("model_type", config.get("model_type"), str | None)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    return folder, config
 
 
 def from_pretrained(ref: str | os.PathLike, **kwargs: Any):

@@ -48,15 +48,15 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check(name: str, value: Any, hint: Any) -> Any:
+def check_field(name: str, value: Any, hint: Any, default: Any = None) -> Any:
     """``value`` converted as config.json allows (string keys of id2label, a tuple for a list), or a
-    ValueError ``name: expected ..., got ...``."""
+    ValueError ``name: expected ..., got ...``. A field's own ``default`` is always in range."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         # The option of the value's own kind decides, so its message (e.g. "[height, width]") is the one shown.
         for option in args:
             if _same_kind(value, option):
-                return _check(name, value, option)
+                return check_field(name, value, option, default)
         raise ValueError(f"{name}: expected {' or '.join(map(_type_name, args))}, got {_describe(value)}")
     if hint is Any:
         return value
@@ -65,6 +65,8 @@ def _check(name: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{name}: expected {_type_name(hint)}, got {_describe(value)}")
         if hint in (int, float):
             low, high, open_low = _range(name.rpartition(".")[2].split("[")[0], hint)
+            if _KINDS[float](default):
+                low, high, open_low = min(low, default), max(high, default), open_low and default > low
             if not (low < value if open_low else low <= value) or value > high:
                 raise ValueError(f"{name}: expected {_type_name(hint)} in {'(' if open_low else '['}{low}, {high}], "
                                  f"got {value}")
@@ -74,13 +76,13 @@ def _check(name: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{name}: expected a non-empty list, got {_describe(value)}")
         if name in PAIRS and len(value) != 2:
             raise ValueError(f"{name}: expected [height, width], got {_describe(value)}")
-        return [_check(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)] if args else list(value)
+        return [check_field(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)] if args else list(value)
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{name}: expected an object {{key: value}}, got {_describe(value)}")
         if not args:
             return value
-        return {_key(name, k, args[0]): _check(f"{name}[{k!r}]", v, args[1]) for k, v in value.items()}
+        return {_key(name, k, args[0]): check_field(f"{name}[{k!r}]", v, args[1]) for k, v in value.items()}
     if isinstance(hint, type) and hasattr(hint, "from_dict"):  # a nested config
         if isinstance(value, hint):
             return value
@@ -99,7 +101,7 @@ def _key(name: str, key: Any, hint: Any) -> Any:
             return int(key)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected integer keys, got {_describe(key)}") from None
-    return _check(f"{name} key", key, hint)
+    return check_field(f"{name} key", key, hint)
 
 
 def _type_name(hint: Any) -> str:
@@ -138,7 +140,7 @@ def check_config(config: Any) -> None:
     hints = _hints(type(config))
     for f in dataclasses.fields(config):
         if f.name != "extra":
-            setattr(config, f.name, _check(f.name, getattr(config, f.name), hints[f.name]))
+            setattr(config, f.name, check_field(f.name, getattr(config, f.name), hints[f.name], f.default))
     for f in dataclasses.fields(config):
         if f.name.endswith("num_attention_heads"):
             width_name = f.name.replace("num_attention_heads", "hidden_size")

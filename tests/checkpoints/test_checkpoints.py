@@ -58,7 +58,9 @@ def test_sharded_and_bin_checkpoints(tmp_path, vivit_ckpt):
     assert set(load_state_dict(str(tmp_path / "sharded"))) == set(state)
     (tmp_path / "bin").mkdir()
     torch.save(state, tmp_path / "bin" / "pytorch_model.bin")
-    for folder in ("sharded", "bin"):
+    (tmp_path / "legacy-bin").mkdir()  # torch's pre-1.6 format, which cannot be memory-mapped
+    torch.save(state, tmp_path / "legacy-bin" / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    for folder in ("sharded", "bin", "legacy-bin"):
         model.config.save_pretrained(tmp_path / folder)
         other = mf.VivitForVideoClassification.from_pretrained(tmp_path / folder)
         with torch.no_grad():

@@ -33,6 +33,7 @@ BAD = [
     ({"hidden_act": "swishy"}, r"hidden_act: expected one of \[.*\], got 'swishy'"),
     ({"qkv_bias": "yes"}, "qkv_bias: expected true or false, got 'yes'"),
     ({"architectures": "VideoMAEModel"}, r"architectures: expected list\[str\] or null, got 'VideoMAEModel'"),
+    ({"model_type": ["videomae"]}, r"model_type: expected a string or null, got \['videomae'\]"),
     ({"problem_type": "ranking"}, "problem_type: expected one of"),
 ]
 
@@ -88,3 +89,19 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path):
         mf.from_pretrained(tmp_path / "ckpt")
     with pytest.raises(mf.CheckpointError, match=r"config: expected a model that fits in memory .* GiB"):
         mf.from_pretrained(tmp_path / "ckpt", strict=False)
+
+
+def test_a_fields_own_default_is_always_in_range():
+    """Ranges come from field names; a field whose default lies outside its name's range (transformers'
+    chunk_size_feed_forward=0) keeps the default valid, and only that much wider."""
+    from dataclasses import dataclass
+
+    from mediaformers.config import Config
+
+    @dataclass(kw_only=True)
+    class Some(Config):
+        chunk_size_feed_forward: int = 0
+
+    assert Some().chunk_size_feed_forward == 0 and Some(chunk_size_feed_forward=64).chunk_size_feed_forward == 64
+    with pytest.raises(ValueError, match=r"chunk_size_feed_forward: expected an integer in \[0, 16777216\], got -1"):
+        Some(chunk_size_feed_forward=-1)

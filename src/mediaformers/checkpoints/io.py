@@ -46,7 +46,11 @@ def _shapes_one(path: str) -> dict[str, tuple[int, ...]]:
                 return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118 - a safe_open handle, not a dict
         except Exception as err:  # noqa: BLE001
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from err
-    return {k: tuple(v.shape) for k, v in _load_bin(path, mmap=True).items()}
+    try:
+        state = _load_bin(path, mmap=True)
+    except CheckpointError:  # the legacy (pre-zip) format cannot be memory-mapped: read it whole
+        state = _load_bin(path)
+    return {k: tuple(v.shape) for k, v in state.items()}
 
 
 def _shard_paths(folder: str, index: str) -> list[str]:
