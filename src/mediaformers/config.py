@@ -75,7 +75,7 @@ class Config:
             data.pop("label2id", None)
         mt = data.get("model_type")
         if mt is not None and cls.model_type and mt != cls.model_type:
-            raise ValueError(f"config.json: expected model_type {cls.model_type!r}, got {mt!r}")
+            raise ValueError(f"model_type: expected {cls.model_type!r}, got {mt!r}")
         names = {f.name for f in fields(cls)} - {"extra"}
         known, extra = {}, dict(data.pop("extra", {}) or {})
         for key, value in data.items():

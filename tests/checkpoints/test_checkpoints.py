@@ -42,7 +42,7 @@ def test_config_round_trip_keeps_unknown_fields(tmp_path):
 
 def test_config_alias_and_errors(tmp_path):
     assert mf.VideoMAEConfig.from_dict({"qv_bias": False}).qkv_bias is False
-    with pytest.raises(ValueError, match="expected model_type 'vivit', got 'videomae'"):
+    with pytest.raises(ValueError, match="model_type: expected 'vivit', got 'videomae'"):
         mf.VivitConfig.from_dict({"model_type": "videomae"})
     with pytest.raises(ValueError, match="num_labels=3 disagrees with id2label"):
         mf.VivitConfig(num_labels=3, id2label={0: "a"})
