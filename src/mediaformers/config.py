@@ -119,6 +119,8 @@ class Config:
         except CheckpointError:
             raise
         except ValueError as err:
+            if str(err).split(":")[0].split(".")[0].split("[")[0] in overrides:
+                raise  # the caller's keyword, not the file, is wrong
             raise CheckpointError(f"{file}: {err}") from None
 
     def save_pretrained(self, folder: str | os.PathLike, **additions: Any) -> None:

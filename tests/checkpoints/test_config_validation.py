@@ -105,3 +105,10 @@ def test_a_fields_own_default_is_always_in_range():
     assert Some().chunk_size_feed_forward == 0 and Some(chunk_size_feed_forward=64).chunk_size_feed_forward == 64
     with pytest.raises(ValueError, match=r"chunk_size_feed_forward: expected an integer in \[0, 16777216\], got -1"):
         Some(chunk_size_feed_forward=-1)
+
+
+def test_a_bad_override_is_the_callers_error_not_the_files(tmp_path):
+    mf.VideoMAEForVideoClassification(mf.VideoMAEConfig(**TINY)).save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="^num_labels: expected an integer in") as err:
+        mf.VideoMAEForVideoClassification.from_pretrained(tmp_path / "ckpt", num_labels=-2)
+    assert not isinstance(err.value, mf.CheckpointError)
