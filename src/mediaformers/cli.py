@@ -38,6 +38,10 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
                         "encoder's Linear layers (CPU), auto = bf16 where the hardware has it")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--frames", type=_positive("frames"), default=None,
+                   help="video models: frames per clip instead of the checkpoint's")
+    p.add_argument("--size", type=_positive("size"), default=None,
+                   help="video/image models: frame size (square crop) instead of the checkpoint's")
     p.add_argument("--allow-partial", action="store_true",
                    help="damaged or cut media: use what decodes instead of reporting an error")
     p.add_argument("--non-strict", action="store_true",
@@ -142,7 +146,7 @@ def _load(args):
     from .tasks.loading import load_model
 
     return load_model(args.model, device=args.device, dtype=args.dtype, compile=args.compile,
-                      precision=args.precision, strict=not args.non_strict)
+                      precision=args.precision, strict=not args.non_strict, frames=args.frames, size=args.size)
 
 
 def _pipeline(args, task: str | None, loaded=None, **options):

@@ -112,6 +112,8 @@ def pipeline(
     dtype: str | torch.dtype | None = None,
     compile: bool = False,
     precision: str | None = None,
+    frames: int | None = None,
+    size: int | None = None,
     batch_size: int = 4,
     num_workers: int = 0,
     **options: Any,
@@ -122,16 +124,18 @@ def pipeline(
     ``options`` go to the task: ``top_k``, ``aggregate`` ('mean'/'max'), ``activation``,
     ``num_clips``/``num_crops`` (video), ``hop`` (audio windows, in frames), ``template`` (zero-shot).
     ``precision``: fp32, bf16, int8 or auto (bf16 where the hardware has it); see mediaformers.precision.
+    ``frames``/``size``: video models take that many frames of that size instead of their config's.
     """
     if model is None:
         raise ValueError("model: expected a checkpoint folder, hub id or registry name, got None")
     if isinstance(model, Loaded):
         loaded = model
-        if precision is not None:
-            raise ValueError("precision: set it when loading the model (load_model(..., precision=...)), "
-                             f"got an already loaded model and precision={precision!r}")
+        if precision is not None or frames is not None or size is not None:
+            raise ValueError("precision/frames/size: set them when loading the model (load_model(...)), got an "
+                             "already loaded model")
     else:
-        loaded = load_model(model, device=device, dtype=dtype, compile=compile, precision=precision)
+        loaded = load_model(model, device=device, dtype=dtype, compile=compile, precision=precision, frames=frames,
+                            size=size)
     fam = loaded.declaration
     task = task or fam.task
     if task not in TASKS:
