@@ -1,23 +1,24 @@
 """Pick the model class from a checkpoint's config.json, by the family declarations."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from .checkpoints.hub import resolve
-from .config import CONFIG_NAME
+from .config import CONFIG_NAME, read_json_object
+from .config_schema import check_field
+from .errors import CheckpointError
 from .family import families, find_class
 from .registry import lookup
 
 
 def model_class(config: dict[str, Any]):
     """The mediaformers class for a config.json dict ("architectures" first, then "model_type")."""
+    mt = config.get("model_type")
     for arch in config.get("architectures") or []:
         found = find_class(arch)
         if found is not None:
             return found[1]
-    mt = config.get("model_type")
     fams = families()
     if mt in fams:
         return fams[mt].backbone
@@ -33,8 +34,13 @@ def read_config(ref: str | os.PathLike, **hub_kwargs: Any) -> tuple[str, dict[st
     path = os.path.join(folder, CONFIG_NAME)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{folder}: no {CONFIG_NAME}; expected a transformers-style checkpoint folder")
-    with open(path, encoding="utf-8") as fh:
-        return folder, json.load(fh)
+    config = read_json_object(path)
+    try:  # the two keys that pick the class, on the configs' schema
+        check_field("architectures", config.get("architectures"), list[str] | None)
+        check_field("model_type", config.get("model_type"), str | None)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    return folder, config
 
 
 def from_pretrained(ref: str | os.PathLike, **kwargs: Any):

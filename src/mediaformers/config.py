@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from .config_schema import check_config
+from .errors import CheckpointError
+
 CONFIG_NAME = "config.json"
 # Old names of common fields transformers still reads.
 COMMON_ALIASES = {"torch_dtype": "dtype"}
@@ -14,6 +17,18 @@ COMMON_ALIASES = {"torch_dtype": "dtype"}
 SAVED_IF_SET: dict[str, Any] = {"output_hidden_states": False, "output_attentions": False, "return_dict": True,
                                 "chunk_size_feed_forward": 0, "is_encoder_decoder": False, "architectures": None,
                                 "problem_type": None, "dtype": None}
+
+
+def read_json_object(file: str) -> dict[str, Any]:
+    """A JSON file that must hold an object (config.json); anything else is a CheckpointError naming it."""
+    with open(file, encoding="utf-8") as fh:
+        try:
+            data = json.load(fh)
+        except ValueError as err:
+            raise CheckpointError(f"{file}: expected a JSON object, got unreadable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file}: expected a JSON object of config fields, got {json.dumps(data)[:40]}")
+    return data
 
 
 @dataclass(kw_only=True)
@@ -47,6 +62,7 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)  # every other key of config.json, kept verbatim
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.id2label is not None:
             self.id2label = {int(k): v for k, v in self.id2label.items()}
             if self.num_labels is not None and self.num_labels != len(self.id2label):
@@ -137,7 +153,7 @@ class Config:
             data.pop("label2id", None)
         mt = data.get("model_type")
         if mt is not None and cls.model_type and mt != cls.model_type:
-            raise ValueError(f"config.json: expected model_type {cls.model_type!r}, got {mt!r}")
+            raise ValueError(f"model_type: expected {cls.model_type!r}, got {mt!r}")
         names = {f.name for f in fields(cls)} - {"extra"}
         known, extra = {}, dict(data.pop("extra", {}) or {})
         aliases = {**COMMON_ALIASES, **cls.aliases}
@@ -172,11 +188,19 @@ class Config:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> "Config":
-        """Read config.json from a folder (or the file itself)."""
+        """Read config.json from a folder (or the file itself); a malformed file is a CheckpointError
+        naming it and the field."""
         path = os.fspath(path)
         file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
-        with open(file, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh), **overrides)
+        data = read_json_object(file)
+        try:
+            return cls.from_dict(data, **overrides)
+        except CheckpointError:
+            raise
+        except ValueError as err:
+            if str(err).split(":")[0].split(".")[0].split("[")[0] in overrides:
+                raise  # the caller's keyword, not the file, is wrong
+            raise CheckpointError(f"{file}: {err}") from None
 
     def save_pretrained(self, folder: str | os.PathLike, **additions: Any) -> None:
         """Write config.json; ``additions`` are extra keys for this file only (e.g. dtype)."""
@@ -196,3 +220,20 @@ def _strip_defaults(data: dict[str, Any]) -> dict[str, Any]:
             continue
         out[key] = _strip_defaults(value) if isinstance(value, dict) and "model_type" in value else value
     return out
+
+
+@dataclass(kw_only=True)
+class ViTEncoderConfig(Config):
+    """The transformer-encoder fields the ViT-style families share, declared once under transformers'
+    names; a family overrides a default by declaring the field again with its own."""
+
+    hidden_size: int = 768  # token width
+    num_hidden_layers: int = 12  # encoder blocks
+    num_attention_heads: int = 12  # heads per block; divides hidden_size
+    intermediate_size: int = 3072  # width of the MLP inside each block
+    hidden_act: str = "gelu"  # the MLP's activation
+    hidden_dropout_prob: float = 0.0  # dropout on embeddings and block outputs
+    attention_probs_dropout_prob: float = 0.0  # dropout on attention weights
+    initializer_range: float = 0.02  # std of transformers' normal init of linear layers
+    layer_norm_eps: float = 1e-12
+    qkv_bias: bool = True  # biases on the attention's q, k, v projections

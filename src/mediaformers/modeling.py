@@ -1,7 +1,6 @@
 """The base of every model: from_pretrained / save_pretrained in transformers' format, loudly."""
 from __future__ import annotations
 
-import contextvars
 import copy
 import logging
 import os
@@ -13,18 +12,13 @@ from torch import nn
 
 from .checkpoints.convert import Converter
 from .checkpoints.hub import resolve
-from .checkpoints.io import load_state_dict, save_state_dict
-from .config import Config
+from .checkpoints.io import load_state_dict, read_shapes, save_state_dict
+from .config import CONFIG_NAME, Config
+from .errors import CheckpointError
 from .model_api import ModelAPI, hub_repo_id, loading_info, parse_shard_size, split_config_kwargs
 from .model_api import push_to_hub as hub_push
 
 log = logging.getLogger("mediaformers")
-# Set while from_pretrained builds a model: random init is wasted on tensors the checkpoint overwrites.
-_SKIP_INIT = contextvars.ContextVar("mediaformers_skip_init", default=False)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message lists every offending key."""
 
 
 @dataclass
@@ -33,7 +27,7 @@ class LoadReport:
 
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (ours, checkpoint, model)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # (name, checkpoint, model)
     reinitialised: list[str] = field(default_factory=list)
     dropped_prefix: list[str] = field(default_factory=list)  # other task's heads, left out on purpose
 
@@ -85,6 +79,32 @@ def parse_device(device: torch.device | str | None) -> torch.device | None:
     return dev
 
 
+def _memory_limit() -> int | None:
+    """Bytes this process may hold: physical memory, or a lower address-space limit."""
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    return limit
+
+
+def check_fits_memory(model: nn.Module) -> None:
+    """CheckpointError when materialising ``model`` (meta-built) would take more than this machine has."""
+    need = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    limit = _memory_limit()
+    if limit is not None and need > limit:
+        raise CheckpointError(f"config: expected a model that fits in memory ({limit / 2**30:.1f} GiB), got "
+                              f"{type(model).__name__} of {need / 2**30:.1f} GiB from its sizes")
+
+
 class PreTrainedModel(ModelAPI, nn.Module):
     """Adds checkpoint I/O to a family model.
 
@@ -103,14 +123,23 @@ class PreTrainedModel(ModelAPI, nn.Module):
         if not isinstance(config, self.config_class):
             raise ValueError(f"config: expected {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
-        self._uninitialised = _SKIP_INIT.get()
 
     # ---- weights init -------------------------------------------------------------------
+    # from_pretrained builds on the meta device (no memory, no init), checks the checkpoint against
+    # it, then materialises once: buffers computed, weights loaded, transformers' init only when the
+    # checkpoint leaves something out. A model built in Python is initialised by its __init__.
     def init_weights(self) -> None:
-        """Initialise every weight (families call it last in __init__); skipped inside from_pretrained,
-        which initialises only when the checkpoint leaves something unloaded."""
-        if not _SKIP_INIT.get():
+        """Initialise every weight (families call it last in __init__); nothing on the meta device."""
+        if not self.is_meta:
             self._init_weights()
+
+    @property
+    def is_meta(self) -> bool:
+        return any(t.is_meta for t in self.parameters())
+
+    def _init_buffers(self) -> None:
+        """Compute the non-persistent buffers (derived from the config, never in a checkpoint) after a
+        meta build; they start at zero, families with computed tables override this."""
 
     def _init_weights(self) -> None:
         """transformers' init: normal(0, initializer_range) linears/convs, zero biases, unit norms.
@@ -135,7 +164,11 @@ class PreTrainedModel(ModelAPI, nn.Module):
     def load_hf_state_dict(
         self, hf_state: dict[str, torch.Tensor], *, strict: bool = True, ignore_mismatched_sizes: bool = False
     ) -> LoadReport:
-        """Load transformers-named tensors; raise CheckpointError listing every problem when strict."""
+        """Load transformers-named tensors; raise CheckpointError listing every problem when strict.
+
+        Meta tensors in ``hf_state`` (shapes from a file's header) only check: the report comes back
+        and nothing is allocated. A model on the meta device is materialised by the first real load.
+        """
         report = LoadReport()
         prefix = self.base_model_prefix + "."
         ckpt_has_prefix = any(k.startswith(prefix) for k in hf_state)
@@ -148,29 +181,61 @@ class PreTrainedModel(ModelAPI, nn.Module):
             hf_state = {prefix + k: v for k, v in hf_state.items()}
         own = self.state_dict()
         state, report.missing, report.unexpected = self.converter.from_hf(hf_state, own.keys())
-        mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
-        for key, _, _ in mismatched:
+        parts = []  # transformers' tensors of each misfit of ours: all re-initialised, the misfits reported
+        for key in [k for k, v in state.items() if v.shape != own[k].shape]:
             state.pop(key)  # a tensor of another shape is never copied; the model's own stays
+            parts += self._hf_shapes(key, hf_state, own[key])
         if ignore_mismatched_sizes:
-            report.reinitialised = [k for k, _, _ in mismatched]
+            report.reinitialised = [k for k, _, _ in parts]
         else:
-            report.mismatched = mismatched
+            report.mismatched = [p for p in parts if p[1] != p[2]]
         if strict and not report.ok:
             raise CheckpointError(
                 f"checkpoint does not fit {type(self).__name__}:\n{report}\n"
                 "(pass ignore_mismatched_sizes=True to re-initialise heads of another size, "
                 "or strict=False to load what fits and keep the rest as initialised)"
             )
+        if any(v.is_meta for v in state.values()):
+            return report  # a check of shapes only
         if not report.ok:
             log.warning("loading %s: %s", type(self).__name__, report)
-        if self._uninitialised and len(state) < len(own):
-            self._init_weights()  # what the checkpoint does not hold keeps transformers' init
-        self._uninitialised = False
+        if self.is_meta:
+            self._materialise(init=len(state) < len(own))
         own_dtype = {k: v.dtype for k, v in own.items()}
         self.load_state_dict({k: v.to(own_dtype[k]) for k, v in state.items()}, strict=False)
         return report
 
+    def _hf_shapes(self, key: str, hf_state: dict, ours: torch.Tensor) -> list[tuple[str, tuple, tuple]]:
+        """(transformers' name, checkpoint shape, model shape) of each tensor our ``key`` is made of."""
+        names = self.converter.hf_names(key)
+        if self.converter.normalise is not None:
+            hf_state = self.converter.normalise(hf_state)
+        model_parts = ours.chunk(len(names)) if len(names) > 1 else (ours,)
+        return [(n, tuple(hf_state[n].shape), tuple(p.shape)) for n, p in zip(names, model_parts)]
+
+    def _materialise(self, *, init: bool) -> None:
+        """Real (uninitialised) memory for a meta-built model, its buffers computed; ``init``: the
+        checkpoint leaves something out, which gets transformers' init."""
+        check_fits_memory(self)
+        self.to_empty(device="cpu")
+        with torch.no_grad():
+            for t in (*self.parameters(), *self.buffers()):
+                t.zero_()  # what constructors make with torch.zeros and _init_weights leaves as it is
+            self._init_buffers()
+            if init:
+                self._init_weights()
+
     # ---- folders ----------------------------------------------------------------------------
+    @classmethod
+    def build_on_meta(cls, config: Config, source: str = "config"):
+        """The model's structure on the meta device (no memory, no init); a config the model cannot be
+        built from is a CheckpointError naming ``source``."""
+        try:
+            with torch.device("meta"):
+                return cls(config)
+        except (ValueError, RuntimeError, TypeError, IndexError, ZeroDivisionError) as err:
+            raise CheckpointError(f"{source}: {err}") from None
+
     @classmethod
     def from_pretrained(
         cls,
@@ -220,15 +285,14 @@ class PreTrainedModel(ModelAPI, nn.Module):
         if not isinstance(config, cls.config_class):
             raise ValueError(f"config: expected {cls.config_class.__name__}, got {type(config).__name__}")
         config._name_or_path = os.fspath(ref)
+        model = cls.build_on_meta(config, os.path.join(folder, CONFIG_NAME))
+        meta_state = {k: torch.empty(shape, device="meta") for k, shape in read_shapes(folder).items()}
+        # Shapes from the files' headers against the meta model: a misfit is refused before allocating.
+        model.load_hf_state_dict(meta_state, strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes)
         state = load_state_dict(folder)
         if dtype == "auto":
             dtype = config.dtype or next((str(v.dtype) for v in state.values() if v.is_floating_point()), None)
         dtype = _parse_dtype(dtype)
-        skip = _SKIP_INIT.set(True)
-        try:
-            model = cls(config)
-        finally:
-            _SKIP_INIT.reset(skip)
         model.load_report = model.load_hf_state_dict(
             state, strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes
         )

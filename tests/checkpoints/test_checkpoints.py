@@ -28,7 +28,7 @@ def video(batch=2):
 
 
 def test_config_round_trip_keeps_unknown_fields(tmp_path):
-    data = {"model_type": "vivit", "hidden_size": 64, "some_future_field": {"a": [1, 2]},
+    data = {"model_type": "vivit", "hidden_size": 64, "num_attention_heads": 4, "some_future_field": {"a": [1, 2]},
             "id2label": {"0": "cat", "1": "dog"}, "label2id": {"cat": 0, "dog": 1}, "tubelet_size": [2, 16, 16]}
     (tmp_path / "config.json").write_text(json.dumps(data))
     cfg = mf.VivitConfig.from_pretrained(tmp_path)
@@ -42,7 +42,7 @@ def test_config_round_trip_keeps_unknown_fields(tmp_path):
 
 def test_config_alias_and_errors(tmp_path):
     assert mf.VideoMAEConfig.from_dict({"qv_bias": False}).qkv_bias is False
-    with pytest.raises(ValueError, match="expected model_type 'vivit', got 'videomae'"):
+    with pytest.raises(ValueError, match="model_type: expected 'vivit', got 'videomae'"):
         mf.VivitConfig.from_dict({"model_type": "videomae"})
     with pytest.raises(ValueError, match="num_labels=3 disagrees with id2label"):
         mf.VivitConfig(num_labels=3, id2label={0: "a"})
@@ -58,7 +58,9 @@ def test_sharded_and_bin_checkpoints(tmp_path, vivit_ckpt):
     assert set(load_state_dict(str(tmp_path / "sharded"))) == set(state)
     (tmp_path / "bin").mkdir()
     torch.save(state, tmp_path / "bin" / "pytorch_model.bin")
-    for folder in ("sharded", "bin"):
+    (tmp_path / "legacy-bin").mkdir()  # torch's pre-1.6 format, which cannot be memory-mapped
+    torch.save(state, tmp_path / "legacy-bin" / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    for folder in ("sharded", "bin", "legacy-bin"):
         model.config.save_pretrained(tmp_path / folder)
         other = mf.VivitForVideoClassification.from_pretrained(tmp_path / folder)
         with torch.no_grad():
@@ -222,3 +224,78 @@ def test_unavailable_device_is_a_clear_error(vivit_ckpt):
         mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, device="cuda")
     with pytest.raises(ValueError, match="device: expected"):
         mf.VivitForVideoClassification.from_pretrained(vivit_ckpt, device="gpu0")
+
+
+def _sharded(tmp_path, vivit_ckpt):
+    folder = tmp_path / "sharded"
+    mf.VivitForVideoClassification.from_pretrained(vivit_ckpt).save_pretrained(folder, max_shard_size=20_000)
+    return folder
+
+
+@pytest.mark.parametrize("shard", ["../../etc/passwd", "/etc/passwd", "../other/model.safetensors", "link"])
+def test_index_shards_outside_the_folder_are_refused(tmp_path, vivit_ckpt, shard):
+    folder = _sharded(tmp_path, vivit_ckpt)
+    (tmp_path / "other").mkdir()
+    mf.VivitForVideoClassification.from_pretrained(vivit_ckpt).save_pretrained(tmp_path / "other")
+    (folder / "link").symlink_to(tmp_path / "other" / "model.safetensors")  # a symlink out counts as outside
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    first = next(iter(index["weight_map"]))
+    index["weight_map"][first] = shard
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(mf.CheckpointError, match=r"weight_map: expected shard files inside .*, got '"):
+        mf.VivitForVideoClassification.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("index", [{"metadata": {}}, {"weight_map": ["a.safetensors"]}, {"weight_map": {}}, [], None])
+def test_index_without_weight_map_is_a_clear_error(tmp_path, vivit_ckpt, index):
+    folder = _sharded(tmp_path, vivit_ckpt)
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(mf.CheckpointError, match="weight_map: expected a non-empty"):
+        mf.VivitForVideoClassification.from_pretrained(folder)
+    (folder / "model.safetensors.index.json").write_text("{not json")
+    with pytest.raises(mf.CheckpointError, match="not a readable JSON index"):
+        mf.VivitForVideoClassification.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_weights_get_the_same_mode_as_config(tmp_path, vivit_ckpt, umask):
+    model = mf.VivitForVideoClassification.from_pretrained(vivit_ckpt)
+    old = os.umask(umask)
+    try:
+        model.save_pretrained(tmp_path / "one")
+        model.save_pretrained(tmp_path / "many", max_shard_size=20_000)
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "one", tmp_path / "many"):
+        modes = {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()}
+        assert set(modes.values()) == {0o666 & ~umask}, modes
+
+
+def test_mistyped_local_path_is_no_such_folder_before_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("the hub was asked"))
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="demo/videomaee: no such checkpoint folder"):
+        mf.from_pretrained("demo/videomaee")
+
+
+def test_report_names_are_transformers_names(tmp_path, vivit_ckpt):
+    """Missing, unexpected, mis-shaped, re-initialised and dropped keys all under transformers' names,
+    as they are in the file (a fused qkv of ours is reported as their query/key/value)."""
+    state = load_file(vivit_ckpt / "model.safetensors")
+    q = "vivit.encoder.layer.0.attention.attention.query.weight"
+    state[q] = torch.zeros(16, 32)  # another width: our fused qkv does not fit
+    state.pop("vivit.encoder.layer.1.attention.attention.value.bias")
+    model = mf.VivitForVideoClassification(mf.VivitConfig(**TINY))
+    with pytest.raises(mf.CheckpointError) as err:
+        model.load_hf_state_dict(dict(state))
+    report = model.load_hf_state_dict(dict(state), strict=False)
+    assert report.missing == ["vivit.encoder.layer.1.attention.attention.value.bias"]
+    assert report.mismatched == [(q, (16, 32), (32, 32))]
+    reinit = model.load_hf_state_dict(dict(state), strict=False, ignore_mismatched_sizes=True).reinitialised
+    assert reinit == [q, q.replace("query", "key"), q.replace("query", "value")]  # our fused qkv, all three
+    every = report.missing + report.unexpected + [k for k, _, _ in report.mismatched] + reinit
+    ours = set(model.state_dict())
+    assert every and not ours & set(every) and "qkv" not in str(err.value) and "blocks" not in str(err.value)

@@ -40,6 +40,10 @@ class Converter:
         self.rules = _compile(rules)
         self.normalise = normalise
 
+    def hf_names(self, key: str) -> list[str]:
+        """transformers' name(s) of our ``key`` (several where we fuse their tensors)."""
+        return hf_names(key, self.rules)
+
     def to_hf(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
         for key, value in state.items():

@@ -27,7 +27,9 @@ def resolve(
     if os.path.exists(ref):
         raise ValueError(f"{ref}: expected a checkpoint folder (with config.json), got a file")
     # A hub id is "name" or "org/name"; anything else is a path that does not exist.
-    if ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep in ref.replace("/", ""):
+    # "org/name" whose "org" is a local folder is a mistyped path (demo/videomaee), not a hub id.
+    local_parent = "/" in ref and os.path.isdir(ref.split("/", 1)[0])
+    if ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep in ref.replace("/", "") or local_parent:
         raise FileNotFoundError(f"{ref}: no such checkpoint folder")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

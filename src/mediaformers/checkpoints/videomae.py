@@ -9,11 +9,12 @@ _QKV_BIAS = re.compile(r"attention\.attention\.(query|key|value)\.bias$")
 def _named_biases(state: dict) -> dict:
     """Some transformers 5 releases wrote VideoMAE's q/v biases as ``query.bias``/``value.bias`` with
     an all-zero ``key.bias``: read them as ``q_bias``/``v_bias``. A non-zero key bias is kept, so the
-    load report names it as unexpected instead of dropping weights."""
+    load report names it as unexpected instead of dropping weights. A meta tensor (a shape from a
+    file header, checked before loading) counts as zero; the real load decides."""
     out = {}
     for key, value in state.items():
         m = _QKV_BIAS.search(key)
-        if m is None or (m[1] == "key" and value.count_nonzero()):
+        if m is None or (m[1] == "key" and not value.is_meta and value.count_nonzero()):
             out[key] = value
         elif m[1] != "key":
             out[key[: m.start()] + f"attention.attention.{m[1][0]}_bias"] = value

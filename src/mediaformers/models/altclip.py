@@ -315,9 +315,19 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         self.visual_projection = nn.Linear(c.vision_config.hidden_size, c.projection_dim, bias=False)
         self.text_projection = nn.Linear(c.text_config.project_dim, c.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(float(c.logit_scale_init_value)))
-        # The towers initialised themselves; only the projections are left.
+        self._init_projections()  # the towers initialised themselves; only the projections are left
+
+    def _init_projections(self) -> None:
+        c = self.config
         nn.init.normal_(self.visual_projection.weight, std=c.vision_config.hidden_size**-0.5 * c.initializer_factor)
         nn.init.normal_(self.text_projection.weight, std=c.text_config.project_dim**-0.5 * c.initializer_factor)
+        nn.init.constant_(self.logit_scale, c.logit_scale_init_value)
+
+    def _init_weights(self) -> None:
+        """Each tower's own init, then the projections (after a meta build: one init of the whole)."""
+        self.text_model._init_weights()
+        self.vision_model._init_weights()
+        self._init_projections()
 
     def hf_state_dict(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         return text_layers_as_hub(super().hf_state_dict(state))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..checkpoints.ast import CONVERTER
-from ..config import Config
+from ..config import ViTEncoderConfig
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
 from ..modeling import PreTrainedModel
@@ -23,20 +23,10 @@ POS_MODES = ("auto", "crop", "interpolate")
 
 
 @dataclass(kw_only=True)
-class ASTConfig(Config):
+class ASTConfig(ViTEncoderConfig):
     model_type = "audio-spectrogram-transformer"
 
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
     patch_size: int | list[int] = 16  # square patch side over (mel, time)
-    qkv_bias: bool = True  # bias on q, k and v (the output projection always has one)
     frequency_stride: int = 10  # patch stride along mel bins; < patch_size means overlapping patches
     time_stride: int = 10  # patch stride along frames
     max_length: int = 1024  # frames of the trained input (the position table's time extent)

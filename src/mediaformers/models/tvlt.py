@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints.tvlt import CONVERTER
-from ..config import Config
+from ..config import ViTEncoderConfig
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias
 from ..modeling import PreTrainedModel
@@ -24,7 +24,7 @@ AUDIO_MASK_TYPES = ("frame-level", "patch-level", "patch_level")  # "patch_level
 
 
 @dataclass(kw_only=True)
-class TvltConfig(Config):
+class TvltConfig(ViTEncoderConfig):
     model_type = "tvlt"
 
     image_size: int | list[int] = 224  # frame height/width
@@ -35,16 +35,7 @@ class TvltConfig(Config):
     num_image_channels: int = 3
     num_audio_channels: int = 1
     num_frames: int = 8  # most frames the temporal table covers
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    initializer_range: float = 0.02
     layer_norm_eps: float = 1e-6
-    qkv_bias: bool = True
     use_mean_pooling: bool = False  # True: no final layernorm (the reference pools nothing either way)
     decoder_num_attention_heads: int = 16
     decoder_hidden_size: int = 512

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints.videomae import CONVERTER
-from ..config import Config
+from ..config import ViTEncoderConfig
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(kw_only=True)
-class VideoMAEConfig(Config):
+class VideoMAEConfig(ViTEncoderConfig):
     model_type = "videomae"
     aliases = {"qv_bias": "qkv_bias"}  # transformers 5 renamed it; checkpoints on the hub say qkv_bias
 
@@ -32,16 +32,7 @@ class VideoMAEConfig(Config):
     num_channels: int = 3
     num_frames: int = 16  # frames per clip
     tubelet_size: int = 2  # frames per tubelet
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-12
-    qkv_bias: bool = True  # learnable q and v biases (k has none)
+    # qkv_bias (a shared field) here means learnable q and v biases; k has none.
     use_mean_pooling: bool = True  # classifier: mean of tokens + fc_norm, else first token after layernorm
     decoder_num_attention_heads: int = 6
     decoder_hidden_size: int = 384
@@ -125,6 +116,15 @@ class VideoMAEPreTrainedModel(PreTrainedModel):
     base_model_prefix = "videomae"
     converter = CONVERTER
     input_embeddings = "patch_embed"
+
+    def _init_buffers(self) -> None:
+        super()._init_buffers()
+        c = self.config
+        for m in self.modules():
+            if isinstance(m, VideoMAEModel):
+                m.pos_embed.copy_(sincos_table(c.num_patches, c.hidden_size))
+            elif isinstance(m, VideoMAEForPreTraining):
+                m.decoder_pos_embed.copy_(sincos_table(c.num_patches, c.decoder_hidden_size))
 
 
 def _blocks(c: VideoMAEConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:

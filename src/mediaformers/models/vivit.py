@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints.vivit import CONVERTER
-from ..config import Config
+from ..config import ViTEncoderConfig
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Activation, Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
 from ..modeling import PreTrainedModel
@@ -21,7 +21,7 @@ from .common import (backbone, check_video, classification_loss, frame_settings,
 
 
 @dataclass(kw_only=True)
-class VivitConfig(Config):
+class VivitConfig(ViTEncoderConfig):
     model_type = "vivit"
     own_fields = ("vivit_variant", "num_temporal_layers")
 
@@ -29,16 +29,8 @@ class VivitConfig(Config):
     num_frames: int = 32  # frames per clip
     tubelet_size: list[int] = (2, 16, 16)  # (time, height, width) of a tubelet
     num_channels: int = 3
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
     hidden_act: str = "gelu_fast"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    initializer_range: float = 0.02
     layer_norm_eps: float = 1e-6
-    qkv_bias: bool = True
     pooler_output_size: int | None = None  # defaults to hidden_size
     pooler_act: str = "tanh"
     # Not in transformers: ViViT's factorised models (2-4); "joint" is model 1, the only one checkpoints
