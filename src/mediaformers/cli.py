@@ -19,10 +19,20 @@ EPILOG = {
 }
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
     p.add_argument("model", help="checkpoint folder, hub id (org/name) or registry name")
     p.add_argument("inputs", nargs="+", help="media files, folders (searched recursively) or .txt lists of paths")
-    p.add_argument("--batch-size", type=int, default=4, help="views per model call (default 4)")
+    p.add_argument("--batch-size", type=_positive, default=4, help="views per model call (default 4)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers that decode while the model runs")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
@@ -45,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classify", help="label videos, audio or both (classification checkpoints)",
                        epilog=EPILOG["classify"], formatter_class=fmt)
     _common(c)
-    c.add_argument("--top-k", type=int, default=5)
+    c.add_argument("--top-k", type=_positive, default=5)
     c.add_argument("--clips", type=int, default=1, help="video: clips spread over each video, averaged")
     c.add_argument("--crops", type=int, default=1, choices=[1, 3], help="video: 3 = three-crop testing")
     c.add_argument("--hop", type=int, default=None, help="audio: frames between windows (default half a window)")
@@ -56,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(z)
     z.add_argument("--labels", nargs="+", required=True, help="candidate labels")
     z.add_argument("--template", default="{}", help='prompt around each label, e.g. "a photo of {}"')
-    z.add_argument("--top-k", type=int, default=5)
+    z.add_argument("--top-k", type=_positive, default=5)
     e = sub.add_parser("embed", help="pooled embeddings of any family to .parquet or .npy",
                        epilog=EPILOG["embed"], formatter_class=fmt)
     _common(e, outputs=False)
@@ -72,30 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- output -----------------------------------------------------------------------------------
-def _done_inputs(path: Path) -> set[str]:
-    """Inputs with a successful record in an earlier run's output; drops a torn last line."""
-    done: set[str] = set()
-    raw = path.read_bytes()
-    keep = raw[: raw.rfind(b"\n") + 1]
-    if len(keep) != len(raw):
-        path.write_bytes(keep)  # an interrupted write: the torn record is redone
-    for line in keep.decode("utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            if "error" not in rec:
-                done.add(rec["input"])
-    return done
+def _open_output(args):
+    from .tasks.output import open_output
 
-
-def _open_output(args) -> tuple[TextIO, set[str]]:
-    if not args.output:
-        return sys.stdout, set()
-    path = Path(args.output)
-    if path.exists() and not (args.resume or args.overwrite):
-        raise ValueError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
-    done = _done_inputs(path) if path.exists() and args.resume else set()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a" if args.resume else "w", encoding="utf-8"), done
+    return open_output(args.output, resume=args.resume, overwrite=args.overwrite)
 
 
 def _progress(records: Iterator[dict], total: int, quiet: bool) -> Iterator[dict]:
@@ -131,20 +121,32 @@ def _pipeline(args, task: str | None, loaded=None, **options):
 def _inputs(pipe, args, done: set[str]) -> list[str]:
     from .tasks.inputs import expand_inputs
 
+    from .tasks.output import input_key
+
     items = expand_inputs(args.inputs, pipe.accept)
-    return [it.key for it in items if it.key not in done]
+    return [it.key for it in items if not done or input_key(it.key) not in done]
 
 
-def _stream(pipe, args, **call) -> int:
+def _stream(args, make_pipe, **call) -> int:
+    """Open (lock, validate) the output first, so a bad -o fails before the model is loaded."""
+    from .tasks.output import record_line
+
+    existed = bool(args.output) and os.path.exists(args.output)
     out, done = _open_output(args)
-    failed = 0
+    written = failed = 0
     try:
+        pipe = make_pipe()
         inputs = _inputs(pipe, args, done)
         for rec in _progress(pipe.iter(inputs, **call) if inputs else iter(()), len(inputs), args.quiet):
             failed += "error" in rec
             _report(rec)
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            out.write(record_line(rec))
             out.flush()  # record by record: an interrupted run keeps what it finished
+            written += 1
+    except Exception:
+        if not existed and not written and out is not sys.stdout:
+            os.unlink(args.output)  # a run that failed before its first record leaves no empty file behind
+        raise
     finally:
         if out is not sys.stdout:
             out.close()
@@ -152,39 +154,63 @@ def _stream(pipe, args, **call) -> int:
 
 
 def cmd_classify(args) -> int:
-    loaded = _load(args)
-    if loaded.declaration.task == "zero-shot-classification":
-        raise ValueError(f"{args.model} is a zero-shot model ({loaded.family}); use "
-                         "`mediaformers zero-shot MODEL INPUTS --labels ...`")
-    views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
-    pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate, **views,
-                     **({"hop": args.hop} if args.hop is not None else {}))
-    return _stream(pipe, args, views=args.views)
+    def make_pipe():
+        loaded = _load(args)
+        if loaded.declaration.task == "zero-shot-classification":
+            raise ValueError(f"{args.model} is a zero-shot model ({loaded.family}); use "
+                             "`mediaformers zero-shot MODEL INPUTS --labels ...`")
+        views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
+        return _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate, **views,
+                         **({"hop": args.hop} if args.hop is not None else {}))
+
+    return _stream(args, make_pipe, views=args.views)
 
 
 def cmd_zero_shot(args) -> int:
-    pipe = _pipeline(args, "zero-shot-classification", template=args.template)
-    return _stream(pipe, args, candidate_labels=args.labels, top_k=args.top_k)
+    return _stream(args, lambda: _pipeline(args, "zero-shot-classification", template=args.template),
+                   candidate_labels=args.labels, top_k=args.top_k)
+
+
+def _check_writable(path: Path) -> None:
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ValueError("-o: writing .parquet needs pyarrow (pip install pyarrow), or write .npy") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"-o: cannot create {path}: a parent is a file, not a folder") from None
+    except OSError as err:
+        raise ValueError(f"-o: cannot write in {path.parent}: {err.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def cmd_embed(args) -> int:
     import numpy as np
 
+    from .tasks.output import escape, record_line
+
     path = Path(args.output)
     if path.suffix not in (".npy", ".parquet"):
         raise ValueError(f"-o: expected a .npy or .parquet file, got {path.name}")
+    if path.is_dir():
+        raise ValueError(f"-o: expected a file, got the folder {path}")
     if path.exists() and not args.overwrite:
         raise ValueError(f"{path} exists; pass --overwrite to replace it")
+    _check_writable(path)  # before the model is loaded and every input computed
     pipe = _pipeline(args, "feature-extraction")
     inputs, rows, keys, failed = _inputs(pipe, args, set()), [], [], 0
     for rec in _progress(pipe.iter(inputs) if inputs else iter(()), len(inputs), args.quiet):
         if "error" in rec:
             failed += 1
             _report(rec)
-            print(json.dumps(rec, ensure_ascii=False))
+            print(record_line(rec), end="")
             continue
-        print(json.dumps({"input": rec["input"], "row": len(rows)}, ensure_ascii=False))
-        keys.append(rec["input"])
+        print(record_line({"input": rec["input"], "row": len(rows)}), end="")
+        keys.append(escape(rec["input"]))
         rows.append(np.asarray(rec["embedding"], dtype=np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
@@ -231,15 +257,63 @@ COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_e
             "demo": cmd_demo}
 
 
+def _check_template(template: str) -> None:
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        raise ValueError(f"--template: expected text with one {{}}, got {template!r} ({err})") from None
+    if fields != [""]:
+        raise ValueError(f"--template: expected text with exactly one {{}} where the label goes, got {template!r}")
+
+
+def validate(args) -> None:
+    """Argument checks argparse cannot express; each fails with the option's name."""
+    if getattr(args, "device", None) is not None:
+        import torch
+
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise ValueError(f"--device: expected cpu, cuda, cuda:N or mps, got {args.device!r}") from None
+        if device.type == "meta":
+            raise ValueError("--device: expected a device that computes (cpu, cuda, ...), got 'meta'")
+    for entry in getattr(args, "inputs", None) or ():
+        if not entry.strip():
+            raise ValueError("inputs: expected file, folder or list paths, got an empty name ''")
+    if args.command == "zero-shot":
+        labels = [label.strip() for label in args.labels]
+        if not all(labels):
+            raise ValueError(f"--labels: expected non-empty labels, got {args.labels!r}")
+        seen = {label for label in labels if labels.count(label) > 1}
+        if seen:
+            raise ValueError(f"--labels: expected distinct labels, got {sorted(seen)} more than once")
+        _check_template(args.template)
+    if args.command == "demo" and os.path.exists(args.folder) and not os.path.isdir(args.folder):
+        raise ValueError(f"demo: expected a folder to build the demo in, got the file {args.folder}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        validate(args)
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"mediaformers {args.command}: error: {err}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader left (`| head -1`): as the Python docs advise, point stdout at devnull so the
+        # interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (ValueError, OSError) as err:
+        text = err
+        if isinstance(err, OSError) and err.strerror:
+            text = err.strerror + (f": {err.filename}" if err.filename else f" (writing {args.output or 'stdout'})")
+        print(f"mediaformers {args.command}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mediaformers: interrupted; finished records are kept (use --resume)", file=sys.stderr)
+        kept = ("nothing was written (embed writes its file at the end)" if args.command == "embed"
+                else "finished records are kept (use --resume)")
+        print(f"mediaformers: interrupted; {kept}", file=sys.stderr)
         return 130
 
 

@@ -32,7 +32,7 @@ def _describe(accept: set[str]) -> str:
     return " or ".join(sorted(accept))
 
 
-def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
+def expand_inputs(inputs: Any, accept: set[str], _lists: tuple[str, ...] = ()) -> list[Item]:
     """Files, folders (recursive, by known extension), list files (one path a line) and tensors.
 
     A folder contributes the files of the kinds in ``accept`` (sorted); a named file of another
@@ -46,6 +46,9 @@ def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
         if not isinstance(entry, (str, os.PathLike)):
             items.append(Item(f"input[{i}]", entry))
             continue
+        if not os.fspath(entry):
+            items.append(Item("", None, "input: expected a file, folder or list path, got an empty name"))
+            continue
         path = Path(entry)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and media_kind(p) in accept)
@@ -53,10 +56,14 @@ def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
             if not found:
                 items.append(Item(str(path), None, f"no {_describe(accept)} files in folder {path}"))
         elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
+            real = os.path.realpath(path)
+            if real in _lists:  # a list that names itself, directly or through others
+                items.append(Item(str(path), None, f"{path}: list file includes itself (through {_lists[-1]})"))
+                continue
             lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
             named = [ln if os.path.isabs(ln) or os.path.exists(ln) else str(path.parent / ln)
                      for ln in lines if ln and not ln.startswith("#")]
-            items.extend(expand_inputs(named, accept))
+            items.extend(expand_inputs(named, accept, _lists + (real,)))
         elif not path.exists():
             items.append(Item(str(path), None, f"{path}: no such file or folder"))
         else:
