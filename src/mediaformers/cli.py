@@ -118,13 +118,13 @@ def _pipeline(args, task: str | None, loaded=None, **options):
     return pipeline(task, loaded or _load(args), batch_size=args.batch_size, num_workers=args.workers, **options)
 
 
-def _inputs(pipe, args, done: set[str]) -> list[str]:
+def _inputs(pipe, args, done: set[str]) -> list:
     from .tasks.inputs import expand_inputs
 
     from .tasks.output import input_key
 
     items = expand_inputs(args.inputs, pipe.accept)
-    return [it.key for it in items if not done or input_key(it.key) not in done]
+    return [it for it in items if not done or input_key(it.key) not in done]
 
 
 def _stream(args, make_pipe, **call) -> int:

@@ -43,6 +43,9 @@ def expand_inputs(inputs: Any, accept: set[str], _lists: tuple[str, ...] = ()) -
         inputs = [inputs]
     items: list[Item] = []
     for i, entry in enumerate(inputs):
+        if isinstance(entry, Item):  # expanded already (the CLI filters them for --resume)
+            items.append(entry)
+            continue
         if not isinstance(entry, (str, os.PathLike)):
             items.append(Item(f"input[{i}]", entry))
             continue

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -93,7 +94,7 @@ def open_output(output: str | None, *, resume: bool = False, overwrite: bool = F
             done, keep = _done_inputs(path, data)  # validate before touching anything
             if keep != len(data):
                 os.ftruncate(fd, keep)  # the torn record of an interrupted write is redone
-        else:
+        elif stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/stdout, a pipe, ...
             os.ftruncate(fd, 0)  # --overwrite (or a new file), only once the lock is ours
         return os.fdopen(fd, "a", encoding="utf-8"), done
     except BaseException:
