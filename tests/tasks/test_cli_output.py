@@ -155,3 +155,62 @@ def test_a_list_that_includes_itself(ckpts, media, tmp_path):
     recs = records(proc.stdout)
     assert "labels" in recs[0] and "includes itself" in recs[1]["error"] and len(recs) == 2
     assert "Traceback" not in proc.stderr
+
+
+# ---- kill -9 at any point, resume: the same records as an uninterrupted run -----------------------
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, media, ckpts):
+    folder = tmp_path_factory.mktemp("clips")
+    for i in range(6):
+        shutil.copy(media / ("a.mp4" if i % 2 else "c.mp4"), folder / f"v{i}.mp4")
+    ref = folder.parent / (folder.name + ".ref.jsonl")
+    # --batch-size 1: every input is computed alone, so a resumed run's scores are bit-identical
+    cli("classify", ckpts["videomae"], folder, "--batch-size", 1, "-o", ref, check_rc=0)
+    return folder, records(ref.read_text())
+
+
+def _lines(path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.timeout(300)
+def test_kill_anywhere_then_resume_matches_an_uninterrupted_run(ckpts, clips, tmp_path_factory):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    folder, expected = clips
+
+    @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(after_lines=st.integers(0, 5), extra=st.floats(0, 0.3))
+    def check(after_lines, extra):
+        out = tmp_path_factory.mktemp("kill") / "out.jsonl"
+        command = [sys.executable, "-m", "mediaformers", "classify", str(ckpts["videomae"]), str(folder),
+                   "--batch-size", "1", "-o", str(out)]
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while _lines(out) < after_lines and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(extra)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        resume = cli("classify", ckpts["videomae"], folder, "--batch-size", 1, "-o", out, "--resume")
+        assert resume.returncode == 0, resume.stderr
+        assert records(out.read_text()) == expected
+
+    check()
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_runs_one_is_refused(ckpts, clips, tmp_path):
+    folder, expected = clips
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "mediaformers", "classify", str(ckpts["videomae"]), str(folder),
+               "--batch-size", "1", "-o", str(out), "--resume"]
+    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=100), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) in ([0, 0], [0, 2])  # refused, or the second came after the first
+    assert all("being written by another" in err for rc, err in results if rc == 2)
+    assert records(out.read_text()) == expected  # never an input twice, never a torn line
