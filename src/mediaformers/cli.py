@@ -240,17 +240,36 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """Build the demo, then classify its media with each model, one group of lines per model.
+
+    Byte-for-byte reproducible: seeded checkpoints and media, sorted inputs, paths relative to the
+    demo folder, no timings.
+    """
     from .demo import build_demo
+    from .tasks.output import record_line
 
     folder = Path(args.folder)
     built = build_demo(folder)
     print(f"mediaformers: built untrained demo checkpoints and media in {folder}/ (labels are NOT meaningful)",
           file=sys.stderr)
-    code = 0
-    for model in built:
-        ns = build_parser().parse_args(["classify", str(folder / model), str(folder / "media"), "--quiet", "--top-k", "2"])
-        code |= cmd_classify(ns)
-    return code
+    failed = 0
+    for name in built:
+        ns = build_parser().parse_args(["classify", str(folder / name), str(folder / "media"), "--quiet",
+                                        "--top-k", "2"])
+        loaded = _load(ns)
+        pipe = _pipeline(ns, None, loaded, top_k=2)
+        fam = loaded.declaration
+        reads = sorted(set(fam.processors) & {"video", "audio", "image"})
+        what = [f"the {kind} files" for kind in sorted(fam.accepts) if kind in reads]
+        if "video" in fam.accepts and "video" not in reads:  # an audio model hears a video's sound track
+            what.append("the sound track of each video")
+        print(f"# {name} ({'+'.join(reads)} model, untrained) on {' and '.join(what)}:")
+        for rec in pipe.iter(_inputs(pipe, ns, set())):
+            failed += "error" in rec
+            rec = {"model": name, "input": os.path.relpath(rec["input"], folder),
+                   **{k: v for k, v in rec.items() if k != "input"}}
+            print(record_line(rec), end="")
+    return 1 if failed else 0
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,

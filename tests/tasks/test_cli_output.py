@@ -214,3 +214,14 @@ def test_concurrent_runs_one_is_refused(ckpts, clips, tmp_path):
     assert sorted(rc for rc, _ in results) in ([0, 0], [0, 2])  # refused, or the second came after the first
     assert all("being written by another" in err for rc, err in results if rc == 2)
     assert records(out.read_text()) == expected  # never an input twice, never a torn line
+
+
+@pytest.mark.timeout(300)
+def test_demo_output_is_grouped_and_reproducible(tmp_path):
+    first, second = (cli("demo", tmp_path / name, check_rc=0).stdout for name in ("one", "two"))
+    assert first == second  # byte for byte: seeded weights and media, no timings, relative paths
+    headers = [line for line in first.splitlines() if line.startswith("# ")]
+    assert headers and all("model, untrained) on" in h for h in headers)
+    recs = [json.loads(line) for line in first.splitlines() if not line.startswith("# ")]
+    assert all(r["input"].startswith("media/") and r["model"] in first for r in recs)
+    assert any("sound track of each video" in h for h in headers)  # the audio model answers for videos too
