@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 EPILOG = {
     "classify": "example:\n  mediaformers classify MCG-NJU/videomae-base-finetuned-kinetics clips/ --top-k 3 -o out.jsonl",
