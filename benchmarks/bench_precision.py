@@ -96,11 +96,14 @@ def main() -> None:
     p.add_argument("--agree", type=int, default=8, help="generated inputs for the agreement figures")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile of our bf16 model")
     p.add_argument("--quick", action="store_true", help="two models, fewer repeats, 3 agreement inputs")
     args = p.parse_args()
     if args.quick:
         args.models, args.repeat, args.agree = ["videomae", "ast"], 2, 3
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     bf16 = has_native_bf16(dev)
     peak32, peak16 = peak(torch.float32, dev), peak(torch.bfloat16, dev)

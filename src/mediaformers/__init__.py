@@ -19,6 +19,9 @@ _EXPORTS: dict[str, list[str]] = {
     "family": ["Family", "Pretrained", "Processor", "families", "register_family"],
     "config": ["Config"],
     "modeling": ["CheckpointError", "LoadReport", "PreTrainedModel"],
+    "library": ["Library"],
+    "precision": ["apply_precision"],
+    "export": ["export_model"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -54,8 +54,8 @@ def test_decoded_pixels_match_source(h264_video):
 
 def test_seeks_instead_of_decoding_from_start(h264_video, monkeypatch):
     decoded = []
-    real = VideoReader._frame_time
-    monkeypatch.setattr(VideoReader, "_frame_time", staticmethod(lambda f, p, fps: decoded.append(1) or real(f, p, fps)))
+    real = VideoReader._time
+    monkeypatch.setattr(VideoReader, "_time", lambda self, f, p: decoded.append(1) or real(self, f, p))
     with VideoReader(h264_video) as reader:
         seeks = []
         real_seek = reader._seek

@@ -143,21 +143,41 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         pooled_only: bool = False,
+        interpolate_pos_encoding: bool = False,
     ) -> BaseModelOutput:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden).
 
         ``pooled_only`` (first-token pooling only) skips the last block's work for the other tokens.
+        ``interpolate_pos_encoding`` accepts other frame counts and sizes: VideoMAE's position table
+        is a fixed sin-cos function of the token index, so it is recomputed for the new number of
+        tubelets — exact, not a resampling.
         """
         c = self.config
-        check_video(pixel_values, frames=c.num_frames, size=pair(c.image_size), channels=c.num_channels)
-        b = pixel_values.shape[0]
-        x = self.patch_embed(pixel_values.transpose(1, 2)) + self.pos_embed.to(pixel_values.dtype)
+        fixed = not interpolate_pos_encoding
+        check_video(pixel_values, frames=c.num_frames if fixed else None, size=pair(c.image_size) if fixed else None,
+                    channels=c.num_channels)
+        b, n = pixel_values.shape[0], self.num_tokens(pixel_values)
+        x = self.patch_embed(pixel_values.transpose(1, 2)) + self.positions(n).to(pixel_values.dtype)
         if bool_masked_pos is not None:
-            x = visible(x, check_mask(bool_masked_pos, b, c.num_patches))
+            x = visible(x, check_mask(bool_masked_pos, b, n))
         out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
                            num_queries=1 if pooled_only else None)
         x = out.last_hidden_state if self.norm is None else self.norm(out.last_hidden_state)
         return BaseModelOutput(x, out.hidden_states, out.attentions)
+
+
+    def num_tokens(self, pixel_values: torch.Tensor) -> int:
+        t, _, h, w = pixel_values.shape[1:]
+        grid = self.patch_embed.grid((t, h, w))
+        if min(grid) < 1:
+            raise ValueError(f"pixel_values: {t} frames of {h}x{w} is smaller than one tubelet "
+                             f"({self.config.tubelet_size}x{self.config.patch_size}x{self.config.patch_size})")
+        return math.prod(grid)
+
+    def positions(self, n: int) -> torch.Tensor:
+        """The sin-cos table (1, n, hidden) for ``n`` tubelets (the buffer when n is the config's)."""
+        return self.pos_embed if n == self.pos_embed.shape[1] else sincos_table(n, self.config.hidden_size).to(
+            self.pos_embed.device)
 
 
 class VideoMAEDecoder(nn.Module):
@@ -218,12 +238,15 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
         bool_masked_pos: torch.Tensor,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        interpolate_pos_encoding: bool = False,
     ) -> VideoMAEForPreTrainingOutput:
+        """With ``interpolate_pos_encoding``, other frame counts and sizes (exact sin-cos tables for
+        the new number of tubelets, in the encoder and the decoder; the mask must cover that many)."""
         if bool_masked_pos is None:
             raise ValueError("bool_masked_pos: pre-training needs a mask; make one with model.make_mask(batch_size)")
         enc = self.encode(pixel_values, bool_masked_pos, output_hidden_states=output_hidden_states,
-                          output_attentions=output_attentions)
-        mask = check_mask(bool_masked_pos, pixel_values.shape[0], self.config.num_patches)
+                          output_attentions=output_attentions, interpolate_pos_encoding=interpolate_pos_encoding)
+        mask = check_mask(bool_masked_pos, pixel_values.shape[0], self.videomae.num_tokens(pixel_values))
         if not mask[0].any():
             raise ValueError("bool_masked_pos: masks no patch; pre-training needs at least one masked patch")
         logits = self.decode(enc.last_hidden_state, mask)
@@ -239,8 +262,11 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
         """Visible latents (batch, visible, hidden) + a mask token per masked tubelet, each with its
         position -> pixel predictions of the masked ones (batch, masked, tubelet*patch*patch*C)."""
         x = self.encoder_to_decoder(latent)
-        b, d = x.shape[0], x.shape[-1]
-        pos = self.decoder_pos_embed.to(x.dtype).expand(b, -1, -1)
+        b, d, n = x.shape[0], x.shape[-1], mask.shape[1]
+        table = self.decoder_pos_embed
+        if n != table.shape[1]:  # another grid: the exact sin-cos table for it
+            table = sincos_table(n, self.config.decoder_hidden_size).to(table.device)
+        pos = table.to(x.dtype).expand(b, -1, -1)
         masked_pos = pos[mask].reshape(b, -1, d)
         x = torch.cat([x + visible(pos, mask), self.mask_token.to(x.dtype) + masked_pos], dim=1)
         return self.decoder(x, masked_pos.shape[1])
@@ -271,10 +297,12 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        interpolate_pos_encoding: bool = False,
     ) -> ClassifierOutput:
         first_token = self.fc_norm is None and not (output_hidden_states or output_attentions)
         out = self.videomae(pixel_values, output_hidden_states=output_hidden_states,
-                            output_attentions=output_attentions, pooled_only=first_token)
+                            output_attentions=output_attentions, pooled_only=first_token,
+                            interpolate_pos_encoding=interpolate_pos_encoding)
         x = out.last_hidden_state
         x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]
         logits = self.classifier(x)

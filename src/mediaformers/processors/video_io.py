@@ -6,10 +6,19 @@ is already ``channels_last`` in memory, the layout torch's fast uint8 resize ker
 Frames are upright: a display matrix (phones' portrait videos) is applied with ``torch.rot90``.
 
 Time is the unit, not frame numbers: a request is a list of timestamps in seconds from the start
-of the video, and the answer for ``t`` is the frame on screen at ``t`` (the last frame whose
-``pts * time_base <= t``). Header frame counts are never trusted, so variable frame rate, missing
-counts (WebM) and wrong counts all work. For each run of nearby timestamps the reader seeks to the
-keyframe before it and decodes forward, instead of decoding the file from the start.
+of the video, and the answer for ``t`` is the frame on screen at ``t``: the last frame, in the
+decoder's output order, whose ``pts * time_base <= t`` — exactly what decoding the whole file and
+picking would give. Header frame counts are never trusted, so variable frame rate, missing counts
+(WebM) and wrong counts all work.
+
+How: dense requests (several per keyframe interval) decode the file forward once; sparse ones seek
+to the keyframe before each run of times and decode forward. Every seek is checked — the first
+frame it yields must not be later than the target (indexes of B-frame and TS/AVI files point past
+it), else it seeks earlier, a bounded number of times, then decodes from the start — and every
+target gets at most one seek, so no request can loop. Decoding "from the start" reopens the file
+rather than seeking (a seek to the start lands on the second GOP of some MPEG-TS files and at the
+end of a JPEG). Decoder complaints before the first frame after a seek (a non-key packet) are
+skipped; after it they are damage.
 """
 
 from __future__ import annotations
@@ -29,12 +38,30 @@ from .sampling import ClipSampler, indices_to_timestamps
 
 VideoSource = Union[str, os.PathLike, IO[bytes]]
 
-# When the next requested time is at most this far past the current decode position, decoding on
-# is cheaper than a seek (which lands on the keyframe before the target and re-decodes the GOP).
-_SEEK_THRESHOLD_S = 0.5
+# Containers whose seeks land on frames with trustworthy timestamps. In MPEG-PS/TS, raw streams and
+# the like, the first frames a decoder gives after a seek can carry another frame's pts (B-frames
+# whose timestamps come from packets they do not belong to), so those files are decoded forward
+# from the start: slower on long files, never wrong.
+_SEEKABLE = {"mov", "matroska", "avi", "flv", "ogg", "asf", "nut"}
+# Without a keyframe index, a seek is tried only for a target at least this far ahead.
+_NO_INDEX_SEEK_S = 4.0
+# A seek pays off when it skips more than this many frames of decoding.
+_SEEK_COST_FRAMES = 4
 # A request left unanswered at end of stream counts as truncation only when it lies this far past
 # the last decoded frame (plus two frame durations): headers round durations a little.
 _TRUNCATION_SLACK_S = 0.25
+# A seek whose first frame lands after the target is retried this many times, each time further back,
+# before decoding from the start.
+_SEEK_RETRIES = 4
+# Undecodable packets skipped after a seek before the first frame (a stream starting on non-key data).
+_SKIP_AFTER_SEEK = 512
+# A frame larger than this is scaled down inside FFmpeg (same aspect): models take a few hundred pixels,
+# and a 16000x16000 picture would otherwise take gigabytes per copy.
+MAX_PIXELS = 3840 * 2160
+# Containers whose header durations are estimates (bitrate-based or missing); their frame counts come
+# from the packets instead.
+_UNRELIABLE_DURATION = {"mpeg", "mpegts", "mpegvideo", "m4v", "h264", "hevc", "h263", "mjpeg", "rawvideo",
+                        "image2", "flv", "avi"}
 # FFmpeg "decodes" any text file as ANSI art through its tty demuxer; that is not a video.
 _TEXT_FORMATS = {"tty"}
 _TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
@@ -89,7 +116,10 @@ def _open(source: VideoSource) -> av.container.InputContainer:
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"video file not found: '{name}'")
-        if path.is_file() and path.stat().st_size == 0:
+        if not path.is_file():  # a FIFO or device would block the demuxer forever
+            raise VideoDecodeError(f"cannot open video '{name}': expected a regular file, got "
+                                   f"{'a folder' if path.is_dir() else 'a pipe, socket or device'}")
+        if path.stat().st_size == 0:
             raise VideoDecodeError(f"cannot open video '{name}': the file is empty (0 bytes)")
     try:
         container = av.open(source if not isinstance(source, os.PathLike) else os.fspath(source),
@@ -107,13 +137,22 @@ def _open(source: VideoSource) -> av.container.InputContainer:
             f"cannot open video '{name}': not a readable media file (FFmpeg only reads it as text art, "
             f"format '{fmt}')"
         )
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
+    if not _video_streams(container):
+        kinds = sorted({s.type if not _is_picture(s) else "attached picture" for s in container.streams}) or ["none"]
         container.close()
         raise VideoDecodeError(
             f"cannot read video '{name}': the file has no video stream (streams found: {', '.join(kinds)})"
         )
     return container
+
+
+def _is_picture(stream) -> bool:
+    """Cover art (a still attached to an audio file) shows up as a one-frame video stream."""
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _video_streams(container) -> list:
+    return [s for s in container.streams.video if not _is_picture(s)]
 
 
 def _rotation_from_tag(stream: av.video.stream.VideoStream) -> int:
@@ -155,17 +194,35 @@ class VideoReader:
         threads: FFmpeg's ``thread_type = "AUTO"`` (frame + slice threads) when True.
     """
 
-    def __init__(self, source: VideoSource, *, threads: bool = True) -> None:
+    def __init__(self, source: VideoSource, *, threads: bool = True, max_pixels: int | None = MAX_PIXELS) -> None:
         self.name = source_name(source)
-        self._container = _open(source)
-        self._stream = self._container.streams.video[0]
-        if threads:
-            self._stream.thread_type = "AUTO"
+        self._source = source
+        self._threads = threads
+        self.max_pixels = max_pixels
+        self._error: Exception | None = None
+        self._container = None
+        self._reopen()
         self.metadata = self._probe()
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
-        self._container.close()
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _reopen(self, thread_type: str | None = None) -> None:
+        """A fresh demuxer and decoder at the start of the file (what "rewind" means here)."""
+        self.close()
+        if not isinstance(self._source, (str, os.PathLike)):
+            if not (hasattr(self._source, "seekable") and self._source.seekable()):
+                if hasattr(self, "metadata"):
+                    raise VideoDecodeError(f"cannot rewind '{self.name}': a non-seekable stream can be read once")
+            else:
+                self._source.seek(0)
+        self._container = _open(self._source)
+        self._stream = _video_streams(self._container)[0]
+        if self._threads:
+            self._stream.thread_type = thread_type or "AUTO"
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -175,6 +232,7 @@ class VideoReader:
 
     # -- metadata -------------------------------------------------------------------------
     def _probe(self) -> VideoMetadata:
+        rotation = self._first_frame_rotation()  # decodes a frame, then reopens: read the streams after
         s, c = self._stream, self._container
         tb = s.time_base
         start = float(s.start_time * tb) if s.start_time is not None and tb else 0.0
@@ -187,7 +245,6 @@ class VideoReader:
             duration = None
         rate = s.average_rate or s.guessed_rate or s.base_rate
         fps = float(rate) if rate else None
-        rotation = self._first_frame_rotation()
         width, height = s.codec_context.width, s.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
@@ -214,22 +271,53 @@ class VideoReader:
                 break
         except av.FFmpegError:
             pass  # the real decode reports damage with its context
-        self._seek(None)
+        self._reopen()
         return rotation
 
     # -- decoding -------------------------------------------------------------------------
-    def _seek(self, seconds_abs: float | None) -> None:
-        """Seek to the keyframe at or before ``seconds_abs`` (absolute stream time; None = start)."""
-        tb = self._stream.time_base
-        if seconds_abs is None:
-            start = self._stream.start_time
-            offset = start if start is not None else 0
-        else:
-            offset = int(math.floor(seconds_abs / tb))
+    def _seek(self, seconds_abs: float) -> None:
+        """Seek to the keyframe at or before ``seconds_abs`` (absolute stream time) and drop decoder state."""
+        offset = int(math.floor(seconds_abs / self._stream.time_base))
         try:
             self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
         except av.FFmpegError as e:
             raise VideoDecodeError(f"cannot seek in video '{self.name}' (FFmpeg: {e})") from e
+
+    def _frames(self):
+        """Decoded frames from the demuxer's position, in output order; ends at end of stream or at damage
+        (kept in ``self._error``). Undecodable packets before the first frame are skipped (a seek can land
+        on non-key data), a bounded number of them."""
+        self._error = None
+        got, skipped = False, 0
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError as e:
+                    if not got and skipped < _SKIP_AFTER_SEEK:
+                        skipped += 1
+                        continue
+                    self._error = e
+                    return
+                for frame in decoded:
+                    got = True
+                    yield frame
+        except av.FFmpegError as e:  # the demuxer itself gave up (a cut file)
+            self._error = e
+
+    def _time(self, frame: av.VideoFrame, prev_t: float) -> float:
+        """Relative seconds of ``frame``; frames without a pts follow the previous one at the nominal rate."""
+        if frame.pts is not None and frame.time_base is not None:
+            return float(frame.pts * frame.time_base) - self.metadata.start_time
+        return prev_t + 1.0 / (self.metadata.fps or 25.0) if math.isfinite(prev_t) else 0.0
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        w, h = frame.width, frame.height
+        if self.max_pixels and w * h > self.max_pixels:  # scale in FFmpeg, never hold the full-size copy
+            scale = math.sqrt(self.max_pixels / (w * h))
+            return frame.to_ndarray(format="rgb24", width=max(2, int(w * scale) // 2 * 2),
+                                    height=max(2, int(h * scale) // 2 * 2))
+        return frame.to_ndarray(format="rgb24")
 
     def get_frames_at(
         self,
@@ -240,16 +328,16 @@ class VideoReader:
     ) -> torch.Tensor:
         """Decode the frames on screen at ``timestamps`` (seconds from the start of the video).
 
-        Times past the end give the last frame. Duplicates are decoded once.
+        Times past the end give the last frame; times before the first frame give the first.
+        Duplicates are decoded once.
 
         Args:
             timestamps: ``(n,)`` seconds, any order, duplicates allowed.
             allow_partial: when the file is damaged or truncated, answer requests past the damage
                 with the last good frame instead of raising (requests before it are exact).
-            seek_mode: ``"exact"`` decodes from the keyframe before each time up to it;
-                ``"keyframe"`` returns the keyframe at or before each time instead (up to one
-                keyframe interval early, but one decoded frame per time: several times faster
-                for clips spread over a long video, where the exact frame rarely matters).
+            seek_mode: ``"exact"`` gives the frames a full decode would; ``"keyframe"`` returns
+                the keyframe at or before each time instead (up to one keyframe interval early,
+                but one decoded frame per time: faster for clips spread over a long video).
 
         Returns:
             ``(n, H, W, 3)`` uint8, upright, in the order requested.
@@ -274,89 +362,126 @@ class VideoReader:
         return _rotate(out, self.metadata.rotation)
 
     def _keyframe_times(self) -> list[float] | None:
-        """Sorted keyframe times (relative seconds) from the demuxer's index, when it has one."""
+        """Sorted keyframe times (relative seconds) from the demuxer's index, when it has one.
+
+        A hint for planning only: index times can be decode times (B-frames) or point past the frame,
+        so every seek is checked against the frame it actually yields.
+        """
         if not hasattr(self, "_keyframes"):
             tb = float(self._stream.time_base)
             try:
-                entries = self._stream.index_entries
-                times = sorted(e.timestamp * tb for e in entries if e.is_keyframe)
+                times = sorted(e.timestamp * tb for e in self._stream.index_entries if e.is_keyframe)
             except (TypeError, AttributeError):
                 times = []
-            # Index times are decode times (mp4): B-frame reordering puts them a constant delay
-            # before presentation, so anchor the first keyframe at the stream start.
-            self._keyframes = [t - times[0] for t in times] if times else None
+            self._keyframes = [t - times[0] for t in times] if len(times) > 1 else None
         return self._keyframes
 
-    def _should_seek(self, target: float, position: float) -> bool:
-        """Whether to seek for ``target`` rather than decode on from ``position`` (relative s)."""
-        if target <= position:
+    def _dense(self, targets: list[float]) -> bool:
+        """Whether one forward decode beats seeking: targets fill most of the keyframe intervals they span."""
+        keyframes = self._keyframe_times()
+        if keyframes is None:  # no index (WebM without cues, TS, AVI without idx1): judge by time
+            return len(targets) >= max(2.0, (targets[-1] - targets[0]) / 2.0)
+        gops = {bisect.bisect_right(keyframes, t) for t in targets}
+        spanned = bisect.bisect_right(keyframes, targets[-1]) - max(0, bisect.bisect_right(keyframes, targets[0]) - 1)
+        return len(gops) >= 0.5 * spanned or targets[0] < keyframes[1] and len(gops) >= 0.5 * (spanned + 1)
+
+    def _can_seek(self) -> bool:
+        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
+        seekable = isinstance(self._source, (str, os.PathLike)) or self._source.seekable()
+        return fmt in _SEEKABLE and seekable
+
+    def _worth_seeking(self, target: float, position: float) -> bool:
+        """Whether a seek for ``target`` can land past ``position`` (else decoding on is cheaper)."""
+        if not self._can_seek():
             return False
         keyframes = self._keyframe_times()
         if keyframes is None:
-            return target - position > _SEEK_THRESHOLD_S
-        # Seek only if a keyframe lies between here and the target: otherwise a seek would land
-        # on a keyframe behind us and re-decode frames we already passed.
+            return target - position > _NO_INDEX_SEEK_S
         k = bisect.bisect_right(keyframes, target + 1e-6) - 1
-        return k >= 0 and keyframes[k] > position + 1e-6
+        # Frames a seek would skip, against its own cost (a demuxer jump and a decoder flush).
+        return k >= 0 and keyframes[k] - position > max(_SEEK_COST_FRAMES / (self.metadata.fps or 25.0), 0.25)
+
+    def _start(self, target: float):
+        """A frame iterator positioned so its first frame is at or before ``target``, and that frame.
+
+        Seeks to the keyframe before ``target`` and checks the frame it lands on; a seek that lands
+        after the target (or nowhere) is retried further back, then the file is decoded from the start.
+        """
+        keyframes = self._keyframe_times()
+        near = (target < keyframes[1] - 1e-6) if keyframes is not None else target <= _NO_INDEX_SEEK_S
+        if self._can_seek() and not near:
+            back = 0.0
+            for _ in range(_SEEK_RETRIES):
+                self._seek(self.metadata.start_time + max(0.0, target - back))
+                frames = self._frames()
+                first = next(frames, None)
+                if first is not None:
+                    t = self._time(first, -math.inf)
+                    if t <= target + 1e-6:
+                        return frames, first
+                    back = max(2.0 * back, t - target + 1.0)
+                else:
+                    back = max(2.0 * back, 1.0)
+                if target - back <= 0:
+                    break
+        self._reopen("SLICE" if self._seeking else None)
+        frames = self._frames()
+        return frames, next(frames, None)
 
     def _decode_sorted(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
-        """One RGB array per target (sorted, unique, relative seconds), seeking between far-apart runs."""
-        start = self.metadata.start_time
-        fps = self.metadata.fps or 25.0
+        """One RGB array per target (sorted, unique, relative seconds)."""
         eps = 1e-6
-        results: list[np.ndarray | None] = [None] * len(targets)
+        n = len(targets)
+        results: list[np.ndarray | None] = [None] * n
+        # Frame threads speed a long forward decode but make every seek refill their pipeline.
+        self._seeking = not self._dense(targets)
+        if self._seeking and self._threads:
+            self._reopen("SLICE")
         prev: av.VideoFrame | None = None  # the frame on screen now, kept unconverted
-        prev_t = -math.inf  # its time, relative seconds
-        error: Exception | None = None
-        frames = None
-        i = 0
-        while i < len(targets):
-            if frames is None or self._should_seek(targets[i], prev_t):
-                # A tiny first target decodes from the start: no seek needed, and no risk of an
-                # index that cannot reach time 0 exactly (B-frame delays, edit lists).
-                self._seek(start + targets[i] if targets[i] > eps else None)
-                frames = self._container.decode(self._stream)
-                prev, prev_t = None, -math.inf
-            try:
-                frame = next(frames)
-            except StopIteration:
+        prev_t = -math.inf
+        i, sought = 0, 0  # the first target's seek is _start's
+        frames, pending = self._start(targets[0])
+        while i < n:
+            frame = pending if pending is not None else next(frames, None)
+            pending = None
+            if frame is None:
                 break
-            except av.FFmpegError as e:  # damaged data mid-stream
-                error = e
-                break
-            t = self._frame_time(frame, prev_t + start, fps) - start
+            t = self._time(frame, prev_t)
             if t > targets[i] + eps:
-                # ``frame`` starts after the target, so ``prev`` was on screen then. Without a
-                # ``prev`` (target before the first frame, or a seek that overshot) the nearest
-                # frame is this one.
-                shown = prev if prev is not None else frame
-                rgb = shown.to_ndarray(format="rgb24")
-                while i < len(targets) and t > targets[i] + eps:
+                shown = prev if prev is not None else frame  # a target before the first frame gets the first
+                rgb = self._rgb(shown)
+                while i < n and t > targets[i] + eps:
                     results[i] = rgb
                     i += 1
             prev, prev_t = frame, t
-        return self._finish(targets, results, prev, prev_t, error, allow_partial)
+            # Seek ahead when a keyframe lies between here and the next target (by the index, or by
+            # distance without one), at most once per target: progress is guaranteed.
+            if i < n and i != sought and self._worth_seeking(targets[i], t):
+                sought = i
+                frames, pending = self._start(targets[i])
+                prev, prev_t = None, -math.inf
+        return self._finish(targets, results, prev, prev_t, self._error, allow_partial)
 
     def _decode_keyframes(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
-        """The keyframe at or before each target: one seek and one decoded frame per target."""
-        start, results, cache = self.metadata.start_time, [], {}
+        """The keyframe at or before each target: one checked seek and one decoded frame per target."""
+        results, cache = [], {}
+        self._seeking = True
+        if self._threads:
+            self._reopen("SLICE")
         for target in targets:
-            self._seek(start + target if target > 1e-6 else None)
-            try:
-                frame = next(self._container.decode(self._stream), None)
-            except av.FFmpegError as e:
-                if not (allow_partial and results):
-                    raise VideoDecodeError(f"cannot decode video '{self.name}' near {target:.3f}s (FFmpeg: {e})"
-                                           + ("" if allow_partial else "; pass allow_partial=True")) from e
-                frame = None
+            _, frame = self._start(target)
             if frame is None:  # past the end, or damage: keep the last good keyframe
                 if not results:
-                    raise VideoDecodeError(f"cannot decode video '{self.name}': no decodable video frames")
+                    cause = f"FFmpeg: {self._error}" if self._error else "no decodable video frames"
+                    raise VideoDecodeError(f"cannot decode video '{self.name}': {cause}")
+                if self._error is not None and not allow_partial:
+                    raise VideoDecodeError(f"cannot decode video '{self.name}' near {target:.3f}s "
+                                           f"(FFmpeg: {self._error}); pass allow_partial=True")
                 results.append(results[-1])
                 continue
             key = frame.pts
             if key not in cache:
-                cache[key] = frame.to_ndarray(format="rgb24")
+                cache[key] = self._rgb(frame)
             results.append(cache[key])
         return results
 
@@ -370,7 +495,7 @@ class VideoReader:
             raise VideoDecodeError(f"cannot decode video '{self.name}': {cause}")
         fps = self.metadata.fps or 25.0
         damaged = error is not None or (
-            self.metadata.duration is not None
+            self.metadata.duration is not None and self._reliable_duration()
             and last_t + 2.0 / fps + _TRUNCATION_SLACK_S < min(targets[pending[-1]], self.metadata.duration)
         )
         if damaged and not allow_partial:
@@ -381,27 +506,34 @@ class VideoReader:
                 f"cannot decode video '{self.name}' at {targets[pending[-1]]:.3f}s: {cause}; "
                 "pass allow_partial=True to get the frames before the damage"
             )
-        arr = last.to_ndarray(format="rgb24")
+        arr = self._rgb(last)
         for k in pending:
             results[k] = arr
         return results
 
-    @staticmethod
-    def _frame_time(frame: av.VideoFrame, prev_abs: float, fps: float) -> float:
-        # Some containers leave pts unset; continue from the previous frame at the nominal rate.
-        if frame.pts is not None and frame.time_base is not None:
-            return float(frame.pts * frame.time_base)
-        return (prev_abs + 1.0 / fps) if math.isfinite(prev_abs) else 0.0
+    def _reliable_duration(self) -> bool:
+        """Whether the header's duration can be believed (not an estimate from a bit rate)."""
+        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
+        return fmt not in _UNRELIABLE_DURATION
 
     def frame_times(self) -> torch.Tensor:
         """``(n,)`` float64 presentation times (s, from start) of every frame, by demuxing only.
 
-        Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files.
+        Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files and
+        files whose header counts are estimates.
         """
-        self._seek(None)
+        self._reopen()
         tb = self._stream.time_base
-        pts = [p.pts for p in self._container.demux(self._stream) if p.pts is not None and p.size > 0]
-        self._seek(None)
+        pts: list[int] = []
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.pts is not None and packet.size > 0:
+                    pts.append(packet.pts)
+        except av.FFmpegError:
+            pass  # a cut file: the packets before the cut
+        self._reopen()
+        if not pts:  # no timestamps (raw streams): count frames at the nominal rate
+            return torch.zeros(0, dtype=torch.float64)
         return (torch.tensor(sorted(pts), dtype=torch.float64) * float(tb)) - self.metadata.start_time
 
 
@@ -451,7 +583,7 @@ def read_clip(
     with VideoReader(source) as reader:
         meta = reader.metadata
         total = meta.estimated_num_frames
-        if exact_times or total is None or meta.fps is None:
+        if exact_times or total is None or meta.fps is None or not reader._reliable_duration():
             times = reader.frame_times()
             if times.numel() == 0:
                 raise VideoDecodeError(f"cannot decode video '{reader.name}': no video packets")

@@ -32,7 +32,7 @@ def _describe(accept: set[str]) -> str:
     return " or ".join(sorted(accept))
 
 
-def expand_inputs(inputs: Any, accept: set[str], _lists: tuple[str, ...] = ()) -> list[Item]:
+def expand_inputs(inputs: Any, accept: set[str], _lists: frozenset[str] = frozenset()) -> list[Item]:
     """Files, folders (recursive, by known extension), list files (one path a line) and tensors.
 
     A folder contributes the files of the kinds in ``accept`` (sorted); a named file of another
@@ -43,14 +43,11 @@ def expand_inputs(inputs: Any, accept: set[str], _lists: tuple[str, ...] = ()) -
         inputs = [inputs]
     items: list[Item] = []
     for i, entry in enumerate(inputs):
-        if isinstance(entry, Item):  # expanded already (the CLI filters them for --resume)
-            items.append(entry)
-            continue
         if not isinstance(entry, (str, os.PathLike)):
             items.append(Item(f"input[{i}]", entry))
             continue
-        if not os.fspath(entry):
-            items.append(Item("", None, "input: expected a file, folder or list path, got an empty name"))
+        if not os.fspath(entry).strip():  # Path("") is the current folder: never scan it by accident
+            items.append(Item(os.fspath(entry), None, "empty path: expected a file, folder or list file"))
             continue
         path = Path(entry)
         if path.is_dir():
@@ -60,13 +57,14 @@ def expand_inputs(inputs: Any, accept: set[str], _lists: tuple[str, ...] = ()) -
                 items.append(Item(str(path), None, f"no {_describe(accept)} files in folder {path}"))
         elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
             real = os.path.realpath(path)
-            if real in _lists:  # a list that names itself, directly or through others
-                items.append(Item(str(path), None, f"{path}: list file includes itself (through {_lists[-1]})"))
+            if real in _lists:
+                items.append(Item(str(path), None, f"{path}: list file includes itself (directly or through "
+                                                   "another list); its entries are read once"))
                 continue
-            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()]
             named = [ln if os.path.isabs(ln) or os.path.exists(ln) else str(path.parent / ln)
                      for ln in lines if ln and not ln.startswith("#")]
-            items.extend(expand_inputs(named, accept, _lists + (real,)))
+            items.extend(expand_inputs(named, accept, _lists | {real}))
         elif not path.exists():
             items.append(Item(str(path), None, f"{path}: no such file or folder"))
         else:

@@ -20,6 +20,7 @@ class Loaded:
     folder: str
     family: str  # model_type
     compile: bool = False
+    inputs: dict[str, int] = field(default_factory=dict)  # frames/size the user asked for instead of the model's
     _compiled: dict[str, Callable] = field(default_factory=dict, repr=False)
 
     @property
@@ -32,8 +33,12 @@ class Loaded:
 
     @property
     def runner(self) -> Callable:
-        """The model's forward (torch.compile'd when asked)."""
-        return self.compiled("forward", self.model)
+        """The model's forward (torch.compile'd when asked); with other frames/sizes than the model's,
+        position tables follow the input (``interpolate_pos_encoding``)."""
+        forward = self.compiled("forward", self.model)
+        if self.inputs:
+            return lambda **kw: forward(**kw, interpolate_pos_encoding=True)
+        return forward
 
     def compiled(self, name: str, fn: Callable) -> Callable:
         """``fn`` itself, or torch.compile(fn) once per ``name`` when the model was loaded with compile=True,
@@ -52,9 +57,23 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     compile: bool = False,
     strict: bool = True,
+    precision: str | None = None,
+    frames: int | None = None,
+    size: int | None = None,
     **hub: Any,
 ) -> Loaded:
-    """Resolve ``ref`` (folder, hub id, or registry name), build the class config.json names."""
+    """Resolve ``ref`` (folder, hub id, or registry name), build the class config.json names.
+
+    ``precision`` (fp32, bf16, int8, auto; see mediaformers.precision) is applied after loading;
+    it and ``dtype`` are two ways to say the same thing, so only one may be given.
+    ``frames``/``size``: feed video models that many frames of ``size`` x ``size`` instead of what their
+    config says (position tables are recomputed or resampled for the new grid).
+    """
+    for name, value in (("frames", frames), ("size", size)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name}: expected a positive whole number, got {value!r}")
+    if precision is not None and dtype is not None:
+        raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype!r}")
     folder, config = read_config(ref, **hub)
     family = config.get("model_type")
     try:
@@ -62,7 +81,14 @@ def load_model(
     except ValueError as err:
         raise ValueError(f"{ref}: {err}") from None
     model = model_class(config).from_pretrained(folder, device=device, dtype=dtype, strict=strict)
-    return Loaded(model, folder, family, compile)
+    if precision is not None:
+        from ..precision import apply_precision
+
+        apply_precision(model, precision, device)
+    inputs = {k: v for k, v in (("frames", frames), ("size", size)) if v is not None}
+    if inputs and not {"video", "image"} & set(get_family(family).processors):
+        raise ValueError(f"frames/size: apply to video and image models; {ref} is a {family} model")
+    return Loaded(model, folder, family, compile, inputs)
 
 
 def processor(loaded: Loaded, kind: str):
@@ -86,6 +112,14 @@ def processor(loaded: Loaded, kind: str):
     for key in spec.limits:
         if key in saved and key in implied:
             settings[key] = min(saved[key], implied[key])
+    if "frames" in loaded.inputs and kind == "video":
+        settings["num_frames"] = loaded.inputs["frames"]
+    if "size" in loaded.inputs and kind in ("video", "image"):
+        s, crop = loaded.inputs["size"], settings.get("crop_size") or {}
+        short = (settings.get("size") or {}).get("shortest_edge")
+        ratio = short / crop["height"] if short and crop.get("height") else 1.0  # keep the resize-then-crop margin
+        settings["crop_size"] = {"height": s, "width": s}
+        settings["size"] = {"shortest_edge": round(s * ratio)}
     return cls(**settings)
 
 

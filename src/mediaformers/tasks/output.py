@@ -1,17 +1,17 @@
-"""JSON Lines output that survives interruption: one writer at a time, resume without losing a byte.
+"""JSON Lines output that survives interruption: one writer at a time, resume that never loses data.
 
-- ``-o FILE`` is locked (``flock``, exclusive, non-blocking) for the whole run: a second writer is
-  refused instead of interleaving records.
-- ``--resume`` first checks that every complete line is a record of ours (a JSON object with
-  ``"input"``); a file that is not ours is refused untouched. Only then is a torn last line (a run
-  killed mid-write) cut off, in place with ``ftruncate`` — the file is never rewritten.
-- Inputs are matched by their resolved absolute path, so ``clips/`` and ``/abs/clips`` are one folder.
-- Strings that are not valid UTF-8 (file names from another encoding) are written with their bytes
-  escaped as ``\\xNN`` instead of aborting the run.
+- The file is locked (``flock``, exclusive, non-blocking) for the whole run: a second writer is
+  refused at once instead of interleaving records.
+- ``--resume`` first checks that every complete line is a record of ours (a JSON object with an
+  ``"input"``); a file that is not is refused untouched. Only then is a torn last line (a run killed
+  mid-write) cut off, in place (``ftruncate``): the file is never rewritten.
+- Records are flushed one by one, so whatever finished before an interruption is kept.
+- Inputs are keyed by their resolved absolute path, so the same file named another way is not redone.
+- File names that are not valid UTF-8 are written with JSON's ``\\udcXX`` escapes (Python's
+  surrogateescape), which read back to the same name.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -21,82 +21,112 @@ from pathlib import Path
 from typing import Any, TextIO
 
 
-def escape(value: Any) -> Any:
-    """Strings with undecodable bytes (``surrogateescape``) get them as ``\\xNN`` text; JSON-safe."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    if isinstance(value, dict):
-        return {k: escape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [escape(v) for v in value]
-    return value
+class OutputError(ValueError):
+    """A problem with the output file, named with what was expected."""
 
 
 def input_key(name: str) -> str:
-    """What resume compares: the escaped, absolute, resolved path."""
-    return escape(os.path.realpath(name))
+    """The identity of an input for resume: its resolved absolute path (other names stay as they are)."""
+    if name.startswith("input[") or not name:
+        return name
+    return os.path.realpath(name)
 
 
-def record_line(rec: dict[str, Any]) -> str:
-    return json.dumps(escape(rec), ensure_ascii=False) + "\n"
+def dumps(record: dict[str, Any]) -> str:
+    """One JSON line; non-UTF-8 names (lone surrogates) are escaped instead of failing the run."""
+    try:
+        line = json.dumps(record, ensure_ascii=False)
+        line.encode("utf-8")
+        return line
+    except UnicodeEncodeError:
+        return json.dumps(record, ensure_ascii=True)
 
 
-def _done_inputs(path: Path, data: bytes) -> tuple[set[str], int]:
-    """(input keys with a successful record, length of the complete lines). Raises if not ours."""
-    keep = data.rfind(b"\n") + 1
-    done: set[str] = set()
-    for n, line in enumerate(data[:keep].split(b"\n")[:-1], 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line.decode("utf-8"))
-        except ValueError:
-            rec = None
-        if not isinstance(rec, dict) or not isinstance(rec.get("input"), str):
-            raise ValueError(f"{path}: expected JSON Lines records with an \"input\" (a mediaformers output), "
-                             f"got line {n}: {line[:60]!r}; the file was not changed")
-        if "error" not in rec:
-            done.add(input_key(rec["input"]))
-    return done, keep
-
-
-def open_output(output: str | None, *, resume: bool = False, overwrite: bool = False) -> tuple[TextIO, set[str]]:
-    """The stream to write records to and the input keys already done (``--resume``).
-
-    The returned file holds the lock until it is closed (or the process ends, however it ends).
-    """
-    if not output:
-        return sys.stdout, set()
-    path = Path(output)
-    if path.is_dir():
-        raise ValueError(f"-o: expected a file, got the folder {path}")
+def check_output_path(path: Path, *, resume: bool = False, overwrite: bool = False, resumable: bool = True) -> None:
+    """Refuse, before any work, an output that cannot be written or that would be lost."""
+    if path.exists() and path.is_dir():
+        raise OutputError(f"-o: expected a file, got a folder {path}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"-o: {path} would be inside {parent}, which is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise OutputError(f"-o: cannot write in {parent} (permission denied or read-only)")
+            break
     if path.exists() and not (resume or overwrite):
-        raise ValueError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    except (FileExistsError, NotADirectoryError):
-        raise ValueError(f"-o: cannot create {path}: a parent is a file, not a folder") from None
-    except OSError as err:
-        raise ValueError(f"-o: cannot write {path}: {err.strerror}") from None
-    try:
+        how = "--resume to continue it or --overwrite to replace it" if resumable else "--overwrite to replace it"
+        raise OutputError(f"-o: {path} exists; pass {how}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"-o: {path} is not writable")
+
+
+class RecordWriter:
+    """Write records to ``path`` (or stdout when None); see the module docstring for the guarantees."""
+
+    def __init__(self, path: str | os.PathLike | None, *, resume: bool = False, overwrite: bool = False):
+        self.path = Path(path) if path is not None else None
+        self.done: set[str] = set()
+        self._fh: TextIO | None = None
+        if self.path is None:
+            return
+        check_output_path(self.path, resume=resume, overwrite=overwrite)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ValueError(f"{path} is being written by another mediaformers run; "
-                                 "wait for it to finish or choose another -o") from None
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"-o: {self.path} is being written by another mediaformers run; wait for it to "
+                              "end or choose another output") from None
+        try:
+            if resume:
+                self.done = self._validated_done(fd)
+            elif stat.S_ISREG(os.fstat(fd).st_mode):  # not a device or pipe (/dev/full, /dev/stdout)
+                os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_END)
+        except BaseException:
+            os.close(fd)
             raise
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+
+    def _validated_done(self, fd: int) -> set[str]:
+        size = os.fstat(fd).st_size
+        raw = b""
+        while len(raw) < size:
+            chunk = os.pread(fd, min(1 << 24, size - len(raw)), len(raw))
+            if not chunk:
+                break
+            raw += chunk
+        end = raw.rfind(b"\n") + 1  # bytes after the last newline: a record cut by an interruption
         done: set[str] = set()
-        if resume:
-            size = os.fstat(fd).st_size
-            data = os.pread(fd, size, 0) if size else b""
-            done, keep = _done_inputs(path, data)  # validate before touching anything
-            if keep != len(data):
-                os.ftruncate(fd, keep)  # the torn record of an interrupted write is redone
-        elif stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/stdout, a pipe, ...
-            os.ftruncate(fd, 0)  # --overwrite (or a new file), only once the lock is ours
-        return os.fdopen(fd, "a", encoding="utf-8"), done
-    except BaseException:
-        os.close(fd)
-        raise
+        for n, line in enumerate(raw[:end].splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                rec = None
+            if not isinstance(rec, dict) or not isinstance(rec.get("input"), str):
+                raise OutputError(f"--resume: {self.path} line {n} is not a mediaformers record (expected a JSON "
+                                  f"object with an \"input\"), got {line[:60]!r}; the file was left as it was")
+            if "error" not in rec:
+                done.add(input_key(rec["input"]))
+        if end < len(raw):
+            os.ftruncate(fd, end)  # in place: the torn record is redone
+        return done
+
+    def write(self, record: dict[str, Any]) -> None:
+        out = self._fh if self._fh is not None else sys.stdout
+        out.write(dumps(record) + "\n")
+        out.flush()  # record by record: an interrupted run keeps what it finished
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the descriptor releases the lock
+            self._fh = None
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

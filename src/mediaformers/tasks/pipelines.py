@@ -39,7 +39,8 @@ class Classification(Pipeline):
     """
 
     def __init__(self, loaded: Loaded, *, top_k: int = 5, aggregate: str = "mean", activation: str | None = None,
-                 num_clips: int = 1, num_crops: int = 1, hop: int | None = None, **kw: Any):
+                 num_clips: int = 1, num_crops: int = 1, hop: int | None = None, allow_partial: bool = False,
+                 **kw: Any):
         super().__init__(loaded, **kw)
         self.task = loaded.declaration.task
         if aggregate not in ("mean", "max"):
@@ -49,7 +50,7 @@ class Classification(Pipeline):
                              "checkpoint, or use the feature-extraction task")
         self.top_k, self.aggregate, self.activation = top_k, aggregate, activation
         self.id2label = loaded.config.id2label
-        self.views = make_views(loaded, num_clips=num_clips, num_crops=num_crops, hop=hop)
+        self.views = make_views(loaded, num_clips=num_clips, num_crops=num_crops, hop=hop, allow_partial=allow_partial)
 
     def prepare(self):
         return self.views
@@ -81,9 +82,9 @@ class FeatureExtraction(Pipeline):
 
     task = "feature-extraction"
 
-    def __init__(self, loaded: Loaded, **kw: Any):
+    def __init__(self, loaded: Loaded, allow_partial: bool = False, **kw: Any):
         super().__init__(loaded, **kw)
-        self.views = make_views(loaded)
+        self.views = make_views(loaded, allow_partial=allow_partial)
 
     def prepare(self):
         return self.views
@@ -110,6 +111,9 @@ def pipeline(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     compile: bool = False,
+    precision: str | None = None,
+    frames: int | None = None,
+    size: int | None = None,
     batch_size: int = 4,
     num_workers: int = 0,
     **options: Any,
@@ -119,10 +123,19 @@ def pipeline(
     ``task`` None picks the family's natural task (what ``mediaformers classify`` runs).
     ``options`` go to the task: ``top_k``, ``aggregate`` ('mean'/'max'), ``activation``,
     ``num_clips``/``num_crops`` (video), ``hop`` (audio windows, in frames), ``template`` (zero-shot).
+    ``precision``: fp32, bf16, int8 or auto (bf16 where the hardware has it); see mediaformers.precision.
+    ``frames``/``size``: video models take that many frames of that size instead of their config's.
     """
     if model is None:
         raise ValueError("model: expected a checkpoint folder, hub id or registry name, got None")
-    loaded = model if isinstance(model, Loaded) else load_model(model, device=device, dtype=dtype, compile=compile)
+    if isinstance(model, Loaded):
+        loaded = model
+        if precision is not None or frames is not None or size is not None:
+            raise ValueError("precision/frames/size: set them when loading the model (load_model(...)), got an "
+                             "already loaded model")
+    else:
+        loaded = load_model(model, device=device, dtype=dtype, compile=compile, precision=precision, frames=frames,
+                            size=size)
     fam = loaded.declaration
     task = task or fam.task
     if task not in TASKS:

@@ -39,7 +39,7 @@ class VideoViews:
     def frames(self, source: Any) -> torch.Tensor:
         """uint8 ``(clips, T, 3, H, W)``."""
         if _is_path(source):
-            return read_clip(source, self.sampler).permute(0, 1, 4, 2, 3)
+            return read_clip(source, self.sampler, allow_partial=self.allow_partial).permute(0, 1, 4, 2, 3)
         return torch.stack(self.processor.to_clips(source))
 
     def __call__(self, source: Any) -> dict[str, torch.Tensor]:
@@ -71,7 +71,8 @@ class SpectrogramWindows:
         from ..processors.fbank import fbank, kaldi_framing, kaldi_num_frames
 
         fe, length = self.fe, self.fe.max_length
-        wave = load_audio(source, fe.sampling_rate) if _is_path(source) else torch.as_tensor(source, dtype=torch.float32)
+        wave = (load_audio(source, fe.sampling_rate, allow_partial=self.allow_partial) if _is_path(source)
+                else torch.as_tensor(source, dtype=torch.float32))
         # frames counted first, so the features are computed once (by the extractor for one window)
         shift = kaldi_framing(fe.sampling_rate)[1]
         total = kaldi_num_frames(wave.shape[-1], fe.sampling_rate)
@@ -101,7 +102,8 @@ class AudioVisualViews:
             raise ValueError("this model takes video files (frames and audio track of the same file), "
                              f"got {type(source).__name__}")
         pixels = self.video(source)
-        audio = self.audio(load_audio(source, self.audio.sampling_rate), sampling_rate=self.audio.sampling_rate)
+        audio = self.audio(load_audio(source, self.audio.sampling_rate, allow_partial=self.allow_partial),
+                           sampling_rate=self.audio.sampling_rate)
         return {"pixel_values": pixels["pixel_values"], "pixel_mask": pixels["pixel_mask"],
                 "audio_values": audio["audio_values"], "audio_mask": audio["audio_mask"]}
 
@@ -123,7 +125,13 @@ class ImageOrVideoFrames:
         return {"pixel_values": self.processor(source)["pixel_values"]}
 
 
-def make_views(loaded, *, num_clips: int = 1, num_crops: int = 1, hop: int | None = None):
+def make_views(loaded, *, num_clips: int = 1, num_crops: int = 1, hop: int | None = None, allow_partial: bool = False):
+    views = _views(loaded, num_clips=num_clips, num_crops=num_crops, hop=hop)
+    views.allow_partial = allow_partial  # damaged/cut files: decode what is there instead of failing
+    return views
+
+
+def _views(loaded, *, num_clips: int, num_crops: int, hop: int | None):
     """The preparation a model's processors imply: video alone -> clips (``num_clips`` x ``num_crops``
     views), audio alone -> spectrogram windows every ``hop`` frames, video and audio -> both tracks of
     a video file, images -> an image or a video's frames."""
