@@ -9,7 +9,6 @@ import pytest
 from tests.tasks.test_cli import cli, records
 
 
-
 def refused(proc, text):
     assert proc.returncode == 2, proc.stderr
     assert text in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
