@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 import transformers as tf
 
 import mediaformers as mf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench  # noqa: E402
 
 
 def model_flops(c: mf.ASTConfig, batch: int) -> float:
@@ -32,15 +37,7 @@ def model_flops(c: mf.ASTConfig, batch: int) -> float:
 
 def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 4096, runs: int = 3) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    best = min(_time(lambda: torch.mm(a, b)) for _ in range(runs))
-    return 2 * n**3 / best
-
-
-def _time(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    return 2 * n**3 / bench(lambda: torch.mm(a, b), warmup=1, repeat=runs, reduce=min)
 
 
 

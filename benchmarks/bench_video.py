@@ -32,18 +32,14 @@ from mediaformers.processors.video_processors import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench  # noqa: E402
 from tests.media import natural_frames  # noqa: E402
 
 
 def best_of(fn, repeats: int = 5) -> float:
     """Best wall time (s) of ``repeats`` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return bench(fn, warmup=1, repeat=repeats, reduce=min)
 
 
 def make_long_video(path: Path, seconds: int, size: tuple[int, int], fps: int = 30, gop_s: float = 2.0,

@@ -9,23 +9,56 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def bench(fn: Callable[[], object], *, warmup: int = 1, repeat: int = 3, min_seconds: float = 0.0) -> float:
-    """Median wall time of ``fn`` in seconds (after warm-up), under inference mode."""
+def sync() -> None:
+    """Wait for queued GPU work, so a timing covers the work and not just its launch."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Wall seconds of one call, GPU work included."""
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def bench(fn: Callable[[], object], *, warmup: int = 1, repeat: int = 3, min_seconds: float = 0.0,
+          reduce: Callable[[list[float]], float] = statistics.median) -> float:
+    """Median (or ``reduce``) wall time of ``fn`` in seconds after warm-up, under inference mode."""
     with torch.inference_mode():
         for _ in range(warmup):
             fn()
         times = []
         start = time.perf_counter()
         while len(times) < repeat or time.perf_counter() - start < min_seconds:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+            times.append(timed(fn))
+    return reduce(times)
+
+
+def alternate(*fns: Callable[[], object], runs: int, warmup: int = 1) -> list[float]:
+    """Median seconds of each function, called in turn (so drifting machine load hits all alike)."""
+    times: list[list[float]] = [[] for _ in fns]
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns:
+                fn()
+        for _ in range(runs):
+            for fn, t in zip(fns, times):
+                t.append(timed(fn))
+    return [statistics.median(t) for t in times]
 
 
 def flops(fn: Callable[[], object]) -> int:
-    """Floating-point operations of one call (matmuls, convs, attention), counted by torch."""
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    """Floating-point operations of one call (matmuls, convs, attention), counted by torch.
+
+    Counted with the math attention kernel: FlopCounterMode has no formula for the fused CPU
+    attention kernel, which would leave attention's matmuls out.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
 

@@ -42,7 +42,9 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 12, audio: bool = Tru
         for pkt in v.encode():
             box.mux(pkt)
         if a is not None:
-            n = int(16000 * len(frames) / fps)
+            # whole 1024-sample AAC frames: the encoder pads a partial last frame with whatever memory
+            # holds, so the file (and the scores printed for it) varied from run to run
+            n = -(-int(16000 * len(frames) / fps) // 1024) * 1024
             t = np.arange(n) / 16000
             wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
             frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")

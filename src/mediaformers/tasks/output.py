@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -80,7 +81,7 @@ class RecordWriter:
         try:
             if resume:
                 self.done = self._validated_done(fd)
-            else:
+            elif stat.S_ISREG(os.fstat(fd).st_mode):  # not a device or pipe (/dev/full, /dev/stdout)
                 os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_END)
         except BaseException:
