@@ -48,6 +48,9 @@ _EPS = 1e-6
 # Containers whose timestamps are in decode order (B-frames come out 1,2,4,3,...): frames are
 # timed by their index in the decoder's output instead.
 _INDEX_TIMED_FORMATS = {"avi"}
+# Formats whose seeks re-derive timestamps (MPEG-PS dates the packets after a seek 0.1 s off
+# from a straight read) or that have no index (raw elementary streams): read forward only.
+_NO_SEEK_FORMATS = {"mpeg", "mpegvideo", "h264", "hevc", "m4v", "h263"}
 # A request left unanswered at end of stream counts as truncation only when it lies this far past
 # the last decoded frame (plus two frame durations): headers round durations a little.
 _TRUNCATION_SLACK_S = 0.25
@@ -193,8 +196,8 @@ class VideoReader:
         self._thread_type = "AUTO"
         fmt = self._container.format.name if self._container.format else ""
         self._index_timing = bool(set(fmt.split(",")) & _INDEX_TIMED_FORMATS)
-        self._seekable_source = isinstance(source, (str, os.PathLike)) or bool(
-            getattr(source, "seekable", lambda: False)())
+        self._seekable_source = not set(fmt.split(",")) & _NO_SEEK_FORMATS and (
+            isinstance(source, (str, os.PathLike)) or bool(getattr(source, "seekable", lambda: False)()))
         self._seekable = self._seekable_source
         self.metadata = self._probe()
 
