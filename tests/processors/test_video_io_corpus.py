@@ -140,3 +140,34 @@ def test_max_size_scales_inside_ffmpeg(tmp_path):
     assert [frame_index_of(f) for f in frames.numpy()] == [0, 1, 1]
     with pytest.raises(ValueError, match=r"max_size: expected a positive int or None, got 0"):
         read_frames_at(path, [0.0], max_size=0)
+
+
+# -- adversarial demuxers: an index that lies, a seek that overshoots ---------------------------
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", ["h264_gop250.mp4", "hevc_gop12.mkv", "vp8_gop12.webm"])
+def test_lying_keyframe_index_cannot_loop(corpus, name):
+    # The index claims a keyframe at every frame, so every seek lands earlier than it promises
+    # (real files: edit lists, B-frame delays). The old reader sought again, forever.
+    item, times, ref, _ = _get(corpus, name)
+    probes = [times[-1], times[3], times[20] - 1e-4, times[12], times[27] + 1e-4]
+    with VideoReader(item.path) as reader:
+        reader._keyframes = list(times)
+        got = reader.get_frames_at(probes).numpy()
+    for t, g in zip(probes, got):
+        assert np.array_equal(g, ref[_expected(times, ref, t)]), f"{name} t={t}"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", ["h264_gop12.mp4", "mpeg4_gop12.mp4", "h264_gop12.ts"])
+def test_overshooting_seek_is_caught(corpus, name):
+    # A demuxer that lands a second past the target (seen with hevc and mpeg-1): the first frame
+    # after the seek is checked, the reader seeks further back or decodes from the start.
+    item, times, ref, _ = _get(corpus, name)
+    probes = [times[5], times[14], times[25] - 1e-4, times[26]]
+    with VideoReader(item.path) as reader:
+        real_seek = reader._seek
+        reader._seek = lambda seconds: real_seek(seconds + 1.0)
+        reader._keyframes = list(times)  # make every target look worth a seek
+        got = reader.get_frames_at(probes).numpy()
+    for t, g in zip(probes, got):
+        assert np.array_equal(g, ref[_expected(times, ref, t)]), f"{name} t={t}"
