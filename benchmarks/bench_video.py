@@ -4,9 +4,9 @@
 
 1. transform: 16 decoded 320x240 frames through our VideoMAE processor vs transformers'
    VideoMAEImageProcessorPil (target >= 5x faster).
-2. decode: 16 uniform frames (sparse) and a 16x4 stride clip (dense) from h264 files made on the
-   fly (long GOP 250 with B-frames, GOP 2 s, GOP 0.5 s, 1080p, VFR) with our exact reader vs
-   PyAV decoding every frame and picking, and decord2 when installed (target >= 5x on sparse).
+2. decode: 16 uniformly sampled frames from generated h264 files of users' structure (see FILES:
+   720p/1080p, GOP 0.5-10 s, with and without B-frames) with our reader (exact and keyframe
+   modes) vs PyAV decoding every frame and picking, and vs decord2 where it installs.
 3. pipeline: decode + transform in clips/s through a DataLoader with 0, 1 and 2 workers.
 """
 
@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from mediaformers.processors.datasets import VideoClipDataset, collate_video_clips
-from mediaformers.processors.sampling import ClipSampler
-from mediaformers.processors.video_io import VideoReader, read_clip
+from mediaformers.processors.sampling import ClipSampler, uniform
+from mediaformers.processors.video_io import read_clip
 from mediaformers.processors.video_processors import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -47,24 +47,19 @@ def best_of(fn, repeats: int = 5) -> float:
 
 
 def make_long_video(path: Path, seconds: int, size: tuple[int, int], fps: int = 30, gop_s: float = 2.0,
-                    bframes: bool = False, vfr: bool = False) -> Path:
-    """h264 with simple moving content and a keyframe every ``gop_s`` seconds.
-
-    ``bframes`` encodes with preset veryfast (3 B-frames, as phone/web encoders do) instead of
-    ultrafast (no B-frames); ``vfr`` drops every third frame (timestamps stay those of 30 fps).
-    """
+                    preset: str = "ultrafast") -> Path:
+    """h264 with simple moving content and a keyframe every ``gop_s`` seconds (``ultrafast``: no
+    B-frames; ``veryfast``: 3 B-frames, as most encoders write)."""
     h, w = size
     base = natural_frames(1, (h, w), seed=0)[0]
     # A 2 s loop of a pan, converted to yuv420p once: real motion to code, cheap to make.
     loop = [av.VideoFrame.from_ndarray(np.roll(base, shift=(i * 7) % w, axis=1), format="rgb24").reformat(
         format="yuv420p") for i in range(2 * fps)]
     container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=fps, options={"preset": "veryfast" if bframes else "ultrafast"})
+    stream = container.add_stream("libx264", rate=fps, options={"preset": preset})
     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
     stream.codec_context.gop_size = int(gop_s * fps)
     for i in range(seconds * fps):
-        if vfr and i % 3 == 2:
-            continue
         frame = av.VideoFrame.from_ndarray(loop[i % len(loop)].to_ndarray(), format="yuv420p")
         frame.pts = i
         for packet in stream.encode(frame):
@@ -75,21 +70,21 @@ def make_long_video(path: Path, seconds: int, size: tuple[int, int], fps: int = 
     return path
 
 
-def decode_all_and_pick(path: Path, indices: list[int]) -> np.ndarray:
-    """The common approach: decode every frame, keep those at ``indices`` (in order)."""
-    wanted = set(indices)
+def decode_all_and_pick(path: Path, num_frames: int) -> np.ndarray:
+    """The common approach: decode every frame, keep those at uniformly spaced indices."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        kept = {i: f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in wanted}
-    return np.stack([kept[i] for i in indices])
+        wanted = set(uniform(stream.frames, num_frames).tolist())
+        frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in wanted]
+    return np.stack(frames)
 
 
 def bench_transform() -> None:
     from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
 
     frames = natural_frames(16, (240, 320), seed=1)
-    ours = VideoMAEVideoProcessor()
+    ours = VideoMAEVideoProcessor(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
     ref = VideoMAEImageProcessorPil(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
     t_ours = best_of(lambda: ours(frames))
     t_ref = best_of(lambda: ref(list(frames), return_tensors="pt"), repeats=3)
@@ -97,55 +92,45 @@ def bench_transform() -> None:
           f"transformers PIL {t_ref * 1e3:.1f} ms, ratio {t_ref / t_ours:.1f}x (target >= 5x)")
 
 
-# (name, seconds, (height, width), GOP in seconds, B-frames, VFR): long GOPs as cameras and web
-# encoders write them, short GOPs as editing formats, 1080p, and variable frame rate.
-DECODE_FILES = [
-    ("60 s 720p, GOP 250 (8.3 s), B-frames", 60, (720, 1280), 250 / 30, True, False),
-    ("60 s 720p, GOP 2 s, no B-frames", 60, (720, 1280), 2.0, False, False),
-    ("60 s 720p, GOP 0.5 s, B-frames", 60, (720, 1280), 0.5, True, False),
-    ("20 s 1080p, GOP 250, B-frames", 20, (1080, 1920), 250 / 30, True, False),
-    ("60 s 480p VFR (20 fps avg), GOP 2 s, B-frames", 60, (480, 854), 2.0, True, True),
-]
+# name: (seconds, (height, width), fps, GOP seconds, x264 preset)
+FILES = {
+    "60 s 720p, GOP 2 s, no B-frames": (60, (720, 1280), 25, 2.0, "ultrafast"),
+    "60 s 720p, GOP 10 s, B-frames": (60, (720, 1280), 25, 10.0, "veryfast"),
+    "30 s 1080p, GOP 2 s, B-frames": (30, (1080, 1920), 30, 2.0, "veryfast"),
+    "60 s 480p, GOP 0.5 s, B-frames": (60, (480, 854), 30, 0.5, "veryfast"),
+}
 
 
-def _maybe_decord():
-    try:
-        import decord  # optional anchor: pip install decord2
+def decord_pick(path: Path, num_frames: int):
+    import decord
 
-        return decord
-    except ImportError:
-        return None
+    vr = decord.VideoReader(str(path), num_threads=0)
+    return vr.get_batch(uniform(len(vr), num_frames).tolist()).asnumpy()
 
 
 def bench_decode(tmp: Path) -> None:
-    decord = _maybe_decord()
-    print("[2] decode: exact frames (ours) vs PyAV decode-all-and-pick"
-          + (" vs decord2" if decord else " (decord2 not installed: pip install decord2)")
-          + "; torchcodec 0.17 installs but cannot load its FFmpeg libraries with torch 2.13 here: not measured")
-    for name, seconds, size, gop_s, bframes, vfr in DECODE_FILES:
-        path = make_long_video(tmp / "long.mp4", seconds=seconds, size=size, fps=30, gop_s=gop_s,
-                               bframes=bframes, vfr=vfr)
-        with VideoReader(path) as reader:
-            times = reader.frame_times()
-        n = times.numel()
-        for label, sampler in [("16 uniform (sparse)", ClipSampler("uniform", num_frames=16)),
-                               ("16x4 stride clip (dense)", ClipSampler("stride", num_frames=16, step=4))]:
-            indices = sampler(n)[0].tolist()
-            ours = read_clip(path, sampler, exact_times=True)[0].numpy()
-            ref = decode_all_and_pick(path, indices)
-            same = int(np.abs(ours.astype(int) - ref.astype(int)).max())
-            t_ours = best_of(lambda: read_clip(path, sampler, exact_times=True), repeats=2)
-            t_key = best_of(lambda: read_clip(path, sampler, exact_times=True, seek_mode="keyframe"), repeats=2)
-            t_ref = best_of(lambda: decode_all_and_pick(path, indices), repeats=1)
-            line = (f"    {name} | {label}: ours {t_ours * 1e3:.0f} ms ({t_ref / t_ours:.1f}x), keyframe mode "
-                    f"{t_key * 1e3:.0f} ms ({t_ref / t_key:.1f}x), decode-all {t_ref * 1e3:.0f} ms")
-            if decord is not None:
-                def run_decord():
-                    vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
-                    return vr.get_batch(indices).asnumpy()
-                t_dec = best_of(run_decord, repeats=2)
-                line += f", decord2 {t_dec * 1e3:.0f} ms (ours {t_dec / t_ours:.2f}x of decord2's speed)"
-            print(line + f"; max |ours - decode-all| {same}")
+    try:
+        import decord  # noqa: F401
+        have_decord = True
+    except ImportError:
+        have_decord = False
+        print("    (decord2 is not installed here: pip install decord2 to compare)")
+    sampler = ClipSampler("uniform", num_frames=16)
+    for i, (name, (secs, size, fps, gop, preset)) in enumerate(FILES.items()):
+        path = make_long_video(tmp / f"long{i}.mp4", seconds=secs, size=size, fps=fps, gop_s=gop, preset=preset)
+        ours = read_clip(path, sampler)[0].numpy()
+        ref = decode_all_and_pick(path, 16)
+        same = np.abs(ours.astype(int) - ref.astype(int)).max()
+        t_ref = best_of(lambda: decode_all_and_pick(path, 16), repeats=1)
+        t_ours = best_of(lambda: read_clip(path, sampler), repeats=2)
+        t_key = best_of(lambda: read_clip(path, sampler, seek_mode="keyframe"), repeats=2)
+        line = (f"[2] {name} ({path.stat().st_size / 1e6:.0f} MB): decode-all {t_ref * 1e3:.0f} ms | exact "
+                f"{t_ours * 1e3:.0f} ms = {t_ref / t_ours:.1f}x | keyframe {t_key * 1e3:.0f} ms = {t_ref / t_key:.1f}x")
+        if have_decord:
+            t_dec = best_of(lambda: decord_pick(path, 16), repeats=2)
+            line += f" | decord2 {t_dec * 1e3:.0f} ms = {t_ref / t_dec:.1f}x"
+        print(line + f" | exact frames = decode-all's: {same == 0}", flush=True)
+        path.unlink()
 
 
 def bench_pipeline(tmp: Path) -> None:

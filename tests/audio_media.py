@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -99,6 +99,9 @@ def espeak(text: str, path: Path) -> Path | None:
     return path
 
 
+_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+
 def write_container(
     path: Path,
     audio: np.ndarray | None,
@@ -107,26 +110,39 @@ def write_container(
     codec: str = "aac",
     video: bool = True,
     seconds: float = 0.5,
+    format: str | None = None,
+    options: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
-    """A small video file (``.mp4``/``.mkv``/``.webm``, by suffix) with ``audio`` as its sound track.
+    """A media file written by FFmpeg (PyAV), its container chosen by suffix or ``format``.
 
     Args:
-        audio: ``(samples, channels)`` float32 with 1 or 2 channels, or None for a silent video.
-        codec: the audio encoder (aac, libopus, flac, mp3, ...).
+        audio: ``(samples, channels)`` float32 with 1, 2 or 6 (5.1) channels, or None for a silent video.
+        codec: the audio encoder (aac, libopus, flac, libmp3lame, ac3, wavpack, pcm_s24le, ...).
         video: add a tiny video stream (``seconds`` long) before the audio.
+        format: FFmpeg's muxer name where the suffix is ambiguous (``adts`` for raw AAC).
+        options: encoder options; metadata: container tags; container_options: muxer options
+            (``{"movflags": "faststart"}`` puts the mp4 index first, as streaming sites do).
     """
     import av  # test dependency through mediaformers; kept local so the golden tool needs numpy only
 
-    container = av.open(str(path), "w")
+    container = av.open(str(path), "w", format=format, options=container_options or {})
     try:  # every stream is added before the first packet is muxed (that writes the header)
+        container.metadata.update(metadata or {})
         vs = stream = None
         if video:
             vs = container.add_stream("libvpx-vp9" if path.suffix == ".webm" else "mpeg4", rate=10)
             vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
         if audio is not None:
-            layout = "stereo" if audio.shape[1] == 2 else "mono"
-            stream = container.add_stream(codec, rate=rate)
+            layout = _LAYOUTS[audio.shape[1]]
+            stream = container.add_stream(codec, rate=rate, options=options or {})
             stream.layout = layout
+            # PyAV takes an encoder's first sample format, which can be 8-bit (wavpack): take the widest.
+            supported = [f.name for f in stream.codec_context.codec.audio_formats or []]
+            best = [f for f in ("fltp", "flt", "s32p", "s32", "s16p", "s16") if f in supported]
+            if best:
+                stream.format = best[0]
         if vs is not None:
             for i in range(max(1, int(seconds * 10))):
                 frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i % 256, np.uint8), format="rgb24")
@@ -135,7 +151,7 @@ def write_container(
             for packet in vs.encode():
                 container.mux(packet)
         if stream is not None:
-            chunk = 960 if codec in ("libopus", "opus") else 1024
+            chunk = stream.codec_context.frame_size or 1024
             for s in range(0, len(audio), chunk):
                 piece = np.ascontiguousarray(audio[s : s + chunk].reshape(1, -1), dtype=np.float32)
                 frame = av.AudioFrame.from_ndarray(piece, format="flt", layout=layout)
@@ -147,6 +163,51 @@ def write_container(
     finally:
         container.close()
     return path
+
+
+def channel_chirps(seconds: float, rate: int, channels: int, amp: float = 0.3) -> np.ndarray:
+    """``(samples, channels)`` float32: channel k sweeps up from ``200 + 150 k`` Hz (staying under
+    0.2 * rate), so a delay, a swapped or a mixed channel shows (a sweep never repeats itself)."""
+    top = min(0.2 * rate, 4000.0)
+    return np.stack(
+        [chirp(seconds, rate, f0=min(200.0 + 150.0 * k, top / 2), f1=top - 50.0 * k) * (2 * amp) for k in range(channels)],
+        axis=1,
+    ).astype(np.float32)
+
+
+def flac_with_picture(flac: bytes, picture: bytes, mime: str = "image/png") -> bytes:
+    """Insert a METADATA_BLOCK_PICTURE (front cover) after STREAMINFO, as taggers do."""
+    assert flac[:4] == b"fLaC"
+    body = (
+        (3).to_bytes(4, "big") + len(mime).to_bytes(4, "big") + mime.encode() + (0).to_bytes(4, "big")
+        + (1).to_bytes(4, "big") * 2 + (24).to_bytes(4, "big") + (0).to_bytes(4, "big")
+        + len(picture).to_bytes(4, "big") + picture
+    )
+    streaminfo_end = 4 + 4 + int.from_bytes(flac[5:8], "big")
+    last = flac[4] & 0x80  # STREAMINFO's "last block" flag moves to the picture block
+    head = bytes([flac[4] & 0x7F]) + flac[5:streaminfo_end]
+    block = bytes([6 | last]) + len(body).to_bytes(3, "big") + body
+    return flac[:4] + head + block + flac[streaminfo_end:]
+
+
+def mp3_with_picture(mp3: bytes, picture: bytes, mime: str = "image/png") -> bytes:
+    """Prepend an ID3v2.3 tag holding an APIC (front cover) frame, as taggers do."""
+    apic = b"\x00" + mime.encode() + b"\x00" + b"\x03" + b"cover\x00" + picture
+    frame = b"APIC" + len(apic).to_bytes(4, "big") + b"\x00\x00" + apic
+    size = len(frame)
+    synchsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00\x00" + synchsafe + frame + mp3
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG (the smallest cover art)."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    ihdr = (1).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
 
 
 def peak_frequency(x: np.ndarray, rate: int) -> float:

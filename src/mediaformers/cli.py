@@ -8,26 +8,44 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 EPILOG = {
     "classify": "example:\n  mediaformers classify MCG-NJU/videomae-base-finetuned-kinetics clips/ --top-k 3 -o out.jsonl",
     "zero-shot": 'example:\n  mediaformers zero-shot BAAI/AltCLIP photos/ --labels cat dog "ein Auto" --template "a photo of {}"',
-    "embed": "example:\n  mediaformers embed ./my-videomae clips/ -o embeddings.parquet",
-    "info": "example:\n  mediaformers info ./my-videomae",
+    "embed": "example:\n  mediaformers embed ./my-checkpoint clips/ -o embeddings.parquet",
+    "info": "example:\n  mediaformers info ./my-checkpoint",
     "demo": "example:\n  mediaformers demo demo/   # builds untrained checkpoints + media, then classifies them",
+    "index": "examples:\n  mediaformers index photos/ videos/ -o my-library --model altclip --segment 4\n"
+             "  mediaformers index sounds/ -o sound-library --audio-model ast-audioset",
+    "search": 'examples:\n  mediaformers search my-library "un perro en la playa" -k 5\n'
+              "  mediaformers search my-library --like photo.jpg --where \"path LIKE '%2024%'\"",
+    "serve": "example:\n  mediaformers serve my-library   # then open http://127.0.0.1:8000",
+    "export": "examples:\n  mediaformers export ./my-checkpoint -o exported/ --format onnx --dynamic-batch\n"
+              "  mediaformers export BAAI/AltCLIP -o altclip-onnx/ --part all",
 }
 
 
 def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
     p.add_argument("model", help="checkpoint folder, hub id (org/name) or registry name")
     p.add_argument("inputs", nargs="+", help="media files, folders (searched recursively) or .txt lists of paths")
-    p.add_argument("--batch-size", type=int, default=4, help="views per model call (default 4)")
+    p.add_argument("--batch-size", type=_positive("batch size"), default=4, help="views per model call (default 4)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers that decode while the model runs")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8", "auto"],
+                   help="inference precision: bf16 uses the CPU's/GPU's bf16 units, int8 quantises the "
+                        "encoder's Linear layers (CPU), auto = bf16 where the hardware has it")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--frames", type=_positive("frames"), default=None,
+                   help="video models: frames per clip instead of the checkpoint's")
+    p.add_argument("--size", type=_positive("size"), default=None,
+                   help="video/image models: frame size (square crop) instead of the checkpoint's")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="damaged or cut media: use what decodes instead of reporting an error")
+    p.add_argument("--non-strict", action="store_true",
+                   help="load a checkpoint that does not fit exactly (missing/unexpected tensors keep their init)")
     if outputs:
         p.add_argument("-o", "--output", help="write JSON Lines here (default: stdout)")
         p.add_argument("--resume", action="store_true", help="continue OUTPUT: skip inputs it already holds")
@@ -36,27 +54,27 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mediaformers", description="VideoMAE, ViViT, AST, TVLT and AltCLIP on media files.",
+        prog="mediaformers", description="Video, audio, audio-visual and image-text transformers on media files.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  mediaformers demo demo/\n  mediaformers classify demo/videomae demo/media\n"
                "  mediaformers info demo/videomae")
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
-    c = sub.add_parser("classify", help="label videos (VideoMAE, ViViT), audio (AST) or both (TVLT)",
+    c = sub.add_parser("classify", help="label videos, audio or both (classification checkpoints)",
                        epilog=EPILOG["classify"], formatter_class=fmt)
     _common(c)
-    c.add_argument("--top-k", type=int, default=5)
+    c.add_argument("--top-k", type=_positive("top-k"), default=5)
     c.add_argument("--clips", type=int, default=1, help="video: clips spread over each video, averaged")
     c.add_argument("--crops", type=int, default=1, choices=[1, 3], help="video: 3 = three-crop testing")
     c.add_argument("--hop", type=int, default=None, help="audio: frames between windows (default half a window)")
     c.add_argument("--aggregate", default="mean", choices=["mean", "max"], help="how views/windows combine")
     c.add_argument("--views", action="store_true", help="also list each view's/window's labels")
-    z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (AltCLIP)",
+    z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (image-text checkpoints)",
                        epilog=EPILOG["zero-shot"], formatter_class=fmt)
     _common(z)
     z.add_argument("--labels", nargs="+", required=True, help="candidate labels")
     z.add_argument("--template", default="{}", help='prompt around each label, e.g. "a photo of {}"')
-    z.add_argument("--top-k", type=int, default=5)
+    z.add_argument("--top-k", type=_positive("top-k"), default=5)
     e = sub.add_parser("embed", help="pooled embeddings of any family to .parquet or .npy",
                        epilog=EPILOG["embed"], formatter_class=fmt)
     _common(e, outputs=False)
@@ -65,6 +83,59 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="family, config, parameters, FLOPs and expected input of a model",
                        epilog=EPILOG["info"], formatter_class=fmt)
     i.add_argument("model", help="checkpoint folder, hub id or registry name")
+    x = sub.add_parser("export", help="ONNX or torch.export program of a model, verified against eager PyTorch",
+                       epilog=EPILOG["export"], formatter_class=fmt)
+    x.add_argument("model", help="checkpoint folder, hub id or registry name")
+    x.add_argument("-o", "--output", required=True, help="folder for the export and the processor files")
+    x.add_argument("--format", default="onnx", choices=["onnx", "exported-program"])
+    x.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    x.add_argument("--dynamic-batch", action="store_true", help="batch size free at run time")
+    x.add_argument("--part", default="model", choices=["model", "text", "image", "all"],
+                   help="two-tower models: one tower, or all = the model and each tower")
+    x.add_argument("--batch", type=int, default=2, help="batch size of the example inputs (default 2)")
+    ix = sub.add_parser("index", help="embed images, video segments and sounds into a searchable library",
+                        epilog=EPILOG["index"], formatter_class=fmt)
+    ix.add_argument("inputs", nargs="+", help="media files, folders or .txt lists of paths")
+    ix.add_argument("-o", "--library", required=True, help="library folder (created, or updated incrementally)")
+    ix.add_argument("--model", default=None, help="image-text checkpoint for images and video (new library)")
+    ix.add_argument("--audio-model", default=None, help="audio checkpoint for sounds (new library)")
+    ix.add_argument("--segment", type=float, default=4.0, help="seconds per video segment (new library; default 4)")
+    ix.add_argument("--no-prune", action="store_true", help="keep files that vanished from the given folders")
+    ix.add_argument("--device", default=None)
+    ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    se = sub.add_parser("search", help="find media in a library by text (any language) or by example",
+                        epilog=EPILOG["search"], formatter_class=fmt)
+    se.add_argument("library")
+    se.add_argument("text", nargs="?", help="what to look for, in any language")
+    se.add_argument("--like", help="an example image, video or sound")
+    se.add_argument("-k", type=int, default=10, help="results (default 10)")
+    se.add_argument("--where", help="SQL filter on path, start, end, kind, whole, e.g. \"kind = 'video'\"")
+    se.add_argument("--device", default=None)
+    sv = sub.add_parser("serve", help="a local search page over a library", epilog=EPILOG["serve"], formatter_class=fmt)
+    sv.add_argument("library")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
+    sv.add_argument("--device", default=None)
+    tr = sub.add_parser("train", help="fine-tune a classifier on a folder of class subfolders or a manifest",
+                        epilog="example:\n  mediaformers train ./videomae-base clips/ -o run/ --epochs 5\n"
+                               "  mediaformers classify run/best new_clip.mp4", formatter_class=fmt)
+    tr.add_argument("model", help="checkpoint folder, hub id or registry name (its head is re-initialised)")
+    tr.add_argument("data", help="folder of class subfolders (train/<label>/*.mp4|wav|jpg) or a .csv/.jsonl manifest")
+    tr.add_argument("-o", "--output", required=True, help="run folder: metrics.jsonl, last.pt, best/, final/")
+    tr.add_argument("--val", help="validation folder or manifest (default: --val-fraction of the data)")
+    tr.add_argument("--val-fraction", type=float, default=0.2)
+    tr.add_argument("--epochs", type=_positive("epochs"), default=3)
+    tr.add_argument("--batch-size", type=_positive("batch size"), default=4)
+    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--warmup-steps", type=int, default=0)
+    tr.add_argument("--grad-accum", type=_positive("grad accum"), default=1)
+    tr.add_argument("--label-smoothing", type=float, default=0.0)
+    tr.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    tr.add_argument("--gradient-checkpointing", action="store_true")
+    tr.add_argument("--workers", type=int, default=0)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
                        epilog=EPILOG["demo"], formatter_class=fmt)
     d.add_argument("folder", nargs="?", default="demo")
@@ -72,32 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- output -----------------------------------------------------------------------------------
-def _done_inputs(path: Path) -> set[str]:
-    """Inputs with a successful record in an earlier run's output; drops a torn last line."""
-    done: set[str] = set()
-    raw = path.read_bytes()
-    keep = raw[: raw.rfind(b"\n") + 1]
-    if len(keep) != len(raw):
-        path.write_bytes(keep)  # an interrupted write: the torn record is redone
-    for line in keep.decode("utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            if "error" not in rec:
-                done.add(rec["input"])
-    return done
-
-
-def _open_output(args) -> tuple[TextIO, set[str]]:
-    if not args.output:
-        return sys.stdout, set()
-    path = Path(args.output)
-    if path.exists() and not (args.resume or args.overwrite):
-        raise ValueError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
-    done = _done_inputs(path) if path.exists() and args.resume else set()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, "a" if args.resume else "w", encoding="utf-8"), done
-
-
 def _progress(records: Iterator[dict], total: int, quiet: bool) -> Iterator[dict]:
     if quiet or not sys.stderr.isatty():
         yield from records
@@ -119,51 +164,82 @@ def _report(rec: dict[str, Any]) -> None:
 def _load(args):
     from .tasks.loading import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
+    return load_model(args.model, device=args.device, dtype=args.dtype, compile=args.compile,
+                      precision=args.precision, strict=not args.non_strict, frames=args.frames, size=args.size)
 
 
 def _pipeline(args, task: str | None, loaded=None, **options):
     from .tasks.pipelines import pipeline
 
+    if args.allow_partial and task != "zero-shot-classification":
+        options["allow_partial"] = True
     return pipeline(task, loaded or _load(args), batch_size=args.batch_size, num_workers=args.workers, **options)
 
 
 def _inputs(pipe, args, done: set[str]) -> list[str]:
     from .tasks.inputs import expand_inputs
+    from .tasks.output import input_key
 
     items = expand_inputs(args.inputs, pipe.accept)
-    return [it.key for it in items if it.key not in done]
+    return [it.key for it in items if input_key(it.key) not in done]
 
 
 def _stream(pipe, args, **call) -> int:
-    out, done = _open_output(args)
+    from .tasks.output import RecordWriter
+
     failed = 0
-    try:
-        inputs = _inputs(pipe, args, done)
+    with RecordWriter(args.output, resume=args.resume, overwrite=args.overwrite) as out:
+        inputs = _inputs(pipe, args, out.done)
         for rec in _progress(pipe.iter(inputs, **call) if inputs else iter(()), len(inputs), args.quiet):
-            failed += "error" in rec
+            if "error" in rec:
+                failed += 1
+                rec["error"] = _cli_hint(ValueError(rec["error"]))
             _report(rec)
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            out.flush()  # record by record: an interrupted run keeps what it finished
-    finally:
-        if out is not sys.stdout:
-            out.close()
+            out.write(rec)
     return 1 if failed else 0
 
 
+def _check_output_first(args) -> None:
+    """Output problems are found before the model loads, not after the work."""
+    if getattr(args, "output", None):
+        from .tasks.output import check_output_path
+
+        check_output_path(Path(args.output), resume=getattr(args, "resume", False),
+                          overwrite=getattr(args, "overwrite", False))
+
+
+def _check_labels(labels: list[str], template: str) -> None:
+    import string
+
+    empty = [i for i, label in enumerate(labels) if not label.strip()]
+    if empty:
+        raise ValueError(f"--labels: expected non-empty labels, got an empty one at position {empty[0] + 1}")
+    dupes = sorted({label for label in labels if labels.count(label) > 1})
+    if dupes:
+        raise ValueError(f"--labels: expected distinct labels, got {dupes} more than once")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as err:
+        raise ValueError(f"--template: expected text with one {{}} for the label, got {template!r} ({err})") from None
+    if fields != [""]:
+        raise ValueError(f"--template: expected exactly one {{}} (the label) and no other fields, got {template!r}")
+
+
 def cmd_classify(args) -> int:
+    _check_output_first(args)
     loaded = _load(args)
-    if loaded.family == "altclip":
-        raise ValueError(f"{args.model} is an AltCLIP model; use `mediaformers zero-shot MODEL INPUTS --labels ...`")
+    if loaded.declaration.task == "zero-shot-classification":
+        raise ValueError(f"{args.model} is a zero-shot model ({loaded.family}); use "
+                         "`mediaformers zero-shot MODEL INPUTS --labels ...`")
     views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
-    if views and loaded.family not in ("videomae", "vivit"):
-        raise ValueError("--clips/--crops apply to video models (VideoMAE, ViViT)")
     pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate, **views,
                      **({"hop": args.hop} if args.hop is not None else {}))
     return _stream(pipe, args, views=args.views)
 
 
 def cmd_zero_shot(args) -> int:
+    _check_labels(args.labels, args.template)
+    _check_output_first(args)
     pipe = _pipeline(args, "zero-shot-classification", template=args.template)
     return _stream(pipe, args, candidate_labels=args.labels, top_k=args.top_k)
 
@@ -171,21 +247,29 @@ def cmd_zero_shot(args) -> int:
 def cmd_embed(args) -> int:
     import numpy as np
 
+    from .tasks.output import check_output_path, dumps
+
     path = Path(args.output)
     if path.suffix not in (".npy", ".parquet"):
         raise ValueError(f"-o: expected a .npy or .parquet file, got {path.name}")
-    if path.exists() and not args.overwrite:
-        raise ValueError(f"{path} exists; pass --overwrite to replace it")
+    check_output_path(path, overwrite=args.overwrite, resumable=False)  # all before the model loads and the work starts
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ValueError("-o: writing .parquet needs pyarrow (pip install 'mediaformers[parquet]'), or use "
+                             ".npy") from None
     pipe = _pipeline(args, "feature-extraction")
     inputs, rows, keys, failed = _inputs(pipe, args, set()), [], [], 0
     for rec in _progress(pipe.iter(inputs) if inputs else iter(()), len(inputs), args.quiet):
         if "error" in rec:
             failed += 1
             _report(rec)
-            print(json.dumps(rec, ensure_ascii=False))
+            print(dumps(rec))
             continue
-        print(json.dumps({"input": rec["input"], "row": len(rows)}, ensure_ascii=False))
-        keys.append(rec["input"])
+        print(dumps({"input": rec["input"], "row": len(rows)}))
+        # Parquet strings must be UTF-8: a name that is not keeps its bytes as \xNN escapes.
+        keys.append(rec["input"].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
         rows.append(np.asarray(rec["embedding"], dtype=np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
@@ -214,33 +298,152 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_model
+    from .tasks.loading import load_model
+
+    if args.batch < 1:
+        raise ValueError(f"--batch: expected a positive batch size, got {args.batch}")
+    loaded = load_model(args.model)
+    model, folder = loaded.model, loaded.folder
+    inputs = loaded.declaration.dummy_inputs(type(model), model.config, args.batch)
+    two_towers = all(hasattr(model, f"get_{p}_features") for p in ("text", "image"))
+    if args.part != "model" and not two_towers:
+        raise ValueError(f"--part {args.part}: {type(model).__name__} has one tower; use --part model")
+    parts = ["model", "text", "image"] if args.part == "all" else [args.part]
+    for part in parts:
+        result = export_model(model, args.output, inputs, format=args.format, precision=args.precision,
+                              dynamic_batch=args.dynamic_batch, part=part,
+                              source_folder=folder)
+        print(result.summary())
+    return 0
+
+
+def _library(args, **new):
+    from .library import Library
+
+    if not os.path.isdir(args.library) and not new:
+        raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
+    return Library(args.library, device=args.device, **new)
+
+
+def cmd_index(args) -> int:
+    lib = _library(args, model=args.model, audio_model=args.audio_model, segment=args.segment)
+    counts: dict[str, int] = {}
+    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune), None, args.quiet):
+        counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+        if rec["status"] == "error":
+            print(f"mediaformers index: skipped {rec['path']}: {rec['error']}", file=sys.stderr)
+    print(json.dumps({"library": str(args.library), **dict(sorted(counts.items()))}))
+    return 1 if counts.get("error") else 0
+
+
+def cmd_search(args) -> int:
+    lib = _library(args)
+    for hit in lib.search(text=args.text, like=args.like, k=args.k, where=args.where):
+        print(json.dumps(hit.record(), ensure_ascii=False))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    lib = _library(args)
+    print(f"mediaformers: serving {args.library} on http://{args.host}:{args.port}", file=sys.stderr)
+    serve(lib, host=args.host, port=args.port, allow_remote=args.allow_remote)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import Recipe
+
+    recipe = Recipe(model=args.model, data=args.data, output=args.output, val=args.val,
+                    val_fraction=args.val_fraction, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    warmup_steps=args.warmup_steps, grad_accum=args.grad_accum, label_smoothing=args.label_smoothing,
+                    bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing, num_workers=args.workers,
+                    seed=args.seed, resume=args.resume)
+    print(json.dumps(recipe.fit()))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import build_demo
 
     folder = Path(args.folder)
-    build_demo(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"demo: expected a folder to build the demo in, got a file {folder}")
+    built = build_demo(folder)
     print(f"mediaformers: built untrained demo checkpoints and media in {folder}/ (labels are NOT meaningful)",
           file=sys.stderr)
+    from .tasks.output import dumps
+
     code = 0
-    for model, media in (("videomae", "media"), ("ast", "media")):
-        ns = build_parser().parse_args(["classify", str(folder / model), str(folder / media), "--quiet", "--top-k", "2"])
-        code |= cmd_classify(ns)
+    for model in built:  # one group per model; inputs sorted, paths relative to the demo folder
+        ns = build_parser().parse_args(["classify", str(folder / model), str(folder / "media"), "--quiet", "--top-k", "2"])
+        pipe = _pipeline(ns, None, _load(ns), top_k=2)
+        print(f"# {model}: {pipe.task} of what it takes in media/ ({' and '.join(sorted(pipe.accept))})")
+        for rec in pipe.iter(_inputs(pipe, ns, set())):
+            rec["input"] = os.path.relpath(rec["input"], folder)
+            code |= "error" in rec
+            print(dumps({"model": model, **rec}))
     return code
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
-            "demo": cmd_demo}
+            "export": cmd_export, "train": cmd_train, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
+
+
+# Python option -> the flag that does the same on the command line, for error hints.
+_FLAGS = {"allow_partial=True": "--allow-partial", "strict=False": "--non-strict",
+          "ignore_mismatched_sizes=True": "--non-strict (a head of another size is then left as initialised)"}
+
+
+def _cli_hint(err: BaseException) -> str:
+    text = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.strerror}: {err.filename}"
+    if isinstance(err, OSError) and err.errno == 28:
+        text += " (disk full; records written so far are kept: free space and rerun with --resume)"
+    for python, flag in _FLAGS.items():
+        text = text.replace(python, flag)
+    return text
+
+
+def _positive(name: str):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"expected a number >= 1, got {n}")
+        return n
+    parse.__name__ = name
+    return parse
+
+
+def _device(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"(cpu|cuda|mps|xpu)(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N, mps or xpu, got {value!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"mediaformers {args.command}: error: {err}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the Python docs advise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        print(f"mediaformers {args.command}: output closed early; stopped", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:  # OSError: read-only location, disk full, permissions
+        print(f"mediaformers {args.command}: error: {_cli_hint(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mediaformers: interrupted; finished records are kept (use --resume)", file=sys.stderr)
+        kept = ("finished records are kept (use --resume)" if args.command in ("classify", "zero-shot")
+                else "nothing was written" if args.command == "embed" else "stopped")
+        print(f"mediaformers {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
 
 

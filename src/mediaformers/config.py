@@ -21,6 +21,9 @@ class Config:
     model_type: ClassVar[str] = ""
     # Old names transformers still accepts for a field: {old: new}.
     aliases: ClassVar[dict[str, str]] = {}
+    # Our own fields that transformers' class lacks: written only when they differ from the default,
+    # so a config that transformers can express keeps exactly transformers' keys.
+    own_fields: ClassVar[tuple[str, ...]] = ()
 
     num_labels: int | None = None  # derived from id2label when that is given
     id2label: dict[int, str] | None = None  # class index -> name
@@ -79,6 +82,8 @@ class Config:
                 value = {str(k): v for k, v in value.items()}
             if f.name == "num_labels" or (f.name in ("architectures", "problem_type") and value is None):
                 continue  # transformers derives num_labels from id2label
+            if f.name in self.own_fields and value == f.default:
+                continue
             out[f.name] = value
         out["model_type"] = self.model_type
         return dict(sorted(out.items()))

@@ -11,7 +11,14 @@ import soundfile as sf
 import soxr
 import torch
 
-from mediaformers.processors.audio_io import AudioDecodeError, decode_audio, load_audio, resample, to_mono
+from mediaformers.processors.audio_io import (
+    AudioDecodeError,
+    AudioWindows,
+    decode_audio,
+    load_audio,
+    resample,
+    to_mono,
+)
 from tests.audio_media import (
     SIGNALS,
     espeak,
@@ -23,6 +30,9 @@ from tests.audio_media import (
     tone,
     write_container,
 )
+
+
+pytestmark = pytest.mark.timeout(60)  # a decoder that loops fails the test instead of hanging CI
 
 
 def _write(path: Path, audio: np.ndarray, rate: int, **kw) -> Path:
@@ -261,3 +271,145 @@ def test_truncated_video(tmp_path):
 def test_bad_source_type():
     with pytest.raises(ValueError, match="source must be a path, bytes or a seekable binary file object, got int"):
         decode_audio(3)
+
+
+def test_truncated_wav_with_allow_partial(tmp_path):
+    x = pcm16(noise(1.0, 16000))
+    path = _write(tmp_path / "full.wav", x, 16000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[: 44 + 2 * 6000 + 1])  # header + 6000 samples and a stray byte
+    with pytest.raises(AudioDecodeError, match=r"cut.wav: corrupt or truncated .*truncated WAV, header declares 32044 bytes"):
+        load_audio(cut)
+    y, info = load_audio(cut, 16000, return_numpy=True, allow_partial=True, return_info=True)
+    np.testing.assert_array_equal(y, x[:6000])
+    assert info.partial and "truncated WAV" in info.damage and info.num_frames == 6000 and info.decoder == "libsndfile"
+
+
+def test_info_of_complete_sources(tmp_path):
+    path = _write(tmp_path / "a.flac", stereo(tone(0.5, 22050), tone(0.5, 22050)), 22050)
+    y, info = load_audio(path, 16000, return_info=True)
+    assert (info.sample_rate, info.channels, info.num_frames, info.expected_frames) == (22050, 2, 11025, 11025)
+    assert not info.partial and info.damage is None and info.duration == 0.5 and y.shape == (8000,)
+    _, info = load_audio(np.zeros((2, 100), np.float32), 16000, sampling_rate=8000, return_info=True)
+    assert (info.decoder, info.channels, info.num_frames, info.partial) == ("array", 2, 100, False)
+
+
+# ------------------------------------------------------------------------------------------------
+# AudioWindows
+
+
+@pytest.mark.parametrize("n,window,hop,grid", [(1000, 300, 100, 1), (1000, 300, 300, 1), (1037, 300, 160, 16), (250, 300, 100, 1), (300, 300, 50, 7)])
+def test_windows_match_slices_of_the_whole(n, window, hop, grid):
+    x = noise(n / 16000, 16000, seed=n)
+    got = list(AudioWindows(x, 16000, window=window, hop=hop, grid=grid, sampling_rate=16000, return_numpy=True))
+    starts = list(range(0, n - window + 1, hop)) or [0]
+    final = max(0, (n - window) // grid * grid)
+    if final > starts[-1]:
+        starts.append(final)
+    assert [s for s, _ in got] == [s / 16000 for s in starts]
+    for (_, w), s in zip(got, starts):
+        np.testing.assert_array_equal(w, x[s : s + window])
+
+
+def test_windows_of_a_file_equal_the_loaded_audio(tmp_path):
+    x = speech_like(3.0, 44100)
+    path = _write(tmp_path / "a.flac", stereo(x, 0.5 * x), 44100)
+    whole = load_audio(path, 16000, return_numpy=True)
+    windows = AudioWindows(path, 16000, window=8000, hop=3000)
+    got = list(windows)
+    assert isinstance(got[0][1], torch.Tensor) and windows.info.num_frames == len(x) and not windows.info.partial
+    for start, w in got:
+        s = round(start * 16000)
+        np.testing.assert_array_equal(w.numpy(), whole[s : s + 8000])
+    assert round(got[-1][0] * 16000) + 8000 == len(whole)
+
+
+def test_windows_of_a_cut_file(tmp_path):
+    path = _write(tmp_path / "full.wav", pcm16(noise(1.0, 16000)), 16000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[:20000])
+    with pytest.raises(AudioDecodeError, match="pass allow_partial=True"):
+        list(AudioWindows(cut, 16000, window=4000, hop=4000))
+    windows = AudioWindows(cut, 16000, window=4000, hop=4000, allow_partial=True)
+    assert len(list(windows)) == 3 and windows.info.partial
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(window=0, hop=1), r"window: expected a positive number of samples, got 0"),
+    (dict(window=10, hop=-1), r"hop: expected a positive number of samples, got -1"),
+    (dict(window=10, hop=1, grid=1.5), r"grid: expected a positive number of samples, got 1.5"),
+])
+def test_windows_bad_arguments(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        AudioWindows(np.zeros(100, np.float32), 16000, sampling_rate=16000, **kw)
+    with pytest.raises(ValueError, match="sampling_rate is required"):
+        AudioWindows(np.zeros(100, np.float32), 16000, window=10, hop=10)
+
+
+def test_windows_on_the_fbank_grid_give_the_same_frames_as_the_whole():
+    """The contract the windowed AST path relies on: a window of (L-1)*shift+win samples on a
+    `grid=shift` grid has exactly the fbank frames of the whole signal at the same place, including
+    the last window flush with the end (as `range(0, total-L+1, hop)` + `total-L`)."""
+    from mediaformers.processors.fbank import count_frames, fbank
+
+    rate, shift, win, length, hop = 16000, 160, 400, 64, 24
+    x = torch.from_numpy(speech_like(1.37, rate))
+    whole = fbank(x, sample_frequency=rate, num_mel_bins=32)[0][0]
+    total = int(count_frames(torch.tensor([len(x)]), win, shift)[0])
+    starts = list(range(0, total - length + 1, hop))
+    starts += [total - length] if starts[-1] != total - length else []
+    windows = list(AudioWindows(x, rate, window=(length - 1) * shift + win, hop=hop * shift, grid=shift, sampling_rate=rate))
+    assert [round(s * rate) // shift for s, _ in windows] == starts
+    for (_, w), s in zip(windows, starts):
+        torch.testing.assert_close(fbank(w, sample_frequency=rate, num_mel_bins=32)[0][0], whole[s : s + length], rtol=0, atol=0)
+
+
+@pytest.mark.timeout(60)
+def test_windows_property():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(st.integers(1, 3000), st.integers(1, 700), st.integers(1, 700), st.integers(1, 50))
+    def check(n, window, hop, grid):
+        x = np.arange(n, dtype=np.float32)
+        got = list(AudioWindows(x, 8000, window=window, hop=hop, grid=grid, sampling_rate=8000, return_numpy=True))
+        starts = [round(s * 8000) for s, _ in got]
+        assert starts == sorted(set(starts)) and starts[0] == 0
+        for s, (_, w) in zip(starts, got):
+            np.testing.assert_array_equal(w, x[s : s + window])  # each window is the slice at its start
+        # the last window reaches the end (to within the grid), and the
+        # starts are the hop grid plus at most one extra
+        assert min(n, window) == len(got[-1][1]) and starts[-1] + window > n - grid
+        regular = list(range(0, n - window + 1, hop)) or [0]
+        assert starts[: len(regular)] == regular and len(starts) - len(regular) in (0, 1)
+
+    check()
+
+
+def test_text_file_is_not_audio(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("just some notes, not audio\n" * 200)  # FFmpeg would read it as ANSI art
+    with pytest.raises(AudioDecodeError, match=r"notes.wav: unknown format or corrupt file"):
+        load_audio(path)
+
+
+def test_libsndfile_failing_mid_stream_hands_over_to_ffmpeg(tmp_path, monkeypatch):
+    """A2: whatever libsndfile trips on mid-way, FFmpeg continues at the same frame, seamlessly."""
+    import mediaformers.processors.audio_decode as audio_decode
+
+    x = pcm16(np.stack([speech_like(1.0, 22050), noise(1.0, 22050)], axis=1))
+    path = _write(tmp_path / "a.flac", x, 22050)
+    monkeypatch.setattr(audio_decode, "_BLOCK", 5000)
+    read, calls = sf.SoundFile.read, []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise sf.LibsndfileError(161, "simulated ")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", flaky)
+    y, rate, info = decode_audio(path, return_info=True)
+    assert len(calls) == 3 and info.decoder == "ffmpeg" and not info.partial
+    np.testing.assert_array_equal(y, x)

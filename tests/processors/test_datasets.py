@@ -8,7 +8,10 @@ from torch.utils.data import DataLoader
 
 from mediaformers.processors.datasets import VideoClipDataset, collate_video_clips
 from mediaformers.processors.sampling import ClipSampler
-from mediaformers.processors.video_processors import TvltVideoProcessor, VideoMAEVideoProcessor
+from mediaformers.processors.video_processors import (
+    TvltVideoProcessor,
+    VideoMAEVideoProcessor,
+)
 
 
 def small_processor(**kw):

@@ -106,12 +106,12 @@ def test_return_without_mask_and_numpy():
 
 
 def test_bad_inputs(tmp_path):
-    with pytest.raises(ValueError, match=r"feature_size \(128\) must be a multiple of patch_size\[1\] \(12\)"):
+    with pytest.raises(ValueError, match=r"feature_size: expected a multiple of patch_size\[1\] \(12\), got 128"):
         TvltFeatureExtractor(patch_size=[16, 12])
     fe = TvltFeatureExtractor()
     with pytest.raises(ValueError, match=r"audio must be \(samples,\) or \(batch, samples\); got shape \(1, 2, 3\)"):
         fe(np.zeros((1, 2, 3), np.float32))
-    with pytest.raises(ValueError, match="return_tensors must be 'pt' or 'np', got 'jax'"):
+    with pytest.raises(ValueError, match="return_tensors: expected 'pt', 'np' or None, got 'jax'"):
         fe(noise(0.1, 44100), return_tensors="jax")
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"feature_extractor_type": "ASTFeatureExtractor"}))
     with pytest.raises(ValueError, match="expected 'TvltFeatureExtractor'"):

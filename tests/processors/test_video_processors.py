@@ -14,6 +14,7 @@ from mediaformers.processors.video_processors import (
     IMAGENET_DEFAULT_STD,
     CLIPImageProcessor,
     TvltVideoProcessor,
+    VideoMAECheckpointProcessor,
     VideoMAEVideoProcessor,
     VivitVideoProcessor,
 )
@@ -32,7 +33,9 @@ def _pixel_diff(ours: torch.Tensor, ref: torch.Tensor, std, scale: float) -> tup
 def _reference(name: str):
     transformers = pytest.importorskip("transformers")
     if name == "videomae":
-        from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+        from transformers.models.videomae.image_processing_pil_videomae import (
+            VideoMAEImageProcessorPil,
+        )
 
         # transformers' class default is mean/std 0.5; VideoMAE checkpoints ship ImageNet's.
         return VideoMAEImageProcessorPil(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
@@ -44,7 +47,7 @@ def _reference(name: str):
 
 
 @pytest.mark.parametrize("name,cls,scale", [
-    ("videomae", VideoMAEVideoProcessor, 255.0),
+    ("videomae", VideoMAECheckpointProcessor, 255.0),
     ("vivit", VivitVideoProcessor, 127.5),
     ("clip", CLIPImageProcessor, 255.0),
 ])
@@ -66,12 +69,14 @@ def test_parity_with_transformers(name, cls, scale):
 
 def test_transformers_reads_our_config_and_we_read_theirs(tmp_path):
     pytest.importorskip("transformers")
-    from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+    from transformers.models.videomae.image_processing_pil_videomae import (
+        VideoMAEImageProcessorPil,
+    )
 
     ref = VideoMAEImageProcessorPil(image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD,
                                     crop_size={"height": 160, "width": 160}, size={"shortest_edge": 170})
     ref.save_pretrained(tmp_path / "theirs")
-    ours = VideoMAEVideoProcessor.from_pretrained(tmp_path / "theirs")
+    ours = VideoMAECheckpointProcessor.from_pretrained(tmp_path / "theirs")
     assert ours.transform.size == 170 and ours.transform.crop_size == (160, 160)
     ours.save_pretrained(tmp_path / "ours")
     back = VideoMAEImageProcessorPil.from_pretrained(tmp_path / "ours")
@@ -147,10 +152,10 @@ def test_tvlt_pads_frames_and_masks_patches():
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(resample=1), r"resample: expected a PIL code in \[0, 2, 3\] \(0 nearest, 2 bilinear, 3 bicubic\), got 1"),
-    (dict(size={"longest_edge": 3}), r"size: expected an int, \(height, width\).*got \{'longest_edge': 3\}"),
+    (dict(size={"longest_edge": 3}), r"size: expected a positive int, \(height, width\).*got \{'longest_edge': 3\}"),
     (dict(crop_size={"shortest_edge": 3}), r"crop_size: expected \{'height', 'width'\}"),
     (dict(do_rescale=False), "offset: requires do_rescale=True"),
-    (dict(image_mean=[0.1, 0.2]), r"image_mean: expected 1 or 3 values, got \[0.1, 0.2\]"),
+    (dict(image_mean=[0.1, 0.2]), r"image_mean: expected a number or 3 numbers, got \[0.1, 0.2\]"),
     (dict(frame_sampling="random"), "frame_sampling: expected one of"),
 ])
 def test_config_validation(kwargs, message):

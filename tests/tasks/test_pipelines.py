@@ -46,3 +46,30 @@ def test_bad_options(ckpts):
         mf.pipeline(model=ckpts["ast"], hop=0)
     with pytest.raises(ValueError, match="model: expected"):
         mf.pipeline("video-classification")
+
+
+@pytest.mark.parametrize("task, family, source", [
+    (None, "videomae", "a.mp4"), (None, "ast", "tone.wav"), (None, "tvlt", "a.mp4"),
+    ("feature-extraction", "vivit", "c.mp4"), ("feature-extraction", "altclip", "still.png"),
+    ("zero-shot-classification", "altclip", "still.png")])
+def test_compile_reaches_every_forward(ckpts, media, monkeypatch, task, family, source):
+    """With compile=True no forward of the model runs outside a torch.compile'd callable."""
+    inside = []
+
+    def fake_compile(fn, **_):
+        def compiled(*args, **kwargs):
+            inside.append(True)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                inside.pop()
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    pipe = mf.pipeline(task, model=ckpts[family], compile=True)
+    outside = []
+    for module in pipe.model.modules():
+        module.register_forward_pre_hook(lambda m, a: outside.append(type(m).__name__) if not inside else None)
+    kwargs = {"candidate_labels": ["a", "b"]} if task == "zero-shot-classification" else {}
+    pipe(str(media / source), **kwargs)
+    assert not outside, f"ran uncompiled: {sorted(set(outside))}"

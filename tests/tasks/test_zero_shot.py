@@ -28,7 +28,7 @@ def test_probabilities_match_the_model(loaded):
     probs = clf(labels=LABELS, pixel_values=px)
     assert probs.shape == (3, len(LABELS))
     assert_close(probs.sum(-1), torch.ones(3), "rows sum to 1")
-    tokens = processor(text=[f"a photo of {label}" for label in LABELS])
+    tokens = processor(text=[f"a photo of {label}" for label in LABELS], padding=True)
     with torch.no_grad():
         ref = model(**tokens, pixel_values=px).logits_per_image.softmax(-1)
     assert_close(probs, ref, "zero-shot vs AltCLIPModel.logits_per_image.softmax")
@@ -107,7 +107,7 @@ def test_recall_on_known_answers():
     assert same["text_to_image"][3] == 1.0 and same["text_to_image"][1] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="text_to_image: expected 8 image indices"):
         recall_at_k(scores, gt[:-1])
-    with pytest.raises(ValueError, match=r"indices must lie in \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"text_to_image: expected indices in \[0, 4\)"):
         recall_at_k(scores, [0, 0, 1, 1, 2, 2, 3, 4])
 
 
@@ -120,7 +120,7 @@ def test_retriever_with_model(loaded):
     i = ret.embed_images(pixel_values=px)
     assert t.shape == (4, 16) and i.shape == (3, 16)
     assert_close(t.norm(dim=-1), torch.ones(4), "unit text embeddings")
-    tokens = processor(text=texts)
+    tokens = processor(text=texts, padding=True)
     assert_close(ret.embed_texts(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]), t)
     with torch.no_grad():
         want = model(**tokens, pixel_values=px)

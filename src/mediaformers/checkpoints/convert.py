@@ -34,8 +34,11 @@ def hf_names(key: str, rules) -> list[str]:
 class Converter:
     """Maps a model's state dict to transformers' layout and back."""
 
-    def __init__(self, rules: Iterable[Rule]):
+    def __init__(self, rules: Iterable[Rule], *, normalise=None):
+        """``normalise``: state -> state, applied to checkpoints before matching, for other layouts
+        of the same weights that transformers versions have written."""
         self.rules = _compile(rules)
+        self.normalise = normalise
 
     def to_hf(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = {}
@@ -53,6 +56,8 @@ class Converter:
         Returns (state, missing, unexpected): ``missing`` lists transformers' names we needed and did
         not find; ``unexpected`` the checkpoint keys nothing consumed.
         """
+        if self.normalise is not None:
+            hf_state = self.normalise(hf_state)
         state, missing, used = {}, [], set()
         for key in our_keys:
             names = hf_names(key, self.rules)

@@ -1,5 +1,24 @@
 """VideoMAE: our names -> transformers' (legacy layout, which save_pretrained writes)."""
+import re
+
 from .convert import Converter, vit_layer_rules
+
+_QKV_BIAS = re.compile(r"attention\.attention\.(query|key|value)\.bias$")
+
+
+def _named_biases(state: dict) -> dict:
+    """Some transformers 5 releases wrote VideoMAE's q/v biases as ``query.bias``/``value.bias`` with
+    an all-zero ``key.bias``: read them as ``q_bias``/``v_bias``. A non-zero key bias is kept, so the
+    load report names it as unexpected instead of dropping weights."""
+    out = {}
+    for key, value in state.items():
+        m = _QKV_BIAS.search(key)
+        if m is None or (m[1] == "key" and value.count_nonzero()):
+            out[key] = value
+        elif m[1] != "key":
+            out[key[: m.start()] + f"attention.attention.{m[1][0]}_bias"] = value
+    return out
+
 
 CONVERTER = Converter(
     [
@@ -8,5 +27,6 @@ CONVERTER = Converter(
         (r"patch_embed\.proj\.(weight|bias)", r"embeddings.patch_embeddings.projection.\1"),
         (r"decoder\.norm\.(weight|bias)", r"decoder.norm.\1"),  # keeps its name; listed before the backbone's
         (r"norm\.(weight|bias)", r"layernorm.\1"),
-    ]
+    ],
+    normalise=_named_biases,
 )

@@ -10,10 +10,11 @@ from torch import nn
 
 from ..checkpoints.altclip import CONVERTER, normalise, text_layers_as_hub
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Block, Encoder, PatchEmbed, resample_grid
 from ..modeling import LoadReport, PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensors
-from .common import pair
+from .common import frame_settings, pair
 from .xlmr import XLMRobertaEncoder
 
 _DEFAULT_LABELS = {0: "LABEL_0", 1: "LABEL_1"}
@@ -315,8 +316,8 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
     ) -> BaseModelOutputWithPoolingAndProjection:
         """The text tower's output with ``pooler_output`` = text_projection(token 0), (batch, projection_dim),
         not normalised (as transformers 5 returns it)."""
-        out = self.text_model(input_ids, attention_mask, token_type_ids, position_ids,
-                              output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        out = self.text_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                              position_ids=position_ids, output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         out.pooler_output = self.text_projection(out.last_hidden_state[:, 0])
         return out
 
@@ -328,7 +329,8 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPooling:
         """The vision tower's output with ``pooler_output`` = visual_projection(LN(CLS)), (batch, projection_dim)."""
-        out = self.vision_model(pixel_values, interpolate_pos_encoding, output_attentions, output_hidden_states)
+        out = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         out.pooler_output = self.visual_projection(out.pooler_output)
         return out
 
@@ -351,9 +353,10 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         if input_ids is None or pixel_values is None:
             raise ValueError("input_ids and pixel_values: AltCLIPModel needs both; use get_text_features / "
                              "get_image_features for one modality")
-        vision = self.vision_model(pixel_values, interpolate_pos_encoding, output_attentions, output_hidden_states)
-        text = self.text_model(input_ids, attention_mask, token_type_ids, position_ids,
-                               output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        vision = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                                   output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        text = self.text_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         image_embeds = self.visual_projection(vision.pooler_output)
         text_embeds = self.text_projection(text.pooler_output)
         image_embeds = image_embeds / image_embeds.norm(p=2, dim=-1, keepdim=True)
@@ -368,3 +371,59 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
                 )
             loss = contrastive_loss(logits_per_text)
         return AltCLIPOutput(loss, logits_per_text.t(), logits_per_text, text_embeds, image_embeds, text, vision)
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: AltCLIPPreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The projected image embedding (not normalised), per image or video frame; a tower alone gives
+    its own pooled output."""
+    if isinstance(model, AltCLIPModel):
+        return model.get_image_features(pixel_values=batch["pixel_values"]).pooler_output
+    if isinstance(model, AltCLIPVisionModel):
+        return model(pixel_values=batch["pixel_values"]).pooler_output
+    return model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).pooler_output
+
+
+def _dummy_inputs(cls: type, c: Config, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    """Token ids past the special ones, and images, for whichever towers ``cls`` has."""
+    inputs = {}
+    text = c if isinstance(c, AltCLIPTextConfig) else getattr(c, "text_config", None)
+    vision = c if isinstance(c, AltCLIPVisionConfig) else getattr(c, "vision_config", None)
+    if text is not None:
+        inputs["input_ids"] = torch.randint(3, text.vocab_size, (batch_size, 7))
+        inputs["attention_mask"] = torch.ones(batch_size, 7, dtype=torch.long)
+    if vision is not None:
+        h, w = pair(vision.image_size)
+        inputs["pixel_values"] = torch.randn(batch_size, vision.num_channels, h, w)
+    return inputs
+
+
+def _input_doc(c: AltCLIPConfig) -> str:
+    v = c.vision_config
+    h, w = pair(v.image_size)
+    return (f"pixel_values (batch, {v.num_channels}, {h}, {w}) CLIP-normalised images, and/or input_ids "
+            f"(batch, <= {c.text_config.max_position_embeddings - 2}) from the XLM-R tokenizer")
+
+
+FAMILY = register_family(Family(
+    name="altclip",
+    config=AltCLIPConfig,
+    classes=(AltCLIPModel, AltCLIPTextModel, AltCLIPVisionModel),
+    converter=CONVERTER,
+    task="zero-shot-classification",
+    processors={"image": Processor("clip_image_processor:CLIPImageProcessor",
+                                   lambda c: frame_settings(c.vision_config.image_size)),
+                "text": Processor("altclip_processor:AltCLIPProcessor")},
+    accepts=frozenset({"image", "video"}),  # a video: its frames, averaged
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=_input_doc,
+    tiny=dict(text_config=dict(vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                               num_attention_heads=4, max_position_embeddings=40, project_dim=24,
+                               hidden_dropout_prob=0.0),
+              vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                                 image_size=30, patch_size=10),
+              projection_dim=16),
+    pretrained={"altclip": Pretrained("BAAI/AltCLIP", "zero-shot-classification", "ViT-L/14 + XLM-R large")},
+    exports=(AltCLIPTextConfig, AltCLIPVisionConfig),
+))

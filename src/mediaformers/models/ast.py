@@ -13,10 +13,11 @@ from torch import nn
 
 from ..checkpoints.ast import CONVERTER
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
-from .common import classification_loss, pair
+from .common import backbone, classification_loss, pair
 
 POS_MODES = ("auto", "crop", "interpolate")
 
@@ -186,6 +187,8 @@ class ASTHead(nn.Module):
 class ASTForAudioClassification(ASTPreTrainedModel):
     """AST with a norm + linear head on the pooled output (AudioSet: multi-label, ESC-50, Speech Commands)."""
 
+    is_classifier = True
+
     def __init__(self, config: ASTConfig):
         super().__init__(config)
         # Named as transformers' base_model_prefix so checkpoint keys need no prefix rule.
@@ -209,9 +212,49 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         it is inferred as transformers does.
         """
         out = self.audio_spectrogram_transformer(
-            input_values, attention_mask, output_hidden_states, output_attentions, pos_mode,
-            pooled_only=not (output_hidden_states or output_attentions),  # else the last layer is returned whole
+            input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, pos_mode=pos_mode, pooled_only=not (output_hidden_states or output_attentions),  # else the last layer is returned whole
         )
         logits = self.head(out.pooler_output)
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
         return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean of the cls and distillation tokens (pooler_output, what the head reads)."""
+    return backbone(model)(input_values=batch["input_values"]).pooler_output
+
+
+def _dummy_inputs(cls: type, c: ASTConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    return {"input_values": torch.randn(batch_size, c.max_length, c.num_mel_bins)}
+
+
+def _input_doc(c: ASTConfig) -> str:
+    return (f"input_values (batch, {c.max_length}, {c.num_mel_bins}) float: normalised Kaldi log-mel frames "
+            f"(10 ms hop, {c.max_length / 100:.2f} s per window)")
+
+
+FAMILY = register_family(Family(
+    name="ast",
+    config=ASTConfig,
+    classes=(ASTModel, ASTForAudioClassification),
+    converter=CONVERTER,
+    task="audio-classification",
+    processors={"audio": Processor("ast_features:ASTFeatureExtractor",
+                                   lambda c: {"num_mel_bins": c.num_mel_bins, "max_length": c.max_length})},
+    accepts=frozenset({"audio", "video"}),  # a video's audio track
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=_input_doc,
+    tiny=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, num_mel_bins=32,
+              max_length=64),
+    variants={"no-overlap": {"frequency_stride": 16, "time_stride": 16}},
+    demo=dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768, max_length=256),
+    pretrained={
+        "ast-audioset": Pretrained("MIT/ast-finetuned-audioset-10-10-0.4593", "audio-classification",
+                                   "AudioSet-527, 10.24 s windows"),
+        "ast-speech-commands": Pretrained("MIT/ast-finetuned-speech-commands-v2", "audio-classification",
+                                          "Speech Commands v2"),
+    },
+))

@@ -66,3 +66,29 @@ def check_video(
 
 def pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (list, tuple)) else (int(v), int(v))
+
+
+def backbone(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare encoder of a task model (the model itself when it is one)."""
+    if getattr(model, "is_backbone", False):
+        return model
+    return getattr(model, getattr(model, "base_model_prefix", ""), model)
+
+
+def frame_settings(image_size, resize_ratio: float = 1.0) -> dict:
+    """Processor settings for frames of ``image_size``: centre crop to it, after resizing the short
+    side to ``resize_ratio`` times the crop's (each family's default ratio, e.g. ViViT's 256/224)."""
+    h, w = pair(image_size)
+    return {"size": {"shortest_edge": round(min(h, w) * resize_ratio)}, "crop_size": {"height": h, "width": w}}
+
+
+def random_video(batch: int, frames: int, channels: int, image_size, generator=None) -> torch.Tensor:
+    """Normalised-looking random frames (batch, frames, channels, H, W): dummy inputs."""
+    h, w = pair(image_size)
+    return torch.randn(batch, frames, channels, h, w, generator=generator)
+
+
+def video_input_doc(frames, channels: int, image_size) -> str:
+    """``mediaformers info``'s line for models that take normalised clips."""
+    h, w = pair(image_size)
+    return f"pixel_values (batch, {frames}, {channels}, {h}, {w}) float: normalised video frames"

@@ -13,13 +13,14 @@ from torch import nn
 
 from ..checkpoints.tvlt import CONVERTER
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias
 from ..modeling import PreTrainedModel
 from ..outputs import ClassifierOutput, ModelOutput, Tensors
-from .common import check_video, pair
-from . import tvlt_masking as masking
-from .tvlt_masking import (AUDIO_MASK_TYPES, check_noise, masked_mse, patchify_audio, patchify_pixels,
-                           random_masking, unshuffle)
+from .common import backbone, check_video, frame_settings, pair, random_video
+from .mae import check_noise, grouped_noise, masked_mse, patchify, patchify_2d, random_masking, uniform_noise, unshuffle
+
+AUDIO_MASK_TYPES = ("frame-level", "patch-level", "patch_level")  # "patch_level": the reference config's spelling
 
 
 @dataclass(kw_only=True)
@@ -228,15 +229,17 @@ class TvltModel(TvltPreTrainedModel):
         if mask_pixel:
             n = xv.shape[1]
             if noise_v is None:
-                noise_v = masking.pixel_noise(b, n, generator=generator, device=xv.device)
+                noise_v = uniform_noise(b, n, generator=generator, device=xv.device)
             check_noise(noise_v, "pixel_noise", b, n)
             keep = int(n * (1 - c.pixel_mask_ratio))
             xv, pixel_mask, pixel_labels, pixel_restore = random_masking(xv, noise_v, keep, pixel_mask)
         if mask_audio:
             n = xa.shape[1]
             if noise_a is None:
-                noise_a = masking.audio_noise(b, n, c.freq_patches, c.audio_mask_type, generator=generator,
-                                              device=xa.device)
+                # The reference draws pixels' noise, then audio's: one call each, in that order.
+                noise_a = (grouped_noise(b, n, c.freq_patches, generator=generator, device=xa.device)
+                           if c.audio_mask_type == "frame-level" else
+                           uniform_noise(b, n, generator=generator, device=xa.device))
             check_noise(noise_a, "audio_noise", b, n)
             keep = int(n * (1 - c.audio_mask_ratio))
             xa, audio_mask, audio_labels, audio_restore = random_masking(xa, noise_a, keep, audio_mask)
@@ -295,11 +298,29 @@ class TvltForPreTraining(TvltPreTrainedModel):
             self.audio_head = nn.Linear(d, at * af * c.num_audio_channels)
         self.init_weights()
 
+    # ---- MAE steps (facebookresearch/mae's names) -------------------------------------------------
+    def encode(self, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_mask=None, audio_mask=None, *,
+               pixel_noise=None, audio_noise=None, generator=None, **flags) -> TvltModelOutput:
+        """Mask both streams (the lowest-noise patches are kept) and encode what is left."""
+        return self.tvlt(pixel_values, audio_values, pixel_mask=pixel_mask, audio_mask=audio_mask, mask_pixel=True,
+                         mask_audio=True, pixel_noise=pixel_noise, audio_noise=audio_noise, generator=generator,
+                         return_dict=True, **flags)
+
     def decode(self, x: torch.Tensor, ids_restore: torch.Tensor, mask_token: nn.Parameter,
                positions: nn.Module, head: nn.Linear) -> torch.Tensor:
-        """Kept encoder tokens (batch, kept, hidden) -> per-patch predictions (batch, patches, out)."""
+        """One stream's kept encoder tokens (batch, kept, hidden) -> per-patch predictions (batch, patches, out)."""
         x = positions(unshuffle(self.encoder_to_decoder(x), mask_token, ids_restore))
         return head(self.decoder_norm(self.decoder(x).last_hidden_state))
+
+    def mae_loss(self, pixel_values: torch.Tensor, audio_values: torch.Tensor, out: TvltModelOutput,
+                 pixel_logits: torch.Tensor, audio_logits: torch.Tensor) -> torch.Tensor:
+        """Pixel + audio MSE over the masked real patches. Targets are not detached, as in the
+        reference: input gradients include the target term."""
+        c = self.config
+        pixel_target = patchify(pixel_values.to(pixel_logits.dtype), 1, pair(c.image_patch_size)[0]).flatten(2)
+        audio_target = patchify_2d(audio_values.to(audio_logits.dtype), *pair(c.audio_patch_size))
+        return (masked_mse(pixel_logits, pixel_target, out.pixel_label_masks)
+                + masked_mse(audio_logits, audio_target, out.audio_label_masks))
 
     def forward(
         self,
@@ -344,22 +365,19 @@ class TvltForPreTraining(TvltPreTrainedModel):
                 raise ValueError(f"labels: expected shape ({b},) or ({b}, 1), got {got}")
             check_inputs(c, pixel_values_mixed, audio_values, pixel_mask_mixed, audio_mask,
                          pixel_name="pixel_values_mixed", mask_name="pixel_mask_mixed")
-            out = self.tvlt._forward(pixel_values_mixed, audio_values, pixel_mask_mixed, audio_mask, **flags)
+            out = self.tvlt(pixel_values_mixed, audio_values, pixel_mask=pixel_mask_mixed, audio_mask=audio_mask,
+                            return_dict=True, **flags)
             matching_logits = self.matching_head(out.last_hidden_state)
             loss = F.binary_cross_entropy_with_logits(
                 matching_logits.view(-1), labels.reshape(-1).to(matching_logits.dtype))
         if run_mae:
-            out = self.tvlt._forward(pixel_values, audio_values, pixel_mask, audio_mask, True, True,
-                                     noise_v=pixel_noise, noise_a=audio_noise, generator=generator, **flags)
+            out = self.encode(pixel_values, audio_values, pixel_mask, audio_mask, pixel_noise=pixel_noise,
+                              audio_noise=audio_noise, generator=generator, **flags)
             pixel_logits = self.decode(out.last_pixel_hidden_state, out.pixel_ids_restore, self.pixel_mask_token,
                                        self.decoder_pixel_pos, self.pixel_head)
             audio_logits = self.decode(out.last_audio_hidden_state, out.audio_ids_restore, self.audio_mask_token,
                                        self.decoder_audio_pos, self.audio_head)
-            # Targets are not detached, as in the reference: input gradients include the target term.
-            pixel_target = patchify_pixels(pixel_values.to(pixel_logits.dtype), pair(c.image_patch_size)[0])
-            audio_target = patchify_audio(audio_values.to(audio_logits.dtype), *pair(c.audio_patch_size))
-            mae = masked_mse(pixel_logits, pixel_target, out.pixel_label_masks) + masked_mse(
-                audio_logits, audio_target, out.audio_label_masks)
+            mae = self.mae_loss(pixel_values, audio_values, out, pixel_logits, audio_logits)
             loss = mae if loss is None else loss + mae
         result = TvltForPreTrainingOutput(loss, matching_logits, pixel_logits, audio_logits,
                                           out.hidden_states, out.attentions)
@@ -368,6 +386,8 @@ class TvltForPreTraining(TvltPreTrainedModel):
 
 class TvltForAudioVisualClassification(TvltPreTrainedModel):
     """cls token -> Linear(2x) -> LayerNorm -> GELU -> Linear(num_labels)."""
+
+    is_classifier = True
 
     def __init__(self, config: TvltConfig):
         super().__init__(config)
@@ -413,3 +433,53 @@ class TvltForAudioVisualClassification(TvltPreTrainedModel):
                 raise ValueError(f"labels: classification needs class ids of shape ({b},), got {tuple(labels.shape)}")
             return F.cross_entropy(logits, labels)
         return None  # the reference computes no loss for other loss_type values
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The cls token of the joint encoder (what the classifier reads)."""
+    keys = ("pixel_values", "audio_values", "pixel_mask", "audio_mask")
+    return backbone(model)(**{k: batch[k] for k in keys if k in batch}).last_hidden_state[:, 0]
+
+
+def _dummy_inputs(cls: type, c: TvltConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    inputs = {"pixel_values": random_video(batch_size, c.num_frames, c.num_image_channels, c.image_size),
+              "audio_values": torch.randn(batch_size, c.num_audio_channels, c.spectrogram_length, c.frequency_length)}
+    if cls is TvltForPreTraining:
+        inputs["pixel_values_mixed"] = random_video(batch_size, c.num_frames, c.num_image_channels, c.image_size)
+        inputs["labels"] = torch.ones(batch_size)
+    return inputs
+
+
+def _input_doc(c: TvltConfig) -> str:
+    h, w = pair(c.image_size)
+    return (f"pixel_values (batch, <= {c.num_frames}, {c.num_image_channels}, {h}, {w}) + audio_values "
+            f"(batch, 1, <= {c.spectrogram_length}, {c.frequency_length}) log-mel, with pixel_mask/audio_mask")
+
+
+FAMILY = register_family(Family(
+    name="tvlt",
+    config=TvltConfig,
+    classes=(TvltModel, TvltForPreTraining, TvltForAudioVisualClassification),
+    converter=CONVERTER,
+    task="audio-visual-classification",
+    processors={
+        # The model takes at most num_frames frames and spectrogram_length mel frames: a processor file
+        # may ask for fewer, never more (longer audio is truncated).
+        "video": Processor("video_processors:TvltVideoProcessor",
+                           lambda c: {"num_frames": c.num_frames, "patch_size": list(pair(c.image_patch_size)),
+                                      **frame_settings(c.image_size)}, limits=("num_frames",)),
+        "audio": Processor("tvlt_audio:TvltFeatureExtractor",
+                           lambda c: {"spectrogram_length": c.spectrogram_length, "feature_size": c.frequency_length,
+                                      "patch_size": list(pair(c.audio_patch_size))}, limits=("spectrogram_length",)),
+    },
+    accepts=frozenset({"video"}),
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=_input_doc,
+    tiny=dict(image_size=32, num_frames=2, spectrogram_length=32, frequency_length=32, hidden_size=32,
+              num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, decoder_hidden_size=16,
+              decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=24),
+    variants={"patch-level-audio-mask": {"audio_mask_type": "patch-level"}, "mean-pooling": {"use_mean_pooling": True}},
+    pretrained={"tvlt-base": Pretrained("ZinengTang/tvlt-base", "feature-extraction", "pre-trained, no labels")},
+))

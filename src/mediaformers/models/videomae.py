@@ -10,10 +10,13 @@ from torch import nn
 
 from ..checkpoints.videomae import CONVERTER
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutput, ClassifierOutput, ModelOutput, Tensors
-from .common import check_video, classification_loss, pair
+from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
+                     video_input_doc)
+from .mae import patchify, visible
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -140,22 +143,41 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         pooled_only: bool = False,
+        interpolate_pos_encoding: bool = False,
     ) -> BaseModelOutput:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden).
 
         ``pooled_only`` (first-token pooling only) skips the last block's work for the other tokens.
+        ``interpolate_pos_encoding`` accepts other frame counts and sizes: VideoMAE's position table
+        is a fixed sin-cos function of the token index, so it is recomputed for the new number of
+        tubelets — exact, not a resampling.
         """
         c = self.config
-        check_video(pixel_values, frames=c.num_frames, size=pair(c.image_size), channels=c.num_channels)
-        b = pixel_values.shape[0]
-        x = self.patch_embed(pixel_values.transpose(1, 2)) + self.pos_embed.to(pixel_values.dtype)
+        fixed = not interpolate_pos_encoding
+        check_video(pixel_values, frames=c.num_frames if fixed else None, size=pair(c.image_size) if fixed else None,
+                    channels=c.num_channels)
+        b, n = pixel_values.shape[0], self.num_tokens(pixel_values)
+        x = self.patch_embed(pixel_values.transpose(1, 2)) + self.positions(n).to(pixel_values.dtype)
         if bool_masked_pos is not None:
-            mask = check_mask(bool_masked_pos, b, c.num_patches)
-            x = x[~mask].reshape(b, -1, x.shape[-1])
+            x = visible(x, check_mask(bool_masked_pos, b, n))
         out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
                            num_queries=1 if pooled_only else None)
         x = out.last_hidden_state if self.norm is None else self.norm(out.last_hidden_state)
         return BaseModelOutput(x, out.hidden_states, out.attentions)
+
+
+    def num_tokens(self, pixel_values: torch.Tensor) -> int:
+        t, _, h, w = pixel_values.shape[1:]
+        grid = self.patch_embed.grid((t, h, w))
+        if min(grid) < 1:
+            raise ValueError(f"pixel_values: {t} frames of {h}x{w} is smaller than one tubelet "
+                             f"({self.config.tubelet_size}x{self.config.patch_size}x{self.config.patch_size})")
+        return math.prod(grid)
+
+    def positions(self, n: int) -> torch.Tensor:
+        """The sin-cos table (1, n, hidden) for ``n`` tubelets (the buffer when n is the config's)."""
+        return self.pos_embed if n == self.pos_embed.shape[1] else sincos_table(n, self.config.hidden_size).to(
+            self.pos_embed.device)
 
 
 class VideoMAEDecoder(nn.Module):
@@ -173,14 +195,6 @@ class VideoMAEDecoder(nn.Module):
         for block in self.blocks:
             x, _ = block(x)
         return self.head(self.norm(x[:, x.shape[1] - n_masked :]))
-
-
-def patchify(videos: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
-    """(batch, frames, C, H, W) -> (batch, tubelets, tubelet*patch*patch, C), in VideoMAE's order."""
-    b, t, c, h, w = videos.shape
-    x = videos.reshape(b, t // tubelet, tubelet, c, h // patch, patch, w // patch, patch)
-    x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)
-    return x.reshape(b, -1, tubelet * patch * patch, c)
 
 
 class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
@@ -224,30 +238,50 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
         bool_masked_pos: torch.Tensor,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        interpolate_pos_encoding: bool = False,
     ) -> VideoMAEForPreTrainingOutput:
+        """With ``interpolate_pos_encoding``, other frame counts and sizes (exact sin-cos tables for
+        the new number of tubelets, in the encoder and the decoder; the mask must cover that many)."""
         if bool_masked_pos is None:
             raise ValueError("bool_masked_pos: pre-training needs a mask; make one with model.make_mask(batch_size)")
-        enc = self.videomae(pixel_values, bool_masked_pos, output_hidden_states, output_attentions)
-        b = pixel_values.shape[0]
-        mask = check_mask(bool_masked_pos, b, self.config.num_patches)
-        n_masked = int(mask[0].sum())
-        if n_masked == 0:
+        enc = self.encode(pixel_values, bool_masked_pos, output_hidden_states=output_hidden_states,
+                          output_attentions=output_attentions, interpolate_pos_encoding=interpolate_pos_encoding)
+        mask = check_mask(bool_masked_pos, pixel_values.shape[0], self.videomae.num_tokens(pixel_values))
+        if not mask[0].any():
             raise ValueError("bool_masked_pos: masks no patch; pre-training needs at least one masked patch")
-        x = self.encoder_to_decoder(enc.last_hidden_state)
-        pos = self.decoder_pos_embed.to(x.dtype).expand(b, -1, -1)
-        d = x.shape[-1]
-        x = torch.cat(
-            [x + pos[~mask].reshape(b, -1, d), self.mask_token.to(x.dtype) + pos[mask].reshape(b, n_masked, d)], dim=1
-        )
-        logits = self.decoder(x, n_masked)
-        with torch.no_grad():
-            labels = self.targets(pixel_values, mask)
-        loss = F.mse_loss(logits, labels)
+        logits = self.decode(enc.last_hidden_state, mask)
+        loss = self.loss(pixel_values, logits, mask)
         return VideoMAEForPreTrainingOutput(loss, logits, enc.hidden_states, enc.attentions)
+
+    # ---- MAE steps (facebookresearch/mae's names) -------------------------------------------------
+    def encode(self, pixel_values: torch.Tensor, mask: torch.Tensor, **flags) -> BaseModelOutput:
+        """Encode the visible tubelets: last_hidden_state (batch, visible, hidden)."""
+        return self.videomae(pixel_values, bool_masked_pos=mask, **flags)
+
+    def decode(self, latent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Visible latents (batch, visible, hidden) + a mask token per masked tubelet, each with its
+        position -> pixel predictions of the masked ones (batch, masked, tubelet*patch*patch*C)."""
+        x = self.encoder_to_decoder(latent)
+        b, d, n = x.shape[0], x.shape[-1], mask.shape[1]
+        table = self.decoder_pos_embed
+        if n != table.shape[1]:  # another grid: the exact sin-cos table for it
+            table = sincos_table(n, self.config.decoder_hidden_size).to(table.device)
+        pos = table.to(x.dtype).expand(b, -1, -1)
+        masked_pos = pos[mask].reshape(b, -1, d)
+        x = torch.cat([x + visible(pos, mask), self.mask_token.to(x.dtype) + masked_pos], dim=1)
+        return self.decoder(x, masked_pos.shape[1])
+
+    def loss(self, pixel_values: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MSE between the predictions (batch, masked, ...) and the masked tubelets' targets."""
+        with torch.no_grad():
+            target = self.targets(pixel_values, mask)
+        return F.mse_loss(pred, target)
 
 
 class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
     """Mean-pooled tokens + fc_norm (or the first token) -> linear classifier."""
+
+    is_classifier = True
 
     def __init__(self, config: VideoMAEConfig):
         super().__init__(config)
@@ -263,11 +297,57 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        interpolate_pos_encoding: bool = False,
     ) -> ClassifierOutput:
         first_token = self.fc_norm is None and not (output_hidden_states or output_attentions)
-        out = self.videomae(pixel_values, None, output_hidden_states, output_attentions, pooled_only=first_token)
+        out = self.videomae(pixel_values, output_hidden_states=output_hidden_states,
+                            output_attentions=output_attentions, pooled_only=first_token,
+                            interpolate_pos_encoding=interpolate_pos_encoding)
         x = out.last_hidden_state
         x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]
         logits = self.classifier(x)
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
         return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean of the tokens (use_mean_pooling, as the classifier pools), else the first token."""
+    hidden = backbone(model)(pixel_values=batch["pixel_values"]).last_hidden_state
+    return hidden.mean(1) if model.config.use_mean_pooling else hidden[:, 0]
+
+
+def _dummy_inputs(cls: type, c: VideoMAEConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    inputs = {"pixel_values": random_video(batch_size, c.num_frames, c.num_channels, c.image_size)}
+    if cls is VideoMAEForPreTraining:
+        inputs["bool_masked_pos"] = make_tube_mask(c, batch_size, 0.5, seed=0)
+    return inputs
+
+
+FAMILY = register_family(Family(
+    name="videomae",
+    config=VideoMAEConfig,
+    classes=(VideoMAEModel, VideoMAEForPreTraining, VideoMAEForVideoClassification),
+    converter=CONVERTER,
+    task="video-classification",
+    processors={"video": Processor("video_processors:VideoMAECheckpointProcessor",
+                                   lambda c: {"num_frames": c.num_frames, **frame_settings(c.image_size)})},
+    accepts=frozenset({"video"}),
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
+    tiny=dict(image_size=32, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+              intermediate_size=48, decoder_hidden_size=16, decoder_num_hidden_layers=1,
+              decoder_num_attention_heads=2, decoder_intermediate_size=24),
+    variants={"first-token": {"use_mean_pooling": False}, "no-norm-pix-loss": {"norm_pix_loss": False}},
+    demo=dict(image_size=112, patch_size=16, num_frames=8, hidden_size=192, num_hidden_layers=4,
+              num_attention_heads=3, intermediate_size=768),
+    pretrained={
+        "videomae-base-kinetics": Pretrained("MCG-NJU/videomae-base-finetuned-kinetics", "video-classification",
+                                             "Kinetics-400, 16x224"),
+        "videomae-base-ssv2": Pretrained("MCG-NJU/videomae-base-finetuned-ssv2", "video-classification",
+                                         "Something-Something v2, 16x224"),
+        "videomae-base": Pretrained("MCG-NJU/videomae-base", "feature-extraction", "self-supervised, K400"),
+    },
+    exports=(make_tube_mask,),
+))

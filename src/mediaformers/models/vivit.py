@@ -1,4 +1,5 @@
-"""ViViT (Arnab et al., 2021), model 1: joint space-time attention over tubelets, learned positions."""
+"""ViViT (Arnab et al., 2021): model 1 (joint space-time attention over tubelets, learned positions),
+as transformers has it; models 2-4 (factorised) are ``vivit_variant`` options built in vivit_variants.py."""
 from __future__ import annotations
 
 import math
@@ -10,15 +11,19 @@ from torch import nn
 
 from ..checkpoints.vivit import CONVERTER
 from ..config import Config
+from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Activation, Encoder, PatchEmbed, resample_grid
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
-from .common import check_video, classification_loss, pair
+from . import vivit_variants as variants
+from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
+                     video_input_doc)
 
 
 @dataclass(kw_only=True)
 class VivitConfig(Config):
     model_type = "vivit"
+    own_fields = ("vivit_variant", "num_temporal_layers")
 
     image_size: int | list[int] = 224  # frame height/width
     num_frames: int = 32  # frames per clip
@@ -36,9 +41,15 @@ class VivitConfig(Config):
     qkv_bias: bool = True
     pooler_output_size: int | None = None  # defaults to hidden_size
     pooler_act: str = "tanh"
+    # Not in transformers: ViViT's factorised models (2-4); "joint" is model 1, the only one checkpoints
+    # on the hub hold. factorised_encoder: num_hidden_layers spatial + num_temporal_layers temporal blocks.
+    vivit_variant: str = "joint"
+    num_temporal_layers: int = 4
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.vivit_variant not in variants.VARIANTS:
+            raise ValueError(f"vivit_variant: expected one of {list(variants.VARIANTS)}, got {self.vivit_variant!r}")
         self.tubelet_size = [int(v) for v in self.tubelet_size]
         if len(self.tubelet_size) != 3:
             raise ValueError(f"tubelet_size: expected [time, height, width], got {self.tubelet_size}")
@@ -60,7 +71,8 @@ class Pooler(nn.Module):
         self.act = Activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(x[:, 0]))
+        """x: the summary token (batch, dim)."""
+        return self.act(self.dense(x))
 
 
 class VivitPreTrainedModel(PreTrainedModel):
@@ -72,8 +84,10 @@ class VivitPreTrainedModel(PreTrainedModel):
         super()._init_weights()
         for m in self.modules():
             if isinstance(m, VivitModel):
-                nn.init.zeros_(m.cls_token)
+                if m.cls_token is not None:
+                    nn.init.zeros_(m.cls_token)
                 nn.init.zeros_(m.pos_embed)
+                variants.init_weights(m)
 
 
 class VivitModel(VivitPreTrainedModel):
@@ -83,12 +97,17 @@ class VivitModel(VivitPreTrainedModel):
         super().__init__(config)
         c = config
         self.patch_embed = PatchEmbed(c.num_channels, c.hidden_size, tuple(c.tubelet_size))
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
-        self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(c.grid) + 1, c.hidden_size))
+        cls = variants.has_cls(c)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.hidden_size)) if cls else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(c.grid) + cls, c.hidden_size))
         self.drop = nn.Dropout(c.hidden_dropout_prob)
-        self.encoder = Encoder.stack(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
-                                     act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
-                                     drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
+        if c.vivit_variant in ("joint", "factorised_encoder"):  # model 2's spatial encoder is model 1's stack
+            self.encoder = Encoder.stack(c.num_hidden_layers, c.hidden_size, c.num_attention_heads,
+                                         c.intermediate_size, act=c.hidden_act, eps=c.layer_norm_eps,
+                                         qkv_bias=c.qkv_bias, drop=c.hidden_dropout_prob,
+                                         attn_drop=c.attention_probs_dropout_prob)
+        if c.vivit_variant != "joint":
+            variants.build(self, c)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.pooler = Pooler(c.hidden_size, c.pooler_output_size, c.pooler_act) if add_pooling_layer else None
         self.init_weights()
@@ -102,7 +121,8 @@ class VivitModel(VivitPreTrainedModel):
         t0, h0, w0 = self.config.grid
         if tuple(grid) == (t0, h0, w0):
             return self.pos_embed
-        cls_pos, pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
+        n_cls = self.pos_embed.shape[1] - t0 * h0 * w0
+        cls_pos, pos = self.pos_embed[:, :n_cls], self.pos_embed[:, n_cls:]
         dim = pos.shape[-1]
         pos = resample_grid(pos.reshape(t0, h0 * w0, dim), (h0, w0), grid[1:])
         if grid[0] != t0:
@@ -133,17 +153,32 @@ class VivitModel(VivitPreTrainedModel):
         if min(grid) < 1:
             raise ValueError(f"pixel_values: {t} frames of {h}x{w} is smaller than one tubelet {c.tubelet_size}")
         x = self.patch_embed(pixel_values.transpose(1, 2))
-        x = torch.cat([self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
         x = self.drop(x + self.positions(grid).to(x.dtype))
-        out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                           num_queries=1 if pooled_only else None)
-        x = self.norm(out.last_hidden_state)
-        pooled = self.pooler(x) if self.pooler is not None else None
-        return BaseModelOutputWithPooling(x, pooled, out.hidden_states, out.attentions)
+        if c.vivit_variant == "joint":
+            out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                               num_queries=1 if pooled_only else None)
+            x, hidden, attentions = out.last_hidden_state, out.hidden_states, out.attentions
+        else:
+            if output_attentions:
+                raise ValueError(f"output_attentions: not available for vivit_variant {c.vivit_variant!r} "
+                                 "(its attention maps are per time step / per position), got True")
+            x, hidden = variants.encode(self, x, grid, output_hidden_states)
+            attentions = None
+        x = self.norm(x)
+        pooled = self.pooler(self.summary(x)) if self.pooler is not None else None
+        return BaseModelOutputWithPooling(x, pooled, hidden, attentions)
+
+    def summary(self, x: torch.Tensor) -> torch.Tensor:
+        """The token a head reads (batch, dim): [CLS] (models 1, 2), else the mean of all tokens (3, 4)."""
+        return x[:, 0] if self.cls_token is not None else x.mean(dim=1)
 
 
 class VivitForVideoClassification(VivitPreTrainedModel):
     """Linear classifier on the final [CLS] token."""
+
+    is_classifier = True
 
     def __init__(self, config: VivitConfig):
         super().__init__(config)
@@ -159,8 +194,43 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> ClassifierOutput:
-        out = self.vivit(pixel_values, interpolate_pos_encoding, output_hidden_states, output_attentions,
+        out = self.vivit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
+                         output_hidden_states=output_hidden_states, output_attentions=output_attentions,
                          pooled_only=not (output_hidden_states or output_attentions))
-        logits = self.classifier(out.last_hidden_state[:, 0])
+        logits = self.classifier(self.vivit.summary(out.last_hidden_state))
         loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
         return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+# ---- the family declaration ---------------------------------------------------------------------
+def _pooled(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The token the classifier reads: [CLS], or the mean of all tokens for the variants without one."""
+    net = backbone(model)
+    return net.summary(net(pixel_values=batch["pixel_values"]).last_hidden_state)
+
+
+def _dummy_inputs(cls: type, c: VivitConfig, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    return {"pixel_values": random_video(batch_size, c.num_frames, c.num_channels, c.image_size)}
+
+
+FAMILY = register_family(Family(
+    name="vivit",
+    config=VivitConfig,
+    classes=(VivitModel, VivitForVideoClassification),
+    converter=CONVERTER,
+    task="video-classification",
+    # transformers' defaults resize the short side to 256 for a 224 crop: keep that ratio.
+    processors={"video": Processor("video_processors:VivitVideoProcessor",
+                                   lambda c: {"num_frames": c.num_frames, **frame_settings(c.image_size, 256 / 224)})},
+    accepts=frozenset({"video"}),
+    pooled=_pooled,
+    dummy_inputs=_dummy_inputs,
+    input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
+    tiny=dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=2,
+              num_attention_heads=2, intermediate_size=48),
+    variants={name: {"vivit_variant": name} for name in variants.VARIANTS if name != "joint"},
+    pretrained={
+        "vivit-b-kinetics": Pretrained("google/vivit-b-16x2-kinetics400", "video-classification",
+                                       "Kinetics-400, 32x224"),
+    },
+))

@@ -55,7 +55,8 @@ class TextEmbeddings(nn.Module):
                 position_ids = position_ids_from_input_ids(input_ids, self.padding_idx)
             else:  # no ids to find the pads in: plain sequential positions after padding_idx
                 position_ids = torch.arange(n, device=inputs_embeds.device)[None] + self.padding_idx + 1
-        if position_ids.max() >= self.position.num_embeddings:
+        # A data-dependent check: eager only (torch.export/compile would have to guard on the values).
+        if not torch.compiler.is_compiling() and position_ids.max() >= self.position.num_embeddings:
             raise ValueError(
                 f"input_ids: sequence of {n} tokens needs position {int(position_ids.max())}, but the model has "
                 f"{self.position.num_embeddings} position embeddings (max_position_embeddings); truncate the text"

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._config_files import check_fields, find_processor_fields
 from .audio_io import load_audio
 
 CONFIG_NAME = "preprocessor_config.json"
@@ -85,20 +86,18 @@ def collate_audio(
     return torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), lengths
 
 
-def read_preprocessor_config(folder: str | Path, expected_type: str) -> dict[str, Any]:
-    """The fields of ``folder/preprocessor_config.json`` (or of that file), minus bookkeeping keys."""
-    path = Path(folder)
-    if path.is_dir():
-        path = path / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} at {path}")
-    with open(path, encoding="utf-8") as fh:
-        config = json.load(fh)
-    found = config.pop("feature_extractor_type", expected_type)
-    if found != expected_type:
-        raise ValueError(f"{path} is for feature_extractor_type {found!r}, expected {expected_type!r}")
+def read_preprocessor_config(folder: str | Path, expected_type: str) -> tuple[dict[str, Any], Path]:
+    """The fields of ``folder/preprocessor_config.json`` (transformers 5: ``processor_config.json``'s
+    "feature_extractor" part; or a file given directly) minus bookkeeping keys, and that file's path."""
+    found = find_processor_fields(folder, "feature_extractor")
+    if found is None:
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}")
+    config, path = found
+    found_type = config.pop("feature_extractor_type", expected_type)
+    if found_type != expected_type:
+        raise ValueError(f"{path}: feature_extractor_type: expected {expected_type!r}, got {found_type!r}")
     config.pop("processor_class", None)
-    return config
+    return config, path
 
 
 def write_preprocessor_config(folder: str | Path, config: dict[str, Any]) -> Path:
@@ -118,6 +117,13 @@ class FeatureExtractorFiles:
 
     feature_extractor_type: str = ""
     config_keys: tuple[str, ...] = ()
+    #: field -> kind (see _config_files); checked on construction, so every source of values is
+    schema: dict[str, str] = {}
+    optional: tuple[str, ...] = ()  # schema fields that may be None
+
+    def _check(self) -> None:
+        required = tuple(k for k in self.schema if k not in self.optional)
+        check_fields({k: getattr(self, k) for k in self.schema}, self.schema, type(self).__name__, required)
 
     def to_dict(self) -> dict[str, Any]:
         return {"feature_extractor_type": self.feature_extractor_type, **{k: getattr(self, k) for k in self.config_keys}}
@@ -125,7 +131,11 @@ class FeatureExtractorFiles:
     @classmethod
     def from_pretrained(cls, folder: str | Path):
         """Read ``folder/preprocessor_config.json`` (or that file's path)."""
-        return cls(**read_preprocessor_config(folder, cls.feature_extractor_type))
+        config, path = read_preprocessor_config(folder, cls.feature_extractor_type)
+        try:
+            return cls(**config)
+        except ValueError as err:  # name the file the bad value came from
+            raise ValueError(f"{path}: {err}") from err
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``folder/preprocessor_config.json``; returns its path."""

@@ -1,10 +1,17 @@
 """Audio in: decode files and arrays to float32 mono at the rate a model needs.
 
-Files go through libsndfile (soundfile: wav, flac, ogg/vorbis/opus, mp3 with libsndfile >= 1.1,
-aiff, ...) and fall back to FFmpeg (PyAV) for everything else, notably the audio track of a video
-container (mp4, mkv, webm, mov). Channels are mixed down by their mean and the result is resampled
-with soxr (HQ), so any file at any rate is accepted: a 44.1 kHz stereo file is valid input for a
-16 kHz model.
+Files go through libsndfile (soundfile: wav, flac, ogg/vorbis/opus, mp3, aiff, ...) and, on any
+libsndfile failure, FFmpeg (PyAV: m4a/aac, ac3, wavpack, Ogg-FLAC, the audio track of mp4/mkv/webm/
+mov, ...); see ``audio_decode`` for the policy. Channels are mixed down by their mean and the result
+is resampled with soxr (HQ), so any file at any rate is accepted: a 44.1 kHz stereo file is valid
+input for a 16 kHz model.
+
+Decoding, mixdown and resampling run chunk by chunk into one output buffer, so memory peaks near
+the size of the result (an hour of 48 kHz stereo to 16 kHz mono: ~230 MB), and ``AudioWindows``
+streams fixed windows of arbitrarily long audio in memory bounded by one window.
+
+A damaged or truncated stream raises unless ``allow_partial=True``, which returns the audio before
+the damage; ``return_info=True`` says whether that happened (``AudioInfo.partial``).
 
 Errors are ``AudioDecodeError`` (a ``ValueError``) naming the file and the cause, or a ``ValueError``
 naming the argument for bad arrays.
@@ -13,27 +20,28 @@ naming the argument for bad arrays.
 from __future__ import annotations
 
 import io
+import math
 import os
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Union
 
-import av
 import numpy as np
-import soundfile as sf
 import soxr
 import torch
 
-__all__ = ["AudioDecodeError", "AudioSource", "decode_audio", "load_audio", "resample", "to_mono"]
+from .audio_decode import AudioDecodeError, AudioDecoder, AudioInfo
+
+__all__ = [
+    "AudioDecodeError", "AudioInfo", "AudioSource", "AudioWindows", "decode_audio", "load_audio", "resample",
+    "to_mono",
+]
 
 AudioSource = Union[str, os.PathLike, bytes, BinaryIO, np.ndarray, torch.Tensor]
 
 # More channels than this on the short axis of a 2-D array is taken as a layout mistake, not audio.
 _MAX_CHANNELS = 64
-
-
-class AudioDecodeError(ValueError):
-    """A file or stream could not be decoded to audio; the message names the source and the cause."""
 
 
 def _name(source: object) -> str:
@@ -98,8 +106,7 @@ def _check_samples(audio: np.ndarray, what: str) -> None:
 def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     """Resample (samples,) or (samples, channels) float32 audio with soxr's HQ filter."""
     for arg, rate in (("orig_rate", orig_rate), ("target_rate", target_rate)):
-        if not isinstance(rate, (int, np.integer)) or rate <= 0:
-            raise ValueError(f"{arg} must be a positive integer rate in Hz, got {rate!r}")
+        _check_rate(arg, rate)
     if orig_rate == target_rate:
         return audio
     out = soxr.resample(audio, int(orig_rate), int(target_rate), quality="HQ")
@@ -107,124 +114,158 @@ def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# files
+# files, chunk by chunk
+
+# Output capacity when the header gives no length (grown by half when exceeded).
+_DEFAULT_SECONDS = 30
 
 
-def _declared_wav_bytes(head: bytes) -> int | None:
-    """The total size a RIFF/WAVE header declares, or None when it is unknown or a streaming sentinel."""
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    size = int.from_bytes(head[4:8], "little")
-    return None if size in (0, 0xFFFFFFFF) else size + 8
-
-
-def _read_soundfile(fh: BinaryIO, name: str) -> tuple[np.ndarray, int] | None:
-    """Decode with libsndfile; None when it does not know the format (so FFmpeg gets a try)."""
-    start = fh.tell()
-    head = fh.read(12)
-    fh.seek(0, io.SEEK_END)
-    actual = fh.tell() - start
-    fh.seek(start)
-    try:
-        with sf.SoundFile(fh) as f:
-            declared_frames, fmt, rate = f.frames, f.format, f.samplerate
-            data = f.read(dtype="float32", always_2d=True)
-    except sf.LibsndfileError as err:
-        msg = str(err)
-        if "Format not recognised" in msg or err.code == 1:  # 1: SF_ERR_UNRECOGNISED_FORMAT
-            fh.seek(start)
-            return None
-        raise AudioDecodeError(f"cannot decode audio file {name}: corrupt or truncated ({msg.strip()})") from err
-    except (RuntimeError, sf.SoundFileError) as err:
-        raise AudioDecodeError(f"cannot decode audio file {name}: corrupt or truncated ({err})") from err
-    if len(data) == 0:
-        raise AudioDecodeError(
-            f"cannot decode audio file {name}: no audio samples decoded ({fmt} header without audio data: "
-            "empty, truncated or corrupt)"
-        )
-    # libsndfile quietly clips a short WAV to the bytes that are there; the RIFF header knows better.
-    declared = _declared_wav_bytes(head)
-    if declared is not None and actual < declared:
-        raise AudioDecodeError(
-            f"cannot decode audio file {name}: truncated WAV, header declares {declared} bytes, file has {actual}"
-        )
-    if len(data) < declared_frames:
-        note = f"audio file {name}: header declares {declared_frames} frames, decoded {len(data)} (truncated?)"
-        if fmt == "MP3":  # MP3 frame counts are estimates (Xing/VBR), so only warn
-            warnings.warn(note, stacklevel=3)
-        else:
-            raise AudioDecodeError(f"cannot decode {note}")
-    return data, rate
-
-
-def _read_ffmpeg(fh: BinaryIO, name: str) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of any container FFmpeg knows; returns (samples, channels)."""
-    try:
-        container = av.open(fh, mode="r")
-    except av.FFmpegError as err:
-        raise AudioDecodeError(
-            f"cannot decode audio file {name}: unknown format or corrupt file ({err.strerror or err})"
-        ) from err
-    with container:
-        if not container.streams.audio:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-            raise AudioDecodeError(
-                f"cannot decode audio file {name}: it has no audio stream (streams: {', '.join(kinds)}); "
-                "a silent video?"
-            )
-        stream = container.streams.audio[0]
-        # Planar float keeps FFmpeg from mixing channels (its matrix is not a plain mean) or resampling
-        # (soxr does that better, below).
-        converter = av.AudioResampler(format="fltp")
-        chunks: list[np.ndarray] = []
-        rate = 0
-        try:
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                chunks.extend(f.to_ndarray() for f in converter.resample(frame))
-            chunks.extend(f.to_ndarray() for f in converter.resample(None))
-        except av.FFmpegError as err:
-            raise AudioDecodeError(f"cannot decode audio file {name}: corrupt or truncated ({err})") from err
-        rate = rate or stream.rate or 0
-    if not chunks or rate <= 0:
-        raise AudioDecodeError(f"cannot decode audio file {name}: its audio stream decoded to no samples")
-    return np.concatenate(chunks, axis=1).T, int(rate)
-
-
-def decode_audio(source: str | os.PathLike | bytes | BinaryIO) -> tuple[np.ndarray, int]:
-    """Decode a file, bytes or binary file object to ``(samples, channels)`` float32 and its rate.
-
-    libsndfile first (exact, fast, no FFmpeg start-up), then FFmpeg for formats it does not know.
-    """
-    name = _name(source)
+@contextmanager
+def _opened(source: str | os.PathLike | bytes | BinaryIO) -> Iterator[tuple[BinaryIO, str]]:
+    """A binary file object and a printable name for any file-like source."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"audio file {name} does not exist or is not a file")
+        if not path.is_file():  # also refuses FIFOs and devices, which would block or never end
+            raise FileNotFoundError(f"audio file {_name(source)} does not exist or is not a file")
         with open(path, "rb") as fh:
-            return _decode_stream(fh, name)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode_stream(io.BytesIO(bytes(source)), "<bytes>")
-    if hasattr(source, "read") and hasattr(source, "seek"):
-        return _decode_stream(source, name)
-    raise ValueError(f"source must be a path, bytes or a seekable binary file object, got {type(source).__name__}")
+            yield fh, _name(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(bytes(source)), "<bytes>"
+    elif hasattr(source, "read") and hasattr(source, "seek"):
+        yield source, _name(source)
+    else:
+        raise ValueError(f"source must be a path, bytes or a seekable binary file object, got {type(source).__name__}")
 
 
-def _decode_stream(fh: BinaryIO, name: str) -> tuple[np.ndarray, int]:
-    start = fh.tell()
-    fh.seek(0, io.SEEK_END)
-    if fh.tell() == start:
-        raise AudioDecodeError(f"cannot decode audio file {name}: the file is empty (0 bytes)")
-    fh.seek(start)
-    decoded = _read_soundfile(fh, name)
-    if decoded is None:
-        fh.seek(start)
-        decoded = _read_ffmpeg(fh, name)
-    return decoded
+class _FiniteCheck:
+    """Counts non-finite samples over a stream of ``(frames, channels)`` chunks (flat indices as in the
+    whole ``(frames, channels)`` array)."""
+
+    def __init__(self) -> None:
+        self.bad, self.first, self.offset = 0, -1, 0
+
+    def __call__(self, chunk: np.ndarray) -> None:
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            bad = np.flatnonzero(~finite.reshape(-1))
+            self.bad += len(bad)
+            if self.first < 0:
+                self.first = self.offset + int(bad[0])
+        self.offset += chunk.size
+
+    def raise_if_bad(self, what: str) -> None:
+        if self.bad:
+            raise AudioDecodeError(
+                f"{what} has {self.bad} non-finite (NaN/inf) sample(s), the first at flat index {self.first}"
+            )
+
+
+def _converted(dec: AudioDecoder, target_rate: int | None, mono: bool, check: _FiniteCheck) -> Iterator[np.ndarray]:
+    """The decoder's chunks, mixed to mono (channel mean) and resampled to ``target_rate`` as they come."""
+    stream = None
+    if target_rate is not None and target_rate != dec.rate:
+        # Same filter as soxr.resample (HQ); chunked output is identical to a one-shot call.
+        channels = 1 if mono else dec.channels
+        stream = soxr.ResampleStream(dec.rate, int(target_rate), channels, dtype="float32", quality="HQ")
+    for chunk in dec.chunks():
+        check(chunk)
+        if mono:
+            x = chunk[:, 0] if chunk.shape[1] == 1 else chunk.mean(axis=1, dtype=np.float64).astype(np.float32)
+        else:
+            x = chunk
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        yield stream.resample_chunk(x) if stream is not None else x
+    if stream is not None:
+        yield stream.resample_chunk(np.zeros((0,) if mono else (0, dec.channels), np.float32), last=True)
+
+
+def _collect(chunks: Iterator[np.ndarray], capacity: int, tail: tuple[int, ...]) -> np.ndarray:
+    """Concatenate chunks into one array preallocated to ``capacity`` rows (grown by half if short)."""
+    out = np.empty((max(capacity, 1), *tail), np.float32)
+    n = 0
+    for x in chunks:
+        if n + len(x) > len(out):
+            grown = np.empty((max(n + len(x), len(out) + len(out) // 2), *tail), np.float32)
+            grown[:n] = out[:n]
+            out = grown
+        out[n : n + len(x)] = x
+        n += len(x)
+    # A short slice is copied so the spare capacity is freed; a nearly full one is kept as a view.
+    return out[:n].copy() if n < len(out) - len(out) // 8 else out[:n]
+
+
+def _decode_file(
+    source: str | os.PathLike | bytes | BinaryIO,
+    target_rate: int | None,
+    mono: bool,
+    allow_partial: bool,
+    sampling_rate: int | None = None,
+) -> tuple[np.ndarray, int, AudioInfo]:
+    """Decode, (mix down,) resample in chunks; returns ``(audio, rate, info)``."""
+    if target_rate is not None:
+        _check_rate("target_rate", target_rate)
+    with _opened(source) as (fh, name):
+        dec = AudioDecoder(fh, name)
+        try:
+            what = f"audio file {name}"
+            if sampling_rate is not None and sampling_rate != dec.rate:
+                raise ValueError(f"sampling_rate={sampling_rate} was given, but {what} is at {dec.rate} Hz")
+            rate = dec.rate if target_rate is None else int(target_rate)
+            # Preallocate from the header's length, but never trust a huge one beyond what the file's
+            # bytes could plausibly hold (np.empty only reserves; untouched pages cost nothing).
+            default = _DEFAULT_SECONDS * dec.rate
+            frames = min(dec.estimated_frames or default, 256 * dec.size + default)
+            check = _FiniteCheck()
+            audio = _collect(_converted(dec, target_rate, mono, check), math.ceil(frames * rate / dec.rate) + 64,
+                             () if mono else (dec.channels,))
+        finally:
+            dec.close()
+        info = dec.finish(allow_partial)
+        check.raise_if_bad(what)
+    if audio.size == 0:  # a handful of samples can resample to none
+        raise ValueError(
+            f"{what} is too short: {info.num_frames} samples at {info.sample_rate} Hz resample to none at {rate} Hz"
+        )
+    return audio, rate, info
+
+
+def decode_audio(
+    source: str | os.PathLike | bytes | BinaryIO, *, allow_partial: bool = False, return_info: bool = False
+) -> tuple[np.ndarray, int] | tuple[np.ndarray, int, AudioInfo]:
+    """Decode a file, bytes or binary file object to ``(samples, channels)`` float32 and its rate.
+
+    libsndfile first (exact, fast, no FFmpeg start-up), then FFmpeg on any libsndfile failure.
+    ``allow_partial``/``return_info`` as in ``load_audio``; with ``return_info`` the result is
+    ``(samples, rate, info)``.
+    """
+    data, rate, info = _decode_file(source, None, False, allow_partial)
+    return (data, rate, info) if return_info else (data, rate)
+
+
+def _check_rate(arg: str, rate: object) -> None:
+    if not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise ValueError(f"{arg} must be a positive integer rate in Hz, got {rate!r}")
 
 
 # ----------------------------------------------------------------------------------------------
 # the one entry point
+
+
+def _array_audio(
+    source: np.ndarray | torch.Tensor, sampling_rate: int | None, channel_axis: int | None
+) -> tuple[np.ndarray, AudioInfo]:
+    """A validated float32 mono array and its info (an array is never partial)."""
+    if sampling_rate is None:
+        raise ValueError("sampling_rate is required with array input: pass the rate of `source` in Hz")
+    if isinstance(source, torch.Tensor):
+        source = source.detach().cpu().numpy()
+    audio = to_mono(_as_float32(source, "source"), channel_axis, arg="source")  # validates the shape
+    axis = int(np.argmin(source.shape)) if channel_axis is None else channel_axis
+    channels = 1 if source.ndim == 1 else int(source.shape[axis])
+    _check_samples(audio, "source")
+    info = AudioInfo(source="source", sample_rate=int(sampling_rate), channels=channels, decoder="array",
+                     container="array", codec=str(source.dtype), num_frames=len(audio))
+    return audio, info
 
 
 def load_audio(
@@ -234,7 +275,9 @@ def load_audio(
     sampling_rate: int | None = None,
     channel_axis: int | None = None,
     return_numpy: bool = False,
-) -> torch.Tensor | np.ndarray:
+    allow_partial: bool = False,
+    return_info: bool = False,
+) -> torch.Tensor | np.ndarray | tuple[torch.Tensor | np.ndarray, AudioInfo]:
     """Load any audio as float32 mono ``(samples,)`` at ``target_rate``.
 
     Args:
@@ -247,35 +290,135 @@ def load_audio(
             their own and passing a different one is an error).
         channel_axis: the channel axis of a 2-D array; None takes the shorter axis.
         return_numpy: return an ``np.ndarray`` instead of a tensor.
+        allow_partial: a file whose stream stops early (decoder/demuxer error, shorter than an exact
+            header length) gives the audio before the damage instead of raising, as video_io does.
+        return_info: also return an ``AudioInfo`` (decoder, source rate and channels, decoded length,
+            ``partial`` and the ``damage`` cause), i.e. ``(audio, info)``.
 
     Returns:
         ``(samples,)`` float32 mono. Tensors come back on the device they came from.
     """
     device = source.device if isinstance(source, torch.Tensor) else torch.device("cpu")
     if isinstance(source, (np.ndarray, torch.Tensor)):
-        if sampling_rate is None:
-            raise ValueError("sampling_rate is required with array input: pass the rate of `source` in Hz")
-        if isinstance(source, torch.Tensor):
-            source = source.detach().cpu().numpy()
-        audio = to_mono(_as_float32(source, "source"), channel_axis, arg="source")
-        _check_samples(audio, "source")
-        rate, what = int(sampling_rate), "source"
+        audio, info = _array_audio(source, sampling_rate, channel_axis)
+        if target_rate is not None:
+            n_in = len(audio)
+            audio = resample(audio, info.sample_rate, target_rate)
+            if audio.size == 0:  # a handful of samples can resample to none
+                raise ValueError(
+                    f"source is too short: {n_in} samples at {info.sample_rate} Hz resample to none at {target_rate} Hz"
+                )
     else:
-        data, rate = decode_audio(source)
-        what = f"audio file {_name(source)}"
-        if sampling_rate is not None and sampling_rate != rate:
-            raise ValueError(f"sampling_rate={sampling_rate} was given, but {what} is at {rate} Hz")
-        try:
-            _check_samples(data, what)
-        except ValueError as err:
-            raise AudioDecodeError(str(err)) from None
-        audio = to_mono(data, channel_axis=1)
-    if target_rate is not None:
-        n_in = len(audio)
-        audio = resample(audio, rate, target_rate)
-        if audio.size == 0:  # a handful of samples can resample to none
-            raise ValueError(f"{what} is too short: {n_in} samples at {rate} Hz resample to none at {target_rate} Hz")
+        audio, _, info = _decode_file(source, target_rate, True, allow_partial, sampling_rate)
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    if return_numpy:
-        return audio
-    return torch.from_numpy(audio).to(device)
+    out = audio if return_numpy else torch.from_numpy(audio).to(device)
+    return (out, info) if return_info else out
+
+
+# ----------------------------------------------------------------------------------------------
+# long audio, window by window
+
+
+class AudioWindows:
+    """``(start_seconds, samples)`` windows of any audio at ``target_rate``, decoded as they are needed.
+
+    Windows are ``window`` samples long and start every ``hop`` samples; when the hop grid misses the
+    end, one last window ends flush with it (its start rounded down to a multiple of ``grid``, so an
+    analysis frame grid, e.g. fbank's 10 ms hop, stays aligned). Audio shorter than a window is one
+    shorter window. Memory stays at a window plus a decoded chunk, whatever the length of the file.
+
+    Example::
+
+        windows = AudioWindows("talk.m4a", 16000, window=160_000, hop=80_000)
+        for start, wave in windows:          # wave: (160000,) float32, the last may be shorter
+            ...
+        windows.info.partial                 # after iterating: whether the stream stopped early
+
+    A damaged stream raises when reached (before the window that would include the end) unless
+    ``allow_partial``. Arguments as in ``load_audio``; ``target_rate`` is required.
+    """
+
+    def __init__(
+        self,
+        source: AudioSource,
+        target_rate: int,
+        *,
+        window: int,
+        hop: int,
+        grid: int = 1,
+        sampling_rate: int | None = None,
+        channel_axis: int | None = None,
+        allow_partial: bool = False,
+        return_numpy: bool = False,
+    ) -> None:
+        _check_rate("target_rate", target_rate)
+        for arg, value in (("window", window), ("hop", hop), ("grid", grid)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{arg}: expected a positive number of samples, got {value!r}")
+        if isinstance(source, (np.ndarray, torch.Tensor)) and sampling_rate is None:
+            raise ValueError("sampling_rate is required with array input: pass the rate of `source` in Hz")
+        self.source, self.rate = source, int(target_rate)
+        self.window, self.hop, self.grid = int(window), int(hop), int(grid)
+        self.sampling_rate, self.channel_axis = sampling_rate, channel_axis
+        self.allow_partial, self.return_numpy = allow_partial, return_numpy
+        self.info: AudioInfo | None = None  # set once the stream has been read to its end
+
+    def __iter__(self) -> Iterator[tuple[float, torch.Tensor | np.ndarray]]:
+        if isinstance(self.source, (np.ndarray, torch.Tensor)):
+            audio, info = _array_audio(self.source, self.sampling_rate, self.channel_axis)
+            audio = resample(audio, info.sample_rate, self.rate)
+            yield from self._windows(iter([audio]), lambda: info)
+            return
+        with _opened(self.source) as (fh, name):
+            dec = AudioDecoder(fh, name)
+            try:
+                if self.sampling_rate is not None and self.sampling_rate != dec.rate:
+                    raise ValueError(
+                        f"sampling_rate={self.sampling_rate} was given, but audio file {name} is at {dec.rate} Hz"
+                    )
+                check = _FiniteCheck()
+
+                def finish() -> AudioInfo:
+                    dec.close()
+                    info = dec.finish(self.allow_partial)
+                    check.raise_if_bad(f"audio file {name}")
+                    return info
+
+                yield from self._windows(_converted(dec, self.rate, True, check), finish)
+            finally:
+                dec.close()
+
+    def _windows(self, chunks: Iterator[np.ndarray], finish) -> Iterator[tuple[float, torch.Tensor | np.ndarray]]:
+        w, hop, grid = self.window, self.hop, self.grid
+        buf = np.empty(2 * (w + grid), np.float32)
+        base = 0  # absolute index of buf[0]
+        n = 0  # samples received so far (absolute end of buf's content)
+        start, last = 0, -1  # next window start; start of the last window given
+        for x in chunks:
+            if n - base + len(x) > len(buf):
+                # Drop what no window can still need: before the next start and before the earliest
+                # possible final window (ends flush with an end >= n).
+                keep = max(base, min(start, n - w - grid))
+                kept = n - keep
+                if kept + len(x) > len(buf):
+                    buf2 = np.empty(2 * (kept + len(x)), np.float32)
+                    buf2[:kept] = buf[keep - base : n - base]
+                    buf = buf2
+                else:
+                    buf[:kept] = buf[keep - base : n - base]
+                base = keep
+            buf[n - base : n - base + len(x)] = x
+            n += len(x)
+            while start + w <= n:
+                yield self._emit(start, buf[start - base : start - base + w])
+                last, start = start, start + hop
+        self.info = finish()
+        if n == 0:
+            raise AudioDecodeError(f"audio file {self.info.source}: no samples at {self.rate} Hz")
+        final = 0 if n < w else (n - w) // grid * grid
+        if final > last:
+            yield self._emit(final, buf[final - base : min(final + w, n) - base])
+
+    def _emit(self, start: int, samples: np.ndarray) -> tuple[float, torch.Tensor | np.ndarray]:
+        x = samples.copy()
+        return start / self.rate, (x if self.return_numpy else torch.from_numpy(x))

@@ -17,14 +17,15 @@ file never kills a long run and the caller still sees every failure.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
 
+from .base_processor import BaseVideoProcessor
 from .sampling import ClipSampler
 from .video_io import read_clip
-from .video_processors import _BaseProcessor
 
 
 class VideoClipDataset(Dataset):
@@ -51,7 +52,7 @@ class VideoClipDataset(Dataset):
         self,
         files: Sequence[str | os.PathLike],
         labels: Sequence[int] | None = None,
-        processor: _BaseProcessor | None = None,
+        processor: BaseVideoProcessor | None = None,
         *,
         sampler: ClipSampler | None = None,
         on_error: Literal["raise", "skip"] = "raise",

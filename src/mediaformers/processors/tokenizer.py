@@ -13,14 +13,18 @@ import hashlib
 import json
 import os
 import struct
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import Unigram
+
+from ._config_files import check_fields, read_json_object
 
 TOKENIZER_FILE = "tokenizer.json"
 SPM_FILES = ("sentencepiece.bpe.model", "spiece.model", "tokenizer.model")
@@ -31,6 +35,8 @@ SPECIAL_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token"
 XLMR_SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
                  "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>"}
 _NO_LIMIT = 10**12  # transformers writes 1e30 for "no limit"; anything this big means the same
+_PADDING = (True, False, "longest", "max_length", "do_not_pad")
+_TRUNCATION = (True, False, None, "longest_first", "only_first", "only_second", "do_not_truncate")
 
 
 # ---- sentencepiece model -> tokenizers --------------------------------------------------------
@@ -137,11 +143,37 @@ def _converted_sentencepiece(path: Path, cache_dir: str | os.PathLike | None) ->
     return backend
 
 
+# ---- reading the files ------------------------------------------------------------------------
+_CONFIG_SCHEMA = {"padding_side": "str", "truncation_side": "str", "add_prefix_space": "bool", "tokenizer_class": "str"}
+
+
+def _check_config(config: dict[str, Any], where: Any) -> None:
+    """tokenizer_config.json / special_tokens_map.json fields we use, checked before use."""
+    check_fields(config, _CONFIG_SCHEMA, str(where))
+    limit = config.get("model_max_length")
+    if limit is not None and not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0):
+        raise ValueError(f"{where}: model_max_length: expected a positive int, got {limit!r}")
+    if isinstance(limit, float) and limit < _NO_LIMIT and not limit.is_integer():
+        raise ValueError(f"{where}: model_max_length: expected a positive int, got {limit!r}")
+    for name in SPECIAL_NAMES:
+        value = config.get(name)
+        if value is not None and not isinstance(_token_str(value), str):
+            raise ValueError(f"{where}: {name}: expected a string or {{'content': string}}, got {value!r}")
+
+
+def _read_tokenizer_json(path: Path) -> Backend:
+    read_json_object(path)  # a clear message for invalid JSON or a non-object before tokenizers sees it
+    try:
+        return Backend.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception for every malformed field
+        raise ValueError(f"{path}: not a tokenizer.json that tokenizers can read ({err})") from err
+
+
 # ---- the tokenizer ----------------------------------------------------------------------------
 def _token_str(value: Any) -> str | None:
     if isinstance(value, dict):  # AddedToken serialised as {"content": ...}
         return value.get("content")
-    return value
+    return value if isinstance(value, str) else None
 
 
 def xlmr_pipeline(backend: Backend, bos: str, eos: str, add_prefix_space: bool = True) -> Backend:
@@ -170,10 +202,14 @@ def xlmr_pipeline(backend: Backend, bos: str, eos: str, add_prefix_space: bool =
 
 
 class Tokenizer:
-    """Text -> ``input_ids`` and ``attention_mask`` tensors, batched, padded and truncated.
+    """Text -> ``input_ids`` and ``attention_mask``, called as transformers' tokenizers are.
 
-    ``model_max_length`` (from tokenizer_config.json) is the default truncation length.
+    ``model_max_length`` (from tokenizer_config.json) is the default truncation length. Thread-safe:
+    padding and truncation are settings of a `tokenizers` object, so every thread encodes with its
+    own copy of the backend (made on its first call); ``self.backend`` itself is never reconfigured.
     """
+
+    model_input_names = ["input_ids", "attention_mask"]
 
     def __init__(
         self,
@@ -186,7 +222,7 @@ class Tokenizer:
         config: dict[str, Any] | None = None,
     ):
         self.backend = backend
-        self.model_max_length = model_max_length if model_max_length and model_max_length < _NO_LIMIT else None
+        self.model_max_length = int(model_max_length) if model_max_length and model_max_length < _NO_LIMIT else None
         self.special_tokens = dict(special_tokens or {})
         for side, name in ((padding_side, "padding_side"), (truncation_side, "truncation_side")):
             if side not in ("right", "left"):
@@ -196,11 +232,31 @@ class Tokenizer:
         missing = [t for t in self.special_tokens.values() if backend.token_to_id(t) is None]
         if missing:  # transformers adds declared special tokens the file lacks
             backend.add_special_tokens(missing)
+        # a tokenizer.json may carry padding/truncation settings; transformers ignores them too
+        backend.no_padding()
+        backend.no_truncation()
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for DataLoader workers
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def _encoder(self) -> Backend:
+        """This thread's private copy of the backend, free to take this call's padding/truncation."""
+        backend = getattr(self._local, "backend", None)
+        if backend is None:
+            backend = self._local.backend = Backend.from_str(self.backend.to_str())
+        return backend
 
     # ---- construction ------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None,
-                        default_class: str | None = None, **overrides: Any) -> "Tokenizer":
+                        default_class: str | None = None, **overrides: Any) -> Tokenizer:
         """Read tokenizer.json (or a sentencepiece model) plus tokenizer_config.json / special_tokens_map.json.
 
         ``overrides`` replace tokenizer_config.json entries (``model_max_length=77``); ``default_class``
@@ -210,30 +266,41 @@ class Tokenizer:
         config: dict[str, Any] = {}
         for name in (SPECIAL_FILE, CONFIG_FILE):  # tokenizer_config.json wins where both say something
             if (folder / name).is_file():
-                config.update(json.loads((folder / name).read_text(encoding="utf-8")))
+                fields = read_json_object(folder / name)
+                _check_config(fields, folder / name)
+                config.update(fields)
+        _check_config(overrides, "from_pretrained")
         config.update(overrides)
         cls_name = config.get("tokenizer_class") or default_class or ""
         spm = next((folder / n for n in SPM_FILES if (folder / n).is_file()), None)
         if (folder / TOKENIZER_FILE).is_file():
-            backend = Backend.from_file(str(folder / TOKENIZER_FILE))
+            backend = _read_tokenizer_json(folder / TOKENIZER_FILE)
         elif spm is not None:
             backend = _converted_sentencepiece(spm, cache_dir)
             cls_name = cls_name or "XLMRobertaTokenizer"  # the only sentencepiece family we convert
         else:
             raise FileNotFoundError(f"{folder}: no {TOKENIZER_FILE} and no sentencepiece model ({', '.join(SPM_FILES)})")
-        xlmr = cls_name in XLMR_CLASSES
+        try:
+            return cls._build(backend, cls_name, config)
+        except ValueError as err:  # name the files the settings came from
+            where = next((folder / n for n in (CONFIG_FILE, TOKENIZER_FILE) if (folder / n).is_file()), folder)
+            raise ValueError(f"{where}: {err}") from err
+
+    @classmethod
+    def _build(cls, backend: Backend, cls_name: str, config: dict[str, Any]) -> Tokenizer:
         specials = {k: _token_str(config[k]) for k in SPECIAL_NAMES if config.get(k) is not None}
-        if xlmr:
+        if cls_name in XLMR_CLASSES:
             specials = {**XLMR_SPECIALS, **specials}
             if not isinstance(backend.model, Unigram):
-                raise ValueError(f"{folder}: tokenizer_class {cls_name} expects a Unigram tokenizer.json")
+                raise ValueError(f"tokenizer_class: {cls_name} expects a Unigram tokenizer.json, "
+                                 f"got {type(backend.model).__name__}")
             xlmr_pipeline(backend, specials["bos_token"], specials["eos_token"], config.get("add_prefix_space", True))
         return cls(
             backend,
             model_max_length=config.get("model_max_length"),
             special_tokens=specials,
-            padding_side=config.get("padding_side", "right"),
-            truncation_side=config.get("truncation_side", "right"),
+            padding_side=config.get("padding_side") or "right",
+            truncation_side=config.get("truncation_side") or "right",
             config=config,
         )
 
@@ -258,39 +325,53 @@ class Tokenizer:
     def __len__(self) -> int:
         return self.vocab_size
 
+    def get_vocab(self) -> dict[str, int]:
+        return self.backend.get_vocab(with_added_tokens=True)
+
     def _special_id(self, name: str) -> int | None:
         token = self.special_tokens.get(name)
         return None if token is None else self.backend.token_to_id(token)
 
     @property
-    def pad_token_id(self) -> int | None:
-        return self._special_id("pad_token")
+    def all_special_tokens(self) -> list[str]:
+        return list(dict.fromkeys(self.special_tokens.values()))
 
     @property
-    def bos_token_id(self) -> int | None:
-        return self._special_id("bos_token")
-
-    @property
-    def eos_token_id(self) -> int | None:
-        return self._special_id("eos_token")
+    def all_special_ids(self) -> list[int]:
+        return [self.backend.token_to_id(t) for t in self.all_special_tokens]
 
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
         unk = self._special_id("unk_token")
         one = lambda t: (i if (i := self.backend.token_to_id(t)) is not None else unk)  # noqa: E731
         return one(tokens) if isinstance(tokens, str) else [one(t) for t in tokens]
 
-    def tokenize(self, text: str) -> list[str]:
-        return self.backend.encode(text, add_special_tokens=False).tokens
-
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
-
-    def decode(self, ids: Sequence[int] | torch.Tensor, skip_special_tokens: bool = True) -> str:
+    def convert_ids_to_tokens(self, ids: int | Sequence[int] | torch.Tensor,
+                              skip_special_tokens: bool = False) -> str | list[str]:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
+        if isinstance(ids, int):
+            return self.backend.id_to_token(ids)
+        special = set(self.all_special_ids) if skip_special_tokens else set()
+        return [self.backend.id_to_token(i) for i in ids if i not in special]
+
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
+        backend = self._encoder()
+        backend.no_truncation()
+        backend.no_padding()
+        return backend.encode(text, pair, add_special_tokens=add_special_tokens).tokens
+
+    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True, **kwargs: Any) -> list[int]:
+        """``input_ids`` of one text (or pair) as a list; ``kwargs`` as for ``__call__``."""
+        return self(text, text_pair, add_special_tokens=add_special_tokens, return_tensors=None, **kwargs)["input_ids"]
+
+    def decode(self, ids: int | Sequence[int] | torch.Tensor, skip_special_tokens: bool = False) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.tolist()
+        if isinstance(ids, int):
+            ids = [ids]
         return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
-    def batch_decode(self, ids: Sequence[Sequence[int]] | torch.Tensor, skip_special_tokens: bool = True) -> list[str]:
+    def batch_decode(self, ids: Sequence[Sequence[int]] | torch.Tensor, skip_special_tokens: bool = False) -> list[str]:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
         return self.backend.decode_batch([list(i) for i in ids], skip_special_tokens=skip_special_tokens)
@@ -299,57 +380,169 @@ class Tokenizer:
     def __call__(
         self,
         text: str | Sequence[str],
+        text_pair: str | Sequence[str] | None = None,
         *,
-        padding: bool | str = True,
-        truncation: bool | str = True,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
         max_length: int | None = None,
         pad_to_multiple_of: int | None = None,
-        add_special_tokens: bool = True,
-        return_tensors: str | None = "pt",
+        return_tensors: str | None = None,
+        return_attention_mask: bool | None = None,
+        return_length: bool = False,
     ) -> dict[str, Any]:
-        """Encode one text or a batch -> {"input_ids", "attention_mask"}, (batch, tokens) int64 tensors.
+        """Encode one text (or pair) or a batch, with transformers' arguments and defaults.
 
-        padding: True / "longest" pads to the longest text, "max_length" to ``max_length`` (or
-        model_max_length), False leaves rows ragged (only with ``return_tensors=None``).
-        truncation: True cuts to ``max_length`` (or model_max_length), keeping <s> ... </s>.
+        padding: False (default), True / "longest", "max_length" (``max_length`` or
+        model_max_length). truncation: True / "longest_first", "only_first", "only_second" cut to
+        ``max_length`` (or model_max_length); None truncates only when ``max_length`` is given
+        without padding, as transformers does. return_tensors: None (lists), "pt" or "np".
+
+        Returns:
+            ``input_ids`` and ``attention_mask`` (+ ``length``): ``(batch, tokens)`` int64 with
+            tensors, lists of ints for one text without them.
         """
-        texts = [text] if isinstance(text, str) else text
-        if not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) for t in texts):
-            got = type(text).__name__ if not isinstance(texts, Sequence) or not texts else [type(t).__name__ for t in texts][:5]
-            raise ValueError(f"text: expected a string or a list of strings, got {got}")
-        if padding not in (True, False, "longest", "max_length", "do_not_pad"):
-            raise ValueError(f"padding: expected True, False, 'longest' or 'max_length', got {padding!r}")
-        if return_tensors not in ("pt", None):
-            raise ValueError(f"return_tensors: expected 'pt' or None, got {return_tensors!r}")
+        single = isinstance(text, str)
+        texts = _check_texts(text, "text")
+        pairs = None if text_pair is None else _check_texts(text_pair, "text_pair")
+        if pairs is not None and (isinstance(text_pair, str) != single or len(pairs) != len(texts)):
+            raise ValueError(f"text_pair: expected one pair per text ({len(texts)}), got {len(pairs)}")
+        if padding not in _PADDING:
+            raise ValueError(f"padding: expected True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
+        if truncation not in _TRUNCATION:
+            raise ValueError(f"truncation: expected True, False, 'longest_first', 'only_first' or 'only_second', "
+                             f"got {truncation!r}")
+        if return_tensors not in ("pt", "np", None):
+            raise ValueError(f"return_tensors: expected 'pt', 'np' or None, got {return_tensors!r}")
+        for name, value in (("max_length", max_length), ("pad_to_multiple_of", pad_to_multiple_of)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}: expected a positive int or None, got {value!r}")
+        if truncation is None:  # transformers: max_length alone (no padding) means truncate
+            truncation = max_length is not None and padding in (False, "do_not_pad")
         limit = max_length if max_length is not None else self.model_max_length
         if padding == "max_length" and limit is None:
-            raise ValueError("padding='max_length' needs max_length (the tokenizer has no model_max_length)")
-        if truncation and limit is not None:
-            added = self.backend.num_special_tokens_to_add(False) if add_special_tokens else 0
+            raise ValueError("padding: 'max_length' needs max_length (the tokenizer has no model_max_length)")
+        backend = self._encoder()
+        if truncation not in (False, "do_not_truncate") and limit is not None:
+            added = backend.num_special_tokens_to_add(pairs is not None) if add_special_tokens else 0
             if limit <= added:
-                raise ValueError(f"max_length: {limit} leaves no room for text after {added} special tokens")
-            self.backend.enable_truncation(limit, strategy="longest_first", direction=self.truncation_side)
+                raise ValueError(f"max_length: expected more than the {added} special tokens, got {limit}")
+            strategy = "longest_first" if truncation is True else truncation
+            backend.enable_truncation(limit, strategy=strategy, direction=self.truncation_side)
         else:
-            self.backend.no_truncation()
-        pad_id = self.pad_token_id
+            backend.no_truncation()
         if padding in (True, "longest", "max_length"):
-            if pad_id is None:
+            if self.pad_token_id is None:
                 raise ValueError("padding: the tokenizer has no pad_token; pass padding=False")
-            self.backend.enable_padding(
-                direction=self.padding_side, pad_id=pad_id, pad_token=self.special_tokens["pad_token"],
+            backend.enable_padding(
+                direction=self.padding_side, pad_id=self.pad_token_id, pad_token=self.special_tokens["pad_token"],
                 length=limit if padding == "max_length" else None, pad_to_multiple_of=pad_to_multiple_of,
             )
         else:
-            self.backend.no_padding()
-        encodings = self.backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)
-        ids = [e.ids for e in encodings]
-        mask = [e.attention_mask for e in encodings]
-        if return_tensors is None:
-            return {"input_ids": ids, "attention_mask": mask}
-        if len({len(i) for i in ids}) > 1:
-            raise ValueError("padding=False gives rows of different lengths; pass return_tensors=None or pad")
-        return {"input_ids": torch.tensor(ids, dtype=torch.long), "attention_mask": torch.tensor(mask, dtype=torch.long)}
+            backend.no_padding()
+        inputs = texts if pairs is None else list(zip(texts, pairs))
+        try:
+            encodings = backend.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        except Exception as err:  # tokenizers raises bare Exceptions, e.g. only_first on a short first text
+            raise ValueError(f"truncation: {truncation!r} to max_length={limit} is impossible here ({err})") from err
+        out: dict[str, Any] = {"input_ids": [e.ids for e in encodings]}
+        if return_attention_mask is not False:
+            out["attention_mask"] = [e.attention_mask for e in encodings]
+        if return_length:
+            out["length"] = [len(e.ids) for e in encodings]
+        return _as_tensors(out, return_tensors, single)
+
+    def pad(
+        self,
+        encoded_inputs: dict[str, Any] | Sequence[dict[str, Any]],
+        padding: bool | str = True,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        return_attention_mask: bool | None = None,
+        return_tensors: str | None = None,
+    ) -> dict[str, Any]:
+        """Pad already encoded rows (a dict of lists, or a list of dicts) as ``__call__`` pads."""
+        if isinstance(encoded_inputs, (list, tuple)):
+            if not encoded_inputs or not all(isinstance(e, dict) for e in encoded_inputs):
+                raise ValueError("encoded_inputs: expected a dict of lists or a non-empty list of dicts")
+            encoded_inputs = {k: [e[k] for e in encoded_inputs] for k in encoded_inputs[0]}
+        if not isinstance(encoded_inputs, dict) or "input_ids" not in encoded_inputs:
+            raise ValueError(f"encoded_inputs: expected a dict with input_ids, got {type(encoded_inputs).__name__}")
+        rows = encoded_inputs["input_ids"]
+        rows = rows.tolist() if isinstance(rows, (torch.Tensor, np.ndarray)) else rows
+        single = bool(rows) and isinstance(rows[0], int)
+        rows = [list(rows)] if single else [list(r) for r in rows]
+        masks = encoded_inputs.get("attention_mask")
+        masks = masks.tolist() if isinstance(masks, (torch.Tensor, np.ndarray)) else masks
+        masks = [[1] * len(r) for r in rows] if masks is None else ([list(masks)] if single else [list(m) for m in masks])
+        if padding not in _PADDING:
+            raise ValueError(f"padding: expected True, False, 'longest' or 'max_length', got {padding!r}")
+        target = None
+        if padding in (True, "longest"):
+            target = max(map(len, rows), default=0)
+        elif padding == "max_length":
+            target = max_length if max_length is not None else self.model_max_length
+            if target is None:
+                raise ValueError("padding: 'max_length' needs max_length (the tokenizer has no model_max_length)")
+        if target is not None:
+            if pad_to_multiple_of:
+                target = -(-target // pad_to_multiple_of) * pad_to_multiple_of
+            pad_id = self.pad_token_id
+            if pad_id is None:
+                raise ValueError("padding: the tokenizer has no pad_token; pass padding=False")
+            for r, m in zip(rows, masks):
+                n = max(0, target - len(r))
+                if self.padding_side == "right":
+                    r.extend([pad_id] * n), m.extend([0] * n)
+                else:
+                    r[:0], m[:0] = [pad_id] * n, [0] * n
+        out: dict[str, Any] = {"input_ids": rows}
+        if return_attention_mask is not False:
+            out["attention_mask"] = masks
+        return _as_tensors(out, return_tensors, single)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(vocab_size={self.vocab_size}, model_max_length={self.model_max_length}, "
                 f"special_tokens={self.special_tokens})")
+
+
+def _special_property(name: str) -> tuple[property, property]:
+    token = property(lambda self: self.special_tokens.get(name), doc=f"the {name} string (None if unset)")
+    token_id = property(lambda self: self._special_id(name), doc=f"the {name} id (None if unset)")
+    return token, token_id
+
+
+for _name in SPECIAL_NAMES:  # bos_token / bos_token_id ... mask_token / mask_token_id
+    _token, _id = _special_property(_name)
+    setattr(Tokenizer, _name, _token)
+    setattr(Tokenizer, _name + "_id", _id)
+
+
+def _check_texts(value: Any, name: str) -> list[str]:
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) for t in texts):
+        got = type(value).__name__ if not isinstance(texts, Sequence) or not texts else [type(t).__name__ for t in texts][:5]
+        raise ValueError(f"{name}: expected a string or a non-empty list of strings, got {got}")
+    return list(texts)
+
+
+def _as_tensors(out: dict[str, list], return_tensors: str | None, single: bool) -> dict[str, Any]:
+    if return_tensors is None:
+        return {k: v[0] for k, v in out.items()} if single else out
+    if any(len({len(r) for r in v}) > 1 for v in out.values() if v and isinstance(v[0], list)):
+        raise ValueError("return_tensors: rows have different lengths; pass padding=True (or return_tensors=None)")
+    if return_tensors == "np":
+        return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+    return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+
+
+class XLMRobertaTokenizer(Tokenizer):
+    """transformers' name: a folder without ``tokenizer_class`` is read as XLM-R (AltCLIP's text side)."""
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **kwargs: Any) -> Tokenizer:
+        kwargs.setdefault("default_class", "XLMRobertaTokenizer")
+        return super().from_pretrained(folder, **kwargs)
+
+
+XLMRobertaTokenizerFast = XLMRobertaTokenizer

@@ -13,8 +13,9 @@ one float32 multiply-add: ``x * (rescale / std) + (offset - mean) / std``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,21 @@ def shortest_edge_size(height: int, width: int, shortest_edge: int) -> tuple[int
     return int(shortest_edge * height / width), shortest_edge
 
 
+def _pil_nearest_index(size_in: int, size_out: int, device: torch.device) -> torch.Tensor:
+    """Source index of each output pixel exactly as PIL's NEAREST resize picks it.
+
+    PIL (ImagingScaleAffine) starts at half a step and adds the step ``in / out`` in float64 once per
+    pixel, truncating each sum; where a pixel centre lands exactly on a boundary, the accumulated
+    rounding decides, so the closed form ``floor((i + 0.5) * step)`` differs from it at a few pixels.
+    """
+    step = size_in / size_out
+    pos, index = step * 0.5, []
+    for _ in range(size_out):
+        index.append(min(int(pos), size_in - 1))
+        pos += step
+    return torch.tensor(index, device=device)
+
+
 def resize(
     x: torch.Tensor,
     size: int | Sequence[int],
@@ -76,8 +92,12 @@ def resize(
         flat = flat.contiguous(memory_format=torch.channels_last)
     elif not flat.is_floating_point():
         flat = flat.float()
-    kwargs = {} if interpolation == "nearest" else {"align_corners": False, "antialias": antialias}
-    out = F.interpolate(flat, size=(h, w), mode=interpolation, **kwargs)
+    if interpolation == "nearest":
+        rows = _pil_nearest_index(flat.shape[-2], h, flat.device)
+        cols = _pil_nearest_index(flat.shape[-1], w, flat.device)
+        out = flat.index_select(-2, rows).index_select(-1, cols)
+    else:
+        out = F.interpolate(flat, size=(h, w), mode=interpolation, align_corners=False, antialias=antialias)
     return out.reshape(*lead, *out.shape[-3:])
 
 

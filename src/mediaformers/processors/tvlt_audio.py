@@ -5,7 +5,7 @@ after that release): a centred (reflect-padded) 2048-point STFT with a periodic 
 ``sampling_rate // 86`` (512 at 44.1 kHz), 128 Slaney mel filters over 0..22050 Hz with Slaney
 area normalisation, ``10 log10`` power clipped to 80 dB below the clip's own maximum, the last
 frame dropped, then ``clip((dB - 20) / 40, -2, 0) + 1`` (values in [-1, 1]), and time truncated to
-``spectrogram_length`` frames. The power spectrogram is fbank.py's, shared with AST.
+``spectrogram_length`` frames. The power spectrogram is mel.py's, shared with AST.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._audio_features import FeatureExtractorFiles, collate_audio
-from .fbank import get_mel_filters, get_window, mel_spectrogram
+from ._tensors import check_return_tensors, convert
+from .mel import get_mel_filters, get_window, mel_spectrogram
 
 __all__ = ["TvltFeatureExtractor", "tvlt_log_mel"]
 
@@ -70,6 +70,10 @@ class TvltFeatureExtractor(FeatureExtractorFiles):
     feature_extractor_type = "TvltFeatureExtractor"
     config_keys = ("spectrogram_length", "num_channels", "patch_size", "feature_size", "sampling_rate",
                    "hop_length_to_sampling_rate", "hop_length", "n_fft", "padding_value", "freq_len")
+    schema = {"spectrogram_length": "pos_int", "num_channels": "pos_int", "patch_size": "pos_int_pair",
+              "feature_size": "pos_int", "sampling_rate": "pos_int", "hop_length_to_sampling_rate": "pos_int",
+              "hop_length": "pos_int", "n_fft": "pos_int", "padding_value": "number"}
+    optional = ("hop_length",)  # derived from hop_length_to_sampling_rate when absent
 
     def __init__(
         self,
@@ -86,16 +90,23 @@ class TvltFeatureExtractor(FeatureExtractorFiles):
     ) -> None:
         self.spectrogram_length = spectrogram_length  # max time frames; longer audio is truncated
         self.num_channels = num_channels  # spectrogram channels (1)
-        self.patch_size = list(patch_size)  # (time, freq) of one audio patch
+        self.patch_size = list(patch_size) if isinstance(patch_size, (list, tuple)) else patch_size  # (time, freq)
         self.feature_size = feature_size  # mel bins
         self.sampling_rate = sampling_rate
         self.hop_length_to_sampling_rate = hop_length_to_sampling_rate  # frames per second
         self.n_fft = n_fft
         self.padding_value = padding_value  # fills time frames past the end of a clip
         # transformers saves the derived hop_length (and not hop_length_to_sampling_rate): honour it
-        self.hop_length = hop_length or sampling_rate // hop_length_to_sampling_rate
+        self.hop_length = hop_length
+        self._check()
+        if hop_length is None:
+            self.hop_length = sampling_rate // hop_length_to_sampling_rate
+        if self.hop_length < 1:
+            raise ValueError(f"hop_length_to_sampling_rate: expected at most sampling_rate ({sampling_rate}), "
+                             f"got {hop_length_to_sampling_rate}")
         if feature_size % self.patch_size[1]:
-            raise ValueError(f"feature_size ({feature_size}) must be a multiple of patch_size[1] ({self.patch_size[1]})")
+            raise ValueError(f"feature_size: expected a multiple of patch_size[1] ({self.patch_size[1]}), "
+                             f"got {feature_size}")
 
     @property
     def freq_len(self) -> int:
@@ -104,30 +115,38 @@ class TvltFeatureExtractor(FeatureExtractorFiles):
 
     def __call__(
         self,
-        audio: Any,
-        sampling_rate: int | None = None,
-        *,
+        raw_speech: Any,
+        return_tensors: str | None = "pt",
         return_attention_mask: bool = True,
-        return_tensors: str = "pt",
+        sampling_rate: int | None = None,
+        resample: bool = True,
+        mask_audio: bool = False,
+        *,
         device: torch.device | str | None = None,
-    ) -> dict[str, torch.Tensor | np.ndarray]:
-        """Features for one clip or a batch.
+    ) -> dict[str, Any]:
+        """Features for one clip or a batch (transformers 4.57's argument order).
 
         Args:
-            audio: a path / file object / bytes, a 1-D waveform, a ``(batch, samples)`` array or
+            raw_speech: a path / file object / bytes, a 1-D waveform, a ``(batch, samples)`` array or
                 tensor, or a list of any of these (one entry per example).
-            sampling_rate: the rate of array input in Hz (default: ``self.sampling_rate``).
+            return_tensors: 'pt' (default here; transformers' is None), 'np' or None (a list of one
+                array per example).
             return_attention_mask: also return ``audio_mask``.
-            return_tensors: 'pt' or 'np'.
+            sampling_rate: the rate of array input in Hz (default: ``self.sampling_rate``).
+            resample: True resamples other rates to ``self.sampling_rate``; False refuses them, as
+                transformers does.
+            mask_audio: accepted and, as in transformers, changes nothing (masking happens in the
+                pre-training forward).
 
         Returns:
             ``audio_values (batch, 1, T, feature_size)`` float32, T the longest clip's frames rounded
             up to whole patches; ``audio_mask (batch, T / patch_size[0] * freq_len)`` float32, 1 for
             the patches (time-major) that cover real frames.
         """
-        if return_tensors not in ("pt", "np"):
-            raise ValueError(f"return_tensors must be 'pt' or 'np', got {return_tensors!r}")
-        batch, lengths = collate_audio(audio, sampling_rate, self.sampling_rate, device)
+        check_return_tensors(return_tensors)
+        if not resample and sampling_rate is not None and sampling_rate != self.sampling_rate:
+            raise ValueError(f"sampling_rate: expected {self.sampling_rate} with resample=False, got {sampling_rate}")
+        batch, lengths = collate_audio(raw_speech, sampling_rate, self.sampling_rate, device)
         feats, num_frames = tvlt_log_mel(
             batch, lengths, sampling_rate=self.sampling_rate, n_fft=self.n_fft, hop_length=self.hop_length,
             num_mel_bins=self.feature_size,
@@ -144,4 +163,4 @@ class TvltFeatureExtractor(FeatureExtractorFiles):
         if return_attention_mask:
             patches = torch.arange(max_time // patch_t * self.freq_len, device=feats.device)
             out["audio_mask"] = (patches[None, :] < (time_patches * self.freq_len)[:, None]).float()
-        return {k: v.cpu().numpy() for k, v in out.items()} if return_tensors == "np" else out
+        return convert(out, return_tensors)

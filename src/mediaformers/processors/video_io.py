@@ -6,16 +6,24 @@ is already ``channels_last`` in memory, the layout torch's fast uint8 resize ker
 Frames are upright: a display matrix (phones' portrait videos) is applied with ``torch.rot90``.
 
 Time is the unit, not frame numbers: a request is a list of timestamps in seconds from the start
-of the video, and the answer for ``t`` is the frame on screen at ``t`` (the last frame whose
-``pts * time_base <= t``). Header frame counts are never trusted, so variable frame rate, missing
-counts (WebM) and wrong counts all work. For each run of nearby timestamps the reader seeks to the
-keyframe before it and decodes forward, instead of decoding the file from the start.
+of the video, and the answer for ``t`` is the frame on screen at ``t``: the last frame, in the
+decoder's output order, whose ``pts * time_base <= t`` — exactly what decoding the whole file and
+picking would give. Header frame counts are never trusted, so variable frame rate, missing counts
+(WebM) and wrong counts all work.
+
+How: dense requests (several per keyframe interval) decode the file forward once; sparse ones seek
+to the keyframe before each run of times and decode forward. Every seek is checked — the first
+frame it yields must not be later than the target (indexes of B-frame and TS/AVI files point past
+it), else it seeks earlier, a bounded number of times, then decodes from the start — and every
+target gets at most one seek, so no request can loop. Decoding "from the start" reopens the file
+rather than seeking (a seek to the start lands on the second GOP of some MPEG-TS files and at the
+end of a JPEG). Decoder complaints before the first frame after a seek (a non-key packet) are
+skipped; after it they are damage.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -30,30 +38,30 @@ from .sampling import ClipSampler, indices_to_timestamps
 
 VideoSource = Union[str, os.PathLike, IO[bytes]]
 
-# When the next requested time is at most this far past the current decode position, decoding on
-# is cheaper than a seek (which lands on the keyframe before the target and re-decodes the GOP).
-_SEEK_THRESHOLD_S = 0.5
-# A seek pays a fixed cost (demuxer seek, decoder flush) worth about this many decoded frames.
-_SEEK_OVERHEAD_FRAMES = 4
-# A seek whose first frame lies past its target is retried this many times, each further back,
-# before the request falls back to a forward decode from the start.
-_SEEK_RETRIES = 3
-# Decoder errors tolerated before the first good frame (a seek point may start on data the decoder
-# cannot use yet); after a good frame an error is damage.
-_MAX_LEADING_ERRORS = 64
-# Non-key packets skipped after a seek before giving up on finding a keyframe there.
-_MAX_SKIPPED_PACKETS = 4096
-# Float slack when comparing frame times with requested times (seconds).
-_EPS = 1e-6
-# Containers whose timestamps are in decode order (B-frames come out 1,2,4,3,...): frames are
-# timed by their index in the decoder's output instead.
-_INDEX_TIMED_FORMATS = {"avi"}
-# Formats whose seeks re-derive timestamps (MPEG-PS dates the packets after a seek 0.1 s off
-# from a straight read) or that have no index (raw elementary streams): read forward only.
-_NO_SEEK_FORMATS = {"mpeg", "mpegvideo", "h264", "hevc", "m4v", "h263"}
+# Containers whose seeks land on frames with trustworthy timestamps. In MPEG-PS/TS, raw streams and
+# the like, the first frames a decoder gives after a seek can carry another frame's pts (B-frames
+# whose timestamps come from packets they do not belong to), so those files are decoded forward
+# from the start: slower on long files, never wrong.
+_SEEKABLE = {"mov", "matroska", "avi", "flv", "ogg", "asf", "nut"}
+# Without a keyframe index, a seek is tried only for a target at least this far ahead.
+_NO_INDEX_SEEK_S = 4.0
+# A seek pays off when it skips more than this many frames of decoding.
+_SEEK_COST_FRAMES = 4
 # A request left unanswered at end of stream counts as truncation only when it lies this far past
 # the last decoded frame (plus two frame durations): headers round durations a little.
 _TRUNCATION_SLACK_S = 0.25
+# A seek whose first frame lands after the target is retried this many times, each time further back,
+# before decoding from the start.
+_SEEK_RETRIES = 4
+# Undecodable packets skipped after a seek before the first frame (a stream starting on non-key data).
+_SKIP_AFTER_SEEK = 512
+# A frame larger than this is scaled down inside FFmpeg (same aspect): models take a few hundred pixels,
+# and a 16000x16000 picture would otherwise take gigabytes per copy.
+MAX_PIXELS = 3840 * 2160
+# Containers whose header durations are estimates (bitrate-based or missing); their frame counts come
+# from the packets instead.
+_UNRELIABLE_DURATION = {"mpeg", "mpegts", "mpegvideo", "m4v", "h264", "hevc", "h263", "mjpeg", "rawvideo",
+                        "image2", "flv", "avi"}
 # FFmpeg "decodes" any text file as ANSI art through its tty demuxer; that is not a video.
 _TEXT_FORMATS = {"tty"}
 _TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
@@ -101,12 +109,6 @@ def source_name(source: VideoSource) -> str:
     return str(name) if isinstance(name, str) else f"<{type(source).__name__} object>"
 
 
-def _video_streams(container: av.container.InputContainer) -> list:
-    """Real video streams: cover art in audio files (``attached_pic``) is not one."""
-    attached = av.stream.Disposition.attached_pic
-    return [s for s in container.streams.video if not (s.disposition & attached)]
-
-
 def _open(source: VideoSource) -> av.container.InputContainer:
     """``av.open`` that refuses empty, missing and non-video inputs with a clear message."""
     name = source_name(source)
@@ -114,11 +116,10 @@ def _open(source: VideoSource) -> av.container.InputContainer:
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"video file not found: '{name}'")
-        if not path.is_file():
-            # A FIFO or device would block FFmpeg forever waiting for data.
+        if not path.is_file():  # a FIFO or device would block the demuxer forever
             raise VideoDecodeError(f"cannot open video '{name}': expected a regular file, got "
-                                   f"{'a directory' if path.is_dir() else 'a FIFO, socket or device'}")
-        if path.is_file() and path.stat().st_size == 0:
+                                   f"{'a folder' if path.is_dir() else 'a pipe, socket or device'}")
+        if path.stat().st_size == 0:
             raise VideoDecodeError(f"cannot open video '{name}': the file is empty (0 bytes)")
     try:
         container = av.open(source if not isinstance(source, os.PathLike) else os.fspath(source),
@@ -137,13 +138,21 @@ def _open(source: VideoSource) -> av.container.InputContainer:
             f"format '{fmt}')"
         )
     if not _video_streams(container):
-        kinds = sorted({s.type if not (s.type == "video" and s.disposition & av.stream.Disposition.attached_pic)
-                        else "cover art" for s in container.streams}) or ["none"]
+        kinds = sorted({s.type if not _is_picture(s) else "attached picture" for s in container.streams}) or ["none"]
         container.close()
         raise VideoDecodeError(
             f"cannot read video '{name}': the file has no video stream (streams found: {', '.join(kinds)})"
         )
     return container
+
+
+def _is_picture(stream) -> bool:
+    """Cover art (a still attached to an audio file) shows up as a one-frame video stream."""
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _video_streams(container) -> list:
+    return [s for s in container.streams.video if not _is_picture(s)]
 
 
 def _rotation_from_tag(stream: av.video.stream.VideoStream) -> int:
@@ -185,25 +194,35 @@ class VideoReader:
         threads: FFmpeg's ``thread_type = "AUTO"`` (frame + slice threads) when True.
     """
 
-    def __init__(self, source: VideoSource, *, threads: bool = True) -> None:
+    def __init__(self, source: VideoSource, *, threads: bool = True, max_pixels: int | None = MAX_PIXELS) -> None:
         self.name = source_name(source)
-        self._source = source if not isinstance(source, os.PathLike) else os.fspath(source)
-        self._container = _open(source)
-        self._stream = _video_streams(self._container)[0]
+        self._source = source
         self._threads = threads
-        self._dirty = False  # whether the demuxer has moved since it was opened
-        self._max_size: int | None = None
-        self._thread_type = "AUTO"
-        fmt = self._container.format.name if self._container.format else ""
-        self._index_timing = bool(set(fmt.split(",")) & _INDEX_TIMED_FORMATS)
-        self._seekable_source = not set(fmt.split(",")) & _NO_SEEK_FORMATS and (
-            isinstance(source, (str, os.PathLike)) or bool(getattr(source, "seekable", lambda: False)()))
-        self._seekable = self._seekable_source
+        self.max_pixels = max_pixels
+        self._error: Exception | None = None
+        self._container = None
+        self._reopen()
         self.metadata = self._probe()
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
-        self._container.close()
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _reopen(self, thread_type: str | None = None) -> None:
+        """A fresh demuxer and decoder at the start of the file (what "rewind" means here)."""
+        self.close()
+        if not isinstance(self._source, (str, os.PathLike)):
+            if not (hasattr(self._source, "seekable") and self._source.seekable()):
+                if hasattr(self, "metadata"):
+                    raise VideoDecodeError(f"cannot rewind '{self.name}': a non-seekable stream can be read once")
+            else:
+                self._source.seek(0)
+        self._container = _open(self._source)
+        self._stream = _video_streams(self._container)[0]
+        if self._threads:
+            self._stream.thread_type = thread_type or "AUTO"
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -213,6 +232,7 @@ class VideoReader:
 
     # -- metadata -------------------------------------------------------------------------
     def _probe(self) -> VideoMetadata:
+        rotation = self._first_frame_rotation()  # decodes a frame, then reopens: read the streams after
         s, c = self._stream, self._container
         tb = s.time_base
         start = float(s.start_time * tb) if s.start_time is not None and tb else 0.0
@@ -225,7 +245,6 @@ class VideoReader:
             duration = None
         rate = s.average_rate or s.guessed_rate or s.base_rate
         fps = float(rate) if rate else None
-        rotation = self._first_frame_rotation()
         width, height = s.codec_context.width, s.codec_context.height
         if rotation in (90, 270):
             width, height = height, width
@@ -252,109 +271,53 @@ class VideoReader:
                 break
         except av.FFmpegError:
             pass  # the real decode reports damage with its context
-        self._dirty = True  # reads reopen rather than seek back: image2 (JPEG) cannot seek
+        self._reopen()
         return rotation
 
     # -- decoding -------------------------------------------------------------------------
-    # Every request is answered by a few *forward decodes*: from the start of a freshly opened
-    # container (no seek, so image2 JPEGs and MPEG-TS start times need nothing special) or from a
-    # seek whose first frame is checked to lie at or before its target. A seek is considered at
-    # most once per target and retried a bounded number of times, so no request can loop.
-    def _reopen(self, thread_type: str) -> None:
-        """A fresh container positioned at the start (FFmpeg's own, no seek)."""
-        if self._dirty:
-            src = self._source
-            if not isinstance(src, (str, os.PathLike)):
-                if not (hasattr(src, "seek") and getattr(src, "seekable", lambda: False)()):
-                    raise VideoDecodeError(f"cannot read video '{self.name}' twice: the file object is not seekable")
-                src.seek(0)
-            self._container.close()
-            self._container = _open(src)
-            self._stream = _video_streams(self._container)[0]
-            self._dirty = False
-        if self._threads:
-            self._stream.thread_type = thread_type
-
     def _seek(self, seconds_abs: float) -> None:
-        """Seek to the keyframe at or before ``seconds_abs`` (absolute stream time)."""
+        """Seek to the keyframe at or before ``seconds_abs`` (absolute stream time) and drop decoder state."""
         offset = int(math.floor(seconds_abs / self._stream.time_base))
-        self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
+        try:
+            self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
+        except av.FFmpegError as e:
+            raise VideoDecodeError(f"cannot seek in video '{self.name}' (FFmpeg: {e})") from e
 
-    def _forward(self, seeked: bool):
-        """Decoded frames in output (= display) order from the demuxer's position to the end.
-
-        After a seek, packets before the first keyframe are skipped and frames before the first
-        key frame dropped (an open GOP's leading frames reference the previous GOP). Decoder
-        errors before the first good frame are the seek point's, not damage; later ones raise
-        ``_Damage``. The walk ends at end of file, so it is bounded by the file's length.
-        """
-        good, errors, skipped, keyed = False, 0, 0, not seeked
-        self._dirty = True
-        demux = self._container.demux(self._stream)
-        while True:
-            try:
-                packet = next(demux)
-            except StopIteration:
-                return
-            except av.FFmpegError as e:  # the demuxer hit damage
-                if good:
-                    raise _Damage(e) from e
-                return
-            if not keyed and packet.size:
-                if not packet.is_keyframe:
-                    skipped += 1
-                    if skipped > _MAX_SKIPPED_PACKETS:
-                        return
-                    continue
-                keyed = True
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as e:
-                errors += 1
-                if good or errors > _MAX_LEADING_ERRORS:
-                    raise _Damage(e) from e
-                continue
-            for frame in frames:
-                if seeked and not good and not frame.key_frame:
-                    continue
-                good = True
-                yield frame
-
-    def _timed(self, frames, seeked: bool):
-        """``(relative seconds, frame)`` pairs; ``_BadTimestamps`` when pts are missing or go back."""
-        start, fps = self.metadata.start_time, self.metadata.fps or 25.0
-        prev = -math.inf
-        for k, frame in enumerate(frames):
-            if self._index_timing:
-                t = k / fps  # only ever used from the start of the stream
-            elif frame.pts is None or frame.time_base is None:
-                raise _BadTimestamps
-            else:
-                t = float(frame.pts * frame.time_base) - start
-                if t <= prev:
-                    raise _BadTimestamps
-            prev = t
-            yield t, frame
-
-    def _start(self, target: float, seek: bool):
-        """A ``_timed`` walk whose first frame is at or before ``target`` (or the first frame)."""
-        if seek and not self._index_timing and self._seekable:
-            back = 0.0
-            for _ in range(_SEEK_RETRIES):
+    def _frames(self):
+        """Decoded frames from the demuxer's position, in output order; ends at end of stream or at damage
+        (kept in ``self._error``). Undecodable packets before the first frame are skipped (a seek can land
+        on non-key data), a bounded number of them."""
+        self._error = None
+        got, skipped = False, 0
+        try:
+            for packet in self._container.demux(self._stream):
                 try:
-                    self._seek(self.metadata.start_time + max(target - back, 0.0))
-                except av.FFmpegError:
-                    break
-                walk = self._timed(self._forward(seeked=True), seeked=True)
-                try:
-                    first = next(walk)
-                except (StopIteration, _Damage):
-                    first = None
-                if first is not None and first[0] <= target + _EPS:
-                    return itertools.chain([first], walk)
-                back = max(2.0 * back, 1.0)  # overshot (or past a cut): look further back
-        self._reopen(self._thread_type)
-        return self._timed(self._forward(seeked=False), seeked=False)
+                    decoded = packet.decode()
+                except av.FFmpegError as e:
+                    if not got and skipped < _SKIP_AFTER_SEEK:
+                        skipped += 1
+                        continue
+                    self._error = e
+                    return
+                for frame in decoded:
+                    got = True
+                    yield frame
+        except av.FFmpegError as e:  # the demuxer itself gave up (a cut file)
+            self._error = e
+
+    def _time(self, frame: av.VideoFrame, prev_t: float) -> float:
+        """Relative seconds of ``frame``; frames without a pts follow the previous one at the nominal rate."""
+        if frame.pts is not None and frame.time_base is not None:
+            return float(frame.pts * frame.time_base) - self.metadata.start_time
+        return prev_t + 1.0 / (self.metadata.fps or 25.0) if math.isfinite(prev_t) else 0.0
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        w, h = frame.width, frame.height
+        if self.max_pixels and w * h > self.max_pixels:  # scale in FFmpeg, never hold the full-size copy
+            scale = math.sqrt(self.max_pixels / (w * h))
+            return frame.to_ndarray(format="rgb24", width=max(2, int(w * scale) // 2 * 2),
+                                    height=max(2, int(h * scale) // 2 * 2))
+        return frame.to_ndarray(format="rgb24")
 
     def get_frames_at(
         self,
@@ -362,22 +325,19 @@ class VideoReader:
         *,
         allow_partial: bool = False,
         seek_mode: str = "exact",
-        max_size: int | None = None,
     ) -> torch.Tensor:
         """Decode the frames on screen at ``timestamps`` (seconds from the start of the video).
 
-        Times past the end give the last frame. Duplicates are decoded once.
+        Times past the end give the last frame; times before the first frame give the first.
+        Duplicates are decoded once.
 
         Args:
             timestamps: ``(n,)`` seconds, any order, duplicates allowed.
             allow_partial: when the file is damaged or truncated, answer requests past the damage
                 with the last good frame instead of raising (requests before it are exact).
-            seek_mode: ``"exact"`` decodes from the keyframe before each time up to it;
-                ``"keyframe"`` returns the keyframe at or before each time instead (up to one
-                keyframe interval early, but one decoded frame per time: several times faster
-                for clips spread over a long video, where the exact frame rarely matters).
-            max_size: scale frames (inside FFmpeg, keeping the aspect ratio) so that their longer
-                side is at most this many pixels; caps memory on huge pictures.
+            seek_mode: ``"exact"`` gives the frames a full decode would; ``"keyframe"`` returns
+                the keyframe at or before each time instead (up to one keyframe interval early,
+                but one decoded frame per time: faster for clips spread over a long video).
 
         Returns:
             ``(n, H, W, 3)`` uint8, upright, in the order requested.
@@ -393,138 +353,149 @@ class VideoReader:
             raise ValueError(f"timestamps: expected finite seconds, got {times.tolist()} for '{self.name}'")
         if seek_mode not in ("exact", "keyframe"):
             raise ValueError(f"seek_mode: expected 'exact' or 'keyframe', got {seek_mode!r}")
-        if max_size is not None and (not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1):
-            raise ValueError(f"max_size: expected a positive int or None, got {max_size!r}")
-        self._max_size = max_size
         unique, inverse = torch.unique(times.clamp_min(0.0), sorted=True, return_inverse=True)
-        targets = unique.tolist()
-        try:
-            try:
-                arrays, which = self._decode(targets, allow_partial, seek_mode)
-            except _BadTimestamps:
-                # Container timestamps lie (AVI with B-frames, raw streams): the decoder's output
-                # order is the display order, so time the frames by their index from the start.
-                self._index_timing = True
-                arrays, which = self._decode(targets, allow_partial, seek_mode)
-        except av.FFmpegError as e:
-            raise VideoDecodeError(f"cannot decode video '{self.name}' (FFmpeg: {e})") from e
-        # One copy of each distinct frame, gathered once into the output.
-        out = torch.from_numpy(np.stack(arrays))[torch.as_tensor(which)[inverse]]
+        if seek_mode == "keyframe":
+            frames = self._decode_keyframes(unique.tolist(), allow_partial)
+        else:
+            frames = self._decode_sorted(unique.tolist(), allow_partial)
+        out = torch.from_numpy(np.stack(frames))[inverse]
         return _rotate(out, self.metadata.rotation)
 
     def _keyframe_times(self) -> list[float] | None:
-        """Sorted keyframe times (relative seconds) from the demuxer's index, when it has one."""
+        """Sorted keyframe times (relative seconds) from the demuxer's index, when it has one.
+
+        A hint for planning only: index times can be decode times (B-frames) or point past the frame,
+        so every seek is checked against the frame it actually yields.
+        """
         if not hasattr(self, "_keyframes"):
             tb = float(self._stream.time_base)
             try:
-                entries = self._stream.index_entries
-                times = sorted(e.timestamp * tb for e in entries if e.is_keyframe)
+                times = sorted(e.timestamp * tb for e in self._stream.index_entries if e.is_keyframe)
             except (TypeError, AttributeError):
                 times = []
-            # Index times are decode times (mp4): B-frame reordering puts them a constant delay
-            # before presentation, so anchor the first keyframe at the stream start.
-            self._keyframes = [t - times[0] for t in times] if times else None
+            self._keyframes = [t - times[0] for t in times] if len(times) > 1 else None
         return self._keyframes
 
-    def _should_seek(self, target: float, position: float) -> bool:
-        """Cost model: seek for ``target`` rather than decode on from ``position`` (relative s)?
+    def _dense(self, targets: list[float]) -> bool:
+        """Whether one forward decode beats seeking: targets fill most of the keyframe intervals they span."""
+        keyframes = self._keyframe_times()
+        if keyframes is None:  # no index (WebM without cues, TS, AVI without idx1): judge by time
+            return len(targets) >= max(2.0, (targets[-1] - targets[0]) / 2.0)
+        gops = {bisect.bisect_right(keyframes, t) for t in targets}
+        spanned = bisect.bisect_right(keyframes, targets[-1]) - max(0, bisect.bisect_right(keyframes, targets[0]) - 1)
+        return len(gops) >= 0.5 * spanned or targets[0] < keyframes[1] and len(gops) >= 0.5 * (spanned + 1)
 
-        A seek pays for the frames from the keyframe before the target plus a fixed overhead;
-        decoding on pays for the frames up to the target. Dense targets (many per GOP) decode on.
-        """
-        if target <= position + _EPS or target <= _EPS:
+    def _can_seek(self) -> bool:
+        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
+        seekable = isinstance(self._source, (str, os.PathLike)) or self._source.seekable()
+        return fmt in _SEEKABLE and seekable
+
+    def _worth_seeking(self, target: float, position: float) -> bool:
+        """Whether a seek for ``target`` can land past ``position`` (else decoding on is cheaper)."""
+        if not self._can_seek():
             return False
         keyframes = self._keyframe_times()
         if keyframes is None:
-            return target - position > _SEEK_THRESHOLD_S
-        k = bisect.bisect_right(keyframes, target + _EPS) - 1
-        if k < 0 or keyframes[k] <= position + _EPS:
-            return False  # no keyframe between here and the target: a seek cannot save work
-        overhead = _SEEK_OVERHEAD_FRAMES / (self.metadata.fps or 25.0)
-        return (target - keyframes[k]) + overhead < target - position
+            return target - position > _NO_INDEX_SEEK_S
+        k = bisect.bisect_right(keyframes, target + 1e-6) - 1
+        # Frames a seek would skip, against its own cost (a demuxer jump and a decoder flush).
+        return k >= 0 and keyframes[k] - position > max(_SEEK_COST_FRAMES / (self.metadata.fps or 25.0), 0.25)
 
-    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
-        limit, w, h = self._max_size, frame.width, frame.height
-        if limit is not None and max(w, h) > limit:
-            scale = limit / max(w, h)
-            return frame.to_ndarray(format="rgb24", width=max(1, round(w * scale)),
-                                    height=max(1, round(h * scale)), interpolation="AREA")
-        return frame.to_ndarray(format="rgb24")
+    def _start(self, target: float):
+        """A frame iterator positioned so its first frame is at or before ``target``, and that frame.
 
-    def _decode(self, targets: list[float], allow_partial: bool, seek_mode: str):
-        """Distinct frames and, per sorted target, the index of its frame among them."""
-        self._seekable = self._seekable_source and not self._index_timing
-        positions = [-math.inf] + targets[:-1]
-        seeks = self._seekable and any(self._should_seek(t, p) for t, p in zip(targets, positions))
-        # Frame threading makes every seek flush a pipeline of frames: slice threads only then.
-        self._thread_type = "SLICE" if (seeks or seek_mode == "keyframe") else "AUTO"
-        self._reopen(self._thread_type)
-        if seek_mode == "keyframe" and self._seekable:
-            return self._decode_keyframes(targets, allow_partial)
-        return self._decode_exact(targets, allow_partial)
+        Seeks to the keyframe before ``target`` and checks the frame it lands on; a seek that lands
+        after the target (or nowhere) is retried further back, then the file is decoded from the start.
+        """
+        keyframes = self._keyframe_times()
+        near = (target < keyframes[1] - 1e-6) if keyframes is not None else target <= _NO_INDEX_SEEK_S
+        if self._can_seek() and not near:
+            back = 0.0
+            for _ in range(_SEEK_RETRIES):
+                self._seek(self.metadata.start_time + max(0.0, target - back))
+                frames = self._frames()
+                first = next(frames, None)
+                if first is not None:
+                    t = self._time(first, -math.inf)
+                    if t <= target + 1e-6:
+                        return frames, first
+                    back = max(2.0 * back, t - target + 1.0)
+                else:
+                    back = max(2.0 * back, 1.0)
+                if target - back <= 0:
+                    break
+        self._reopen("SLICE" if self._seeking else None)
+        frames = self._frames()
+        return frames, next(frames, None)
 
-    def _decode_exact(self, targets: list[float], allow_partial: bool):
-        arrays: list[np.ndarray] = []
-        which: list[int | None] = [None] * len(targets)
+    def _decode_sorted(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
+        """One RGB array per target (sorted, unique, relative seconds)."""
+        eps = 1e-6
+        n = len(targets)
+        results: list[np.ndarray | None] = [None] * n
+        # Frame threads speed a long forward decode but make every seek refill their pipeline.
+        self._seeking = not self._dense(targets)
+        if self._seeking and self._threads:
+            self._reopen("SLICE")
         prev: av.VideoFrame | None = None  # the frame on screen now, kept unconverted
         prev_t = -math.inf
-        error: Exception | None = None
-        walk, considered, i = None, -1, 0
-        while i < len(targets):
-            if walk is None or (considered < i and self._should_seek(targets[i], prev_t)):
-                # At most one (bounded) seek per target: the walk then runs until it is answered.
-                walk = self._start(targets[i], seek=walk is not None or targets[i] > _EPS)
-                prev, prev_t = None, -math.inf
-            considered = i
-            try:
-                t, frame = next(walk)
-            except StopIteration:
+        i, sought = 0, 0  # the first target's seek is _start's
+        frames, pending = self._start(targets[0])
+        while i < n:
+            frame = pending if pending is not None else next(frames, None)
+            pending = None
+            if frame is None:
                 break
-            except _Damage as e:
-                error = e.args[0]
-                break
-            if t > targets[i] + _EPS:
-                # ``frame`` starts after the target, so ``prev`` was on screen then. Without a
-                # ``prev`` (target before the first frame) the nearest frame is this one.
-                arrays.append(self._to_array(prev if prev is not None else frame))
-                while i < len(targets) and t > targets[i] + _EPS:
-                    which[i] = len(arrays) - 1
+            t = self._time(frame, prev_t)
+            if t > targets[i] + eps:
+                shown = prev if prev is not None else frame  # a target before the first frame gets the first
+                rgb = self._rgb(shown)
+                while i < n and t > targets[i] + eps:
+                    results[i] = rgb
                     i += 1
             prev, prev_t = frame, t
-        return self._finish(targets, arrays, which, prev, prev_t, error, allow_partial)
+            # Seek ahead when a keyframe lies between here and the next target (by the index, or by
+            # distance without one), at most once per target: progress is guaranteed.
+            if i < n and i != sought and self._worth_seeking(targets[i], t):
+                sought = i
+                frames, pending = self._start(targets[i])
+                prev, prev_t = None, -math.inf
+        return self._finish(targets, results, prev, prev_t, self._error, allow_partial)
 
-    def _decode_keyframes(self, targets: list[float], allow_partial: bool):
-        """The keyframe at or before each target: one seek and one decoded frame per target."""
-        arrays: list[np.ndarray] = []
-        which: list[int] = []
-        seen: dict[float, int] = {}
+    def _decode_keyframes(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
+        """The keyframe at or before each target: one checked seek and one decoded frame per target."""
+        results, cache = [], {}
+        self._seeking = True
+        if self._threads:
+            self._reopen("SLICE")
         for target in targets:
-            try:
-                t, frame = next(self._start(target, seek=target > _EPS))
-            except (StopIteration, _Damage) as e:
-                if not which or not (allow_partial or isinstance(e, StopIteration)):
-                    cause = f"FFmpeg: {e.args[0]}" if isinstance(e, _Damage) else "no decodable video frames"
-                    raise VideoDecodeError(f"cannot decode video '{self.name}' near {target:.3f}s ({cause})"
-                                           + ("; pass allow_partial=True" if isinstance(e, _Damage) else ""))
-                which.append(which[-1])  # past the end, or damage: keep the last good keyframe
+            _, frame = self._start(target)
+            if frame is None:  # past the end, or damage: keep the last good keyframe
+                if not results:
+                    cause = f"FFmpeg: {self._error}" if self._error else "no decodable video frames"
+                    raise VideoDecodeError(f"cannot decode video '{self.name}': {cause}")
+                if self._error is not None and not allow_partial:
+                    raise VideoDecodeError(f"cannot decode video '{self.name}' near {target:.3f}s "
+                                           f"(FFmpeg: {self._error}); pass allow_partial=True")
+                results.append(results[-1])
                 continue
-            if t not in seen:
-                seen[t] = len(arrays)
-                arrays.append(self._to_array(frame))
-            which.append(seen[t])
-        return arrays, which
+            key = frame.pts
+            if key not in cache:
+                cache[key] = self._rgb(frame)
+            results.append(cache[key])
+        return results
 
-    def _finish(self, targets, arrays, which, last, last_t, error, allow_partial):
+    def _finish(self, targets, results, last, last_t, error, allow_partial) -> list[np.ndarray]:
         """Answer requests left at end of stream, or report truncation/damage."""
-        pending = [k for k, r in enumerate(which) if r is None]
+        pending = [k for k, r in enumerate(results) if r is None]
         if not pending:
-            return arrays, which
+            return results
         if last is None:
             cause = f"FFmpeg: {error}" if error else "no decodable video frames"
             raise VideoDecodeError(f"cannot decode video '{self.name}': {cause}")
         fps = self.metadata.fps or 25.0
         damaged = error is not None or (
-            self.metadata.duration is not None
+            self.metadata.duration is not None and self._reliable_duration()
             and last_t + 2.0 / fps + _TRUNCATION_SLACK_S < min(targets[pending[-1]], self.metadata.duration)
         )
         if damaged and not allow_partial:
@@ -535,49 +506,35 @@ class VideoReader:
                 f"cannot decode video '{self.name}' at {targets[pending[-1]]:.3f}s: {cause}; "
                 "pass allow_partial=True to get the frames before the damage"
             )
-        arrays.append(self._to_array(last))
+        arr = self._rgb(last)
         for k in pending:
-            which[k] = len(arrays) - 1
-        return arrays, which
+            results[k] = arr
+        return results
+
+    def _reliable_duration(self) -> bool:
+        """Whether the header's duration can be believed (not an estimate from a bit rate)."""
+        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
+        return fmt not in _UNRELIABLE_DURATION
 
     def frame_times(self) -> torch.Tensor:
         """``(n,)`` float64 presentation times (s, from start) of every frame, by demuxing only.
 
-        Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files.
-        Where packets lack timestamps, or the container's are unusable (AVI), frames are taken
-        to be ``1 / fps`` apart.
+        Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files and
+        files whose header counts are estimates.
         """
-        self._reopen("AUTO")
-        self._dirty = True
+        self._reopen()
         tb = self._stream.time_base
-        pts, count = [], 0
+        pts: list[int] = []
         try:
-            for p in self._container.demux(self._stream):
-                if p.size > 0:
-                    count += 1
-                    if p.pts is not None:
-                        pts.append(p.pts)
+            for packet in self._container.demux(self._stream):
+                if packet.pts is not None and packet.size > 0:
+                    pts.append(packet.pts)
         except av.FFmpegError:
-            pass  # damage: the frames before it
-        if self._index_timing or len(pts) < count:
-            return torch.arange(count, dtype=torch.float64) / (self.metadata.fps or 25.0)
+            pass  # a cut file: the packets before the cut
+        self._reopen()
+        if not pts:  # no timestamps (raw streams): count frames at the nominal rate
+            return torch.zeros(0, dtype=torch.float64)
         return (torch.tensor(sorted(pts), dtype=torch.float64) * float(tb)) - self.metadata.start_time
-
-    def header_is_consistent(self) -> bool:
-        """Whether the header's frame count agrees with its duration x frame rate (within 1%)."""
-        m = self.metadata
-        if m.num_frames is None or m.duration is None or m.fps is None or self._index_timing:
-            return False
-        return abs(m.duration * m.fps - m.num_frames) <= max(1.0, 0.01 * m.num_frames)
-
-
-class _Damage(Exception):
-    """Decoding stopped at damaged data after good frames (args[0]: FFmpeg's error)."""
-
-
-class _BadTimestamps(Exception):
-    """Frame timestamps are missing or not increasing in output order."""
-
 
 
 def probe_video(source: VideoSource) -> VideoMetadata:
@@ -592,16 +549,13 @@ def read_frames_at(
     *,
     allow_partial: bool = False,
     seek_mode: str = "exact",
-    max_size: int | None = None,
 ) -> torch.Tensor:
     """Open ``source`` and return the frames on screen at ``timestamps``: ``(n, H, W, 3)`` uint8.
 
-    ``seek_mode="keyframe"`` trades exactness for speed, ``max_size`` caps the longer side (see
-    ``VideoReader.get_frames_at``).
+    ``seek_mode="keyframe"`` trades exactness for speed (see ``VideoReader.get_frames_at``).
     """
     with VideoReader(source) as reader:
-        return reader.get_frames_at(timestamps, allow_partial=allow_partial, seek_mode=seek_mode,
-                                    max_size=max_size)
+        return reader.get_frames_at(timestamps, allow_partial=allow_partial, seek_mode=seek_mode)
 
 
 def read_clip(
@@ -612,7 +566,6 @@ def read_clip(
     allow_partial: bool = False,
     exact_times: bool = False,
     seek_mode: str = "exact",
-    max_size: int | None = None,
 ) -> torch.Tensor:
     """Sample and decode clip(s) from ``source``.
 
@@ -620,10 +573,9 @@ def read_clip(
     clips spread thinly over long videos); the default ``"exact"`` returns the sampled frames.
 
     Frame indices come from ``sampler`` over ``duration * fps`` frames and are decoded by time
-    (see ``indices_to_timestamps``) only when the header's frame count agrees with its duration
-    and rate. Otherwise, or with ``exact_times``, the frame times are read from the packets
-    (demuxing only, no decoding), so indices are exact on variable-frame-rate files and on files
-    whose header is wrong. ``max_size`` caps the longer side of the frames (scaled in FFmpeg).
+    (see ``indices_to_timestamps``). With ``exact_times`` (or when the header lacks duration or
+    frame rate) the frame times are read from the packets instead (demuxing only, no decoding),
+    so indices are exact even on variable-frame-rate files.
 
     Returns:
         ``(num_clips, num_frames, H, W, 3)`` uint8, upright.
@@ -631,7 +583,7 @@ def read_clip(
     with VideoReader(source) as reader:
         meta = reader.metadata
         total = meta.estimated_num_frames
-        if exact_times or not reader.header_is_consistent():
+        if exact_times or total is None or meta.fps is None or not reader._reliable_duration():
             times = reader.frame_times()
             if times.numel() == 0:
                 raise VideoDecodeError(f"cannot decode video '{reader.name}': no video packets")
@@ -640,6 +592,5 @@ def read_clip(
         else:
             indices = sampler(total, generator)
             timestamps = indices_to_timestamps(indices, meta.fps)
-        frames = reader.get_frames_at(timestamps.reshape(-1), allow_partial=allow_partial, seek_mode=seek_mode,
-                                      max_size=max_size)
+        frames = reader.get_frames_at(timestamps.reshape(-1), allow_partial=allow_partial, seek_mode=seek_mode)
     return frames.reshape(*indices.shape, *frames.shape[1:])

@@ -32,7 +32,7 @@ def _describe(accept: set[str]) -> str:
     return " or ".join(sorted(accept))
 
 
-def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
+def expand_inputs(inputs: Any, accept: set[str], _lists: frozenset[str] = frozenset()) -> list[Item]:
     """Files, folders (recursive, by known extension), list files (one path a line) and tensors.
 
     A folder contributes the files of the kinds in ``accept`` (sorted); a named file of another
@@ -46,6 +46,9 @@ def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
         if not isinstance(entry, (str, os.PathLike)):
             items.append(Item(f"input[{i}]", entry))
             continue
+        if not os.fspath(entry).strip():  # Path("") is the current folder: never scan it by accident
+            items.append(Item(os.fspath(entry), None, "empty path: expected a file, folder or list file"))
+            continue
         path = Path(entry)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and media_kind(p) in accept)
@@ -53,10 +56,15 @@ def expand_inputs(inputs: Any, accept: set[str]) -> list[Item]:
             if not found:
                 items.append(Item(str(path), None, f"no {_describe(accept)} files in folder {path}"))
         elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
-            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+            real = os.path.realpath(path)
+            if real in _lists:
+                items.append(Item(str(path), None, f"{path}: list file includes itself (directly or through "
+                                                   "another list); its entries are read once"))
+                continue
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()]
             named = [ln if os.path.isabs(ln) or os.path.exists(ln) else str(path.parent / ln)
                      for ln in lines if ln and not ln.startswith("#")]
-            items.extend(expand_inputs(named, accept))
+            items.extend(expand_inputs(named, accept, _lists | {real}))
         elif not path.exists():
             items.append(Item(str(path), None, f"{path}: no such file or folder"))
         else:

@@ -1,86 +1,23 @@
 """What users run: ``mediaformers.pipeline(task, model=...)`` for every family.
 
-A pipeline takes one input (returns one record, raising on failure) or a list (returns a record
-per input; a failed input's record holds ``error`` instead of results). Records are plain Python.
+Which tasks a model serves, how a file becomes its views and how it pools an embedding come from
+its family declaration (``mediaformers.family``); this module names no family.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from . import runner
-from .inputs import expand_inputs
-from .loading import FAMILIES, Loaded, audio_processor, load_model, video_processor
-from .views import ASTWindows, ImageOrVideoFrames, TvltViews, VideoViews
+from ..family import TASKS, families
+from .embedding import model_inputs, pooled_embedding
+from .loading import Loaded, load_model
+from .pipeline_base import Pipeline
+from .views import make_views
+from .zero_shot_pipeline import ZeroShotClassification
 
-TASKS = ("video-classification", "audio-classification", "audio-visual-classification",
-         "zero-shot-classification", "feature-extraction")
-TASK_FAMILIES = {
-    "video-classification": {"videomae", "vivit"},
-    "audio-classification": {"audio-spectrogram-transformer"},
-    "audio-visual-classification": {"tvlt"},
-    "zero-shot-classification": {"altclip"},
-    "feature-extraction": set(FAMILIES),
-}
-
-
-class Pipeline:
-    task = ""
-
-    def __init__(self, loaded: Loaded, *, batch_size: int = 4, num_workers: int = 0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers: expected 0 or more, got {num_workers}")
-        self.loaded, self.model = loaded, loaded.model
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.accept = FAMILIES[loaded.family][0]
-
-    # -- to be set by tasks --------------------------------------------------------------------
-    def prepare(self):  # -> callable(source) -> dict of tensors with a leading views dim
-        raise NotImplementedError
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
-        raise NotImplementedError
-
-    def finish(self, rows: Any, **kwargs: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
-    # -- running ---------------------------------------------------------------------------------
-    def _to_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        dtype, device = self.model.dtype, self.model.device
-        return {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in batch.items()}
-
-    def iter(self, inputs: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """One record per input, in order, as soon as its batch is done."""
-        items = expand_inputs(inputs, self.accept)
-
-        def forward(batch):
-            with torch.inference_mode():
-                return self.forward(self._to_model(batch))
-
-        for index, rows, error in runner.run(items, self.prepare(), forward, batch_size=self.batch_size,
-                                             num_workers=self.num_workers):
-            record: dict[str, Any] = {"input": items[index].key}
-            if error is None:
-                try:
-                    record.update(self.finish(rows, **kwargs))
-                except ValueError as err:
-                    error = str(err)
-            if error is not None:
-                record["error"] = error
-            yield record
-
-    def __call__(self, inputs: Any, **kwargs: Any):
-        single = not isinstance(inputs, (list, tuple))
-        records = list(self.iter(inputs, **kwargs))
-        if single and len(records) == 1:
-            if "error" in records[0]:
-                raise ValueError(records[0]["error"])
-            return records[0]
-        return records
+__all__ = ["TASKS", "Pipeline", "Classification", "FeatureExtraction", "ZeroShotClassification", "pipeline",
+           "pooled_embedding"]
 
 
 def _scores(logits: torch.Tensor, problem_type: str | None, activation: str | None) -> torch.Tensor:
@@ -94,26 +31,40 @@ def _scores(logits: torch.Tensor, problem_type: str | None, activation: str | No
     raise ValueError(f"activation: expected 'softmax', 'sigmoid' or 'none', got {activation!r}")
 
 
-class _Classification(Pipeline):
+class Classification(Pipeline):
+    """Labels from a classification head over the family's views (video clips x crops, audio windows,
+    audio + video), averaged (``aggregate="mean"``) or max-pooled over the views of an input.
+
+    ``num_clips``/``num_crops`` (video) and ``hop`` (audio windows, in frames) shape the views.
+    """
+
     def __init__(self, loaded: Loaded, *, top_k: int = 5, aggregate: str = "mean", activation: str | None = None,
+                 num_clips: int = 1, num_crops: int = 1, hop: int | None = None, allow_partial: bool = False,
                  **kw: Any):
         super().__init__(loaded, **kw)
+        self.task = loaded.declaration.task
         if aggregate not in ("mean", "max"):
             raise ValueError(f"aggregate: expected 'mean' or 'max', got {aggregate!r}")
-        if "Classification" not in type(self.model).__name__:
+        if not getattr(self.model, "is_classifier", False):
             raise ValueError(f"{type(self.model).__name__} has no classification head; load a fine-tuned "
                              "checkpoint, or use the feature-extraction task")
         self.top_k, self.aggregate, self.activation = top_k, aggregate, activation
         self.id2label = loaded.config.id2label
+        self.views = make_views(loaded, num_clips=num_clips, num_crops=num_crops, hop=hop, allow_partial=allow_partial)
+
+    def prepare(self):
+        return self.views
+
+    def forward(self, batch):
+        scores = _scores(self.loaded.runner(**model_inputs(batch)).logits, self.loaded.config.problem_type,
+                         self.activation)
+        return (scores, batch["window_start"]) if "window_start" in batch else scores
 
     def labels(self, scores: torch.Tensor, top_k: int | None = None) -> list[dict[str, Any]]:
         k = min(top_k or self.top_k, scores.numel())
         values, ids = scores.topk(k)
         return [{"label": self.id2label.get(int(i), str(int(i))), "score": round(float(v), 6)}
                 for v, i in zip(values, ids)]
-
-    def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return _scores(logits, self.loaded.config.problem_type, self.activation)
 
     def finish(self, rows: Any, top_k: int | None = None, views: bool = False) -> dict[str, Any]:
         scores = rows[0] if isinstance(rows, tuple) else rows
@@ -126,74 +77,17 @@ class _Classification(Pipeline):
         return out
 
 
-class VideoClassification(_Classification):
-    """VideoMAE / ViViT over video files or decoded clips; ``num_clips`` x ``num_crops`` views averaged."""
-
-    task = "video-classification"
-
-    def __init__(self, loaded: Loaded, *, num_clips: int = 1, num_crops: int = 1, **kw: Any):
-        super().__init__(loaded, **kw)
-        self.views = VideoViews(video_processor(loaded), num_clips, num_crops)
-
-    def prepare(self):
-        return self.views
-
-    def forward(self, batch):
-        return self.scores(self.loaded.runner(pixel_values=batch["pixel_values"]).logits)
-
-
-class AudioClassification(_Classification):
-    """AST over audio files (or the audio track of videos); long audio in overlapping windows."""
-
-    task = "audio-classification"
-
-    def __init__(self, loaded: Loaded, *, hop: int | None = None, **kw: Any):
-        super().__init__(loaded, **kw)
-        self.windows = ASTWindows(audio_processor(loaded), hop)
-
-    def prepare(self):
-        return self.windows
-
-    def forward(self, batch):
-        logits = self.loaded.runner(input_values=batch["input_values"]).logits
-        return self.scores(logits), batch["window_start"]
-
-
-class AudioVisualClassification(_Classification):
-    """TVLT over video files: frames and the audio track of the same file."""
-
-    task = "audio-visual-classification"
-
-    def __init__(self, loaded: Loaded, **kw: Any):
-        super().__init__(loaded, **kw)
-        self.views = TvltViews(video_processor(loaded), audio_processor(loaded))
-
-    def prepare(self):
-        return self.views
-
-    def forward(self, batch):
-        return self.scores(self.loaded.runner(**batch).logits)
-
-
 class FeatureExtraction(Pipeline):
-    """Pooled embeddings from any family; views (clips, windows, frames) are averaged."""
+    """Pooled embeddings from any family (its declaration's ``pooled``); views are averaged."""
 
     task = "feature-extraction"
 
-    def __init__(self, loaded: Loaded, **kw: Any):
+    def __init__(self, loaded: Loaded, allow_partial: bool = False, **kw: Any):
         super().__init__(loaded, **kw)
-        fam = loaded.family
-        if fam in ("videomae", "vivit"):
-            self._prepare = VideoViews(video_processor(loaded))
-        elif fam == "audio-spectrogram-transformer":
-            self._prepare = ASTWindows(audio_processor(loaded))
-        elif fam == "tvlt":
-            self._prepare = TvltViews(video_processor(loaded), audio_processor(loaded))
-        else:
-            self._prepare = ImageOrVideoFrames(video_processor(loaded))
+        self.views = make_views(loaded, allow_partial=allow_partial)
 
     def prepare(self):
-        return self._prepare
+        return self.views
 
     def forward(self, batch):
         return pooled_embedding(self.loaded, batch)
@@ -202,33 +96,12 @@ class FeatureExtraction(Pipeline):
         return {"embedding": rows.float().mean(0).tolist()}
 
 
-def backbone(model: torch.nn.Module) -> torch.nn.Module:
-    prefix = getattr(model, "base_model_prefix", "")
-    return model if getattr(model, "is_backbone", False) else getattr(model, prefix, model)
-
-
-def pooled_embedding(loaded: Loaded, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(views, dim): each family's pooled representation, without a task head."""
-    model, fam = loaded.model, loaded.family
-    if fam == "altclip":
-        return model.get_image_features(pixel_values=batch["pixel_values"]).pooler_output
-    net = backbone(model)
-    if fam == "audio-spectrogram-transformer":
-        return net(batch["input_values"]).pooler_output
-    if fam == "tvlt":
-        return net(**batch).last_hidden_state[:, 0]
-    hidden = net(batch["pixel_values"]).last_hidden_state
-    if fam == "videomae" and loaded.config.use_mean_pooling:
-        return hidden.mean(1)
-    return hidden[:, 0]
-
-
-_CLASSES = {
-    "video-classification": VideoClassification,
-    "audio-classification": AudioClassification,
-    "audio-visual-classification": AudioVisualClassification,
-    "feature-extraction": FeatureExtraction,
-}
+def _pipeline_class(task: str) -> type[Pipeline]:
+    if task == "zero-shot-classification":
+        return ZeroShotClassification
+    if task == "feature-extraction":
+        return FeatureExtraction
+    return Classification
 
 
 def pipeline(
@@ -238,6 +111,9 @@ def pipeline(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     compile: bool = False,
+    precision: str | None = None,
+    frames: int | None = None,
+    size: int | None = None,
     batch_size: int = 4,
     num_workers: int = 0,
     **options: Any,
@@ -246,19 +122,26 @@ def pipeline(
 
     ``task`` None picks the family's natural task (what ``mediaformers classify`` runs).
     ``options`` go to the task: ``top_k``, ``aggregate`` ('mean'/'max'), ``activation``,
-    ``num_clips``/``num_crops`` (video), ``hop`` (AST windows, in frames), ``template`` (zero-shot).
+    ``num_clips``/``num_crops`` (video), ``hop`` (audio windows, in frames), ``template`` (zero-shot).
+    ``precision``: fp32, bf16, int8 or auto (bf16 where the hardware has it); see mediaformers.precision.
+    ``frames``/``size``: video models take that many frames of that size instead of their config's.
     """
     if model is None:
         raise ValueError("model: expected a checkpoint folder, hub id or registry name, got None")
-    loaded = model if isinstance(model, Loaded) else load_model(model, device=device, dtype=dtype, compile=compile)
-    task = task or FAMILIES[loaded.family][1]
+    if isinstance(model, Loaded):
+        loaded = model
+        if precision is not None or frames is not None or size is not None:
+            raise ValueError("precision/frames/size: set them when loading the model (load_model(...)), got an "
+                             "already loaded model")
+    else:
+        loaded = load_model(model, device=device, dtype=dtype, compile=compile, precision=precision, frames=frames,
+                            size=size)
+    fam = loaded.declaration
+    task = task or fam.task
     if task not in TASKS:
         raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
-    if loaded.family not in TASK_FAMILIES[task]:
-        raise ValueError(f"task {task!r} does not fit a {loaded.family} model; it takes "
-                         f"{sorted(TASK_FAMILIES[task])} (this model's task is {FAMILIES[loaded.family][1]!r})")
-    if task == "zero-shot-classification":
-        from .zero_shot_pipeline import ZeroShotClassification
-
-        return ZeroShotClassification(loaded, batch_size=batch_size, num_workers=num_workers, **options)
-    return _CLASSES[task](loaded, batch_size=batch_size, num_workers=num_workers, **options)
+    if task not in fam.tasks:
+        fits = sorted(f.model_type for f in families().values() if task in f.tasks)
+        raise ValueError(f"task {task!r} does not fit a {loaded.family} model; it takes {fits} "
+                         f"(this model's task is {fam.task!r})")
+    return _pipeline_class(task)(loaded, batch_size=batch_size, num_workers=num_workers, **options)

@@ -1,4 +1,4 @@
-"""Image-text retrieval with AltCLIP: rank texts for every image and images for every text; recall@k.
+"""Image-text retrieval with an image-text model: rank texts for every image and images for every text; recall@k.
 
 Scores are cosine similarities of the unit embeddings (the logit scale does not change a ranking).
 """
@@ -42,7 +42,7 @@ def recall_at_k(scores: torch.Tensor, text_to_image: Sequence[int] | torch.Tenso
     if gt.shape != (n_txt,):
         raise ValueError(f"text_to_image: expected {n_txt} image indices (one per text), got shape {tuple(gt.shape)}")
     if n_txt and (gt.min() < 0 or gt.max() >= n_img):
-        raise ValueError(f"text_to_image: indices must lie in [0, {n_img}), got {gt.min().item()}..{gt.max().item()}")
+        raise ValueError(f"text_to_image: expected indices in [0, {n_img}), got {gt.min().item()}..{gt.max().item()}")
     if any(k < 1 for k in ks):
         raise ValueError(f"ks: expected positive k, got {list(ks)}")
     order = rank(scores)
@@ -59,9 +59,10 @@ def recall_at_k(scores: torch.Tensor, text_to_image: Sequence[int] | torch.Tenso
 
 
 class Retriever:
-    """Embed images and texts with an AltCLIPModel, then rank or score a labelled set.
+    """Embed images and texts with an image-text model (``get_image_features`` / ``get_text_features``),
+    then rank or score a labelled set.
 
-    Inputs are raw (through ``processor``, an AltCLIPProcessor) or already preprocessed tensors.
+    Inputs are raw (through ``processor``, the family's text processor) or already preprocessed tensors.
     """
 
     def __init__(self, model, processor=None, *, batch_size: int = 32):
@@ -86,7 +87,7 @@ class Retriever:
         if input_ids is None:
             if self.processor is None:
                 raise ValueError("texts: tokenising needs a processor; or pass input_ids")
-            tokens = self.processor(text=list(texts))
+            tokens = self.processor(text=list(texts), padding=True, truncation=True)
             input_ids, attention_mask = tokens["input_ids"], tokens["attention_mask"]
         return text_embeddings(self.model, input_ids, attention_mask, self.batch_size)
 

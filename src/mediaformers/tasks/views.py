@@ -1,4 +1,5 @@
-"""Per-family preparation of one input into model views (picklable, so it runs in workers)."""
+"""Preparation of one input into model views, by the media a family's processors take (picklable,
+so it runs in DataLoader workers). :func:`make_views` picks one from the family declaration."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,10 @@ import torch
 from ..processors.sampling import ClipSampler
 from ..processors.transforms import rescale_normalize, resize_shortest_edge, three_crop
 from ..processors.video_io import read_clip
+from .loading import processor
+
+# Keys views add beside the model's inputs (not passed to the model).
+META_KEYS = ("window_start",)
 
 
 def _is_path(x: Any) -> bool:
@@ -34,8 +39,8 @@ class VideoViews:
     def frames(self, source: Any) -> torch.Tensor:
         """uint8 ``(clips, T, 3, H, W)``."""
         if _is_path(source):
-            return read_clip(source, self.sampler).permute(0, 1, 4, 2, 3)
-        return torch.stack(self.processor._to_clips(source))
+            return read_clip(source, self.sampler, allow_partial=self.allow_partial).permute(0, 1, 4, 2, 3)
+        return torch.stack(self.processor.to_clips(source))
 
     def __call__(self, source: Any) -> dict[str, torch.Tensor]:
         clips = self.frames(source)
@@ -48,10 +53,10 @@ class VideoViews:
         return {"pixel_values": x}
 
 
-class ASTWindows:
+class SpectrogramWindows:
     """Audio -> ``input_values (windows, max_length, mel)`` and ``window_start`` seconds.
 
-    Audio up to the model's length is one window, padded as ASTFeatureExtractor pads; longer audio
+    Audio up to the model's length is one window, padded as the feature extractor pads; longer audio
     is cut into windows of ``max_length`` frames every ``hop`` frames, the last one flush with the end.
     """
 
@@ -63,16 +68,16 @@ class ASTWindows:
 
     def __call__(self, source: Any) -> dict[str, torch.Tensor]:
         from ..processors.audio_io import load_audio
-        from ..processors.fbank import count_frames, fbank
+        from ..processors.fbank import fbank, kaldi_framing, kaldi_num_frames
 
         fe, length = self.fe, self.fe.max_length
-        wave = load_audio(source, fe.sampling_rate) if _is_path(source) else torch.as_tensor(source, dtype=torch.float32)
-        # Kaldi's 25 ms frames every 10 ms, as fbank cuts them: counted first, so the features are
-        # computed once, by the extractor for one window or here for several.
-        shift = int(fe.sampling_rate * 0.010)
-        total = int(count_frames(torch.tensor([wave.shape[-1]]), int(fe.sampling_rate * 0.025), shift)[0])
+        wave = (load_audio(source, fe.sampling_rate, allow_partial=self.allow_partial) if _is_path(source)
+                else torch.as_tensor(source, dtype=torch.float32))
+        # frames counted first, so the features are computed once (by the extractor for one window)
+        shift = kaldi_framing(fe.sampling_rate)[1]
+        total = kaldi_num_frames(wave.shape[-1], fe.sampling_rate)
         if total <= length:
-            return {"input_values": fe(wave, fe.sampling_rate)["input_values"], "window_start": torch.zeros(1)}
+            return {"input_values": fe(wave, sampling_rate=fe.sampling_rate)["input_values"], "window_start": torch.zeros(1)}
         feats, _ = fbank(wave, sample_frequency=fe.sampling_rate, num_mel_bins=fe.num_mel_bins)
         frames = feats[0, :total]
         starts = list(range(0, total - length + 1, self.hop))
@@ -84,8 +89,8 @@ class ASTWindows:
         return {"input_values": values, "window_start": torch.tensor(starts, dtype=torch.float32) * shift / fe.sampling_rate}
 
 
-class TvltViews:
-    """A video file -> its frames and its audio track, as TVLT takes them (one view)."""
+class AudioVisualViews:
+    """A video file -> its frames and its audio track (one view), for models that take both at once."""
 
     def __init__(self, video_processor, audio_extractor):
         self.video, self.audio = video_processor, audio_extractor
@@ -94,16 +99,17 @@ class TvltViews:
         from ..processors.audio_io import load_audio
 
         if not _is_path(source):
-            raise ValueError("TVLT takes video files (frames and audio track of the same file), "
+            raise ValueError("this model takes video files (frames and audio track of the same file), "
                              f"got {type(source).__name__}")
         pixels = self.video(source)
-        audio = self.audio(load_audio(source, self.audio.sampling_rate), self.audio.sampling_rate)
+        audio = self.audio(load_audio(source, self.audio.sampling_rate, allow_partial=self.allow_partial),
+                           sampling_rate=self.audio.sampling_rate)
         return {"pixel_values": pixels["pixel_values"], "pixel_mask": pixels["pixel_mask"],
                 "audio_values": audio["audio_values"], "audio_mask": audio["audio_mask"]}
 
 
 class ImageOrVideoFrames:
-    """An image or a video -> ``pixel_values (frames, 3, H, W)`` for CLIP-style image towers."""
+    """An image or a video -> ``pixel_values (frames, 3, H, W)`` for image towers."""
 
     def __init__(self, processor):
         self.processor = processor
@@ -117,3 +123,29 @@ class ImageOrVideoFrames:
         if _is_path(source):
             return {"pixel_values": self.processor(videos=source)["pixel_values"][0]}
         return {"pixel_values": self.processor(source)["pixel_values"]}
+
+
+def make_views(loaded, *, num_clips: int = 1, num_crops: int = 1, hop: int | None = None, allow_partial: bool = False):
+    views = _views(loaded, num_clips=num_clips, num_crops=num_crops, hop=hop)
+    views.allow_partial = allow_partial  # damaged/cut files: decode what is there instead of failing
+    return views
+
+
+def _views(loaded, *, num_clips: int, num_crops: int, hop: int | None):
+    """The preparation a model's processors imply: video alone -> clips (``num_clips`` x ``num_crops``
+    views), audio alone -> spectrogram windows every ``hop`` frames, video and audio -> both tracks of
+    a video file, images -> an image or a video's frames."""
+    kinds = set(loaded.declaration.processors) - {"text"}
+    if (num_clips, num_crops) != (1, 1) and kinds != {"video"}:
+        raise ValueError(f"num_clips/num_crops: apply to video models; this model takes {' and '.join(sorted(kinds))}")
+    if hop is not None and kinds != {"audio"}:
+        raise ValueError(f"hop: applies to audio models; this model takes {' and '.join(sorted(kinds))}")
+    if kinds == {"video"}:
+        return VideoViews(processor(loaded, "video"), num_clips, num_crops)
+    if kinds == {"audio"}:
+        return SpectrogramWindows(processor(loaded, "audio"), hop)
+    if kinds == {"video", "audio"}:
+        return AudioVisualViews(processor(loaded, "video"), processor(loaded, "audio"))
+    if kinds == {"image"}:
+        return ImageOrVideoFrames(processor(loaded, "image"))
+    raise ValueError(f"{loaded.family}: no view for processors {sorted(kinds)}")

@@ -1,12 +1,12 @@
-"""Zero-shot classification with AltCLIP: images (or videos) against labels written in any language.
+"""Zero-shot classification with an image-text model: images (or videos) against labels in any language.
 
 probabilities = softmax(exp(logit_scale) * cosine(image, "template.format(label)")) over the labels,
-which is AltCLIPModel's ``logits_per_image.softmax(-1)``. A video is its frames' embeddings
+which is the model's ``logits_per_image.softmax(-1)``. A video is its frames' embeddings
 averaged (each frame's unit vector, mean, re-normalised), the usual mean pooling of CLIP for video.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -40,14 +40,19 @@ def image_embeddings(model, pixel_values: torch.Tensor, batch_size: int = 32) ->
 
 @torch.inference_mode()
 def text_embeddings(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                    batch_size: int = 64) -> torch.Tensor:
-    """Tokenised texts (N, tokens) -> unit-length embeddings (N, projection_dim), float32."""
+                    batch_size: int = 64, encode: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
+    """Tokenised texts (N, tokens) -> unit-length embeddings (N, projection_dim), float32.
+
+    ``encode(input_ids=, attention_mask=)`` -> (n, projection_dim) replaces the model's
+    ``get_text_features`` (e.g. a compiled one)."""
+    if encode is None:
+        encode = lambda **t: model.get_text_features(**t).pooler_output  # noqa: E731
     input_ids = input_ids.to(model.device)
     attention_mask = attention_mask.to(model.device) if attention_mask is not None else None
     parts = []
     for s in _batches(len(input_ids), batch_size):
         mask = attention_mask[s] if attention_mask is not None else None
-        parts.append(model.get_text_features(input_ids=input_ids[s], attention_mask=mask).pooler_output)
+        parts.append(encode(input_ids=input_ids[s], attention_mask=mask))
     return F.normalize(torch.cat(parts).float(), dim=-1)
 
 
@@ -60,19 +65,20 @@ def zero_shot_logits(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logi
 class ZeroShotClassifier:
     """Classify images or videos among candidate labels; label embeddings are cached by prompt text.
 
-    ``processor`` (an AltCLIPProcessor) is needed for label strings and raw images; already
+    ``processor`` (the family's text processor, e.g. one with ``tokenizer`` and ``image_processor``) is needed for label strings and raw images; already
     preprocessed ``pixel_values`` need only the model. The cache holds embeddings of this model:
     call ``clear_cache()`` after changing its weights.
     """
 
     def __init__(self, model, processor=None, *, template: str | None = DEFAULT_TEMPLATE,
-                 batch_size: int = 32):
+                 batch_size: int = 32, encode_text: Callable[..., torch.Tensor] | None = None):
         if template is not None and "{}" not in template:
             raise ValueError(f"template: expected a format string with '{{}}' for the label, got {template!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
         self.model, self.processor = model.eval(), processor
         self.template, self.batch_size = template, batch_size
+        self.encode_text = encode_text  # see text_embeddings
         self.cache: dict[str, torch.Tensor] = {}
         self.cache_hits = self.cache_misses = 0
 
@@ -94,8 +100,9 @@ class ZeroShotClassifier:
         if missing:
             if self.processor is None or self.processor.tokenizer is None:
                 raise ValueError("labels: encoding label text needs a processor with a tokenizer")
-            tokens = self.processor(text=missing)
-            emb = text_embeddings(self.model, tokens["input_ids"], tokens["attention_mask"], self.batch_size)
+            tokens = self.processor(text=missing, padding=True, truncation=True)
+            emb = text_embeddings(self.model, tokens["input_ids"], tokens["attention_mask"], self.batch_size,
+                                  self.encode_text)
             self.cache.update(zip(missing, emb.cpu()))
         return torch.stack([self.cache[p] for p in prompts])
 

@@ -1,4 +1,4 @@
-"""The zero-shot-classification pipeline: AltCLIP over image and video files (or decoded frames)."""
+"""The zero-shot-classification pipeline: image and video files (or decoded frames) against labels in any language."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,10 +6,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..processors.altclip_processor import AltCLIPProcessor
-from .loading import Loaded, video_processor
-from .pipelines import Pipeline
-from .views import ImageOrVideoFrames
+from .embedding import unit_embedding
+from .loading import Loaded, processor
+from .pipeline_base import Pipeline
+from .views import make_views
 from .zero_shot import ZeroShotClassifier, zero_shot_logits
 
 
@@ -17,26 +17,29 @@ class ZeroShotClassification(Pipeline):
     """Probabilities over ``candidate_labels`` (any language) per image or video.
 
     A video's frames are embedded one by one and averaged. Label embeddings are cached, so a long
-    run over many files encodes each prompt once.
+    run over many files encodes each prompt once. Image and text features go through the compiled
+    model when the pipeline was built with ``compile=True``.
     """
 
     task = "zero-shot-classification"
 
     def __init__(self, loaded: Loaded, *, template: str | None = "{}", top_k: int | None = None, **kw: Any):
         super().__init__(loaded, **kw)
-        processor = AltCLIPProcessor.from_pretrained(loaded.folder)
-        if processor.tokenizer is None:
+        text_processor = processor(loaded, "text")
+        if text_processor.tokenizer is None:
             raise ValueError(f"{loaded.folder}: zero-shot needs the checkpoint's tokenizer (tokenizer.json or "
                              "sentencepiece.bpe.model), found none")
-        self.classifier = ZeroShotClassifier(loaded.model, processor, template=template)
-        self.frames = ImageOrVideoFrames(video_processor(loaded))
+        model = loaded.model
+        encode_text = loaded.compiled("text_features", lambda **t: model.get_text_features(**t).pooler_output)
+        self.classifier = ZeroShotClassifier(model, text_processor, template=template, encode_text=encode_text)
+        self.frames = make_views(loaded)
         self.top_k = top_k
 
     def prepare(self):
         return self.frames
 
     def forward(self, batch):
-        return F.normalize(self.loaded.model.get_image_features(pixel_values=batch["pixel_values"]).pooler_output.float(), dim=-1)
+        return unit_embedding(self.loaded, batch)
 
     def finish(self, rows: torch.Tensor, candidate_labels=(), top_k: int | None = None,
                template: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""bf16 and int8 inference agree with fp32 on every family (measured on generated inputs, not assumed)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mediaformers.precision import apply_precision, resolve_precision
+from tests.tiny_families import tiny_cases
+
+FIELDS = ("logits", "logits_per_image", "pooler_output", "last_hidden_state")  # what a family's model answers
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return tiny_cases()
+
+
+def _run(model, inputs):
+    with torch.inference_mode():
+        out = model(**inputs)
+    field = next(f for f in FIELDS if getattr(out, f, None) is not None)
+    return getattr(out, field).float(), field
+
+
+@pytest.mark.parametrize("name", sorted(tiny_cases()))
+@pytest.mark.parametrize("precision, min_cos", [("bf16", 0.999), ("int8", 0.99)])
+def test_agreement_with_fp32(cases, name, precision, min_cos):
+    model, inputs = cases[name]
+    ref, field = _run(model, inputs)
+    low = apply_precision(copy.deepcopy(model), precision, "cpu")
+    assert low.precision == precision
+    out, _ = _run(low, inputs)  # fp32 inputs: the bf16 model casts them itself
+    cos = F.cosine_similarity(out.flatten(1), ref.flatten(1)).min().item()
+    assert cos >= min_cos, f"{name} {precision}: cosine {cos:.5f} < {min_cos}"
+    if field == "logits":
+        assert (out.softmax(-1) - ref.softmax(-1)).abs().max() < 0.05
+
+
+def test_bf16_really_runs_in_bf16(cases):
+    model, inputs = cases["ast"]
+    low = apply_precision(copy.deepcopy(model).eval(), "bf16", "cpu")
+    assert low.dtype == torch.bfloat16
+    assert low(**inputs).logits.dtype == torch.bfloat16
+
+
+def test_int8_swaps_block_linears_only(cases):
+    model, _ = cases["videomae"]
+    low = apply_precision(copy.deepcopy(model).eval(), "int8", "cpu")
+    blocks = [m for n, m in low.named_modules() if ".blocks." in n and n.endswith(("fc1", "fc2", "attn.proj"))]
+    assert len(blocks) == 3 * model.config.num_hidden_layers and all(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in blocks)
+    assert isinstance(low.classifier, torch.nn.Linear)  # the head stays fp32
+
+
+@pytest.mark.parametrize("bad", ["fp16", "BF16", "", 8])
+def test_unknown_precision_is_refused(bad):
+    with pytest.raises(ValueError, match=r"precision: expected one of \['fp32', 'bf16', 'int8', 'auto'\]"):
+        resolve_precision(bad)
+
+
+def test_int8_is_cpu_only():
+    with pytest.raises(ValueError, match="int8 runs on the CPU only"):
+        resolve_precision("int8", "cuda")
+
+
+def test_auto_picks_bf16_only_with_native_support(monkeypatch):
+    import mediaformers.precision as p
+
+    monkeypatch.setattr(p, "has_native_bf16", lambda device=None: False)
+    assert p.resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(p, "has_native_bf16", lambda device=None: True)
+    assert p.resolve_precision("auto") == "bf16"
