@@ -11,7 +11,7 @@ reference (``reference_frames``) gives the exact pixels a time-addressed read mu
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -21,8 +21,7 @@ from tests.media import encoder_available, frame_index_of, make_video, natural_f
 
 FPS = 10
 FRAMES = 30
-SIZE = (48, 64)
-# Enough to hold an index bar of 8 x 4-pixel blocks.
+SIZE = (48, 64)  # enough to hold the index bar of 8 x 4-pixel blocks
 VFR_TIMES = [0.0, 0.1, 0.15, 0.5, 0.55, 1.0, 1.05, 1.1, 1.7, 1.9, 2.0, 2.45]
 
 
@@ -31,8 +30,6 @@ class CorpusFile:
     path: Path
     times: list[float]  # true presentation time (s) of frame i, as encoded
     partial: bool = False  # truncated: read with allow_partial=True
-    notes: str = ""
-    options: dict = field(default_factory=dict)
 
 
 # (file name, encoder, make_video keyword arguments). B-frames are x264/x265's default; "bf" is
