@@ -583,10 +583,7 @@ def read_clip(
     with VideoReader(source) as reader:
         meta = reader.metadata
         total = meta.estimated_num_frames
-        # A header count that disagrees with duration x rate (VFR, estimates) is not used either.
-        consistent = meta.num_frames is not None and total is not None and abs(total - meta.num_frames) <= max(
-            1, 0.01 * meta.num_frames)
-        if exact_times or not consistent or meta.fps is None or not reader._reliable_duration():
+        if exact_times or total is None or meta.fps is None or not reader._reliable_duration():
             times = reader.frame_times()
             if times.numel() == 0:
                 raise VideoDecodeError(f"cannot decode video '{reader.name}': no video packets")
