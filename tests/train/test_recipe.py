@@ -139,3 +139,16 @@ def test_corrupt_files_are_skipped_and_named(videomae, video_data, tmp_path, cap
     Recipe(model=str(videomae), data=str(data), output=str(tmp_path / "run"), epochs=1, val_fraction=0.2,
            max_bad_fraction=0.5).fit()
     assert "broken.mp4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("variant", ["factorised_encoder", "factorised_self_attention", "factorised_dot_product"])
+def test_vivit_variants_train_through_the_recipe(video_data, tmp_path, variant):
+    """ViViT models 2-4 (not in transformers) fine-tune with the same command as every family."""
+    ckpt = tmp_path / "vivit"
+    torch.manual_seed(0)
+    mf.VivitForVideoClassification(mf.VivitConfig(**SMALL, image_size=32, num_frames=4, tubelet_size=[2, 16, 16],
+                                                  vivit_variant=variant, num_temporal_layers=1)).save_pretrained(ckpt)
+    Recipe(model=str(ckpt), data=str(video_data), output=str(tmp_path / "run"), epochs=4, lr=3e-3).fit()
+    metrics = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    assert json.loads((tmp_path / "run" / "best" / "config.json").read_text())["vivit_variant"] == variant
