@@ -28,11 +28,8 @@ def corpus(tmp_path_factory):
     return {name: (item, *reference_frames(item)) for name, item in files.items()}
 
 
-# AVI stores decode-order timestamps; with B-frames the reader dates frames by them and returns
-# neighbours (issue 9 point 4, still open: frames must be timed by decoder output order there).
-_AVI_BFRAMES = pytest.mark.xfail(strict=True, reason="AVI with B-frames: container timestamps are in decode order")
-_NAMES = [pytest.param(n, marks=_AVI_BFRAMES) if n.endswith("bframes.avi") else n
-          for n in sorted([s[0] for s in _SPECS]
+# AVI stores decode-order timestamps: the reader times its frames by decoder output order (issue 9 point 4).
+_NAMES = [n for n in sorted([s[0] for s in _SPECS]
                           + ["vfr.mkv", "vfr.mp4", "h264_gop12_cut.mkv", "h264_gop12_cut.ts", "latin1_meta.mkv"])]
 
 
@@ -92,12 +89,10 @@ def test_random_times_property(corpus, data):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", ["mpeg1_gop12.mpg", pytest.param("h264_bframes.avi", marks=_AVI_BFRAMES),
-                                  "mpeg2_gop12.ts",
-                                  # Matroska has no frame count: duration x nominal rate is used, so a VFR
-                                  # file samples frames that do not exist (counting packets instead would
-                                  # hide a cut file's truncation from the allow_partial check).
-                                  pytest.param("vfr.mkv", marks=pytest.mark.xfail(strict=True, reason="VFR mkv count"))])
+@pytest.mark.parametrize("name", ["mpeg1_gop12.mpg", "h264_bframes.avi", "mpeg2_gop12.ts",
+                                  # Matroska has no frame count: the packets' times are used (a cut
+                                  # file is still caught: the packets end before the header's duration).
+                                  "vfr.mkv"])
 def test_read_clip_counts_real_frames(corpus, name):
     item, times, ref, _ = _get(corpus, name)
     clip = read_clip(item.path, ClipSampler("uniform", num_frames=len(times)))[0].numpy()

@@ -73,7 +73,12 @@ def reference(path: Path) -> tuple[list[float], list[int]]:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         start = float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+        by_order = c.format.name == "avi"  # AVI's timestamps are in decode order: frame k shows at k / fps
         for f in c.decode(s):
+            if by_order:
+                times.append(len(times) / float(s.average_rate))
+                idx.append(f.to_ndarray(format="rgb24"))
+                continue
             times.append(float(f.pts * f.time_base) - start if f.pts is not None else (times[-1] + 1 / FPS))
             # (frames without a pts follow the previous one at the nominal rate, as the reader does)
             img = f.to_ndarray(format="rgb24")

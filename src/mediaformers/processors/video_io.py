@@ -42,7 +42,11 @@ VideoSource = Union[str, os.PathLike, IO[bytes]]
 # the like, the first frames a decoder gives after a seek can carry another frame's pts (B-frames
 # whose timestamps come from packets they do not belong to), so those files are decoded forward
 # from the start: slower on long files, never wrong.
-_SEEKABLE = {"mov", "matroska", "avi", "flv", "ogg", "asf", "nut"}
+_SEEKABLE = {"mov", "matroska", "flv", "ogg", "asf", "nut"}
+# Containers whose timestamps are in decode order (AVI keeps no presentation times; raw streams have
+# none): with B-frames they date frames wrongly, so frames are timed by the decoder's output order
+# (frame k of a forward decode is at k / fps) and these files are never seeked.
+_BY_ORDER = {"avi", "h264", "hevc", "mpegvideo", "m4v", "h263", "rawvideo"}
 # Without a keyframe index, a seek is tried only for a target at least this far ahead.
 _NO_INDEX_SEEK_S = 4.0
 # A seek pays off when it skips more than this many frames of decoding.
@@ -221,6 +225,9 @@ class VideoReader:
                 self._source.seek(0)
         self._container = _open(self._source)
         self._stream = _video_streams(self._container)[0]
+        self._count = 0  # frames yielded since the file was opened (decoder output order)
+        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
+        self._by_order = fmt in _BY_ORDER
         if self._threads:
             self._stream.thread_type = thread_type or "AUTO"
 
@@ -301,12 +308,16 @@ class VideoReader:
                     return
                 for frame in decoded:
                     got = True
+                    self._count += 1
                     yield frame
         except av.FFmpegError as e:  # the demuxer itself gave up (a cut file)
             self._error = e
 
     def _time(self, frame: av.VideoFrame, prev_t: float) -> float:
-        """Relative seconds of ``frame``; frames without a pts follow the previous one at the nominal rate."""
+        """Relative seconds of ``frame`` (called once per frame, in output order); frames without a pts
+        follow the previous one at the nominal rate."""
+        if self._by_order:
+            return (self._count - 1) / (self.metadata.fps or 25.0)
         if frame.pts is not None and frame.time_base is not None:
             return float(frame.pts * frame.time_base) - self.metadata.start_time
         return prev_t + 1.0 / (self.metadata.fps or 25.0) if math.isfinite(prev_t) else 0.0
@@ -464,6 +475,8 @@ class VideoReader:
 
     def _decode_keyframes(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
         """The keyframe at or before each target: one checked seek and one decoded frame per target."""
+        if not self._can_seek():  # decoded forward anyway: the exact frames cost no more
+            return self._decode_sorted(targets, allow_partial)
         results, cache = [], {}
         self._seeking = True
         if self._threads:
@@ -532,7 +545,9 @@ class VideoReader:
         except av.FFmpegError:
             pass  # a cut file: the packets before the cut
         self._reopen()
-        if not pts:  # no timestamps (raw streams): count frames at the nominal rate
+        if self._by_order:  # one frame per packet, at the nominal rate (see _BY_ORDER)
+            return torch.arange(len(pts), dtype=torch.float64) / (self.metadata.fps or 25.0)
+        if not pts:
             return torch.zeros(0, dtype=torch.float64)
         return (torch.tensor(sorted(pts), dtype=torch.float64) * float(tb)) - self.metadata.start_time
 
@@ -583,10 +598,18 @@ def read_clip(
     with VideoReader(source) as reader:
         meta = reader.metadata
         total = meta.estimated_num_frames
-        if exact_times or total is None or meta.fps is None or not reader._reliable_duration():
+        if (exact_times or total is None or meta.fps is None or meta.num_frames is None
+                or not reader._reliable_duration()):
+            # Frame times from the packets (demuxing only): VFR files and headers without counts.
             times = reader.frame_times()
             if times.numel() == 0:
                 raise VideoDecodeError(f"cannot decode video '{reader.name}': no video packets")
+            fps = meta.fps or 25.0
+            if (not allow_partial and meta.duration and reader._reliable_duration()
+                    and float(times[-1]) + 2.0 / fps + _TRUNCATION_SLACK_S < meta.duration):
+                raise VideoDecodeError(
+                    f"cannot decode video '{reader.name}': the packets end at {float(times[-1]):.3f}s but the "
+                    f"header says {meta.duration:.3f}s (truncated?); pass allow_partial=True to sample what is there")
             indices = sampler(times.numel(), generator)
             timestamps = times[indices]
         else:
