@@ -1,0 +1,143 @@
+"""Training data: class folders or CSV/JSONL manifests -> (path, labels) items, checked before any
+step runs; a Dataset that decodes in DataLoader workers through the model's own views and skips
+(and names) files that do not decode."""
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".wav", ".flac", ".mp3", ".ogg", ".m4a",
+                  ".jpg", ".jpeg", ".png"}
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str
+    labels: tuple[str, ...]
+
+
+def _folder_items(root: Path) -> list[Item]:
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{root}: expected class subfolders (<label>/<file>), got none")
+    items = []
+    for c in classes:
+        files = sorted(f for f in c.iterdir() if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES)
+        if not files:
+            raise ValueError(f"{c}: expected media files in class folder {c.name!r}, got an empty folder")
+        items += [Item(str(f), (c.name,)) for f in files]
+    return items
+
+
+def _manifest_rows(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{n}: expected a JSON object, got {line[:60]!r} ({err})") from None
+        return rows
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _manifest_items(path: Path) -> list[Item]:
+    """Rows with ``path`` and ``label`` (several labels joined by ``;`` in CSV, a list in JSONL);
+    paths relative to the manifest's folder."""
+    items = []
+    for n, row in enumerate(_manifest_rows(path), 2 if path.suffix != ".jsonl" else 1):
+        if "path" not in row or "label" not in row:
+            raise ValueError(f"{path}: row {n}: expected 'path' and 'label' fields, got {sorted(row)}")
+        file = Path(row["path"])
+        file = file if file.is_absolute() else path.parent / file
+        if not file.is_file():
+            raise ValueError(f"{path}: row {n}: expected an existing file, got {row['path']!r} (not found)")
+        label = row["label"]
+        labels = tuple(label) if isinstance(label, list) else tuple(x for x in str(label).split(";") if x)
+        if not labels:
+            raise ValueError(f"{path}: row {n}: expected at least one label, got {label!r}")
+        items.append(Item(str(file), labels))
+    if not items:
+        raise ValueError(f"{path}: expected at least one row, got none")
+    return items
+
+
+def read_items(source: str | Path) -> list[Item]:
+    """A folder of class subfolders or a .csv/.jsonl manifest -> items."""
+    source = Path(source)
+    if source.is_dir():
+        return _folder_items(source)
+    if source.is_file() and source.suffix in (".csv", ".jsonl"):
+        return _manifest_items(source)
+    raise ValueError(f"data: expected a folder of class subfolders or a .csv/.jsonl manifest, got {str(source)!r}")
+
+
+def split(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """Hold out ``fraction`` of the items, the same ones for the same seed."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"val_fraction: expected a number between 0 and 1, got {fraction}")
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    k = max(1, round(len(items) * fraction))
+    if k >= len(items):
+        raise ValueError(f"val_fraction: {fraction} of {len(items)} items leaves none to train on")
+    return [items[i] for i in sorted(order[k:])], [items[i] for i in sorted(order[:k])]
+
+
+def label_set(train: list[Item], val: list[Item]) -> list[str]:
+    """The training labels, sorted; validation labels the training set lacks are an error."""
+    labels = sorted({lab for it in train for lab in it.labels})
+    if len(labels) < 2:
+        raise ValueError(f"labels: expected at least 2 classes to train a classifier, got {labels}")
+    unknown = sorted({lab for it in val for lab in it.labels} - set(labels))
+    if unknown:
+        raise ValueError(f"validation labels: expected labels seen in training, got {unknown} that are not")
+    return labels
+
+
+class MediaDataset(torch.utils.data.Dataset):
+    """Item -> (model inputs of one view, target); a file that fails to decode -> None (counted by
+    the collate function, named by the caller)."""
+
+    def __init__(self, items: list[Item], prepare: Callable, labels: list[str], multi_label: bool,
+                 augment: Callable | None = None):
+        self.items, self.prepare, self.augment = items, prepare, augment
+        self.index, self.multi_label = {lab: i for i, lab in enumerate(labels)}, multi_label
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def target(self, item: Item) -> torch.Tensor:
+        if self.multi_label:
+            t = torch.zeros(len(self.index))
+            t[[self.index[lab] for lab in item.labels]] = 1.0
+            return t
+        return torch.tensor(self.index[item.labels[0]])
+
+    def __getitem__(self, i: int):
+        item = self.items[i]
+        try:
+            views = self.prepare(item.path)
+        except Exception as err:  # a corrupt file is data, not a bug: skipped, counted, named
+            return {"failed": item.path, "error": f"{type(err).__name__}: {err}"}
+        x = {k: v[0] for k, v in views.items() if k != "window_start"}  # first view (clip/window)
+        if self.augment is not None:
+            x = self.augment(x)
+        return {"inputs": x, "labels": self.target(item)}
+
+
+def collate(rows: list[dict]) -> dict:
+    failed = [(r["failed"], r["error"]) for r in rows if "failed" in r]
+    ok = [r for r in rows if "failed" not in r]
+    if not ok:
+        return {"inputs": None, "labels": None, "failed": failed}
+    inputs = {k: torch.stack([r["inputs"][k] for r in ok]) for k in ok[0]["inputs"]}
+    return {"inputs": inputs, "labels": torch.stack([r["labels"] for r in ok]), "failed": failed}
