@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
                        epilog=EPILOG["demo"], formatter_class=fmt)
     d.add_argument("folder", nargs="?", default="demo")
+    from .train.cli import add_parser as add_train_parser  # training's flags live with training
+
+    add_train_parser(sub)
     return parser
 
 
@@ -359,7 +362,8 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
-            "export": cmd_export, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
+            "export": cmd_export, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo,
+            "train": lambda args: __import__("mediaformers.train.cli", fromlist=["run"]).run(args)}
 
 
 # Python option -> the flag that does the same on the command line, for error hints.
