@@ -24,3 +24,22 @@ def test_audio_classification_loss_falls_and_classify_loads(audio_classes, tmp_p
 
     loaded = load_model(run / "final")
     assert set(loaded.config.id2label.values()) == {"noise", "tone"}
+
+
+def test_drop_path_default_unchanged_and_active_in_training():
+    import torch
+
+    from mediaformers.layers.blocks import Encoder
+
+    torch.manual_seed(0)
+    enc = Encoder.stack(4, 16, 2, 32)
+    x = torch.randn(8, 5, 16)
+    enc.train()
+    base = enc(x).last_hidden_state
+    enc.set_drop_path(0.5)
+    assert [b.drop_path for b in enc.blocks] == [0.0, 0.5 / 3, 1.0 / 3, 0.5]
+    assert not torch.equal(enc(x).last_hidden_state, base)
+    enc.eval()
+    assert torch.equal(enc(x).last_hidden_state, base)
+    with pytest.raises(ValueError, match=r"drop_path_rate: expected a number in \[0, 1\), got 1.5"):
+        enc.set_drop_path(1.5)

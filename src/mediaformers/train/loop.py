@@ -175,6 +175,12 @@ def fit(r: Recipe) -> dict[str, Any]:
         _write_metrics(run, {"eval_only": True, **metrics})
         return metrics
 
+    if r.drop_path_rate:
+        from ..layers.blocks import Encoder
+
+        for m in model.modules():
+            if isinstance(m, Encoder):
+                m.set_drop_path(r.drop_path_rate)
     if r.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
     opt = build_optimizer(model, r.lr, r.weight_decay, r.layer_decay)

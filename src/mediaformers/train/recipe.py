@@ -29,6 +29,7 @@ class Recipe:
     layer_decay: float = 1.0  # < 1: layer-wise lr decay (VideoMAE/AST fine-tuning recipes use 0.75)
     warmup_steps: int = 0
     label_smoothing: float = 0.0
+    drop_path_rate: float = 0.0  # stochastic depth, rising linearly to this at the last block
     grad_accum: int = 1
     clip_grad: float | None = None
     seed: int = 0
