@@ -15,7 +15,8 @@ def _losses(run):
 def test_audio_classification_loss_falls_and_classify_loads(audio_classes, tmp_path):
     run = tmp_path / "run"
     out = fit(Recipe(train=str(audio_classes), output=str(run), family="ast", config=TINY_AUDIO,
-                     epochs=6, batch_size=4, lr=3e-3, val_fraction=0.25))
+                     epochs=6, batch_size=4, lr=3e-3, val_fraction=0.25, augment=True,
+                     drop_path_rate=0.1, mixup=0.2))
     losses = _losses(run)
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     assert out["top1"] >= 0.5

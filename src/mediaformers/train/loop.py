@@ -84,9 +84,9 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 def _loss(logits, labels, multi_label: bool, smoothing: float):
-    if multi_label:
+    if multi_label:  # 0/1 (or mixed) targets per class
         return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-    return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
+    return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)  # soft (mixup) targets too
 
 
 @torch.no_grad()
@@ -162,7 +162,9 @@ def fit(r: Recipe) -> dict[str, Any]:
     from ..tasks.views import make_views
 
     prepare = make_views(loaded)
-    train_ds = MediaDataset(train_items, prepare, labels, multi_label)
+    from .augment import mixup, train_augment
+
+    train_ds = MediaDataset(train_items, prepare, labels, multi_label, train_augment if r.augment else None)
     val_ds = MediaDataset(val_items, prepare, labels, multi_label)
     sampler = EpochSampler(len(train_ds), r.seed)
     loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=collate)
@@ -215,9 +217,12 @@ def fit(r: Recipe) -> dict[str, Any]:
             bad.add(batch, 0 if batch["inputs"] is None else len(batch["labels"]))
             if batch["inputs"] is None:
                 continue
+            inputs, target = batch["inputs"], batch["labels"]
+            if r.mixup > 0:
+                inputs, target = mixup(inputs, target, r.mixup, len(labels))
             with torch.autocast("cpu", torch.bfloat16, enabled=r.bf16):
-                logits = forward(**batch["inputs"]).logits
-            loss = _loss(logits, batch["labels"], multi_label, r.label_smoothing)
+                logits = forward(**inputs).logits
+            loss = _loss(logits, target, multi_label, r.label_smoothing)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss: expected a finite value, got {loss.item()} at step {step + 1}; "
                                          f"the last good checkpoint in {run / 'checkpoints'} is kept")

@@ -29,6 +29,8 @@ class Recipe:
     layer_decay: float = 1.0  # < 1: layer-wise lr decay (VideoMAE/AST fine-tuning recipes use 0.75)
     warmup_steps: int = 0
     label_smoothing: float = 0.0
+    augment: bool = False  # SpecAugment for spectrograms, random resized crop + flip for clips
+    mixup: float = 0.0  # Beta(alpha, alpha) mixup weight when > 0 (AST recipe: 0.5)
     drop_path_rate: float = 0.0  # stochastic depth, rising linearly to this at the last block
     grad_accum: int = 1
     clip_grad: float | None = None
