@@ -338,6 +338,12 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train.cli import run
+
+    return run(args)
+
+
 def cmd_demo(args) -> int:
     from .demo import build_demo
 
@@ -362,8 +368,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
-            "export": cmd_export, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo,
-            "train": lambda args: __import__("mediaformers.train.cli", fromlist=["run"]).run(args)}
+            "export": cmd_export, "train": cmd_train, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
 
 
 # Python option -> the flag that does the same on the command line, for error hints.

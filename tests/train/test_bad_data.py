@@ -6,7 +6,7 @@ from .conftest import TINY_AUDIO, write_audio_classes
 
 
 def _fit(data, run, **kw):
-    return fit(Recipe(train=str(data), output=str(run), family="ast", config=TINY_AUDIO, batch_size=4, **kw))
+    return fit(Recipe(model="ast", data=str(data), output=str(run), config=TINY_AUDIO, batch_size=4, **kw))
 
 
 def test_empty_class_folder(audio_classes, tmp_path):
@@ -29,14 +29,14 @@ def test_val_label_not_in_train(tmp_path):
     train = write_audio_classes(tmp_path / "train", n_per_class=2)
     val = write_audio_classes(tmp_path / "val", n_per_class=1)
     (val / "tone").rename(val / "chirp")
-    with pytest.raises(ValueError, match=r"validation labels.*\['chirp'\]"):
-        fit(Recipe(train=str(train), val=str(val), output=str(tmp_path / "run"), family="ast", config=TINY_AUDIO))
+    with pytest.raises(ValueError, match=r"validation labels \['chirp'\] are not in the training labels"):
+        fit(Recipe(model="ast", data=str(train), val=str(val), output=str(tmp_path / "run"), config=TINY_AUDIO))
 
 
 def test_manifest_row_pointing_at_nothing(audio_classes, tmp_path):
     m = tmp_path / "train.csv"
     m.write_text("path,label\ndata/tone/tone0.wav,tone\ndata/tone/missing.wav,tone\n")
-    with pytest.raises(ValueError, match="row 3: expected an existing file, got 'data/tone/missing.wav'"):
+    with pytest.raises(ValueError, match="row 3: expected an existing file, got 'data/tone/missing.wav' \\(does not exist\\)"):
         _fit(m, tmp_path / "run")
 
 

@@ -8,13 +8,13 @@ from .conftest import TINY_AUDIO
 
 
 def _losses(run):
-    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    return [r["train_loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "top1" not in r]
 
 
 @pytest.mark.timeout(120)
 def test_audio_classification_loss_falls_and_classify_loads(audio_classes, tmp_path):
     run = tmp_path / "run"
-    out = fit(Recipe(train=str(audio_classes), output=str(run), family="ast", config=TINY_AUDIO,
+    out = fit(Recipe(model="ast", data=str(audio_classes), output=str(run), config=TINY_AUDIO,
                      epochs=6, batch_size=4, lr=3e-3, val_fraction=0.25, augment=True,
                      drop_path_rate=0.1, mixup=0.2))
     losses = _losses(run)

@@ -24,7 +24,7 @@ if kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return path
     ck.save_state = save_then_die
-fit(Recipe(train=sys.argv[1], output=sys.argv[2], family="ast", config=json.loads(sys.argv[5]), max_steps=6,
+fit(Recipe(model="ast", data=sys.argv[1], output=sys.argv[2], config=json.loads(sys.argv[5]), max_steps=6,
            batch_size=3, lr=3e-3, save_every=1, warmup_steps=2, label_smoothing=0.1, clip_grad=1.0, seed=3,
            resume=resume))
 """
@@ -38,7 +38,7 @@ def _run(data, run, kill_at=0, resume=False):
 
 def _losses(run):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    return {r["step"]: r["train_loss"] for r in rows if "top1" not in r}
 
 
 @pytest.mark.timeout(300)

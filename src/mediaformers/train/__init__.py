@@ -1,10 +1,10 @@
-"""Training: a :class:`Recipe` and :func:`fit` (``mediaformers train`` is the same from the shell).
+"""Training: ``Recipe(...).fit()`` (``mediaformers train`` is the same from the shell).
 
-Loaded lazily so that building the CLI parser does not import torch.
+The loop loads lazily so that building the CLI parser does not import torch.
 """
 from .recipe import Recipe
 
-__all__ = ["Recipe", "fit"]
+__all__ = ["DataError", "Recipe", "fit"]
 
 
 def __getattr__(name: str):
@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from .loop import fit
 
         return fit
+    if name == "DataError":
+        from .data import DataError
+
+        return DataError
     raise AttributeError(name)

@@ -6,9 +6,10 @@ import json
 from dataclasses import fields
 
 EPILOG = """examples:
-  mediaformers train data/train --family ast --config '{"hidden_size": 192}' -o runs/ast
-  mediaformers train data/train.csv --model MIT/ast-finetuned-audioset-10-10-0.4593 -o runs/ft --epochs 10
-  mediaformers train data/train --model runs/ft/best --val data/val -o runs/ft --eval-only
+  mediaformers train ./videomae-base clips/ -o run/ --epochs 5          # clips/<label>/*.mp4
+  mediaformers train ast-audioset sounds.csv -o runs/ft --epochs 10 --augment --mixup 0.5
+  mediaformers train ast data/train --config '{"hidden_size": 192}' -o runs/ast   # random weights
+  mediaformers train runs/ft/best data/train --val data/val -o runs/ft --eval-only
   mediaformers classify runs/ft/best clip.wav
 """
 
@@ -16,22 +17,22 @@ EPILOG = """examples:
 def add_parser(sub) -> None:
     t = sub.add_parser("train", help="fine-tune or train a classifier on a folder of class subfolders or a manifest",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("train", help="folder of <label>/ subfolders, or a .csv/.jsonl manifest (path,label)")
+    t.add_argument("model", help="checkpoint folder, hub id or registry name (its head is re-initialised), "
+                                 "or a family name with --config for random weights")
+    t.add_argument("data", help="folder of class subfolders (<label>/*.mp4|wav|jpg) or a .csv/.jsonl manifest")
     t.add_argument("-o", "--output", required=True, help="run folder (checkpoints, metrics.jsonl, best/, final/)")
-    src = t.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="checkpoint to start from (head re-initialised to the data's labels)")
-    src.add_argument("--family", help="start from a config of this family (random weights)")
-    t.add_argument("--config", type=json.loads, default={}, help="JSON config keywords with --family")
+    t.add_argument("--config", type=json.loads, default={}, help="JSON config keywords when MODEL is a family name")
     t.add_argument("--val", help="validation data (default: hold out --val-fraction of train)")
     for f in fields(_recipe()):
-        if f.name in ("train", "output", "model", "family", "config", "val", "resume", "eval_only", "quiet"):
+        if f.name in ("data", "output", "model", "config", "val", "resume", "eval_only", "quiet"):
             continue
         flag = "--" + f.name.replace("_", "-")
+        flags = (flag, "--workers") if f.name == "num_workers" else (flag,)
         if f.type in ("bool", bool):
-            t.add_argument(flag, action="store_true")
+            t.add_argument(*flags, action="store_true")
         else:
             kind = int if str(f.type).startswith("int") else float
-            t.add_argument(flag, type=kind, default=f.default)
+            t.add_argument(*flags, type=kind, default=f.default)
     t.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     t.add_argument("--eval-only", action="store_true", help="evaluate the model on the validation data only")
     t.add_argument("--quiet", action="store_true")

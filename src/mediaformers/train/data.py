@@ -16,6 +16,10 @@ MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".wav", ".flac", ".mp
                   ".jpg", ".jpeg", ".png"}
 
 
+class DataError(ValueError):
+    """Data a run cannot train on, found before any step."""
+
+
 @dataclass(frozen=True)
 class Item:
     path: str
@@ -25,12 +29,12 @@ class Item:
 def _folder_items(root: Path) -> list[Item]:
     classes = sorted(p for p in root.iterdir() if p.is_dir())
     if not classes:
-        raise ValueError(f"{root}: expected class subfolders (<label>/<file>), got none")
+        raise DataError(f"{root}: expected class subfolders (<label>/<file>), got none")
     items = []
     for c in classes:
         files = sorted(f for f in c.iterdir() if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES)
         if not files:
-            raise ValueError(f"{c}: expected media files in class folder {c.name!r}, got an empty folder")
+            raise DataError(f"{c}: expected media files, got an empty folder (class folder {c.name!r} holds no media files)")
         items += [Item(str(f), (c.name,)) for f in files]
     return items
 
@@ -43,7 +47,7 @@ def _manifest_rows(path: Path) -> list[dict[str, Any]]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{n}: expected a JSON object, got {line[:60]!r} ({err})") from None
+                    raise DataError(f"{path}:{n}: expected a JSON object, got {line[:60]!r} ({err})") from None
         return rows
     with path.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -55,18 +59,18 @@ def _manifest_items(path: Path) -> list[Item]:
     items = []
     for n, row in enumerate(_manifest_rows(path), 2 if path.suffix != ".jsonl" else 1):
         if "path" not in row or "label" not in row:
-            raise ValueError(f"{path}: row {n}: expected 'path' and 'label' fields, got {sorted(row)}")
+            raise DataError(f"{path}: row {n}: expected 'path' and 'label' fields, got {sorted(row)}")
         file = Path(row["path"])
         file = file if file.is_absolute() else path.parent / file
         if not file.is_file():
-            raise ValueError(f"{path}: row {n}: expected an existing file, got {row['path']!r} (not found)")
+            raise DataError(f"{path}: row {n}: expected an existing file, got {row['path']!r} (does not exist)")
         label = row["label"]
         labels = tuple(label) if isinstance(label, list) else tuple(x for x in str(label).split(";") if x)
         if not labels:
-            raise ValueError(f"{path}: row {n}: expected at least one label, got {label!r}")
+            raise DataError(f"{path}: row {n}: expected at least one label, got {label!r}")
         items.append(Item(str(file), labels))
     if not items:
-        raise ValueError(f"{path}: expected at least one row, got none")
+        raise DataError(f"{path}: expected at least one row, got none")
     return items
 
 
@@ -77,18 +81,18 @@ def read_items(source: str | Path) -> list[Item]:
         return _folder_items(source)
     if source.is_file() and source.suffix in (".csv", ".jsonl"):
         return _manifest_items(source)
-    raise ValueError(f"data: expected a folder of class subfolders or a .csv/.jsonl manifest, got {str(source)!r}")
+    raise DataError(f"data: expected a folder of class subfolders or a .csv/.jsonl manifest, got {str(source)!r}")
 
 
 def split(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
     """Hold out ``fraction`` of the items, the same ones for the same seed."""
     if not 0 < fraction < 1:
-        raise ValueError(f"val_fraction: expected a number between 0 and 1, got {fraction}")
+        raise DataError(f"val_fraction: expected a number between 0 and 1, got {fraction}")
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
     k = max(1, round(len(items) * fraction))
     if k >= len(items):
-        raise ValueError(f"val_fraction: {fraction} of {len(items)} items leaves none to train on")
+        raise DataError(f"val_fraction: {fraction} of {len(items)} items leaves none to train on")
     return [items[i] for i in sorted(order[k:])], [items[i] for i in sorted(order[:k])]
 
 
@@ -96,10 +100,10 @@ def label_set(train: list[Item], val: list[Item]) -> list[str]:
     """The training labels, sorted; validation labels the training set lacks are an error."""
     labels = sorted({lab for it in train for lab in it.labels})
     if len(labels) < 2:
-        raise ValueError(f"labels: expected at least 2 classes to train a classifier, got {labels}")
+        raise DataError(f"labels: expected at least 2 classes to train a classifier, got {labels}")
     unknown = sorted({lab for it in val for lab in it.labels} - set(labels))
     if unknown:
-        raise ValueError(f"validation labels: expected labels seen in training, got {unknown} that are not")
+        raise DataError(f"validation labels {unknown} are not in the training labels {labels}")
     return labels
 
 

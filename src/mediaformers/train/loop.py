@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpointing as ck
-from .data import MediaDataset, collate, label_set, read_items, split
+from .data import DataError, MediaDataset, collate, label_set, read_items, split
 from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
 from .optim import build_optimizer, warmup_cosine
 from .recipe import Recipe
@@ -34,7 +34,8 @@ def _build_model(r: Recipe, labels: list[str], multi_label: bool):
     extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     if multi_label:
         extra["problem_type"] = "multi_label_classification"
-    if r.model is not None:
+    by_name = {f.name: f for f in families().values()}
+    if r.model not in by_name or Path(r.model).exists():  # a folder named like a family is a checkpoint
         from ..auto import read_config
 
         folder, cfg = read_config(r.model)
@@ -43,11 +44,8 @@ def _build_model(r: Recipe, labels: list[str], multi_label: bool):
         if head is None:
             raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
         model = head.from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
-    else:
-        by_name = {f.name: f for f in families().values()}
-        if r.family is None or (r.family not in by_name and r.family not in families()):
-            raise ValueError(f"family: expected one of {sorted(by_name)} when no model is given, got {r.family!r}")
-        fam = by_name.get(r.family) or families()[r.family]
+    else:  # a family name: random weights from a config
+        fam = by_name[r.model]
         folder = r.output
         model = fam.head()(fam.config(**{**r.config, **extra}))
     training_task(fam)
@@ -103,7 +101,8 @@ def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = F
     if not all_logits:
         raise ValueError("validation: expected at least one file that decodes, got none")
     logits, target = torch.cat(all_logits), torch.cat(all_targets)
-    out: dict[str, Any] = {"val_loss": _loss(logits, target, multi_label, 0.0).item(), "val_failed": len(failed)}
+    out: dict[str, Any] = {"val_loss": _loss(logits, target, multi_label, 0.0).item(), "val_failed": len(failed),
+                           "evaluated": len(target)}
     if multi_label:
         out.update(mean_average_precision(torch.sigmoid(logits), target))
         out["score"] = out["mAP"]
@@ -123,6 +122,7 @@ class _BadFiles:
         for path, err in batch["failed"]:
             self.bad.append(path)
             self.log(f"skipped {path}: {err}")
+            print(f"mediaformers train: skipped {path}: {err}", flush=True)
         if self.bad and len(self.bad) / self.seen > self.limit:
             raise RuntimeError(f"data: expected at most {self.limit:.0%} of files to fail decoding, got "
                                f"{len(self.bad)} of {self.seen} (first: {self.bad[0]})")
@@ -136,7 +136,8 @@ def fit(r: Recipe) -> dict[str, Any]:
     """
     run = Path(r.output)
     if run.exists() and any(run.iterdir()) and not (r.resume or r.eval_only):
-        raise ValueError(f"output: expected a new or empty run folder (or --resume), got {run} with files in it")
+        raise DataError(f"output: {run} exists and is not empty; pass resume=True (--resume) to continue that "
+                        "run, or name a new folder")
     run.mkdir(parents=True, exist_ok=True)
     log_file = (run / "train.log").open("a", encoding="utf-8")
 
@@ -147,7 +148,8 @@ def fit(r: Recipe) -> dict[str, Any]:
             print(msg, flush=True)
 
     # data first: every check before any model is built or step runs
-    items = read_items(r.train)
+    items = read_items(r.data)
+    label_set(items, [])  # classes counted before any split, so one class is named as such
     if r.val is not None:
         train_items, val_items = items, read_items(r.val)
     else:
@@ -183,7 +185,7 @@ def fit(r: Recipe) -> dict[str, Any]:
         for m in model.modules():
             if isinstance(m, Encoder):
                 m.set_drop_path(r.drop_path_rate)
-    if r.grad_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+    if r.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
     opt = build_optimizer(model, r.lr, r.weight_decay, r.layer_decay)
     sched = warmup_cosine(opt, r.warmup_steps, total)
@@ -211,7 +213,7 @@ def fit(r: Recipe) -> dict[str, Any]:
         sampler.set_epoch(epoch, batch_in_epoch * r.batch_size)
         loader = torch.utils.data.DataLoader(train_ds, sampler=sampler, **loader_kw)
         model.train()
-        accum = 0
+        accum, epoch_losses = 0, []
         for batch in loader:
             batch_in_epoch += 1
             bad.add(batch, 0 if batch["inputs"] is None else len(batch["labels"]))
@@ -238,7 +240,8 @@ def fit(r: Recipe) -> dict[str, Any]:
             opt.zero_grad(set_to_none=True)
             sched.step()
             step += 1
-            _write_metrics(run, {"step": step, "epoch": epoch, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
+            epoch_losses.append(loss.item())
+            _write_metrics(run, {"step": step, "epoch": epoch, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"],
                                  "samples_per_s": seen / (time.perf_counter() - t0)})
             if r.save_every and step % r.save_every == 0:
                 ck.save_state(run, state_dict(), step, r.keep_last)
@@ -248,7 +251,8 @@ def fit(r: Recipe) -> dict[str, Any]:
             epoch, batch_in_epoch = epoch + 1, 0
         metrics = evaluate(model, val_loader, multi_label, labels, r.bf16)
         model.train()
-        _write_metrics(run, {"step": step, "epoch": epoch, **metrics})
+        mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
+        _write_metrics(run, {"step": step, "epoch": epoch, "train_loss": mean, **metrics})
         log(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
         if metrics["score"] > best:
             best = metrics["score"]

@@ -10,21 +10,21 @@ class Recipe:
     """Everything a run needs; ``mediaformers train`` fills one from its flags.
 
     model: a checkpoint (folder, hub id, registry name) whose head is re-initialised to the data's
-    labels, or None with ``family`` + ``config`` to start from a config. train/val: a folder of class
-    subfolders or a .csv/.jsonl manifest; without val, ``val_fraction`` of train is held out (seeded).
+    labels, or a family name (``mediaformers info`` lists them) with ``config`` keywords to start from
+    random weights. data/val: a folder of class subfolders or a .csv/.jsonl manifest; without val,
+    ``val_fraction`` of data is held out (seeded).
     """
 
-    train: str
+    model: str
+    data: str
     output: str
-    model: str | None = None
-    family: str | None = None  # model_type or family name, when starting from a config
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # config keywords when ``model`` is a family name
     val: str | None = None
     val_fraction: float = 0.2
-    epochs: int = 1
+    epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps
-    batch_size: int = 8
-    lr: float = 1e-3
+    batch_size: int = 4
+    lr: float = 1e-4
     weight_decay: float = 0.05
     layer_decay: float = 1.0  # < 1: layer-wise lr decay (VideoMAE/AST fine-tuning recipes use 0.75)
     warmup_steps: int = 0
@@ -33,15 +33,21 @@ class Recipe:
     mixup: float = 0.0  # Beta(alpha, alpha) mixup weight when > 0 (AST recipe: 0.5)
     drop_path_rate: float = 0.0  # stochastic depth, rising linearly to this at the last block
     grad_accum: int = 1
-    clip_grad: float | None = None
+    clip_grad: float | None = 1.0
     seed: int = 0
     num_workers: int = 0
     save_every: int = 0  # steps between resumable checkpoints (0: at the end of each epoch only)
     keep_last: int = 2
     bf16: bool = False  # autocast the forward in bfloat16
     compile: bool = False
-    grad_checkpointing: bool = False
+    gradient_checkpointing: bool = False
     max_bad_fraction: float = 0.1  # stop when more than this fraction of files fail to decode
     resume: bool = False
     eval_only: bool = False
     quiet: bool = True
+
+    def fit(self) -> dict[str, Any]:
+        """Run it (see :func:`mediaformers.train.loop.fit`)."""
+        from .loop import fit
+
+        return fit(self)
