@@ -117,28 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
     sv.add_argument("--device", default=None)
-    tr = sub.add_parser("train", help="fine-tune a classifier on a folder of class subfolders or a manifest",
-                        epilog="example:\n  mediaformers train ./videomae-base clips/ -o run/ --epochs 5\n"
-                               "  mediaformers classify run/best new_clip.mp4", formatter_class=fmt)
-    tr.add_argument("model", help="checkpoint folder, hub id or registry name (its head is re-initialised)")
-    tr.add_argument("data", help="folder of class subfolders (train/<label>/*.mp4|wav|jpg) or a .csv/.jsonl manifest")
-    tr.add_argument("-o", "--output", required=True, help="run folder: metrics.jsonl, last.pt, best/, final/")
-    tr.add_argument("--val", help="validation folder or manifest (default: --val-fraction of the data)")
-    tr.add_argument("--val-fraction", type=float, default=0.2)
-    tr.add_argument("--epochs", type=_positive("epochs"), default=3)
-    tr.add_argument("--batch-size", type=_positive("batch size"), default=4)
-    tr.add_argument("--lr", type=float, default=1e-4)
-    tr.add_argument("--warmup-steps", type=int, default=0)
-    tr.add_argument("--grad-accum", type=_positive("grad accum"), default=1)
-    tr.add_argument("--label-smoothing", type=float, default=0.0)
-    tr.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
-    tr.add_argument("--gradient-checkpointing", action="store_true")
-    tr.add_argument("--workers", type=int, default=0)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
                        epilog=EPILOG["demo"], formatter_class=fmt)
     d.add_argument("folder", nargs="?", default="demo")
+    from .train.cli import add_parser as add_train_parser  # training's flags live with training
+
+    add_train_parser(sub)
     return parser
 
 
@@ -355,15 +339,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import Recipe
+    from .train.cli import run
 
-    recipe = Recipe(model=args.model, data=args.data, output=args.output, val=args.val,
-                    val_fraction=args.val_fraction, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    warmup_steps=args.warmup_steps, grad_accum=args.grad_accum, label_smoothing=args.label_smoothing,
-                    bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing, num_workers=args.workers,
-                    seed=args.seed, resume=args.resume)
-    print(json.dumps(recipe.fit()))
-    return 0
+    return run(args)
 
 
 def cmd_demo(args) -> int:

@@ -25,6 +25,15 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.act(self.fc1(x))))
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero a residual branch for a random ``p`` of the samples, scale the rest by
+    ``1 / (1 - p)`` (timm's drop_path); the identity when ``p`` is 0 or in eval mode."""
+    if p == 0.0 or not training:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
 class Block(nn.Module):
     """Pre-norm block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (ViT, VideoMAE, ViViT, AST, TVLT, CLIP)."""
 
@@ -40,8 +49,10 @@ class Block(nn.Module):
         qv_bias: bool = False,
         drop: float = 0.0,
         attn_drop: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
+        self.drop_path = drop_path  # stochastic depth probability (training only)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, qv_bias=qv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
@@ -57,8 +68,8 @@ class Block(nn.Module):
     ):
         """x (batch, tokens, dim) -> (batch, tokens, dim), or (batch, num_queries, dim) for the leading tokens only."""
         a, weights = self.attn(self.norm1(x), attn_bias, need_weights, num_queries, head_mask)
-        x = (x if num_queries is None else x[:, :num_queries]) + a
-        x = x + self.mlp(self.norm2(x))
+        x = (x if num_queries is None else x[:, :num_queries]) + drop_path(a, self.drop_path, self.training)
+        x = x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
         return x, weights
 
 
@@ -114,6 +125,16 @@ class Encoder(nn.Module):
     def stack(cls, depth: int, dim: int, num_heads: int, mlp_hidden: int, *, block: type = Block, **kwargs):
         """``depth`` identical blocks (``Block`` unless given); ``kwargs`` go to each block."""
         return cls([block(dim, num_heads, mlp_hidden, **kwargs) for _ in range(depth)])
+
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth rising linearly from 0 at the first block to ``rate`` at the last (timm's
+        schedule); blocks without it (post-norm) are left alone."""
+        if not 0 <= rate < 1:
+            raise ValueError(f"drop_path_rate: expected a number in [0, 1), got {rate}")
+        n = len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            if hasattr(block, "drop_path"):
+                block.drop_path = rate * i / max(n - 1, 1)
 
     def forward(
         self,

@@ -1,8 +1,6 @@
-"""Labelled media for training: a folder of class subfolders or a CSV/JSONL manifest, split by a seed.
-
-Files become model inputs through the same views as inference (the family's processors), so what a
-model is trained on is what it is later asked about.
-"""
+"""Training data: class folders or CSV/JSONL manifests -> (path, labels) items, checked before any
+step runs; a Dataset that decodes in DataLoader workers through the model's own views and skips
+(and names) files that do not decode."""
 from __future__ import annotations
 
 import csv
@@ -10,109 +8,140 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
-from torch.utils.data import Dataset
 
-from ..tasks.inputs import media_kind
+MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".wav", ".flac", ".mp3", ".ogg", ".m4a",
+                  ".jpg", ".jpeg", ".png"}
 
 
 class DataError(ValueError):
-    """Training data that cannot be used, found before any step runs."""
+    """Data a run cannot train on, found before any step."""
 
 
 @dataclass(frozen=True)
-class Example:
+class Item:
     path: str
-    label: int
+    labels: tuple[str, ...]
 
 
-def read_folder(root: Path, kinds: set[str]) -> tuple[list[Example], list[str]]:
-    """``root/<label>/<file>`` -> examples and the sorted label names."""
-    if not root.is_dir():
-        raise DataError(f"data: expected a folder of class subfolders or a .csv/.jsonl manifest, got {root}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    examples: list[Example] = []
-    for i, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.is_file() and media_kind(p) in kinds)
+def _folder_items(root: Path) -> list[Item]:
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{root}: expected class subfolders (<label>/<file>), got none")
+    items = []
+    for c in classes:
+        files = sorted(f for f in c.iterdir() if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES)
         if not files:
-            raise DataError(f"data: class folder {root / name} holds no {' or '.join(sorted(kinds))} files")
-        examples += [Example(str(p), i) for p in files]
-    return examples, classes
+            raise DataError(f"{c}: expected media files, got an empty folder (class folder {c.name!r} holds no media files)")
+        items += [Item(str(f), (c.name,)) for f in files]
+    return items
 
 
-def read_manifest(path: Path, kinds: set[str]) -> tuple[list[Example], list[str]]:
-    """CSV (``path,label`` header) or JSON Lines (``{"path": ..., "label": ...}``); relative paths are
-    relative to the manifest."""
+def _manifest_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    else:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not row.get("path") or row.get("label") in (None, ""):
-            raise DataError(f"{path} row {n}: expected a path and a label, got {row}")
-    classes = sorted({str(r["label"]) for r in rows})
-    index = {c: i for i, c in enumerate(classes)}
-    examples = []
-    for n, row in enumerate(rows, 1):
-        p = Path(row["path"])
-        p = p if p.is_absolute() else path.parent / p
-        if not p.is_file():
-            raise DataError(f"{path} row {n}: {p} does not exist")
-        examples.append(Example(str(p), index[str(row["label"])]))
-    return examples, classes
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{n}: expected a JSON object, got {line[:60]!r} ({err})") from None
+        return rows
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
-def load_split(train: str | Path, kinds: set[str], val: str | Path | None = None, val_fraction: float = 0.2,
-               seed: int = 0) -> tuple[list[Example], list[Example], list[str]]:
-    """(train examples, validation examples, class names), checked before anything runs."""
-    read = lambda p: read_manifest(Path(p), kinds) if Path(p).suffix in (".csv", ".jsonl") else read_folder(Path(p), kinds)  # noqa: E731
-    examples, classes = read(train)
-    if len(classes) < 2:
-        raise DataError(f"data: classification needs at least 2 classes, got {classes} in {train}")
-    if val is not None:
-        held, val_classes = read(val)
-        unknown = sorted(set(val_classes) - set(classes))
-        if unknown:
-            raise DataError(f"validation labels {unknown} are not in the training labels {classes}")
-        remap = {i: classes.index(c) for i, c in enumerate(val_classes)}
-        return examples, [Example(e.path, remap[e.label]) for e in held], classes
-    if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"val_fraction: expected a fraction between 0 and 1, got {val_fraction}")
-    rng = random.Random(seed)
-    shuffled = examples[:]
-    rng.shuffle(shuffled)
-    n_val = max(1, round(len(shuffled) * val_fraction))
-    if n_val >= len(shuffled):
-        raise DataError(f"data: {len(shuffled)} examples leave none to train on after holding out {n_val}")
-    return shuffled[n_val:], shuffled[:n_val], classes
+def _manifest_items(path: Path) -> list[Item]:
+    """Rows with ``path`` and ``label`` (several labels joined by ``;`` in CSV, a list in JSONL);
+    paths relative to the manifest's folder."""
+    items = []
+    for n, row in enumerate(_manifest_rows(path), 2 if path.suffix != ".jsonl" else 1):
+        if "path" not in row or "label" not in row:
+            raise DataError(f"{path}: row {n}: expected 'path' and 'label' fields, got {sorted(row)}")
+        file = Path(row["path"])
+        file = file if file.is_absolute() else path.parent / file
+        if not file.is_file():
+            raise DataError(f"{path}: row {n}: expected an existing file, got {row['path']!r} (does not exist)")
+        label = row["label"]
+        labels = tuple(label) if isinstance(label, list) else tuple(x for x in str(label).split(";") if x)
+        if not labels:
+            raise DataError(f"{path}: row {n}: expected at least one label, got {label!r}")
+        items.append(Item(str(file), labels))
+    if not items:
+        raise DataError(f"{path}: expected at least one row, got none")
+    return items
 
 
-class MediaDataset(Dataset):
-    """Decoded, processed examples: ``(inputs, label)`` with the first view of each file, or None for a
-    file that cannot be read (counted and named by the trainer)."""
+def read_items(source: str | Path) -> list[Item]:
+    """A folder of class subfolders or a .csv/.jsonl manifest -> items."""
+    source = Path(source)
+    if source.is_dir():
+        return _folder_items(source)
+    if source.is_file() and source.suffix in (".csv", ".jsonl"):
+        return _manifest_items(source)
+    raise DataError(f"data: expected a folder of class subfolders or a .csv/.jsonl manifest, got {str(source)!r}")
 
-    def __init__(self, examples: list[Example], views):
-        self.examples, self.views = examples, views
+
+def split(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """Hold out ``fraction`` of the items, the same ones for the same seed."""
+    if not 0 < fraction < 1:
+        raise DataError(f"val_fraction: expected a number between 0 and 1, got {fraction}")
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    k = max(1, round(len(items) * fraction))
+    if k >= len(items):
+        raise DataError(f"val_fraction: {fraction} of {len(items)} items leaves none to train on")
+    return [items[i] for i in sorted(order[k:])], [items[i] for i in sorted(order[:k])]
+
+
+def label_set(train: list[Item], val: list[Item]) -> list[str]:
+    """The training labels, sorted; validation labels the training set lacks are an error."""
+    labels = sorted({lab for it in train for lab in it.labels})
+    if len(labels) < 2:
+        raise DataError(f"labels: expected at least 2 classes to train a classifier, got {labels}")
+    unknown = sorted({lab for it in val for lab in it.labels} - set(labels))
+    if unknown:
+        raise DataError(f"validation labels {unknown} are not in the training labels {labels}")
+    return labels
+
+
+class MediaDataset(torch.utils.data.Dataset):
+    """Item -> (model inputs of one view, target); a file that fails to decode -> None (counted by
+    the collate function, named by the caller)."""
+
+    def __init__(self, items: list[Item], prepare: Callable, labels: list[str], multi_label: bool,
+                 augment: Callable | None = None):
+        self.items, self.prepare, self.augment = items, prepare, augment
+        self.index, self.multi_label = {lab: i for i, lab in enumerate(labels)}, multi_label
 
     def __len__(self) -> int:
-        return len(self.examples)
+        return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor] | None, int, str]:
-        ex = self.examples[i]
+    def target(self, item: Item) -> torch.Tensor:
+        if self.multi_label:
+            t = torch.zeros(len(self.index))
+            t[[self.index[lab] for lab in item.labels]] = 1.0
+            return t
+        return torch.tensor(self.index[item.labels[0]])
+
+    def __getitem__(self, i: int):
+        item = self.items[i]
         try:
-            inputs = {k: v[0] for k, v in self.views(ex.path).items() if k != "window_start"}
-        except Exception as err:  # a corrupt file: the trainer skips it and names it
-            return None, ex.label, f"{ex.path}: {type(err).__name__}: {err}"
-        return inputs, ex.label, ""
+            views = self.prepare(item.path)
+        except Exception as err:  # a corrupt file is data, not a bug: skipped, counted, named
+            return {"failed": item.path, "error": f"{type(err).__name__}: {err}"}
+        x = {k: v[0] for k, v in views.items() if k != "window_start"}  # first view (clip/window)
+        if self.augment is not None:
+            x = self.augment(x)
+        return {"inputs": x, "labels": self.target(item)}
 
 
-def collate(batch: list[tuple[dict[str, Any] | None, int, str]]):
-    good = [(x, y) for x, y, _ in batch if x is not None]
-    bad = [e for x, _, e in batch if x is None]
-    if not good:
-        return None, None, bad
-    inputs = {k: torch.stack([x[k] for x, _ in good]) for k in good[0][0]}
-    return inputs, torch.tensor([y for _, y in good]), bad
+def collate(rows: list[dict]) -> dict:
+    failed = [(r["failed"], r["error"]) for r in rows if "failed" in r]
+    ok = [r for r in rows if "failed" not in r]
+    if not ok:
+        return {"inputs": None, "labels": None, "failed": failed}
+    inputs = {k: torch.stack([r["inputs"][k] for r in ok]) for k in ok[0]["inputs"]}
+    return {"inputs": inputs, "labels": torch.stack([r["labels"] for r in ok]), "failed": failed}

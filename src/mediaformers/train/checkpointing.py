@@ -1,0 +1,70 @@
+"""Training checkpoints: written atomically (temporary file, fsync, rename), so a crash or a full
+disk mid-write leaves the previous one intact; the last N kept plus the best."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_state(run: Path, state: dict, step: int, keep: int) -> Path:
+    """run/checkpoints/step-<step>.pt; older ones beyond ``keep`` removed after the new one is whole."""
+    path = run / "checkpoints" / f"step-{step:08d}.pt"
+    atomic_save(state, path)
+    for old in list_states(run)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_states(run: Path) -> list[Path]:
+    return sorted((run / "checkpoints").glob("step-*.pt"))
+
+
+def latest_state(run: Path) -> dict | None:
+    states = list_states(run)
+    return torch.load(states[-1], weights_only=False) if states else None
+
+
+def save_model_folder(model, processors: dict, folder: Path) -> None:
+    """A transformers-format folder (config, weights, preprocessor_config.json), replaced atomically."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    for proc in processors.values():
+        if hasattr(proc, "save_pretrained"):
+            proc.save_pretrained(tmp)
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,54 @@
+"""``mediaformers train``: flags -> :class:`Recipe` -> :func:`fit`."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+
+EPILOG = """examples:
+  mediaformers train ./videomae-base clips/ -o run/ --epochs 5          # clips/<label>/*.mp4
+  mediaformers train ast-audioset sounds.csv -o runs/ft --epochs 10 --augment --mixup 0.5
+  mediaformers train ast data/train --config '{"hidden_size": 192}' -o runs/ast   # random weights
+  mediaformers train runs/ft/best data/train --val data/val -o runs/ft --eval-only
+  mediaformers classify runs/ft/best clip.wav
+"""
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser("train", help="fine-tune or train a classifier on a folder of class subfolders or a manifest",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("model", help="checkpoint folder, hub id or registry name (its head is re-initialised), "
+                                 "or a family name with --config for random weights")
+    t.add_argument("data", help="folder of class subfolders (<label>/*.mp4|wav|jpg) or a .csv/.jsonl manifest")
+    t.add_argument("-o", "--output", required=True, help="run folder (checkpoints, metrics.jsonl, best/, final/)")
+    t.add_argument("--config", type=json.loads, default={}, help="JSON config keywords when MODEL is a family name")
+    t.add_argument("--val", help="validation data (default: hold out --val-fraction of train)")
+    for f in fields(_recipe()):
+        if f.name in ("data", "output", "model", "config", "val", "resume", "eval_only", "quiet"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        flags = (flag, "--workers") if f.name == "num_workers" else (flag,)
+        if f.type in ("bool", bool):
+            t.add_argument(*flags, action="store_true")
+        else:
+            kind = int if str(f.type).startswith("int") else float
+            t.add_argument(*flags, type=kind, default=f.default)
+    t.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
+    t.add_argument("--eval-only", action="store_true", help="evaluate the model on the validation data only")
+    t.add_argument("--quiet", action="store_true")
+
+
+def _recipe():
+    from .recipe import Recipe
+
+    return Recipe
+
+
+def run(args) -> int:
+    from .loop import fit
+
+    Recipe = _recipe()
+    names = {f.name for f in fields(Recipe)}
+    metrics = fit(Recipe(**{k: v for k, v in vars(args).items() if k in names}))
+    print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, default=str))
+    return 0

@@ -1,0 +1,272 @@
+"""`fit`: the training loop that runs a :class:`~mediaformers.train.recipe.Recipe`."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpointing as ck
+from .data import DataError, MediaDataset, collate, label_set, read_items, split
+from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
+from .optim import build_optimizer, warmup_cosine
+from .recipe import Recipe
+
+
+# The one place that maps a model family to a training task (the family declarations decide).
+def training_task(declaration) -> str:
+    if declaration.head() is not None:
+        return "classification"
+    raise ValueError(f"{declaration.name}: expected a family with a classification head to train; "
+                     "pre-training and contrastive training are not implemented yet")
+
+
+def _build_model(r: Recipe, labels: list[str], multi_label: bool):
+    from ..family import families, get_family
+    from ..tasks.loading import Loaded
+
+    id2label = dict(enumerate(labels))
+    extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    if multi_label:
+        extra["problem_type"] = "multi_label_classification"
+    by_name = {f.name: f for f in families().values()}
+    if r.model not in by_name or Path(r.model).exists():  # a folder named like a family is a checkpoint
+        from ..auto import read_config
+
+        folder, cfg = read_config(r.model)
+        fam = get_family(cfg.get("model_type"))
+        head = fam.head()
+        if head is None:
+            raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
+        model = head.from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
+    else:  # a family name: random weights from a config
+        fam = by_name[r.model]
+        folder = r.output
+        model = fam.head()(fam.config(**{**r.config, **extra}))
+    training_task(fam)
+    return Loaded(model, str(folder), fam.model_type)
+
+
+def _processors(loaded) -> dict:
+    from ..tasks.loading import processor
+
+    return {k: processor(loaded, k) for k in loaded.declaration.processors if k != "text"}
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A permutation seeded by (seed, epoch), starting at ``start`` (resume mid-epoch without decoding
+    what was already seen); with ``world`` > 1 each rank takes every world-th index."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.rank, self.world, self.epoch, self.start = n, seed, rank, world, 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1000003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        perm += perm[: (-len(perm)) % self.world]  # equal shares
+        return perm[self.rank::self.world]
+
+    def __iter__(self):
+        return iter(self.order()[self.start:])
+
+    def __len__(self) -> int:
+        return len(self.order()) - self.start
+
+
+def _loss(logits, labels, multi_label: bool, smoothing: float):
+    if multi_label:  # 0/1 (or mixed) targets per class
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)  # soft (mixup) targets too
+
+
+@torch.no_grad()
+def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = False) -> dict[str, Any]:
+    model.eval()
+    all_logits, all_targets, failed = [], [], []
+    for batch in loader:
+        failed += batch["failed"]
+        if batch["inputs"] is None:
+            continue
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            all_logits.append(model(**batch["inputs"]).logits.float())
+        all_targets.append(batch["labels"])
+    if not all_logits:
+        raise ValueError("validation: expected at least one file that decodes, got none")
+    logits, target = torch.cat(all_logits), torch.cat(all_targets)
+    out: dict[str, Any] = {"val_loss": _loss(logits, target, multi_label, 0.0).item(), "val_failed": len(failed),
+                           "evaluated": len(target)}
+    if multi_label:
+        out.update(mean_average_precision(torch.sigmoid(logits), target))
+        out["score"] = out["mAP"]
+    else:
+        out.update(topk_accuracy(logits, target))
+        out["confusion"] = confusion_matrix(logits.argmax(-1), target, len(labels))
+        out["score"] = out["top1"]
+    return out
+
+
+class _BadFiles:
+    def __init__(self, limit: float, log):
+        self.limit, self.log, self.seen, self.bad = limit, log, 0, []
+
+    def add(self, batch: dict, n_ok: int) -> None:
+        self.seen += n_ok + len(batch["failed"])
+        for path, err in batch["failed"]:
+            self.bad.append(path)
+            self.log(f"skipped {path}: {err}")
+            print(f"mediaformers train: skipped {path}: {err}", flush=True)
+        if self.bad and len(self.bad) / self.seen > self.limit:
+            raise RuntimeError(f"data: expected at most {self.limit:.0%} of files to fail decoding, got "
+                               f"{len(self.bad)} of {self.seen} (first: {self.bad[0]})")
+
+
+def fit(r: Recipe) -> dict[str, Any]:
+    """Train (or with ``eval_only`` evaluate) as ``r`` says; returns the last validation metrics.
+
+    Writes ``r.output``: metrics.jsonl, checkpoints/step-*.pt (resumable), best/ and final/ (model
+    folders in transformers format with their preprocessor_config.json).
+    """
+    run = Path(r.output)
+    if run.exists() and any(run.iterdir()) and not (r.resume or r.eval_only):
+        raise DataError(f"output: {run} exists and is not empty; pass resume=True (--resume) to continue that "
+                        "run, or name a new folder")
+    run.mkdir(parents=True, exist_ok=True)
+    log_file = (run / "train.log").open("a", encoding="utf-8")
+
+    def log(msg: str) -> None:
+        log_file.write(msg + "\n")
+        log_file.flush()
+        if not r.quiet:
+            print(msg, flush=True)
+
+    # data first: every check before any model is built or step runs
+    items = read_items(r.data)
+    label_set(items, [])  # classes counted before any split, so one class is named as such
+    if r.val is not None:
+        train_items, val_items = items, read_items(r.val)
+    else:
+        train_items, val_items = split(items, r.val_fraction, r.seed)
+    labels = label_set(train_items, val_items)
+    multi_label = any(len(it.labels) > 1 for it in items + val_items)
+
+    torch.manual_seed(r.seed)
+    loaded = _build_model(r, labels, multi_label)
+    model = loaded.model
+    procs = _processors(loaded)
+    from ..tasks.views import make_views
+
+    prepare = make_views(loaded)
+    from .augment import mixup, train_augment
+
+    train_ds = MediaDataset(train_items, prepare, labels, multi_label, train_augment if r.augment else None)
+    val_ds = MediaDataset(val_items, prepare, labels, multi_label)
+    sampler = EpochSampler(len(train_ds), r.seed)
+    loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=collate)
+    val_loader = torch.utils.data.DataLoader(val_ds, shuffle=False, **loader_kw)
+    steps_per_epoch = max(1, math.ceil(len(sampler) / r.batch_size) // r.grad_accum)
+    total = r.max_steps or steps_per_epoch * r.epochs
+
+    if r.eval_only:
+        metrics = evaluate(model, val_loader, multi_label, labels, r.bf16)
+        _write_metrics(run, {"eval_only": True, **metrics})
+        return metrics
+
+    if r.drop_path_rate:
+        from ..layers.blocks import Encoder
+
+        for m in model.modules():
+            if isinstance(m, Encoder):
+                m.set_drop_path(r.drop_path_rate)
+    if r.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable()
+    opt = build_optimizer(model, r.lr, r.weight_decay, r.layer_decay)
+    sched = warmup_cosine(opt, r.warmup_steps, total)
+    step, epoch, batch_in_epoch, best = 0, 0, 0, -math.inf
+    if r.resume:
+        state = ck.latest_state(run)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            ck.set_rng_state(state["rng"])
+            step, epoch, batch_in_epoch, best = state["step"], state["epoch"], state["batch"], state["best"]
+            log(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
+    forward = torch.compile(model) if r.compile else model
+    bad = _BadFiles(r.max_bad_fraction, log)
+    metrics: dict[str, Any] = {}
+
+    def state_dict() -> dict:
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": ck.rng_state(), "step": step, "epoch": epoch, "batch": batch_in_epoch, "best": best,
+                "recipe": asdict(r)}
+
+    t0, seen = time.perf_counter(), 0
+    while step < total:
+        sampler.set_epoch(epoch, batch_in_epoch * r.batch_size)
+        loader = torch.utils.data.DataLoader(train_ds, sampler=sampler, **loader_kw)
+        model.train()
+        accum, epoch_losses = 0, []
+        for batch in loader:
+            batch_in_epoch += 1
+            bad.add(batch, 0 if batch["inputs"] is None else len(batch["labels"]))
+            if batch["inputs"] is None:
+                continue
+            inputs, target = batch["inputs"], batch["labels"]
+            if r.mixup > 0:
+                inputs, target = mixup(inputs, target, r.mixup, len(labels))
+            with torch.autocast("cpu", torch.bfloat16, enabled=r.bf16):
+                logits = forward(**inputs).logits
+            loss = _loss(logits, target, multi_label, r.label_smoothing)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss: expected a finite value, got {loss.item()} at step {step + 1}; "
+                                         f"the last good checkpoint in {run / 'checkpoints'} is kept")
+            (loss / r.grad_accum).backward()
+            accum += 1
+            seen += len(batch["labels"])
+            if accum < r.grad_accum:
+                continue
+            accum = 0
+            if r.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), r.clip_grad)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            step += 1
+            epoch_losses.append(loss.item())
+            _write_metrics(run, {"step": step, "epoch": epoch, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"],
+                                 "samples_per_s": seen / (time.perf_counter() - t0)})
+            if r.save_every and step % r.save_every == 0:
+                ck.save_state(run, state_dict(), step, r.keep_last)
+            if step >= total:
+                break
+        else:
+            epoch, batch_in_epoch = epoch + 1, 0
+        metrics = evaluate(model, val_loader, multi_label, labels, r.bf16)
+        model.train()
+        mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
+        _write_metrics(run, {"step": step, "epoch": epoch, "train_loss": mean, **metrics})
+        log(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+        if metrics["score"] > best:
+            best = metrics["score"]
+            ck.save_model_folder(model, procs, run / "best")
+        ck.save_state(run, state_dict(), step, r.keep_last)
+    model.eval()
+    ck.save_model_folder(model, procs, run / "final")
+    if bad.bad:
+        log(f"{len(bad.bad)} files skipped: {', '.join(bad.bad[:10])}")
+    metrics["skipped"] = bad.bad
+    log_file.close()
+    return metrics
+
+
+def _write_metrics(run: Path, row: dict) -> None:
+    with (run / "metrics.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
