@@ -72,3 +72,16 @@ def test_auto_picks_bf16_only_with_native_support(monkeypatch):
     assert p.resolve_precision("auto") == "fp32"
     monkeypatch.setattr(p, "has_native_bf16", lambda device=None: True)
     assert p.resolve_precision("auto") == "bf16"
+
+
+def test_from_pretrained_takes_a_precision(tmp_path, cases):
+    import mediaformers as mf
+
+    model, inputs = cases["videomae"]
+    model.save_pretrained(tmp_path)
+    low = mf.from_pretrained(tmp_path, precision="bf16")
+    assert low.precision == "bf16" and low.dtype == torch.bfloat16
+    out = low(**inputs).logits.float()  # fp32 inputs are cast by the model
+    assert F.cosine_similarity(out, model(**inputs).logits).min() > 0.999
+    with pytest.raises(ValueError, match="precision/dtype: give one"):
+        mf.from_pretrained(tmp_path, precision="bf16", dtype="bfloat16")

@@ -249,6 +249,7 @@ class PreTrainedModel(ModelAPI, nn.Module):
         strict: bool = True,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
+        precision: str | None = None,
         subfolder: str = "",
         revision: str | None = None,
         cache_dir: str | None = None,
@@ -258,7 +259,8 @@ class PreTrainedModel(ModelAPI, nn.Module):
     ):
         """Load from a checkpoint folder, the hub cache or a hub id, with transformers' keywords.
 
-        ``config_overrides`` are config fields set before the model is built (``num_labels=10`` with
+        ``precision`` ("fp32", "bf16", "int8", "auto"; see mediaformers.precision) is applied after
+        loading, for inference. ``config_overrides`` are config fields set before the model is built (``num_labels=10`` with
         ``ignore_mismatched_sizes=True`` to fine-tune with a new head, ``output_hidden_states=True``);
         any other keyword is a TypeError. ``dtype`` / ``torch_dtype``: a torch.dtype, its name, or
         "auto" for the checkpoint's own. The load report is kept on ``model.load_report``;
@@ -298,6 +300,12 @@ class PreTrainedModel(ModelAPI, nn.Module):
         )
         model.eval()
         model = model.to(device=device, dtype=dtype)
+        if precision is not None:
+            if dtype is not None:
+                raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype}")
+            from .precision import apply_precision
+
+            apply_precision(model, precision, device)
         return (model, loading_info(model.load_report)) if output_loading_info else model
 
     def save_pretrained(

@@ -80,11 +80,7 @@ def load_model(
         get_family(family)
     except ValueError as err:
         raise ValueError(f"{ref}: {err}") from None
-    model = model_class(config).from_pretrained(folder, device=device, dtype=dtype, strict=strict)
-    if precision is not None:
-        from ..precision import apply_precision
-
-        apply_precision(model, precision, device)
+    model = model_class(config).from_pretrained(folder, device=device, dtype=dtype, strict=strict, precision=precision)
     inputs = {k: v for k, v in (("frames", frames), ("size", size)) if v is not None}
     if inputs and not {"video", "image"} & set(get_family(family).processors):
         raise ValueError(f"frames/size: apply to video and image models; {ref} is a {family} model")
