@@ -12,16 +12,14 @@ this machine's fp32 matmul peak.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import transformers as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import flops, matmul_peak, row  # noqa: E402
+from common import alternate, flops, matmul_peak, row  # noqa: E402
 
 import mediaformers as mf  # noqa: E402
 
@@ -32,19 +30,6 @@ VIT_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, n
 def configs(size: str) -> tuple[dict, dict]:
     vision = VIT_L14 if size == "large" else {}
     return {}, vision  # the text tower default is XLM-R large already
-
-
-def alternate(fn_ours, fn_ref, runs: int) -> tuple[float, float]:
-    """Median seconds of each, one warm-up each, then alternating calls."""
-    t_ours, t_ref = [], []
-    with torch.inference_mode():
-        fn_ours(), fn_ref()
-        for _ in range(runs):
-            for fn, times in ((fn_ours, t_ours), (fn_ref, t_ref)):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-    return statistics.median(t_ours), statistics.median(t_ref)
 
 
 def main() -> None:
@@ -77,8 +62,9 @@ def main() -> None:
         x = torch.randn(batch, 3, vc.image_size, vc.image_size, dtype=dtype)
         a, b = ours.get_image_features(x), ref.get_image_features(pixel_values=x)
         err = (a.pooler_output.float() - b.pooler_output.float()).abs().max().item()
-        t_ours, t_ref = alternate(lambda: ours.get_image_features(x), lambda: ref.get_image_features(pixel_values=x),
-                                  args.runs)
+        t = alternate({"ours": lambda: ours.get_image_features(x),
+                       "ref": lambda: ref.get_image_features(pixel_values=x)}, repeat=args.runs)
+        t_ours, t_ref = t["ours"], t["ref"]
         work = flops(lambda: ours.get_image_features(x))
         print(row(f"image features, batch {batch}", t_ours, t_ref, work, peak)
               + f"   {batch / t_ours:6.2f} vs {batch / t_ref:6.2f} img/s   max|diff| {err:.1e}")
@@ -94,8 +80,9 @@ def main() -> None:
         a = ours.get_text_features(ids, attention_mask=mask)
         b = ref.get_text_features(input_ids=ids, attention_mask=mask)
         err = (a.pooler_output.float() - b.pooler_output.float()).abs().max().item()
-        t_ours, t_ref = alternate(lambda: ours.get_text_features(ids, attention_mask=mask),
-                                  lambda: ref.get_text_features(input_ids=ids, attention_mask=mask), args.runs)
+        t = alternate({"ours": lambda: ours.get_text_features(ids, attention_mask=mask),
+                       "ref": lambda: ref.get_text_features(input_ids=ids, attention_mask=mask)}, repeat=args.runs)
+        t_ours, t_ref = t["ours"], t["ref"]
         work = flops(lambda: ours.get_text_features(ids, attention_mask=mask))
         print(row(f"text features, batch {batch}", t_ours, t_ref, work, peak)
               + f"   {batch / t_ours:6.2f} vs {batch / t_ref:6.2f} txt/s   max|diff| {err:.1e}")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import transformers as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench, flops, matmul_peak  # noqa: E402
+from common import bench, flops, matmul_peak, set_threads  # noqa: E402
 
 import mediaformers as mf  # noqa: E402
 from mediaformers.precision import apply_precision, has_native_bf16  # noqa: E402
@@ -54,18 +54,8 @@ def cases():
     }
 
 
-def synced(fn, device: torch.device):
-    """``fn`` followed by a device synchronise, so GPU timings cover the work and not just its launch."""
-    if device.type != "cuda":
-        return fn
-    return lambda: (fn(), torch.cuda.synchronize())
-
-
-def peak(dtype: torch.dtype, device: torch.device, n: int = 4096) -> float:
-    if device.type != "cuda":
-        return matmul_peak(dtype)
-    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
-    return 2 * n**3 / bench(synced(lambda: a @ b, device), warmup=3, repeat=10)
+def peak(dtype: torch.dtype, device: torch.device) -> float:
+    return matmul_peak(dtype, n=4096 if device.type == "cuda" else 2048, device=device)
 
 
 def _out(model, inputs, field):
@@ -102,8 +92,7 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.models, args.repeat, args.agree = ["videomae", "ast"], 2, 3
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     dev = torch.device(args.device)
     bf16 = has_native_bf16(dev)
     peak32, peak16 = peak(torch.float32, dev), peak(torch.bfloat16, dev)
@@ -121,19 +110,19 @@ def main() -> None:
         ref = ref.to(dev)
         x = {k: v.to(dev) for k, v in make(args.batch, torch.Generator().manual_seed(0)).items()}
         work = flops(lambda: ours(**x))
-        t = {"ref fp32": bench(synced(lambda: ref(**x), dev), repeat=args.repeat),
-             "ours fp32": bench(synced(lambda: ours(**x), dev), repeat=args.repeat)}
+        t = {"ref fp32": bench(lambda: ref(**x), repeat=args.repeat),
+             "ours fp32": bench(lambda: ours(**x), repeat=args.repeat)}
         variants = {"bf16": apply_precision(copy.deepcopy(ours), "bf16", dev)}
         if dev.type == "cpu":
             variants["int8"] = apply_precision(copy.deepcopy(ours), "int8", dev)
         for prec, model in variants.items():
-            t[f"ours {prec}"] = bench(synced(lambda: model(**x), dev), repeat=args.repeat)
+            t[f"ours {prec}"] = bench(lambda: model(**x), repeat=args.repeat)
         if args.compile:
             compiled = torch.compile(variants["bf16"])
-            t["ours bf16+compile"] = bench(synced(lambda: compiled(**x), dev), warmup=2, repeat=args.repeat)
+            t["ours bf16+compile"] = bench(lambda: compiled(**x), warmup=2, repeat=args.repeat)
         ref16 = ref.to(torch.bfloat16)
         x16 = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in x.items()}
-        t["ref bf16"] = bench(synced(lambda: ref16(**x16), dev), repeat=args.repeat)
+        t["ref bf16"] = bench(lambda: ref16(**x16), repeat=args.repeat)
         print(f"\n{name}: {work / 1e9:.0f} GFLOP per forward (matmuls; fused attention kernels are not counted)")
         for key, sec in t.items():
             top = peak16 if "bf16" in key else peak32
