@@ -329,6 +329,12 @@ def cmd_serve(args) -> int:
     return 0
 
 
+# What a model of each task answers about, so the demo's groups say which model heard or saw what.
+_READS = {"audio-classification": "what it hears: the audio files and the sound track of each video",
+          "video-classification": "what it sees: the frames of each video",
+          "audio-visual-classification": "what it sees and hears in each video"}
+
+
 def cmd_demo(args) -> int:
     from .demo import build_demo
 
@@ -344,7 +350,7 @@ def cmd_demo(args) -> int:
     for model in built:  # one group per model; inputs sorted, paths relative to the demo folder
         ns = build_parser().parse_args(["classify", str(folder / model), str(folder / "media"), "--quiet", "--top-k", "2"])
         pipe = _pipeline(ns, None, _load(ns), top_k=2)
-        print(f"# {model}: {pipe.task} of what it takes in media/ ({' and '.join(sorted(pipe.accept))})")
+        print(f"# {model} ({pipe.task}): {_READS.get(pipe.task, 'its inputs')} in media/")
         for rec in pipe.iter(_inputs(pipe, ns, set())):
             rec["input"] = os.path.relpath(rec["input"], folder)
             code |= "error" in rec

@@ -263,4 +263,5 @@ def test_demo_output_is_grouped_and_reproducible(tmp_path):
     groups = [line for line in first.stdout.splitlines() if line.startswith("# ")]
     recs = [json.loads(line) for line in first.stdout.splitlines() if not line.startswith("# ")]
     assert len(groups) == len({r["model"] for r in recs}) >= 2
+    assert any("sound track" in g for g in groups) and any("frames" in g for g in groups)  # who answered what
     assert all(not os.path.isabs(r["input"]) for r in recs)
