@@ -118,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
     sv.add_argument("--device", default=None)
+    tr = sub.add_parser("train", help="fine-tune a classifier on a folder of class subfolders or a manifest",
+                        epilog="example:\n  mediaformers train ./videomae-base clips/ -o run/ --epochs 5\n"
+                               "  mediaformers classify run/best new_clip.mp4", formatter_class=fmt)
+    tr.add_argument("model", help="checkpoint folder, hub id or registry name (its head is re-initialised)")
+    tr.add_argument("data", help="folder of class subfolders (train/<label>/*.mp4|wav|jpg) or a .csv/.jsonl manifest")
+    tr.add_argument("-o", "--output", required=True, help="run folder: metrics.jsonl, last.pt, best/, final/")
+    tr.add_argument("--val", help="validation folder or manifest (default: --val-fraction of the data)")
+    tr.add_argument("--val-fraction", type=float, default=0.2)
+    tr.add_argument("--epochs", type=_positive("epochs"), default=3)
+    tr.add_argument("--batch-size", type=_positive("batch size"), default=4)
+    tr.add_argument("--lr", type=float, default=1e-4)
+    tr.add_argument("--warmup-steps", type=int, default=0)
+    tr.add_argument("--grad-accum", type=_positive("grad accum"), default=1)
+    tr.add_argument("--label-smoothing", type=float, default=0.0)
+    tr.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    tr.add_argument("--gradient-checkpointing", action="store_true")
+    tr.add_argument("--workers", type=int, default=0)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
                        epilog=EPILOG["demo"], formatter_class=fmt)
     d.add_argument("folder", nargs="?", default="demo")
@@ -329,6 +348,18 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import Recipe
+
+    recipe = Recipe(model=args.model, data=args.data, output=args.output, val=args.val,
+                    val_fraction=args.val_fraction, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    warmup_steps=args.warmup_steps, grad_accum=args.grad_accum, label_smoothing=args.label_smoothing,
+                    bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing, num_workers=args.workers,
+                    seed=args.seed, resume=args.resume)
+    print(json.dumps(recipe.fit()))
+    return 0
+
+
 # What a model of each task answers about, so the demo's groups say which model heard or saw what.
 _READS = {"audio-classification": "what it hears: the audio files and the sound track of each video",
           "video-classification": "what it sees: the frames of each video",
@@ -359,7 +390,7 @@ def cmd_demo(args) -> int:
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
-            "export": cmd_export, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
+            "export": cmd_export, "train": cmd_train, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
 
 
 # Python option -> the flag that does the same on the command line, for error hints.

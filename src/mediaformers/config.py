@@ -8,6 +8,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 CONFIG_NAME = "config.json"
+# Old names of common fields transformers still reads.
+COMMON_ALIASES = {"torch_dtype": "dtype"}
+# Common fields left out of config.json at these values, as transformers' diff-based save does.
+SAVED_IF_SET: dict[str, Any] = {"output_hidden_states": False, "output_attentions": False, "return_dict": True,
+                                "chunk_size_feed_forward": 0, "is_encoder_decoder": False, "architectures": None,
+                                "problem_type": None, "dtype": None}
 
 
 @dataclass(kw_only=True)
@@ -30,6 +36,14 @@ class Config:
     label2id: dict[str, int] | None = None  # name -> class index
     problem_type: str | None = None  # "single_label_classification", "multi_label_classification" or "regression"
     architectures: list[str] | None = None  # class names the weights belong to, read by mf.from_pretrained
+    # transformers' PretrainedConfig fields every model reads; written to config.json only when not the default.
+    output_hidden_states: bool = False  # forward's default for output_hidden_states
+    output_attentions: bool = False  # forward's default for output_attentions
+    return_dict: bool = True  # forward's default: an output object (True) or a tuple
+    dtype: str | None = None  # dtype of the saved weights ("float32"); old name torch_dtype
+    chunk_size_feed_forward: int = 0  # transformers' MLP chunking (memory only); ours runs unchunked, same result
+    is_encoder_decoder: bool = False  # always False for these encoders; kept for transformers' code that reads it
+    _name_or_path: str = ""  # what from_pretrained was given; never written to config.json
     extra: dict[str, Any] = field(default_factory=dict)  # every other key of config.json, kept verbatim
 
     def __post_init__(self) -> None:
@@ -49,6 +63,70 @@ class Config:
         allowed = (None, "single_label_classification", "multi_label_classification", "regression")
         if self.problem_type not in allowed:
             raise ValueError(f"problem_type: expected one of {allowed}, got {self.problem_type!r}")
+        if self.dtype is not None:
+            self.dtype = str(self.dtype).removeprefix("torch.")
+        object.__setattr__(self, "_ready", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        name = COMMON_ALIASES.get(name, name)
+        if getattr(self, "_ready", False):
+            if name == "num_labels" and value != self.num_labels:
+                # As transformers: a new count means new generic names.
+                super().__setattr__("id2label", {i: f"LABEL_{i}" for i in range(value)})
+                super().__setattr__("label2id", {f"LABEL_{i}": i for i in range(value)})
+            elif name == "id2label" and value is not None:
+                value = {int(k): v for k, v in value.items()}
+                super().__setattr__("num_labels", len(value))
+            elif name == "dtype" and value is not None:
+                value = str(value).removeprefix("torch.")
+        super().__setattr__(name, value)
+
+    # ---- transformers' PretrainedConfig API ------------------------------------------------------
+    @classmethod
+    def has_field(cls, name: str) -> bool:
+        """Whether ``name`` is a field (or an accepted old name) of this config."""
+        name = {**COMMON_ALIASES, **cls.aliases}.get(name, name)
+        prop = getattr(cls, name, None)
+        return name in {f.name for f in fields(cls)} - {"extra"} or (isinstance(prop, property) and prop.fset is not None)
+
+    @property
+    def use_return_dict(self) -> bool:
+        return self.return_dict
+
+    @property
+    def torch_dtype(self) -> str | None:
+        return self.dtype
+
+    @torch_dtype.setter
+    def torch_dtype(self, value: Any) -> None:
+        self.dtype = value
+
+    @property
+    def name_or_path(self) -> str:
+        return self._name_or_path
+
+    @name_or_path.setter
+    def name_or_path(self, value: Any) -> None:
+        self._name_or_path = str(value)
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set fields from a dict; keys that are not fields are kept in ``extra`` (written to config.json,
+        as transformers writes every attribute)."""
+        for key, value in values.items():
+            key = self.aliases.get(key, key)
+            if self.has_field(key):
+                setattr(self, key, value)
+            else:
+                self.extra[key] = value
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        """config.json's text; with ``use_diff`` the common fields at their defaults are left out, as saved."""
+        data = _strip_defaults(self.to_dict()) if use_diff else self.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json_string(use_diff))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "Config":
@@ -62,8 +140,9 @@ class Config:
             raise ValueError(f"config.json: expected model_type {cls.model_type!r}, got {mt!r}")
         names = {f.name for f in fields(cls)} - {"extra"}
         known, extra = {}, dict(data.pop("extra", {}) or {})
+        aliases = {**COMMON_ALIASES, **cls.aliases}
         for key, value in data.items():
-            key = cls.aliases.get(key, key)
+            key = aliases.get(key, key)
             if key in names:
                 known[key] = value
             elif key != "model_type":
@@ -80,7 +159,7 @@ class Config:
                 value = list(value)
             if f.name == "id2label":
                 value = {str(k): v for k, v in value.items()}
-            if f.name == "num_labels" or (f.name in ("architectures", "problem_type") and value is None):
+            if f.name == "num_labels":
                 continue  # transformers derives num_labels from id2label
             if f.name in self.own_fields and value == f.default:
                 continue
@@ -102,7 +181,18 @@ class Config:
     def save_pretrained(self, folder: str | os.PathLike, **additions: Any) -> None:
         """Write config.json; ``additions`` are extra keys for this file only (e.g. dtype)."""
         os.makedirs(folder, exist_ok=True)
-        data = {**self.to_dict(), **additions}
+        data = {**_strip_defaults(self.to_dict()), **additions}
         with open(os.path.join(folder, CONFIG_NAME), "w", encoding="utf-8") as fh:
             json.dump(dict(sorted(data.items())), fh, indent=2, ensure_ascii=False)
             fh.write("\n")
+
+
+def _strip_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """What config.json holds: the common fields only where they differ from transformers' defaults
+    (nested configs too), never ``_name_or_path``."""
+    out = {}
+    for key, value in data.items():
+        if key == "_name_or_path" or (key in SAVED_IF_SET and value == SAVED_IF_SET[key]):
+            continue
+        out[key] = _strip_defaults(value) if isinstance(value, dict) and "model_type" in value else value
+    return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextvars
+import copy
 import logging
 import os
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from .checkpoints.convert import Converter
 from .checkpoints.hub import resolve
 from .checkpoints.io import load_state_dict, save_state_dict
 from .config import Config
+from .model_api import ModelAPI, hub_repo_id, loading_info, parse_shard_size, split_config_kwargs
+from .model_api import push_to_hub as hub_push
 
 log = logging.getLogger("mediaformers")
 # Set while from_pretrained builds a model: random init is wasted on tensors the checkpoint overwrites.
@@ -58,7 +61,8 @@ def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
+             "float16": torch.float16, "fp16": torch.float16, "half": torch.float16, "float": torch.float32}
+    dtype = dtype.removeprefix("torch.")
     if dtype not in names:
         raise ValueError(f"dtype: expected one of {sorted(names)} or a torch.dtype, got {dtype!r}")
     return names[dtype]
@@ -81,7 +85,7 @@ def parse_device(device: torch.device | str | None) -> torch.device | None:
     return dev
 
 
-class PreTrainedModel(nn.Module):
+class PreTrainedModel(ModelAPI, nn.Module):
     """Adds checkpoint I/O to a family model.
 
     Subclasses set ``config_class``, ``base_model_prefix`` (transformers' attribute name of the
@@ -124,9 +128,9 @@ class PreTrainedModel(nn.Module):
                 nn.init.zeros_(m.bias)
 
     # ---- state dict in transformers' layout -----------------------------------------------
-    def hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """Our weights under transformers' names (what save_pretrained writes)."""
-        return self.converter.to_hf(self.state_dict())
+    def hf_state_dict(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Our weights (or ``state``, in our names) under transformers' names (what save_pretrained writes)."""
+        return self.converter.to_hf(self.state_dict() if state is None else state)
 
     def load_hf_state_dict(
         self, hf_state: dict[str, torch.Tensor], *, strict: bool = True, ignore_mismatched_sizes: bool = False
@@ -172,51 +176,103 @@ class PreTrainedModel(nn.Module):
         cls,
         ref: str | os.PathLike,
         *,
+        config: Config | str | os.PathLike | None = None,
         dtype: torch.dtype | str | None = None,
+        torch_dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
+        device_map: torch.device | str | None = None,
         strict: bool = True,
         ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
+        subfolder: str = "",
         revision: str | None = None,
         cache_dir: str | None = None,
         local_files_only: bool = False,
         token: str | bool | None = None,
         **config_overrides: Any,
     ):
-        """Load from a checkpoint folder, the hub cache or a hub id.
+        """Load from a checkpoint folder, the hub cache or a hub id, with transformers' keywords.
 
-        ``config_overrides`` change the config before the model is built (``num_labels=10`` with
-        ``ignore_mismatched_sizes=True`` to fine-tune with a new head). The load report is kept on
-        ``model.load_report``.
+        ``config_overrides`` are config fields set before the model is built (``num_labels=10`` with
+        ``ignore_mismatched_sizes=True`` to fine-tune with a new head, ``output_hidden_states=True``);
+        any other keyword is a TypeError. ``dtype`` / ``torch_dtype``: a torch.dtype, its name, or
+        "auto" for the checkpoint's own. The load report is kept on ``model.load_report``;
+        ``output_loading_info=True`` returns ``(model, info)`` with transformers' keys as well.
         """
-        device, dtype = parse_device(device), _parse_dtype(dtype)
+        if dtype is not None and torch_dtype is not None and dtype != torch_dtype:
+            raise ValueError(f"dtype / torch_dtype: give one (torch_dtype is its old name), got {dtype!r} and {torch_dtype!r}")
+        dtype = dtype if dtype is not None else torch_dtype
+        if device is not None and device_map is not None and device != device_map:
+            raise ValueError(f"device / device_map: give one, got {device!r} and {device_map!r}")
+        device = parse_device(device if device is not None else device_map)
+        overrides = split_config_kwargs(cls.config_class, config_overrides, f"{cls.__name__}.from_pretrained")
         folder = resolve(ref, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
-        config = cls.config_class.from_pretrained(folder, **config_overrides)
+        if subfolder:
+            folder = os.path.join(folder, subfolder)
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(f"subfolder: {subfolder!r} is not a folder of {os.fspath(ref)}")
+        if isinstance(config, Config):
+            config = config.replace(**overrides) if overrides else copy.deepcopy(config)
+        elif config is not None:
+            config = cls.config_class.from_pretrained(config, **overrides)
+        else:
+            config = cls.config_class.from_pretrained(folder, **overrides)
+        if not isinstance(config, cls.config_class):
+            raise ValueError(f"config: expected {cls.config_class.__name__}, got {type(config).__name__}")
+        config._name_or_path = os.fspath(ref)
+        state = load_state_dict(folder)
+        if dtype == "auto":
+            dtype = config.dtype or next((str(v.dtype) for v in state.values() if v.is_floating_point()), None)
+        dtype = _parse_dtype(dtype)
         skip = _SKIP_INIT.set(True)
         try:
             model = cls(config)
         finally:
             _SKIP_INIT.reset(skip)
         model.load_report = model.load_hf_state_dict(
-            load_state_dict(folder), strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes
+            state, strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes
         )
         model.eval()
-        return model.to(device=device, dtype=dtype)
+        model = model.to(device=device, dtype=dtype)
+        return (model, loading_info(model.load_report)) if output_loading_info else model
 
-    def save_pretrained(self, folder: str | os.PathLike, *, max_shard_size: int | None = None) -> None:
-        """Write config.json and model.safetensors in transformers' layout."""
+    def save_pretrained(
+        self,
+        folder: str | os.PathLike,
+        *,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        safe_serialization: bool = True,
+        max_shard_size: int | str | None = None,
+        is_main_process: bool = True,
+        push_to_hub: bool = False,
+        token: str | bool | None = None,
+        **hub_kwargs: Any,
+    ) -> None:
+        """Write config.json and the weights (model.safetensors, or pytorch_model.bin with
+        ``safe_serialization=False``) in transformers' layout; weight files of another layout left in
+        the folder are removed, so the folder holds one set. ``state_dict`` (ours or transformers' names)
+        replaces the model's tensors. ``push_to_hub`` then uploads (``repo_id``, ``private``,
+        ``commit_message``), failing at once when the hub is out of reach.
+        """
+        unknown = set(hub_kwargs) - {"repo_id", "private", "commit_message", "revision"}
+        if unknown:
+            raise TypeError(f"save_pretrained: got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")
+        if not is_main_process:
+            return
         folder = os.fspath(folder)
+        if os.path.isfile(folder):
+            raise ValueError(f"save_pretrained: expected a folder, got the file {folder}")
         config = self.config.replace(architectures=[type(self).__name__])
         config.save_pretrained(folder, dtype=str(self.dtype).removeprefix("torch."))
-        save_state_dict(self.hf_state_dict(), folder, max_shard_bytes=max_shard_size)
-
-    # ---- conveniences -------------------------------------------------------------------------
-    def gradient_checkpointing_enable(self) -> None:
-        for m in self.modules():
-            if hasattr(m, "gradient_checkpointing"):
-                m.gradient_checkpointing = True
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        if state_dict is None:
+            hf_state = self.hf_state_dict()
+        elif set(state_dict) <= set(self.state_dict()):
+            hf_state = self.hf_state_dict(dict(state_dict))
+        else:
+            hf_state = dict(state_dict)
+        save_state_dict(hf_state, folder, max_shard_bytes=parse_shard_size(max_shard_size), safe=safe_serialization)
+        if push_to_hub:
+            hub_push(folder, hub_repo_id(folder, hub_kwargs), token=token, **hub_kwargs)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -1,32 +1,57 @@
-"""Model outputs: dataclasses with transformers' field names, readable by attribute, key and index."""
+"""Model outputs that behave as transformers' ModelOutput, and the forward options every model shares.
+
+An output is a dataclass *and* an ordered dict of its non-None fields, as in transformers: ``out.logits``,
+``out["logits"]``, ``out[0]``, ``"loss" in out``, ``out.keys()``, iteration over the keys, ``to_tuple()``.
+"""
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
+from collections import OrderedDict
 from dataclasses import dataclass, fields
+from typing import Any, Callable
 
 import torch
 
 
-class ModelOutput:
-    """Index access skips fields that are None, as transformers' ModelOutput does (``out[0]``)."""
+class ModelOutput(OrderedDict):
+    """Ordered dict of the fields that are not None; attributes and keys stay in step."""
 
-    def to_tuple(self) -> tuple:
-        return tuple(v for v in (getattr(self, f.name) for f in fields(self)) if v is not None)
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                super().__setitem__(f.name, value)
 
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in {f.name for f in fields(self)}:
+            if value is None:
+                super().pop(name, None)
+            else:
+                super().__setitem__(name, value)
+        super().__setattr__(name, value)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in {f.name for f in fields(self)}:
+            raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {[f.name for f in fields(self)]}")
+        setattr(self, key, value)
 
     def __getitem__(self, key):
         if isinstance(key, str):
-            if key not in self.keys():
-                raise KeyError(key)
-            return getattr(self, key)
+            return dict(self.items())[key]
         return self.to_tuple()[key]
 
-    def __iter__(self):
-        return iter(self.to_tuple())
+    def __delitem__(self, key) -> None:
+        raise TypeError(f"{type(self).__name__}: fields cannot be deleted; set them to None")
 
-    def __len__(self) -> int:
-        return len(self.to_tuple())
+    def to_tuple(self) -> tuple:
+        """The non-None fields in declaration order."""
+        return tuple(self[k] for k in self.keys())
+
+    # A dataclass with eq=True would drop the dict's hash anyway; equality compares the fields.
+    def __reduce__(self):
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))
 
 
 Tensors = tuple[torch.Tensor, ...] | None
@@ -49,9 +74,54 @@ class BaseModelOutputWithPooling(ModelOutput):
 
 @dataclass
 class ClassifierOutput(ModelOutput):
-    """transformers' ImageClassifierOutput / SequenceClassifierOutput."""
+    """The fields of transformers' classifier outputs; heads return one of the named subclasses below."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     hidden_states: Tensors = None
     attentions: Tensors = None
+
+
+@dataclass
+class ImageClassifierOutput(ClassifierOutput):
+    """transformers' name for image and video classifiers (VideoMAE, ViViT)."""
+
+
+@dataclass
+class SequenceClassifierOutput(ClassifierOutput):
+    """transformers' name for sequence (audio, audio-visual) classifiers."""
+
+
+# ---- forward options (transformers' return_dict / output_* / head_mask conventions) ---------------------
+_NESTED = contextvars.ContextVar("mediaformers_forward_depth", default=0)
+
+
+def forward_options(fn: Callable) -> Callable:
+    """Give a model forward transformers' option handling.
+
+    ``output_hidden_states`` / ``output_attentions`` left as None take the config's value, and the
+    result becomes a tuple when ``return_dict`` is False (given, or ``config.return_dict`` at the
+    outermost call: a model called inside another forward returns its output object, as transformers'
+    models pass ``return_dict=True`` to their sub-models). ``type(self).as_tuple`` builds the tuple.
+    """
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        bound = sig.bind(self, *args, **kwargs)
+        config = self.config
+        for name in ("output_hidden_states", "output_attentions"):
+            if name in sig.parameters and bound.arguments.get(name) is None:
+                bound.arguments[name] = bool(getattr(config, name, False))
+        return_dict = bound.arguments.pop("return_dict", None) if "return_dict" in sig.parameters else None
+        outermost = _NESTED.get() == 0
+        token = _NESTED.set(_NESTED.get() + 1)
+        try:
+            out = fn(*bound.args, **bound.kwargs)
+        finally:
+            _NESTED.reset(token)
+        if return_dict is None:
+            return_dict = getattr(config, "return_dict", True) if outermost else True
+        return out if return_dict else type(self).as_tuple(out)
+
+    return wrapper

@@ -200,7 +200,7 @@ def test_outputs_by_attribute_key_and_index(vivit_ckpt):
         out = model(video(), labels=torch.tensor([1, 0]))
     assert out[0] is out.loss and out[1] is out.logits and out["logits"] is out.logits
     loss, logits = out.to_tuple()
-    assert len(out) == 2 and out.keys() == ["loss", "logits"]
+    assert len(out) == 2 and list(out.keys()) == ["loss", "logits"]
     with pytest.raises(KeyError):
         out["hidden_states"]
 

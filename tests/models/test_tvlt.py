@@ -184,7 +184,8 @@ def test_tuple_outputs(base):
     model, inputs, _, _ = base
     with torch.no_grad():
         out = model(inputs["pixel_values"], inputs["audio_values"], return_dict=False)
-    assert isinstance(out, tuple) and len(out) == 3  # the three hidden states; masking fields are None
+    # transformers 4.57's seven slots: three hidden states, then the four masking ones (None: nothing masked).
+    assert isinstance(out, tuple) and len(out) == 7 and out[3:] == (None, None, None, None)
 
 
 # ---- bad input ----------------------------------------------------------------------------------

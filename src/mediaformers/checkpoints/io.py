@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -54,14 +55,33 @@ def load_state_dict(folder: str) -> dict[str, torch.Tensor]:
     raise FileNotFoundError(f"{folder}: no weights found; expected one of {', '.join(WEIGHT_FILES)}")
 
 
-def save_state_dict(state: dict[str, torch.Tensor], folder: str, max_shard_bytes: int | None = None) -> None:
-    """Write model.safetensors, or shards plus model.safetensors.index.json above ``max_shard_bytes``."""
+def _remove_stale_weights(folder: str) -> None:
+    """Delete weight files of an earlier save: a loader would prefer a stale model.safetensors to a new .bin."""
+    for name in os.listdir(folder):
+        if name in WEIGHT_FILES or re.fullmatch(r"(model|pytorch_model)-\d{5}-of-\d{5}\.(safetensors|bin)", name):
+            os.remove(os.path.join(folder, name))
+
+
+def save_state_dict(
+    state: dict[str, torch.Tensor], folder: str, max_shard_bytes: int | None = None, *, safe: bool = True
+) -> None:
+    """Write model.safetensors (``safe``) or pytorch_model.bin, or shards plus their index above
+    ``max_shard_bytes``; weight files already in ``folder`` are replaced."""
     os.makedirs(folder, exist_ok=True)
+    _remove_stale_weights(folder)
     state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     meta = {"format": "pt"}
+
+    def write(tensors: dict[str, torch.Tensor], name: str) -> None:
+        if safe:
+            save_file(tensors, os.path.join(folder, name), metadata=meta)
+        else:
+            torch.save(tensors, os.path.join(folder, name))
+
+    stem, ext, index = ("model", "safetensors", SAFE_INDEX) if safe else ("pytorch_model", "bin", PT_INDEX)
     total = sum(v.numel() * v.element_size() for v in state.values())
     if max_shard_bytes is None or total <= max_shard_bytes:
-        save_file(state, os.path.join(folder, SAFE_WEIGHTS), metadata=meta)
+        write(state, SAFE_WEIGHTS if safe else PT_WEIGHTS)
         return
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
@@ -74,8 +94,8 @@ def save_state_dict(state: dict[str, torch.Tensor], folder: str, max_shard_bytes
         size += nbytes
     weight_map = {}
     for i, shard in enumerate(shards, 1):
-        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, os.path.join(folder, name), metadata=meta)
+        name = f"{stem}-{i:05d}-of-{len(shards):05d}.{ext}"
+        write(shard, name)
         weight_map.update({k: name for k in shard})
-    with open(os.path.join(folder, SAFE_INDEX), "w", encoding="utf-8") as fh:
+    with open(os.path.join(folder, index), "w", encoding="utf-8") as fh:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, fh, indent=2)

@@ -19,6 +19,22 @@ def padding_mask_to_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor
     return bias.masked_fill(~keep, torch.finfo(dtype).min)
 
 
+def head_mask_per_layer(head_mask: torch.Tensor | None, layers: int, heads: int) -> list[torch.Tensor | None]:
+    """transformers' head_mask, (heads,) for every layer or (layers, heads), as one (1, heads, 1, 1) factor per layer.
+
+    It multiplies the attention probabilities (1 keeps a head, 0 silences it).
+    """
+    if head_mask is None:
+        return [None] * layers
+    if not isinstance(head_mask, torch.Tensor):
+        head_mask = torch.as_tensor(head_mask)
+    if head_mask.dim() == 1:
+        head_mask = head_mask[None].expand(layers, -1)
+    if head_mask.dim() != 2 or tuple(head_mask.shape) != (layers, heads):
+        raise ValueError(f"head_mask: expected shape ({heads},) or ({layers}, {heads}), got {tuple(head_mask.shape)}")
+    return [m.reshape(1, heads, 1, 1) for m in head_mask]
+
+
 class Attention(nn.Module):
     """Self-attention over (batch, tokens, dim).
 
@@ -60,13 +76,16 @@ class Attention(nn.Module):
         attn_bias: torch.Tensor | None = None,
         need_weights: bool = False,
         num_queries: int | None = None,
+        head_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, tokens, dim); attn_bias: additive, broadcastable to (batch, heads, tokens, tokens).
 
         Returns the output (batch, tokens, dim) and, only when ``need_weights``, the attention
         probabilities (batch, heads, tokens, tokens). With ``num_queries`` only the first
         ``num_queries`` tokens attend (keys and values are still all tokens): the output is
-        (batch, num_queries, dim), for heads that read a few leading tokens only.
+        (batch, num_queries, dim), for heads that read a few leading tokens only. ``head_mask``
+        (broadcastable to (batch, heads, 1, 1)) multiplies the attention probabilities, as transformers'
+        head_mask does; it takes the explicit path, since SDPA has no hook between softmax and values.
         """
         b, n, c = x.shape
         bias = self.qkv.bias
@@ -86,12 +105,17 @@ class Attention(nn.Module):
             k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
         drop = self.attn_drop if self.training else 0.0
         weights = None
-        if need_weights:
+        if need_weights or head_mask is not None:
             scores = (q * self.scale) @ k.transpose(-2, -1)
             if attn_bias is not None:
                 scores = scores + attn_bias
             weights = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-            out = F.dropout(weights, drop, self.training) @ v
+            probs = F.dropout(weights, drop, self.training)
+            if head_mask is not None:
+                head_mask = head_mask.to(probs.dtype)
+                probs, weights = probs * head_mask, weights * head_mask
+            out = probs @ v
+            weights = weights if need_weights else None
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop)
         out = out.transpose(1, 2).reshape(b, m, c)

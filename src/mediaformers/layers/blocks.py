@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .activations import Activation
-from .attention import Attention
+from .attention import Attention, head_mask_per_layer
 
 
 class Mlp(nn.Module):
@@ -53,9 +53,10 @@ class Block(nn.Module):
         attn_bias: torch.Tensor | None = None,
         need_weights: bool = False,
         num_queries: int | None = None,
+        head_mask: torch.Tensor | None = None,
     ):
         """x (batch, tokens, dim) -> (batch, tokens, dim), or (batch, num_queries, dim) for the leading tokens only."""
-        a, weights = self.attn(self.norm1(x), attn_bias, need_weights, num_queries)
+        a, weights = self.attn(self.norm1(x), attn_bias, need_weights, num_queries, head_mask)
         x = (x if num_queries is None else x[:, :num_queries]) + a
         x = x + self.mlp(self.norm2(x))
         return x, weights
@@ -82,8 +83,9 @@ class PostNormBlock(nn.Module):
         self.mlp = Mlp(dim, mlp_hidden, act=act, drop=drop)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False):
-        a, weights = self.attn(x, attn_bias, need_weights)
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False,
+                head_mask: torch.Tensor | None = None):
+        a, weights = self.attn(x, attn_bias, need_weights, head_mask=head_mask)
         x = self.norm1(x + a)
         x = self.norm2(x + self.mlp(x))
         return x, weights
@@ -106,6 +108,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.gradient_checkpointing = False
+        self.checkpoint_kwargs: dict = {"use_reentrant": False}  # torch.utils.checkpoint options
 
     @classmethod
     def stack(cls, depth: int, dim: int, num_heads: int, mlp_hidden: int, *, block: type = Block, **kwargs):
@@ -120,19 +123,25 @@ class Encoder(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         num_queries: int | None = None,
+        head_mask: torch.Tensor | None = None,
     ) -> EncoderOutput:
         """``num_queries``: the last (pre-norm) block computes only the first ``num_queries`` tokens,
-        all a pooled head reads (cls tokens); its output, and last_hidden_state, are then that short."""
+        all a pooled head reads (cls tokens); its output, and last_hidden_state, are then that short.
+        ``head_mask``: transformers' (heads,) or (layers, heads) factors on the attention probabilities."""
         hidden = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         last = len(self.blocks) - 1
+        heads = getattr(self.blocks[0].attn, "num_heads", 1) if len(self.blocks) else 1
+        layer_masks = head_mask_per_layer(head_mask, len(self.blocks), heads)
         for i, block in enumerate(self.blocks):
-            # Leaving the argument out elsewhere keeps blocks without it (PostNormBlock) working.
-            extra = (num_queries,) if num_queries is not None and i == last else ()
+            # Leaving the arguments out when unused keeps blocks without them (PostNormBlock) working.
+            kw = {"num_queries": num_queries} if num_queries is not None and i == last else {}
+            if layer_masks[i] is not None:
+                kw["head_mask"] = layer_masks[i]
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x, w = checkpoint(block, x, attn_bias, output_attentions, *extra, use_reentrant=False)
+                x, w = checkpoint(block, x, attn_bias, output_attentions, **kw, **self.checkpoint_kwargs)
             else:
-                x, w = block(x, attn_bias, output_attentions, *extra)
+                x, w = block(x, attn_bias, output_attentions, **kw)
             if hidden is not None:
                 hidden.append(x)
             if attentions is not None:

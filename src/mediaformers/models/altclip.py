@@ -13,7 +13,7 @@ from ..config import Config
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Block, Encoder, PatchEmbed, resample_grid
 from ..modeling import LoadReport, PreTrainedModel
-from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensors
+from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensors, forward_options
 from .common import frame_settings, pair
 from .xlmr import XLMRobertaEncoder
 
@@ -185,6 +185,8 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
 
     config_class = AltCLIPTextConfig
     base_model_prefix = "text_model"  # so the text tower loads out of a full AltCLIP checkpoint
+    main_input_name = "input_ids"
+    input_embeddings = "xlmr.embeddings.word"
 
     def __init__(self, config: AltCLIPTextConfig):
         super().__init__(config)
@@ -199,6 +201,7 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
         self.proj = nn.Linear(c.hidden_size, c.project_dim)
         self.init_weights()
 
+    @forward_options
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -206,16 +209,23 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        *,
+        head_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> BaseModelOutputWithPoolingAndProjection:
-        """input_ids (batch, tokens), attention_mask 1 = token, 0 = padding ->
-        last_hidden_state (batch, tokens, project_dim), pooler_output (batch, project_dim).
+        """input_ids (batch, tokens) or inputs_embeds (batch, tokens, hidden), attention_mask 1 = token,
+        0 = padding -> last_hidden_state (batch, tokens, project_dim), pooler_output (batch, project_dim).
 
         ``hidden_states`` are the encoder's (hidden_size wide), the embeddings' output first.
+        ``encoder_hidden_states`` / ``encoder_attention_mask`` are accepted and unused, as in the
+        reference: the text tower is an encoder without cross-attention.
         """
         _check_text(input_ids, attention_mask, inputs_embeds)
-        out = self.xlmr(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+        out = self.xlmr(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask=head_mask,
                         output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         x = self.proj(self.norm(out.last_hidden_state))
         return BaseModelOutputWithPoolingAndProjection(x, x[:, 0], out.hidden_states, out.attentions)
@@ -226,6 +236,8 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
 
     config_class = AltCLIPVisionConfig
     base_model_prefix = "vision_model"  # so the vision tower loads out of a full AltCLIP checkpoint
+    input_embeddings = "patch_embed"
+    embedding_parameters = ("pos_embed",)  # an nn.Embedding in transformers
 
     def __init__(self, config: AltCLIPVisionConfig):
         super().__init__(config)
@@ -253,12 +265,15 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
         new = (height // c.patch_size, width // c.patch_size)
         return torch.cat([self.pos_embed[:1], resample_grid(self.pos_embed[1:], c.grid, new)])
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         interpolate_pos_encoding: bool = False,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> BaseModelOutputWithPooling:
         """pixel_values (batch, channels, H, W) -> last_hidden_state (batch, 1 + patches, hidden),
         pooler_output (batch, hidden). ``hidden_states`` start with the pre-LayerNorm'd embeddings."""
@@ -290,6 +305,8 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
 class AltCLIPModel(AltCLIPPreTrainedModel):
     """Both towers and their projections into one space; logits = exp(logit_scale) * cosine similarity."""
 
+    main_input_name = "input_ids"
+
     def __init__(self, config: AltCLIPConfig):
         super().__init__(config)
         c = config
@@ -302,31 +319,38 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         nn.init.normal_(self.visual_projection.weight, std=c.vision_config.hidden_size**-0.5 * c.initializer_factor)
         nn.init.normal_(self.text_projection.weight, std=c.text_config.project_dim**-0.5 * c.initializer_factor)
 
-    def hf_state_dict(self) -> dict[str, torch.Tensor]:
-        return text_layers_as_hub(super().hf_state_dict())
+    def hf_state_dict(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        return text_layers_as_hub(super().hf_state_dict(state))
 
+    @forward_options
     def get_text_features(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        *,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> BaseModelOutputWithPoolingAndProjection:
         """The text tower's output with ``pooler_output`` = text_projection(token 0), (batch, projection_dim),
         not normalised (as transformers 5 returns it)."""
-        out = self.text_model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                              position_ids=position_ids, output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        out = self.text_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                              output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         out.pooler_output = self.text_projection(out.last_hidden_state[:, 0])
         return out
 
+    @forward_options
     def get_image_features(
         self,
         pixel_values: torch.Tensor,
         interpolate_pos_encoding: bool = False,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> BaseModelOutputWithPooling:
         """The vision tower's output with ``pooler_output`` = visual_projection(LN(CLS)), (batch, projection_dim)."""
         out = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
@@ -334,6 +358,7 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         out.pooler_output = self.visual_projection(out.pooler_output)
         return out
 
+    @forward_options
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -343,8 +368,10 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         return_loss: bool | None = None,
         interpolate_pos_encoding: bool = False,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        *,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
     ) -> AltCLIPOutput:
         """input_ids (texts, tokens) and pixel_values (images, C, H, W) -> logits_per_image (images, texts).
 

@@ -16,7 +16,7 @@ from ..config import Config
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
 from ..modeling import PreTrainedModel
-from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
+from ..outputs import BaseModelOutputWithPooling, SequenceClassifierOutput, forward_options
 from .common import backbone, classification_loss, pair
 
 POS_MODES = ("auto", "crop", "interpolate")
@@ -79,6 +79,8 @@ class ASTPreTrainedModel(PreTrainedModel):
     config_class = ASTConfig
     base_model_prefix = "audio_spectrogram_transformer"
     converter = CONVERTER
+    main_input_name = "input_values"
+    input_embeddings = "patch_embed"
 
 
 class ASTModel(ASTPreTrainedModel):
@@ -131,12 +133,16 @@ class ASTModel(ASTPreTrainedModel):
             pos = resample_grid(pos, (f, t0), (f, time_patches), mode="bilinear")
         return torch.cat([tokens, pos], dim=1)
 
+    @forward_options
     def forward(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        *,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         pos_mode: str = "auto",
         pooled_only: bool = False,
     ) -> BaseModelOutputWithPooling:
@@ -166,7 +172,7 @@ class ASTModel(ASTPreTrainedModel):
                 )
             bias = padding_mask_to_bias(attention_mask, x.dtype)
         out = self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                           num_queries=2 if pooled_only else None)
+                           num_queries=2 if pooled_only else None, head_mask=head_mask)
         x = self.norm(out.last_hidden_state)
         pooled = (x[:, 0] + x[:, 1]) / 2
         return BaseModelOutputWithPooling(x, pooled, out.hidden_states, out.attentions)
@@ -196,15 +202,19 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         self.head = ASTHead(config.hidden_size, config.num_labels, config.layer_norm_eps)
         self.init_weights()
 
+    @forward_options
     def forward(
         self,
         input_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        *,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         pos_mode: str = "auto",
-    ) -> ClassifierOutput:
+    ) -> SequenceClassifierOutput:
         """input_values (batch, frames, num_mel_bins) -> logits (batch, num_labels).
 
         ``labels``: class ids (batch,) for single-label, float multi-hot (batch, num_labels) for
@@ -212,12 +222,13 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         it is inferred as transformers does.
         """
         out = self.audio_spectrogram_transformer(
-            input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions, pos_mode=pos_mode, pooled_only=not (output_hidden_states or output_attentions),  # else the last layer is returned whole
+            input_values, attention_mask, head_mask=head_mask, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, pos_mode=pos_mode,
+            pooled_only=not (output_hidden_states or output_attentions),  # else the last layer is returned whole
         )
         logits = self.head(out.pooler_output)
-        loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
-        return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
 # ---- the family declaration ---------------------------------------------------------------------

@@ -5,13 +5,15 @@ import torch
 import torch.nn.functional as F
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
     """transformers' loss for sequence/image/video/audio classification.
 
-    Without a ``problem_type`` it is inferred as transformers does: one label -> regression, integer
-    labels -> single-label cross-entropy, float labels -> multi-label BCE. The config is not changed.
+    Without a ``config.problem_type`` it is inferred as transformers does (one label -> regression,
+    integer labels -> single-label cross-entropy, float labels -> multi-label BCE) and written into
+    the config, so later calls and save_pretrained keep it, as in transformers.
     """
     num_labels = logits.shape[-1]
+    problem_type = config.problem_type
     if problem_type is None:
         if num_labels == 1:
             problem_type = "regression"
@@ -19,6 +21,7 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type
             problem_type = "single_label_classification"
         else:
             problem_type = "multi_label_classification"
+        config.problem_type = problem_type
     labels = labels.to(logits.device)
     if problem_type == "regression":
         if num_labels == 1:

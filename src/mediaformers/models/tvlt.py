@@ -16,7 +16,7 @@ from ..config import Config
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias
 from ..modeling import PreTrainedModel
-from ..outputs import ClassifierOutput, ModelOutput, Tensors
+from ..outputs import ModelOutput, SequenceClassifierOutput, Tensors, forward_options
 from .common import backbone, check_video, frame_settings, pair, random_video
 from .mae import check_noise, grouped_noise, masked_mse, patchify, patchify_2d, random_masking, uniform_noise, unshuffle
 
@@ -169,6 +169,15 @@ class TvltPreTrainedModel(PreTrainedModel):
     config_class = TvltConfig
     base_model_prefix = "tvlt"
     converter = CONVERTER
+    input_embeddings = "pixel_patch"  # transformers 4.57 returns the pixel and audio patch embeddings as a pair
+
+    def get_input_embeddings(self) -> tuple[nn.Module, nn.Module]:
+        base = self.base_model
+        return (base.pixel_patch, base.audio_patch)
+
+
+def _present(*values) -> tuple:
+    return tuple(v for v in values if v is not None)
 
 
 class TvltModel(TvltPreTrainedModel):
@@ -188,6 +197,14 @@ class TvltModel(TvltPreTrainedModel):
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(d, eps=c.layer_norm_eps)
         self.init_weights()
 
+    @staticmethod
+    def as_tuple(out: TvltModelOutput) -> tuple:
+        """transformers 4.57's tuple: seven slots, the masking ones None when nothing was masked."""
+        return (out.last_hidden_state, out.last_pixel_hidden_state, out.last_audio_hidden_state, out.pixel_label_masks,
+                out.audio_label_masks, out.pixel_ids_restore, out.audio_ids_restore) + _present(out.hidden_states,
+                                                                                                 out.attentions)
+
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -196,8 +213,8 @@ class TvltModel(TvltPreTrainedModel):
         audio_mask: torch.Tensor | None = None,
         mask_pixel: bool = False,
         mask_audio: bool = False,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         *,
         pixel_noise: torch.Tensor | None = None,
@@ -212,9 +229,8 @@ class TvltModel(TvltPreTrainedModel):
         ``audio_noise`` (batch, patches) are given; the lowest-noise patches are kept.
         """
         check_inputs(self.config, pixel_values, audio_values, pixel_mask, audio_mask)
-        out = self._forward(pixel_values, audio_values, pixel_mask, audio_mask, mask_pixel, mask_audio,
-                            output_attentions, output_hidden_states, pixel_noise, audio_noise, generator)
-        return out if return_dict is not False else out.to_tuple()
+        return self._forward(pixel_values, audio_values, pixel_mask, audio_mask, mask_pixel, mask_audio,
+                             output_attentions, output_hidden_states, pixel_noise, audio_noise, generator)
 
     def _forward(self, pixel_values, audio_values, pixel_mask, audio_mask, mask_pixel=False, mask_audio=False,
                  output_attentions=False, output_hidden_states=False, noise_v=None, noise_a=None,
@@ -322,6 +338,13 @@ class TvltForPreTraining(TvltPreTrainedModel):
         return (masked_mse(pixel_logits, pixel_target, out.pixel_label_masks)
                 + masked_mse(audio_logits, audio_target, out.audio_label_masks))
 
+    @staticmethod
+    def as_tuple(out: TvltForPreTrainingOutput) -> tuple:
+        """transformers 4.57's tuple: loss, then three logit slots (None for a task that did not run)."""
+        return _present(out.loss) + (out.matching_logits, out.pixel_logits, out.audio_logits) + _present(
+            out.hidden_states, out.attentions)
+
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -331,8 +354,8 @@ class TvltForPreTraining(TvltPreTrainedModel):
         labels: torch.Tensor | None = None,
         pixel_values_mixed: torch.Tensor | None = None,
         pixel_mask_mixed: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         *,
         pixel_noise: torch.Tensor | None = None,
@@ -379,9 +402,8 @@ class TvltForPreTraining(TvltPreTrainedModel):
                                        self.decoder_audio_pos, self.audio_head)
             mae = self.mae_loss(pixel_values, audio_values, out, pixel_logits, audio_logits)
             loss = mae if loss is None else loss + mae
-        result = TvltForPreTrainingOutput(loss, matching_logits, pixel_logits, audio_logits,
-                                          out.hidden_states, out.attentions)
-        return result if return_dict is not False else result.to_tuple()
+        return TvltForPreTrainingOutput(loss, matching_logits, pixel_logits, audio_logits,
+                                        out.hidden_states, out.attentions)
 
 
 class TvltForAudioVisualClassification(TvltPreTrainedModel):
@@ -398,24 +420,30 @@ class TvltForAudioVisualClassification(TvltPreTrainedModel):
                                         nn.Linear(2 * d, c.num_labels))
         self.init_weights()
 
+    @staticmethod
+    def as_tuple(out: SequenceClassifierOutput) -> tuple:
+        """transformers 4.57's tuple: (loss,) logits, then the encoder tuple from its fifth slot on, i.e.
+        three masking slots that are always None here, then hidden states and attentions."""
+        return _present(out.loss) + (out.logits, None, None, None) + _present(out.hidden_states, out.attentions)
+
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         audio_values: torch.Tensor,
         pixel_mask: torch.Tensor | None = None,
         audio_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         labels: torch.Tensor | None = None,
-    ) -> ClassifierOutput:
+    ) -> SequenceClassifierOutput:
         """labels: (batch,) class ids for loss_type "classification"; (batch, num_labels) floats for "regression"."""
         out = self.tvlt(pixel_values, audio_values, pixel_mask, audio_mask, output_attentions=output_attentions,
                         output_hidden_states=output_hidden_states)
         logits = self.classifier(out.last_hidden_state[:, 0])
         loss = self.loss(logits, labels) if labels is not None else None
-        result = ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
-        return result if return_dict is not False else result.to_tuple()
+        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
         kind, (b, n) = self.config.loss_type, logits.shape

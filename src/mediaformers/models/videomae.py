@@ -13,7 +13,7 @@ from ..config import Config
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
-from ..outputs import BaseModelOutput, ClassifierOutput, ModelOutput, Tensors
+from ..outputs import BaseModelOutput, ImageClassifierOutput, ModelOutput, Tensors, forward_options
 from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
                      video_input_doc)
 from .mae import patchify, visible
@@ -48,6 +48,15 @@ class VideoMAEConfig(Config):
     decoder_num_hidden_layers: int = 4
     decoder_intermediate_size: int = 1536
     norm_pix_loss: bool = True  # pre-training target: per-patch normalised pixels
+
+    @property
+    def qv_bias(self) -> bool:
+        """transformers 5's name for ``qkv_bias``."""
+        return self.qkv_bias
+
+    @qv_bias.setter
+    def qv_bias(self, value: bool) -> None:
+        self.qkv_bias = value
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -115,6 +124,7 @@ class VideoMAEPreTrainedModel(PreTrainedModel):
     config_class = VideoMAEConfig
     base_model_prefix = "videomae"
     converter = CONVERTER
+    input_embeddings = "patch_embed"
 
 
 def _blocks(c: VideoMAEConfig, dim: int, layers: int, heads: int, hidden: int) -> Encoder:
@@ -136,18 +146,23 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.init_weights()
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        pooled_only: bool = False,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        *,
         interpolate_pos_encoding: bool = False,
+        pooled_only: bool = False,
     ) -> BaseModelOutput:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden).
 
-        ``pooled_only`` (first-token pooling only) skips the last block's work for the other tokens.
+        ``bool_masked_pos`` (batch, patches), True or 1 = masked, drops those tubelets. ``head_mask``
+        (heads,) or (layers, heads) scales attention probabilities. ``pooled_only`` (first-token pooling only) skips the last block's work for the other tokens.
         ``interpolate_pos_encoding`` accepts other frame counts and sizes: VideoMAE's position table
         is a fixed sin-cos function of the token index, so it is recomputed for the new number of
         tubelets — exact, not a resampling.
@@ -161,7 +176,7 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         if bool_masked_pos is not None:
             x = visible(x, check_mask(bool_masked_pos, b, n))
         out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                           num_queries=1 if pooled_only else None)
+                           num_queries=1 if pooled_only else None, head_mask=head_mask)
         x = out.last_hidden_state if self.norm is None else self.norm(out.last_hidden_state)
         return BaseModelOutput(x, out.hidden_states, out.attentions)
 
@@ -232,19 +247,23 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
         patches = patches.flatten(2)
         return patches[mask].reshape(patches.shape[0], -1, patches.shape[-1])
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
-        bool_masked_pos: torch.Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        bool_masked_pos: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        *,
         interpolate_pos_encoding: bool = False,
     ) -> VideoMAEForPreTrainingOutput:
         """With ``interpolate_pos_encoding``, other frame counts and sizes (exact sin-cos tables for
         the new number of tubelets, in the encoder and the decoder; the mask must cover that many)."""
         if bool_masked_pos is None:
             raise ValueError("bool_masked_pos: pre-training needs a mask; make one with model.make_mask(batch_size)")
-        enc = self.encode(pixel_values, bool_masked_pos, output_hidden_states=output_hidden_states,
+        enc = self.encode(pixel_values, bool_masked_pos, head_mask=head_mask, output_hidden_states=output_hidden_states,
                           output_attentions=output_attentions, interpolate_pos_encoding=interpolate_pos_encoding)
         mask = check_mask(bool_masked_pos, pixel_values.shape[0], self.videomae.num_tokens(pixel_values))
         if not mask[0].any():
@@ -291,23 +310,28 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         self.classifier = nn.Linear(c.hidden_size, c.num_labels) if c.num_labels > 0 else nn.Identity()
         self.init_weights()
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        *,
         interpolate_pos_encoding: bool = False,
-    ) -> ClassifierOutput:
+    ) -> ImageClassifierOutput:
+        """``labels`` (batch,) class ids, or floats for multi-label/regression; the loss as transformers'
+        (``config.problem_type``, inferred from the labels and written into the config when unset)."""
         first_token = self.fc_norm is None and not (output_hidden_states or output_attentions)
-        out = self.videomae(pixel_values, output_hidden_states=output_hidden_states,
-                            output_attentions=output_attentions, pooled_only=first_token,
-                            interpolate_pos_encoding=interpolate_pos_encoding)
+        out = self.videomae(pixel_values, None, head_mask, output_attentions, output_hidden_states,
+                            pooled_only=first_token, interpolate_pos_encoding=interpolate_pos_encoding)
         x = out.last_hidden_state
         x = self.fc_norm(x.mean(1)) if self.fc_norm is not None else x[:, 0]
         logits = self.classifier(x)
-        loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
-        return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        return ImageClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
 # ---- the family declaration ---------------------------------------------------------------------

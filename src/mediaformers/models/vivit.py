@@ -12,9 +12,9 @@ from torch import nn
 from ..checkpoints.vivit import CONVERTER
 from ..config import Config
 from ..family import Family, Pretrained, Processor, register_family
-from ..layers import Activation, Encoder, PatchEmbed, resample_grid
+from ..layers import Activation, Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
 from ..modeling import PreTrainedModel
-from ..outputs import BaseModelOutputWithPooling, ClassifierOutput
+from ..outputs import BaseModelOutputWithPooling, ImageClassifierOutput, forward_options
 from . import vivit_variants as variants
 from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
                      video_input_doc)
@@ -79,6 +79,7 @@ class VivitPreTrainedModel(PreTrainedModel):
     config_class = VivitConfig
     base_model_prefix = "vivit"
     converter = CONVERTER
+    input_embeddings = "patch_embed"
 
     def _init_weights(self) -> None:
         super()._init_weights()
@@ -130,17 +131,23 @@ class VivitModel(VivitPreTrainedModel):
             pos = pos.permute(2, 0, 1).to(cls_pos.dtype)
         return torch.cat([cls_pos, pos.reshape(1, -1, dim)], dim=1)
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         interpolate_pos_encoding: bool = False,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         pooled_only: bool = False,
     ) -> BaseModelOutputWithPooling:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, 1 + tubelets, hidden).
 
-        With ``interpolate_pos_encoding`` other frame sizes and counts are accepted. ``pooled_only``
+        With ``interpolate_pos_encoding`` other frame sizes and counts are accepted. ``attention_mask``
+        (batch, 1 + tubelets), 1 = attend, masks keys, as transformers 5 does. ``pooled_only``
         skips the last block's work for the tubelet tokens, which [CLS]-reading heads never use
         (1/layers of the compute); last_hidden_state is then (batch, 1, hidden).
         """
@@ -156,11 +163,21 @@ class VivitModel(VivitPreTrainedModel):
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.to(x.dtype).expand(x.shape[0], -1, -1), x], dim=1)
         x = self.drop(x + self.positions(grid).to(x.dtype))
+        bias = None
+        if attention_mask is not None:
+            if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != tuple(x.shape[:2]):
+                got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
+                raise ValueError(f"attention_mask: expected shape {tuple(x.shape[:2])} (batch, 1 + tubelets), got {got}")
+            bias = padding_mask_to_bias(attention_mask, x.dtype)
         if c.vivit_variant == "joint":
-            out = self.encoder(x, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                               num_queries=1 if pooled_only else None)
+            out = self.encoder(x, bias, output_hidden_states=output_hidden_states,
+                               output_attentions=output_attentions, num_queries=1 if pooled_only else None,
+                               head_mask=head_mask)
             x, hidden, attentions = out.last_hidden_state, out.hidden_states, out.attentions
         else:
+            if bias is not None or head_mask is not None:
+                raise ValueError(f"attention_mask / head_mask: only for vivit_variant 'joint' (transformers' ViViT), "
+                                 f"got vivit_variant {c.vivit_variant!r}")
             if output_attentions:
                 raise ValueError(f"output_attentions: not available for vivit_variant {c.vivit_variant!r} "
                                  "(its attention maps are per time step / per position), got True")
@@ -186,20 +203,26 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
         self.init_weights()
 
+    @forward_options
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> ClassifierOutput:
-        out = self.vivit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
-                         output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        head_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput:
+        """``labels``: as VideoMAE's classifier; ``attention_mask`` as :meth:`VivitModel.forward`."""
+        out = self.vivit(pixel_values, interpolate_pos_encoding, attention_mask, head_mask=head_mask,
+                         output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                          pooled_only=not (output_hidden_states or output_attentions))
         logits = self.classifier(self.vivit.summary(out.last_hidden_state))
-        loss = classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
-        return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        return ImageClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
 # ---- the family declaration ---------------------------------------------------------------------

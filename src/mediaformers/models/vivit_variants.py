@@ -30,9 +30,7 @@ class SpaceTimeAttention(Attention):
     """Model 4: the first half of the heads attend within a time step, the second half within a position."""
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int], need_weights: bool = False):
-        if need_weights:
-            raise ValueError("output_attentions: factorised dot-product attention has two attention maps of "
-                             "different sizes per block and returns none; got output_attentions=True")
+        """(batch, t*s, dim) -> same; no attention maps (VivitModel refuses output_attentions for variants)."""
         b, n, c = x.shape
         t, s = grid
         hs = self.num_heads // 2
@@ -81,9 +79,6 @@ class SelfAttentionBlock(nn.Module):
         self.mlp = Mlp(dim, mlp_hidden, act=act, drop=drop)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int], need_weights: bool = False):
-        if need_weights:
-            raise ValueError("output_attentions: factorised self-attention has two attention maps of different "
-                             "sizes per block and returns none; got output_attentions=True")
         b, n, d = x.shape
         t, s = grid
         x = x.reshape(b * t, s, d)

@@ -105,10 +105,12 @@ class XLMRobertaEncoder(nn.Module):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         *,
+        head_mask: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ) -> EncoderOutput:
         """-> last_hidden_state (batch, tokens, dim); hidden_states start with the embeddings' output."""
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         bias = padding_mask_to_bias(attention_mask, x.dtype) if attention_mask is not None else None
-        return self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        return self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                            head_mask=head_mask)
