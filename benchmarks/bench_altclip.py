@@ -62,8 +62,9 @@ def main() -> None:
         x = torch.randn(batch, 3, vc.image_size, vc.image_size, dtype=dtype)
         a, b = ours.get_image_features(x), ref.get_image_features(pixel_values=x)
         err = (a.pooler_output.float() - b.pooler_output.float()).abs().max().item()
-        t_ours, t_ref = alternate(lambda: ours.get_image_features(x), lambda: ref.get_image_features(pixel_values=x),
-                                  runs=args.runs)
+        t = alternate({"ours": lambda: ours.get_image_features(x),
+                       "ref": lambda: ref.get_image_features(pixel_values=x)}, repeat=args.runs)
+        t_ours, t_ref = t["ours"], t["ref"]
         work = flops(lambda: ours.get_image_features(x))
         print(row(f"image features, batch {batch}", t_ours, t_ref, work, peak)
               + f"   {batch / t_ours:6.2f} vs {batch / t_ref:6.2f} img/s   max|diff| {err:.1e}")
@@ -79,8 +80,9 @@ def main() -> None:
         a = ours.get_text_features(ids, attention_mask=mask)
         b = ref.get_text_features(input_ids=ids, attention_mask=mask)
         err = (a.pooler_output.float() - b.pooler_output.float()).abs().max().item()
-        t_ours, t_ref = alternate(lambda: ours.get_text_features(ids, attention_mask=mask),
-                                  lambda: ref.get_text_features(input_ids=ids, attention_mask=mask), runs=args.runs)
+        t = alternate({"ours": lambda: ours.get_text_features(ids, attention_mask=mask),
+                       "ref": lambda: ref.get_text_features(input_ids=ids, attention_mask=mask)}, repeat=args.runs)
+        t_ours, t_ref = t["ours"], t["ref"]
         work = flops(lambda: ours.get_text_features(ids, attention_mask=mask))
         print(row(f"text features, batch {batch}", t_ours, t_ref, work, peak)
               + f"   {batch / t_ours:6.2f} vs {batch / t_ref:6.2f} txt/s   max|diff| {err:.1e}")

@@ -11,19 +11,17 @@ models so background load hits both alike.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import transformers as tf
 
-import mediaformers as mf
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench  # noqa: E402
+from common import alternate, matmul_peak  # noqa: E402
+
+import mediaformers as mf  # noqa: E402
 
 
 def model_flops(c: mf.ASTConfig, batch: int) -> float:
@@ -35,27 +33,12 @@ def model_flops(c: mf.ASTConfig, batch: int) -> float:
     return batch * (patch + c.num_hidden_layers * layer)
 
 
-def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 4096, runs: int = 3) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return 2 * n**3 / bench(lambda: torch.mm(a, b), warmup=1, repeat=runs, reduce=min)
-
-
-
-
 def compare(ours, ref, x: torch.Tensor, runs: int) -> dict[str, tuple[float, float]]:
     """Median wall and CPU seconds per forward of each model; one warmup each, then alternating runs."""
-    times = {"ours": [], "ref": [], "ours_cpu": [], "ref_cpu": []}
     with torch.inference_mode():
         a, b = ours(x).logits, ref(input_values=x).logits
-        print(f"    max |ours - ref| logits: {(a.float() - b.float()).abs().max().item():.2e}")
-        for _ in range(runs):
-            for name, fn in (("ours", lambda: ours(x)), ("ref", lambda: ref(input_values=x))):
-                t0, c0 = time.perf_counter(), time.process_time()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-                times[name + "_cpu"].append(time.process_time() - c0)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return {"ours": (med["ours"], med["ours_cpu"]), "ref": (med["ref"], med["ref_cpu"])}
+    print(f"    max |ours - ref| logits: {(a.float() - b.float()).abs().max().item():.2e}")
+    return alternate({"ours": lambda: ours(x), "ref": lambda: ref(input_values=x)}, repeat=runs, warmup=0, cpu=True)
 
 
 def main() -> None:
@@ -71,7 +54,7 @@ def main() -> None:
         ref.save_pretrained(tmp)
         ours = mf.ASTForAudioClassification.from_pretrained(tmp)
     c = ours.config
-    peak = matmul_peak()
+    peak = matmul_peak(n=4096)
     print(f"AST base: {c.max_length}x{c.num_mel_bins} input, {c.num_hidden_layers} layers, hidden {c.hidden_size}, "
           f"{2 + c.grid[0] * c.grid[1]} tokens; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"fp32 matmul peak (4096^3 torch.mm): {peak / 1e9:.0f} GFLOP/s")

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import bench, row  # noqa: E402
+from benchmarks.common import bench, row, set_threads, stopwatch  # noqa: E402
 from tests.audio_media import noise, speech_like  # noqa: E402
 
 
@@ -40,24 +39,22 @@ def main() -> None:
     clips = [(speech_like if i % 2 else noise)(args.seconds, rate, i) for i in range(args.clips)]
     batch = torch.from_numpy(np.stack(clips))
     ref, ours = RefExtractor(), ASTFeatureExtractor()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
+    threads = set_threads(args.threads)
 
     print(f"{args.clips} clips x {args.seconds:g} s at {rate} Hz; torch {torch.__version__}, {threads} threads")
     ref(clips[:1], sampling_rate=rate)  # warm-up (imports, mel bank)
-    start = time.perf_counter()  # one timed run: it is the slow side, and its output is the reference
-    expected = ref(clips, sampling_rate=rate, return_tensors="np")["input_values"]
-    t_ref = time.perf_counter() - start
+    with stopwatch() as took:  # one timed run: it is the slow side, and its output is the reference
+        expected = ref(clips, sampling_rate=rate, return_tensors="np")["input_values"]
+    t_ref = took[0]
 
     results = []
     for dtype in (torch.float64, torch.float32):
         for n in sorted({threads, 1}, reverse=True):
-            torch.set_num_threads(n)
+            set_threads(n)
             t = bench(lambda: ours(batch, compute_dtype=dtype), warmup=1, repeat=args.repeat)
             diff = np.abs(ours(batch, compute_dtype=dtype, return_tensors="np")["input_values"] - expected)
             results.append((f"ours {str(dtype).split('.')[-1]} fft, {n} thread(s)", t, diff))
-    torch.set_num_threads(threads)
+    set_threads(threads)
 
     print(f"transformers ASTFeatureExtractor (numpy): {t_ref:.2f} s")
     for name, t, diff in results:

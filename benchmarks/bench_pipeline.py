@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 import mediaformers as mf  # noqa: E402
+from benchmarks.common import bench, stopwatch  # noqa: E402
 from mediaformers.demo import _frames, write_video  # noqa: E402
 
 SIZES = {"small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
@@ -34,28 +35,23 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t0 = time.perf_counter()
-        for i in range(args.videos):  # 10 s, 320x240, 12 fps
-            write_video(tmp / f"v{i:03d}.mp4", _frames(120, 240, 320, i), fps=12, audio=False)
-        print(f"made {args.videos} videos in {time.perf_counter() - t0:.0f} s")
+        with stopwatch() as made:
+            for i in range(args.videos):  # 10 s, 320x240, 12 fps
+                write_video(tmp / f"v{i:03d}.mp4", _frames(120, 240, 320, i), fps=12, audio=False)
+        print(f"made {args.videos} videos in {made[0]:.0f} s")
         cfg = mf.VideoMAEConfig(**SIZES[args.size], num_labels=400)
         mf.VideoMAEForVideoClassification(cfg).save_pretrained(tmp / "ckpt")
         clf = mf.pipeline(model=tmp / "ckpt", batch_size=args.batch_size)
         x = torch.randn(args.batch_size, 16, 3, 224, 224)
-        with torch.inference_mode():
-            clf.model(x)
-            t0 = time.perf_counter()
-            batches = max(2, args.videos // args.batch_size // 4)
-            for _ in range(batches):
-                clf.model(x)
-            model_only = batches * args.batch_size / (time.perf_counter() - t0)
+        batches = max(2, args.videos // args.batch_size // 4)
+        model_only = args.batch_size / bench(lambda: clf.model(x), repeat=batches, reduce=statistics.mean)
         print(f"VideoMAE-{args.size} 16x224, batch {args.batch_size}: model only {model_only:.2f} clips/s")
         files = sorted(str(f) for f in tmp.glob("v*.mp4"))
         for workers in args.workers:
             clf.num_workers = workers
-            t0 = time.perf_counter()
-            recs = clf(files)
-            rate = len(files) / (time.perf_counter() - t0)
+            with stopwatch() as took:
+                recs = clf(files)
+            rate = len(files) / took[0]
             assert all("labels" in r for r in recs)
             print(f"pipeline, {workers} workers: {rate:.2f} clips/s = {rate / model_only:.0%} of model-only")
 

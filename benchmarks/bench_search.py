@@ -15,12 +15,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import stopwatch  # noqa: E402
 
 
 def synthetic(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -55,18 +55,18 @@ def bench_queries(n: int, dim: int, queries: int, tmp: Path) -> None:
             s = table.search(v, vector_column_name="vector").metric("cosine").limit(10)
             if indexed:
                 s = s.nprobes(L.NPROBES).refine_factor(L.REFINE)
-            t = time.perf_counter()
-            rows = s.to_list()
-            times.append(time.perf_counter() - t)
+            with stopwatch() as took:
+                rows = s.to_list()
+            times.append(took[0])
             ids.append({r["path"] for r in rows})
         return times, ids
 
     exact_t, exact_ids = run(False)
-    t0 = time.perf_counter()
     from lancedb.index import IvfPq
 
-    table.create_index("vector", config=IvfPq(distance_type="cosine"))
-    build = time.perf_counter() - t0
+    with stopwatch() as took:
+        table.create_index("vector", config=IvfPq(distance_type="cosine"))
+    build = took[0]
     ann_t, ann_ids = run(True)
     recall = statistics.mean(len(a & e) / 10 for a, e in zip(ann_ids, exact_ids))
     p = lambda ts, k: 1e3 * sorted(ts)[int(k * (len(ts) - 1))]  # noqa: E731
@@ -89,15 +89,14 @@ def bench_index(files: int, tmp: Path) -> None:
     for i in range(files):
         make_video(media / f"v{i:03d}.mp4", frames=40, size=(240, 320), fps=10)
     lib = Library(tmp / "lib", model=str(model), segment=2.0)
-    t = time.perf_counter()
-    n = sum(1 for r in lib.add([media]) if r["status"] == "added")
-    add = time.perf_counter() - t
+    with stopwatch() as took:
+        n = sum(1 for r in lib.add([media]) if r["status"] == "added")
+    add = took[0]
     frames = [read_frames_at(p, [0.5, 1.5, 2.5, 3.5]) for p in sorted(media.iterdir())]
-    t = time.perf_counter()
-    with torch.inference_mode():
+    with stopwatch() as took, torch.inference_mode():
         for f in frames:
             lib.embed_frames(f)
-    model_only = time.perf_counter() - t
+    model_only = took[0]
     print(f"[2] index {n} videos (4 s, 320x240, 2 segments): {n / add:.1f} files/s; model-only {files / model_only:.1f} "
           f"files/s; indexing runs at {model_only / add:.0%} of the model-only rate (tiny model: decoding and "
           "writing dominate; with AltCLIP ViT-L the model does)")

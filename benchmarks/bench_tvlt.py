@@ -20,7 +20,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -44,6 +43,9 @@ def inputs(batch: int):
 def worker(impl: str, phase: str, batch: int, repeats: int) -> dict:
     import torch
 
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.common import timed
+
     warnings.filterwarnings("ignore")
     if impl == "ref":
         import transformers as lib
@@ -58,10 +60,8 @@ def worker(impl: str, phase: str, batch: int, repeats: int) -> dict:
     if phase == "forward":
         model.eval()
         for i in range(repeats + 1):  # the first call warms up
-            t0 = time.perf_counter()
             with torch.no_grad():
-                model(**x)
-            times.append(time.perf_counter() - t0)
+                times.append(timed(lambda: model(**x))[0])
     else:
         model.train()
         x["pixel_values_mixed"] = x["pixel_values"].flip(0)
@@ -70,9 +70,7 @@ def worker(impl: str, phase: str, batch: int, repeats: int) -> dict:
         for i in range(repeats):  # no warm-up: a step is long enough that it barely matters
             model.zero_grad(set_to_none=True)
             torch.manual_seed(1)  # same masking noise in both implementations
-            t0 = time.perf_counter()
-            model(**x).loss.backward()
-            times.append(time.perf_counter() - t0)
+            times.append(timed(lambda: model(**x).loss.backward())[0])
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"times": times[1:] if phase == "forward" else times, "peak_rss_mib": rss_kib / 1024,
             "run_mib": (rss_kib - base_kib) / 1024, "threads": torch.get_num_threads()}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
@@ -32,8 +31,7 @@ from mediaformers.processors.video_processors import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench  # noqa: E402
+from benchmarks.common import bench, set_threads, stopwatch  # noqa: E402
 from tests.media import natural_frames  # noqa: E402
 
 
@@ -135,15 +133,15 @@ def bench_pipeline(tmp: Path) -> None:
     ds = VideoClipDataset(files * 4, processor=processor)  # 16 clips of 16x4 frames
     for workers in (0, 1, 2):
         loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate_video_clips)
-        t = time.perf_counter()
-        n = sum(b["pixel_values"].shape[0] for b in loader)
-        dt = time.perf_counter() - t
+        with stopwatch() as took:
+            n = sum(b["pixel_values"].shape[0] for b in loader)
+        dt = took[0]
         print(f"[3] pipeline (decode 16x4 from 10 s 640x360 + VideoMAE transform), {workers} workers: "
               f"{n / dt:.1f} clips/s")
 
 
 def main() -> None:
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    set_threads(max(torch.get_num_threads(), 1))
     print(f"torch {torch.__version__}, av {av.__version__}, {torch.get_num_threads()} threads")
     bench_transform()
     with tempfile.TemporaryDirectory() as d:

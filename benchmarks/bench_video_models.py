@@ -18,7 +18,7 @@ import transformers as tf
 
 sys.path.insert(0, str(Path(__file__).parent))
 import mediaformers as mf  # noqa: E402
-from common import bench, flops, matmul_peak, row  # noqa: E402
+from common import bench, flops, matmul_peak, row, set_threads  # noqa: E402
 
 CASES = {
     "VideoMAE-B 16x224": (tf.VideoMAEForVideoClassification, mf.VideoMAEForVideoClassification,
@@ -34,7 +34,7 @@ def main() -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     peak = matmul_peak(dtype)
     print(f"torch {torch.__version__}, transformers {tf.__version__}, {args.threads} threads, {args.dtype}, "

@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("embed", help="pooled embeddings of any family to .parquet or .npy",
                        epilog=EPILOG["embed"], formatter_class=fmt)
     _common(e, outputs=False)
-    e.add_argument("-o", "--output", required=True, help="FILE.parquet or FILE.npy (written atomically)")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    e.add_argument("-o", "--output", required=True, help="FILE.parquet or FILE.npy (written atomically at the end; "
+                   "finished embeddings wait in FILE.partial.jsonl)")
+    e.add_argument("--resume", action="store_true", help="continue an interrupted run from FILE.partial.jsonl")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (and its partial file)")
     i = sub.add_parser("info", help="family, config, parameters, FLOPs and expected input of a model",
                        epilog=EPILOG["info"], formatter_class=fmt)
     i.add_argument("model", help="checkpoint folder, hub id or registry name")
@@ -231,47 +232,40 @@ def cmd_zero_shot(args) -> int:
 def cmd_embed(args) -> int:
     import numpy as np
 
-    from .tasks.output import check_output_path, dumps
+    from .tasks.output import RecordWriter, check_output_path, dumps, partial_path, read_parts, write_embeddings
 
     path = Path(args.output)
     if path.suffix not in (".npy", ".parquet"):
         raise ValueError(f"-o: expected a .npy or .parquet file, got {path.name}")
-    check_output_path(path, overwrite=args.overwrite, resumable=False)  # all before the model loads and the work starts
+    # Everything about the output is checked before the model loads and the work starts.
+    check_output_path(path, overwrite=args.overwrite, resumable=False)
+    parts = partial_path(path)
+    if parts.exists() and not (args.resume or args.overwrite):
+        raise ValueError(f"-o: an interrupted run left {parts}; pass --resume to continue it or --overwrite to "
+                         "start again")
     if path.suffix == ".parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ValueError("-o: writing .parquet needs pyarrow (pip install 'mediaformers[parquet]'), or use "
                              ".npy") from None
-    pipe = _pipeline(args, "feature-extraction")
-    inputs, rows, keys, failed = _inputs(pipe, args, set()), [], [], 0
-    for rec in _progress(pipe.iter(inputs) if inputs else iter(()), len(inputs), args.quiet):
-        if "error" in rec:
-            failed += 1
-            _report(rec)
-            print(dumps(rec))
-            continue
-        print(dumps({"input": rec["input"], "row": len(rows)}))
-        # Parquet strings must be UTF-8: a name that is not keeps its bytes as \xNN escapes.
-        keys.append(rec["input"].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
-        rows.append(np.asarray(rec["embedding"], dtype=np.float32))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        if path.suffix == ".npy":
-            np.save(tmp, np.stack(rows) if rows else np.zeros((0, 0), np.float32))
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.table({"input": pa.array(keys, pa.string()),
-                              "embedding": pa.array([r.tolist() for r in rows], pa.list_(pa.float32()))})
-            pq.write_table(table, tmp)
-        os.replace(tmp, path)  # atomic: readers never see half a file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    failed = 0
+    with RecordWriter(parts, resume=args.resume, overwrite=args.overwrite) as out:
+        pipe = _pipeline(args, "feature-extraction")
+        inputs, row = _inputs(pipe, args, out.done), len(out.done)
+        for rec in _progress(pipe.iter(inputs) if inputs else iter(()), len(inputs), args.quiet):
+            if "error" in rec:
+                failed += 1
+                _report(rec)
+                print(dumps(rec))
+            else:
+                # float32 -> Python float -> JSON is exact, so the parts read back bit for bit.
+                rec = {"input": rec["input"], "embedding": np.asarray(rec["embedding"], np.float32).tolist()}
+                print(dumps({"input": rec["input"], "row": row}))
+                row += 1
+            out.write(rec)
+        write_embeddings(path, *read_parts(parts))
+        os.unlink(parts)  # under the lock: OUTPUT now holds every part
     return 1 if failed else 0
 
 
@@ -344,6 +338,12 @@ def cmd_train(args) -> int:
     return run(args)
 
 
+# What a model of each task answers about, so the demo's groups say which model heard or saw what.
+_READS = {"audio-classification": "what it hears: the audio files and the sound track of each video",
+          "video-classification": "what it sees: the frames of each video",
+          "audio-visual-classification": "what it sees and hears in each video"}
+
+
 def cmd_demo(args) -> int:
     from .demo import build_demo
 
@@ -359,7 +359,7 @@ def cmd_demo(args) -> int:
     for model in built:  # one group per model; inputs sorted, paths relative to the demo folder
         ns = build_parser().parse_args(["classify", str(folder / model), str(folder / "media"), "--quiet", "--top-k", "2"])
         pipe = _pipeline(ns, None, _load(ns), top_k=2)
-        print(f"# {model}: {pipe.task} of what it takes in media/ ({' and '.join(sorted(pipe.accept))})")
+        print(f"# {model} ({pipe.task}): {_READS.get(pipe.task, 'its inputs')} in media/")
         for rec in pipe.iter(_inputs(pipe, ns, set())):
             rec["input"] = os.path.relpath(rec["input"], folder)
             code |= "error" in rec
@@ -420,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         kept = ("finished records are kept (use --resume)" if args.command in ("classify", "zero-shot")
-                else "nothing was written" if args.command == "embed" else "stopped")
+                else "finished embeddings are kept in OUTPUT.partial.jsonl (use --resume)"
+                if args.command == "embed" else "stopped")
         print(f"mediaformers {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
 

@@ -27,17 +27,32 @@ def _frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
     return out
 
 
+def _yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range 4:2:0 planes stacked as (H * 3 / 2, W), computed here so the encoder's input
+    does not depend on the scaler's build or threads."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    h, w = rgb.shape[:2]
+    sub = lambda c: c.reshape(h // 2, 2, w // 2, 2).mean((1, 3)).reshape(h // 4, w)  # noqa: E731
+    return np.concatenate([y, sub(u), sub(v)]).round().clip(0, 255).astype(np.uint8)
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int = 12, audio: bool = True) -> None:
     import av
 
     with av.open(str(path), "w") as box:
-        # x264 in one thread: with its default threads the bytes, and so the printed scores, vary run to run.
-        v = box.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps,
-                           options={"x264-params": "threads=1:lookahead-threads=1"})
+        # FFmpeg's own MPEG-4 encoder, one thread: x264's bytes (and so the demo's scores) vary from one
+        # process to the next even single-threaded; the demo promises byte-for-byte repeatable output.
+        v = box.add_stream("mpeg4", rate=fps, options={"qscale": "3"})
+        v.thread_count = 1
         v.height, v.width, v.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
         a = box.add_stream("aac", rate=16000) if audio else None
-        for f in frames:
-            for pkt in v.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(_yuv420p(f), format="yuv420p")
+            frame.pts = i  # explicit timestamps: without them x264's rate control varies run to run
+            for pkt in v.encode(frame):
                 box.mux(pkt)
         for pkt in v.encode():
             box.mux(pkt)

@@ -7,6 +7,9 @@
   mid-write) cut off, in place (``ftruncate``): the file is never rewritten.
 - Records are flushed one by one, so whatever finished before an interruption is kept.
 - Inputs are keyed by their resolved absolute path, so the same file named another way is not redone.
+- ``embed`` keeps each finished embedding in ``OUTPUT.partial.jsonl`` (the same writer: locked,
+  resumable) and turns it into OUTPUT (.npy / .parquet, written atomically) at the end; an
+  interrupted run keeps its parts and ``--resume`` continues them.
 - File names that are not valid UTF-8 are written with JSON's ``\\udcXX`` escapes (Python's
   surrogateescape), which read back to the same name.
 """
@@ -130,3 +133,45 @@ class RecordWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def partial_path(path: Path) -> Path:
+    """Where ``embed`` keeps finished embeddings until OUTPUT is written."""
+    return path.with_name(path.name + ".partial.jsonl")
+
+
+def read_parts(path: Path) -> tuple[list[str], list[list[float]]]:
+    """Inputs and embeddings of a partial file, in order; a retried input keeps its last success."""
+    parts: dict[str, list[float]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line) if line.strip() else {}
+            if "embedding" in rec:
+                parts.pop(rec["input"], None)
+                parts[rec["input"]] = rec["embedding"]
+    return list(parts), list(parts.values())
+
+
+def write_embeddings(path: Path, keys: list[str], rows: list[list[float]]) -> None:
+    """OUTPUT as .npy (rows in order) or .parquet (input, embedding), replaced atomically."""
+    import tempfile
+
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        if path.suffix == ".npy":
+            np.save(tmp, np.asarray(rows, np.float32) if rows else np.zeros((0, 0), np.float32))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            # Parquet strings must be UTF-8: a name that is not keeps its bytes as \xNN escapes.
+            names = [k.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for k in keys]
+            pq.write_table(pa.table({"input": pa.array(names, pa.string()),
+                                     "embedding": pa.array(rows, pa.list_(pa.float32()))}), tmp)
+        os.replace(tmp, path)  # atomic: readers never see half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
