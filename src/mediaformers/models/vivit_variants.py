@@ -190,12 +190,11 @@ def init_from_joint(model: nn.Module, source: nn.Module, *, patch_init: str = "c
     attention stays zero so the model starts as the source's spatial model. Returns the names of
     ``model``'s parameters that were not copied (new in the variant).
     """
-    from .vivit import VivitModel
-
     src = source.vivit if hasattr(source, "vivit") else source
     dst = model.vivit if hasattr(model, "vivit") else model
-    if not isinstance(src, VivitModel) or not isinstance(dst, VivitModel):
-        raise ValueError(f"source: expected a ViViT model, got {type(source).__name__}")
+    for name, m in (("source", src), ("model", dst)):  # duck-typed: this module is imported by vivit.py
+        if getattr(getattr(m, "config", None), "model_type", None) != "vivit" or not hasattr(m, "positions"):
+            raise ValueError(f"{name}: expected a ViViT model, got {type(m).__name__}")
     w = src.patch_embed.proj.weight
     kt = dst.patch_embed.proj.weight.shape[2]
     dst.patch_embed.proj.weight.copy_(w if w.shape[2] == kt else inflate_patch_weight(w, kt, patch_init))
