@@ -194,8 +194,9 @@ class Library:
         found: set[str] = set()
         for name in ("visual", "audio"):
             table = self._table(name)
-            if table is not None:
-                found |= set(table.to_arrow().column("path").to_pylist())
+            if table is not None:  # the path column only: the vectors are the bulk of the table
+                paths = table.search().select(["path"]).limit(table.count_rows()).to_arrow()
+                found |= set(paths.column("path").to_pylist())
         return sorted(found - complete)
 
     # ---- indexing -------------------------------------------------------------------------------

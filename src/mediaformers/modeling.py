@@ -269,6 +269,12 @@ class PreTrainedModel(ModelAPI, nn.Module):
         if dtype is not None and torch_dtype is not None and dtype != torch_dtype:
             raise ValueError(f"dtype / torch_dtype: give one (torch_dtype is its old name), got {dtype!r} and {torch_dtype!r}")
         dtype = dtype if dtype is not None else torch_dtype
+        if precision is not None:  # before anything loads: two ways to say the same thing
+            from .precision import resolve_precision
+
+            if dtype is not None:
+                raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype!r}")
+            resolve_precision(precision)  # a bad name is refused here too
         if device is not None and device_map is not None and device != device_map:
             raise ValueError(f"device / device_map: give one, got {device!r} and {device_map!r}")
         device = parse_device(device if device is not None else device_map)
@@ -301,8 +307,6 @@ class PreTrainedModel(ModelAPI, nn.Module):
         model.eval()
         model = model.to(device=device, dtype=dtype)
         if precision is not None:
-            if dtype is not None:
-                raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype}")
             from .precision import apply_precision
 
             apply_precision(model, precision, device)

@@ -226,8 +226,8 @@ class VideoReader:
         self._container = _open(self._source)
         self._stream = _video_streams(self._container)[0]
         self._count = 0  # frames yielded since the file was opened (decoder output order)
-        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
-        self._by_order = fmt in _BY_ORDER
+        self._format = self._container.format.name.split(",")[0] if self._container.format else ""
+        self._by_order = self._format in _BY_ORDER
         if self._threads:
             self._stream.thread_type = thread_type or "AUTO"
 
@@ -397,9 +397,8 @@ class VideoReader:
         return len(gops) >= 0.5 * spanned or targets[0] < keyframes[1] and len(gops) >= 0.5 * (spanned + 1)
 
     def _can_seek(self) -> bool:
-        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
         seekable = isinstance(self._source, (str, os.PathLike)) or self._source.seekable()
-        return fmt in _SEEKABLE and seekable
+        return self._format in _SEEKABLE and seekable
 
     def _worth_seeking(self, target: float, position: float) -> bool:
         """Whether a seek for ``target`` can land past ``position`` (else decoding on is cheaper)."""
@@ -526,8 +525,7 @@ class VideoReader:
 
     def _reliable_duration(self) -> bool:
         """Whether the header's duration can be believed (not an estimate from a bit rate)."""
-        fmt = self._container.format.name.split(",")[0] if self._container.format else ""
-        return fmt not in _UNRELIABLE_DURATION
+        return self._format not in _UNRELIABLE_DURATION
 
     def frame_times(self) -> torch.Tensor:
         """``(n,)`` float64 presentation times (s, from start) of every frame, by demuxing only.

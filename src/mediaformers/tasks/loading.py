@@ -72,8 +72,6 @@ def load_model(
     for name, value in (("frames", frames), ("size", size)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"{name}: expected a positive whole number, got {value!r}")
-    if precision is not None and dtype is not None:
-        raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype!r}")
     folder, config = read_config(ref, **hub)
     family = config.get("model_type")
     try:
