@@ -40,6 +40,9 @@ def user_script(lib: types.ModuleType, folder, cls_name: str, key: str, x: torch
         results["keys"] = list(out.keys())
         results["class"] = type(out).__name__
         results["tuple"] = model(**{key: x}, return_dict=False, output_hidden_states=False)
+        model.config.return_dict = False  # the config's default, when the argument is not given
+        results["config_tuple"] = model(**{key: x}, output_hidden_states=False)
+        model.config.return_dict = True
         results["hidden"] = out.hidden_states
         results["loss"], results["logits"] = out["loss"], out[1]
         results["in"] = "loss" in out and "attentions" not in out

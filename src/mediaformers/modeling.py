@@ -129,7 +129,10 @@ class PreTrainedModel(ModelAPI, nn.Module):
     # it, then materialises once: buffers computed, weights loaded, transformers' init only when the
     # checkpoint leaves something out. A model built in Python is initialised by its __init__.
     def init_weights(self) -> None:
-        """Initialise every weight (families call it last in __init__); nothing on the meta device."""
+        """Initialise every weight (families call it last in __init__); nothing on the meta device.
+        Heads the config lists as pruned are removed first, as transformers' post_init does."""
+        if self.prunable and getattr(self.config, "pruned_heads", None):
+            self.prune_heads(self.config.pruned_heads)
         if not self.is_meta:
             self._init_weights()
 

@@ -160,6 +160,7 @@ class TvltPreTrainedModel(PreTrainedModel):
     config_class = TvltConfig
     base_model_prefix = "tvlt"
     converter = CONVERTER
+    prunable = "encoder"
     input_embeddings = "pixel_patch"  # transformers 4.57 returns the pixel and audio patch embeddings as a pair
 
     def get_input_embeddings(self) -> tuple[nn.Module, nn.Module]:
