@@ -103,7 +103,7 @@ class ModelAPI:
 
     base_model_prefix: ClassVar[str] = ""
     main_input_name: ClassVar[str] = "pixel_values"
-    input_embeddings: ClassVar[str] = ""
+    input_embeddings: ClassVar[str] = "patch_embed"
     supports_gradient_checkpointing: ClassVar[bool] = True
     # Parameters transformers holds in nn.Embedding modules although ours are plain Parameters;
     # num_parameters(exclude_embeddings=True) leaves them out as transformers does.

@@ -244,7 +244,7 @@ def _x(b=2, t=4, audio_t=64):
         (dict(pixel_values=torch.zeros(2, 3, 16, 16)), r"pixel_values: expected a 5-D tensor"),
         (dict(audio_values=torch.zeros(2, 1, 64, 32)), r"audio_values: expected shape \(batch, 1, time <= 64, 16\)"),
         (dict(audio_values=torch.zeros(2, 1, 72, 16)), r"got shape \(2, 1, 72, 16\)"),
-        (dict(audio_values=torch.zeros(2, 64, 16)), r"audio_values: expected a 4-D float tensor"),
+        (dict(audio_values=torch.zeros(2, 64, 16)), r"audio_values: expected a 4-D tensor"),
         (dict(audio_values=torch.zeros(3, 1, 64, 16)), r"audio_values: expected batch 2"),
         (dict(pixel_mask=torch.ones(2, 12)), r"pixel_mask: expected shape \(2, 16\) \(batch, patches\), got \(2, 12\)"),
         (dict(audio_mask=torch.ones(2, 16)), r"audio_mask: expected shape \(2, 12\)"),  # 48 time steps -> 12
