@@ -142,7 +142,13 @@ def test_altclip_user_script(tmp_path):
                                    ref.text_model(inputs_embeds=embeds).pooler_output, atol=1e-5, rtol=1e-5)
     for a_, b_ in ((ours.text_model, ref.text_model), (ours.vision_model, ref.vision_model)):
         assert a_.num_parameters(exclude_embeddings=True) == b_.num_parameters(exclude_embeddings=True)
-        assert a_.main_input_name == b_.main_input_name
+        assert a_.main_input_name == b_.main_input_name and a_.base_model_prefix == b_.base_model_prefix
+    assert ours.base_model_prefix == ref.base_model_prefix
+    for tower in ("text_model", "vision_model"):  # each tower loads out of the full checkpoint (ours only)
+        cls = getattr(mf, type(getattr(ref, tower)).__name__)
+        with torch.no_grad():
+            torch.testing.assert_close(cls.from_pretrained(tmp_path, config=getattr(ours, tower).config).state_dict(),
+                                       getattr(ours, tower).state_dict())
     ours.text_model.resize_token_embeddings(104)
     ref.text_model.resize_token_embeddings(104)
     assert ours.text_model.config.vocab_size == ref.text_model.config.vocab_size == 104

@@ -115,6 +115,9 @@ class PreTrainedModel(ModelAPI, nn.Module):
 
     config_class: ClassVar[type[Config]] = Config
     base_model_prefix: ClassVar[str] = ""
+    # Where a backbone's weights sit inside a larger checkpoint, when not under base_model_prefix
+    # (AltCLIP's towers: ``text_model.`` / ``vision_model.`` of the full model).
+    checkpoint_prefix: ClassVar[str] = ""
     converter: ClassVar[Converter] = Converter([])
     is_backbone: ClassVar[bool] = False  # True for XxxModel, whose keys carry no prefix
 
@@ -173,7 +176,7 @@ class PreTrainedModel(ModelAPI, nn.Module):
         and nothing is allocated. A model on the meta device is materialised by the first real load.
         """
         report = LoadReport()
-        prefix = self.base_model_prefix + "."
+        prefix = (self.checkpoint_prefix or self.base_model_prefix) + "."
         ckpt_has_prefix = any(k.startswith(prefix) for k in hf_state)
         if self.is_backbone and ckpt_has_prefix:
             # A task checkpoint into the bare backbone: keep the backbone, leave the heads out.

@@ -184,7 +184,8 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
     """XLM-R encoder -> LayerNorm (``pre_LN``) -> linear (``transformation``) on every token; pooled = token 0."""
 
     config_class = AltCLIPTextConfig
-    base_model_prefix = "text_model"  # so the text tower loads out of a full AltCLIP checkpoint
+    base_model_prefix = "roberta"  # transformers' name
+    checkpoint_prefix = "text_model"  # so the text tower loads out of a full AltCLIP checkpoint
     main_input_name = "input_ids"
     input_embeddings = "xlmr.embeddings.word"
 
@@ -226,7 +227,7 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
     """CLIP's pre-norm ViT: [CLS] + patches + learned positions, pre-LayerNorm, blocks; pooled = LN(CLS)."""
 
     config_class = AltCLIPVisionConfig
-    base_model_prefix = "vision_model"  # so the vision tower loads out of a full AltCLIP checkpoint
+    checkpoint_prefix = "vision_model"  # so the vision tower loads out of a full AltCLIP checkpoint
     embedding_parameters = ("pos_embed",)  # an nn.Embedding in transformers
 
     def __init__(self, config: AltCLIPVisionConfig):
