@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+TASKS = ("classification", "pretraining", "contrastive")  # what ``Recipe.task`` names (besides "auto")
+
 
 @dataclass
 class Recipe:

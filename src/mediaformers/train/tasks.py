@@ -27,9 +27,8 @@ import torch.nn.functional as F
 
 from .data import DataError, Item, MediaDataset, data_fields, label_set, read_items, split
 from .metrics import recall_at_k
-from .recipe import Recipe
+from .recipe import TASKS, Recipe
 
-TASKS = ("classification", "pretraining", "contrastive")
 _FLAG = {"classification": "is_classifier", "pretraining": "is_pretraining", "contrastive": "is_contrastive"}
 NEEDS = {"classification": "label", "pretraining": None, "contrastive": "caption"}  # the data field each reads
 NORM_STATS_FILES = 500  # most training files read for --norm-stats-from-data (a seeded sample)
