@@ -1,6 +1,6 @@
-"""Training data: class folders or CSV/JSONL manifests -> (path, labels | caption, time range) items, checked before any
-step runs; a Dataset that decodes in DataLoader workers through the model's own views and skips
-(and names) files that do not decode."""
+"""Training data: folders or CSV/JSONL manifests -> (path, labels or caption, time range) items,
+checked before any step runs; a Dataset that decodes in DataLoader workers through the model's own
+views and skips (and names) files that do not decode."""
 from __future__ import annotations
 
 import csv
@@ -128,7 +128,8 @@ def read_items(source: str | Path, need: str | None = "label") -> list[Item]:
     if source.is_file() and source.suffix in (".csv", ".jsonl"):
         return _manifest_items(source, need)
     what = {"label": "a folder of class subfolders or a .csv/.jsonl manifest",
-            "caption": "a .csv/.jsonl manifest with 'path' and 'caption' fields"}.get(need, "a folder or a .csv/.jsonl manifest")
+            "caption": "a .csv/.jsonl manifest with 'path' and 'caption' fields"}.get(
+        need, "a folder or a .csv/.jsonl manifest")
     raise DataError(f"data: expected {what}, got {str(source)!r}")
 
 

@@ -371,7 +371,8 @@ def norm_stats(sources: list, extractor) -> tuple[float, float, int]:
         except Exception:  # a corrupt file is data: the loop names it when it reaches it
             continue
         x = feats[0, : int(frames[0])].double()
-        total, squares, count, files = total + x.sum().item(), squares + (x * x).sum().item(), count + x.numel(), files + 1
+        total, squares = total + x.sum().item(), squares + (x * x).sum().item()
+        count, files = count + x.numel(), files + 1
     if not count:
         raise DataError("norm_stats_from_data: expected training files with audio that decodes, got none")
     mean = total / count
