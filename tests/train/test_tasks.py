@@ -247,6 +247,12 @@ def test_task_is_chosen_from_the_family_declarations_and_the_data(unlabelled, pa
     with pytest.raises(ValueError, match=r"task: expected one of \['auto', 'classification', 'pretraining', "
                                          r"'contrastive'\], got 'mae'"):
         choose_task(FAMILIES["ast"], "mae", set())
+    from mediaformers.train.tasks import make_task
+
+    with pytest.raises(ValueError, match=r"mask_ratio: expected a number between 0 and 1, got 1.5"):
+        make_task(Recipe(model="videomae", data=str(unlabelled / "media"), output="unused", mask_ratio=1.5))
+    with pytest.raises(ValueError, match=r"mask_ratio: applies to pre-training; this run trains classification"):
+        make_task(Recipe(model="ast", data=str(audio_classes), output="unused", mask_ratio=0.5))
     with pytest.raises(DataError, match="expected a .csv/.jsonl manifest with 'path' and 'caption' fields"):
         from mediaformers.train.data import read_items
 

@@ -79,6 +79,11 @@ def choose_task(family, requested: str, fields: set[str]) -> str:
 def make_task(r: Recipe) -> Task:
     family, folder = model_source(r)
     name = choose_task(family, r.task, data_fields(r.data) if r.task == "auto" else set())
+    if r.mask_ratio is not None:
+        if name != "pretraining":
+            raise ValueError(f"mask_ratio: applies to pre-training; this run trains {name}")
+        if isinstance(r.mask_ratio, bool) or not isinstance(r.mask_ratio, (int, float)) or not 0 < r.mask_ratio < 1:
+            raise ValueError(f"mask_ratio: expected a number between 0 and 1, got {r.mask_ratio!r}")
     return {"classification": ClassificationTask, "pretraining": PretrainingTask,
             "contrastive": ContrastiveTask}[name](r, family, folder)
 
