@@ -275,3 +275,27 @@ def test_cli_flags_fill_the_recipe():
     help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
     for words in ("--norm-stats-from-data", "--task", "--mask-ratio", "path,caption", "start,end"):
         assert words in help_text
+
+
+def test_pretraining_inputs_mask_and_mismatch_as_declared():
+    """VideoMAE: a tube mask of 0.9 (the recipe's default) or --mask-ratio; TVLT: mismatched samples get the
+    previous sample's frames and label 0; one seeded generator gives the same inputs again (evaluation)."""
+    def tiny(name):
+        fam = FAMILIES[name]
+        cls = next(c for c in fam.classes if getattr(c, "is_pretraining", False))
+        config = fam.config(**fam.tiny)
+        return cls(config), fam.dummy_inputs(fam.backbone, config, 4)
+
+    videomae, inputs = tiny("videomae")
+    per_slice = videomae.config.grid[1] * videomae.config.grid[2]
+    mask = videomae.pretraining_inputs(inputs)["bool_masked_pos"]
+    assert mask.shape == (4, videomae.config.num_patches) and (mask.sum(1) == int(0.9 * per_slice) * 2).all()
+    assert (videomae.pretraining_inputs(inputs, 0.5)["bool_masked_pos"].sum(1) == int(0.5 * per_slice) * 2).all()
+    tvlt, inputs = tiny("tvlt")
+    extra = tvlt.pretraining_inputs(inputs, generator=torch.Generator().manual_seed(1))
+    again = tvlt.pretraining_inputs(inputs, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(extra["labels"], again["labels"]) and extra["generator"] is not None
+    labels, pixels = extra["labels"], inputs["pixel_values"]
+    assert 0 < labels.sum() < 4, labels  # this seed mixes both kinds
+    for i, match in enumerate(labels.tolist()):
+        assert torch.equal(extra["pixel_values_mixed"][i], pixels[i] if match else pixels[i - 1])
