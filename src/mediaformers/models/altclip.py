@@ -305,8 +305,8 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
 class AltCLIPModel(AltCLIPPreTrainedModel):
     """Both towers and their projections into one space; logits = exp(logit_scale) * cosine similarity."""
 
-    main_input_name = "input_ids"
     is_contrastive = True  # what ``mediaformers train --task contrastive`` trains
+    main_input_name = "input_ids"
 
     def __init__(self, config: AltCLIPConfig):
         super().__init__(config)
