@@ -286,6 +286,7 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
 class AltCLIPModel(AltCLIPPreTrainedModel):
     """Both towers and their projections into one space; logits = exp(logit_scale) * cosine similarity."""
 
+    is_contrastive = True  # what ``mediaformers train --task contrastive`` trains
     main_input_name = "input_ids"
     input_embeddings = ""  # two towers, no single input embedding (as transformers)
 

@@ -6,6 +6,7 @@ One encoder sees ``[cls] + pixel patches + audio patches``; pre-training masks b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -266,6 +267,8 @@ class MatchingHead(nn.Module):
 class TvltForPreTraining(TvltPreTrainedModel):
     """Audio-visual matching (mixed pixels vs audio) and, in training mode, MAE on both streams."""
 
+    is_pretraining = True  # what ``mediaformers train --task pretraining`` trains
+
     def __init__(self, config: TvltConfig):
         super().__init__(config)
         c = config
@@ -314,6 +317,29 @@ class TvltForPreTraining(TvltPreTrainedModel):
         audio_target = patchify_2d(audio_values.to(audio_logits.dtype), *pair(c.audio_patch_size))
         return (masked_mse(pixel_logits, pixel_target, out.pixel_label_masks)
                 + masked_mse(audio_logits, audio_target, out.audio_label_masks))
+
+    def pretraining_inputs(self, inputs: dict[str, torch.Tensor], mask_ratio: float | None = None,
+                           generator: torch.Generator | None = None) -> dict[str, Any]:
+        """The inputs of one pre-training step beside the media: MAE noise from ``generator``
+        (``mask_ratio`` replaces config.pixel_mask_ratio), and for the matching task each sample's own
+        frames or, for about half of a batch of two or more, the next sample's (label 0)."""
+        if mask_ratio is not None:
+            if not 0.0 <= mask_ratio < 1.0:
+                raise ValueError(f"mask_ratio: expected a value in [0, 1), got {mask_ratio}")
+            self.config.pixel_mask_ratio = mask_ratio
+        out: dict[str, Any] = {"generator": generator}
+        if self.config.task_matching:
+            pixels = inputs["pixel_values"]
+            b = pixels.shape[0]
+            match = torch.rand(b, generator=generator) < 0.5 if b > 1 else torch.ones(b, dtype=torch.bool)
+            match = match.to(pixels.device)
+            other = torch.arange(b, device=pixels.device).roll(1)
+            out["pixel_values_mixed"] = torch.where(match.view(b, 1, 1, 1, 1), pixels, pixels[other])
+            if inputs.get("pixel_mask") is not None:
+                mask = inputs["pixel_mask"]
+                out["pixel_mask_mixed"] = torch.where(match[:, None], mask, mask[other])
+            out["labels"] = match.float()
+        return out
 
     @staticmethod
     def as_tuple(out: TvltForPreTrainingOutput) -> tuple:

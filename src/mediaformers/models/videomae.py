@@ -197,6 +197,8 @@ class VideoMAEDecoder(nn.Module):
 class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
     """MAE pre-training: encode visible tubelets, decode all, regress the masked ones' pixels."""
 
+    is_pretraining = True  # what ``mediaformers train --task pretraining`` trains
+
     def __init__(self, config: VideoMAEConfig):
         super().__init__(config)
         c = config
@@ -210,6 +212,13 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
     def make_mask(self, batch_size: int, mask_ratio: float = 0.9, **kwargs) -> torch.Tensor:
         """Tube mask for this model's shapes; see :func:`make_tube_mask`."""
         return make_tube_mask(self.config, batch_size, mask_ratio, device=self.device, **kwargs)
+
+    def pretraining_inputs(self, inputs: dict[str, torch.Tensor], mask_ratio: float | None = None,
+                           generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The inputs of one pre-training step beside the media: a tube mask masking ``mask_ratio``
+        of the patches (default 0.9, the VideoMAE recipe's)."""
+        ratio = 0.9 if mask_ratio is None else mask_ratio
+        return {"bool_masked_pos": self.make_mask(inputs["pixel_values"].shape[0], ratio, generator=generator)}
 
     def targets(self, pixel_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Regression targets of the masked tubelets, (batch, n_masked, tubelet*patch*patch*C)."""

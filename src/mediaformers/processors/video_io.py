@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .sampling import ClipSampler, indices_to_timestamps
+from .time_range import time_range
 
 VideoSource = Union[str, os.PathLike, IO[bytes]]
 
@@ -590,13 +591,17 @@ def read_clip(
     frame rate) the frame times are read from the packets instead (demuxing only, no decoding),
     so indices are exact even on variable-frame-rate files.
 
+    A :class:`~mediaformers.processors.time_range.ClipPath` source is sampled only from the frames
+    shown in its ``[start, end)`` (their times read from the packets).
+
     Returns:
         ``(num_clips, num_frames, H, W, 3)`` uint8, upright.
     """
+    span = time_range(source)
     with VideoReader(source) as reader:
         meta = reader.metadata
         total = meta.estimated_num_frames
-        if (exact_times or total is None or meta.fps is None or meta.num_frames is None
+        if (span is not None or exact_times or total is None or meta.fps is None or meta.num_frames is None
                 or not reader._reliable_duration()):
             # Frame times from the packets (demuxing only): VFR files and headers without counts.
             times = reader.frame_times()
@@ -608,6 +613,8 @@ def read_clip(
                 raise VideoDecodeError(
                     f"cannot decode video '{reader.name}': the packets end at {float(times[-1]):.3f}s but the "
                     f"header says {meta.duration:.3f}s (truncated?); pass allow_partial=True to sample what is there")
+            if span is not None:
+                times = _in_range(times, *span, float(times[-1]) + 1.0 / fps, reader.name)
             indices = sampler(times.numel(), generator)
             timestamps = times[indices]
         else:
@@ -615,3 +622,14 @@ def read_clip(
             timestamps = indices_to_timestamps(indices, meta.fps)
         frames = reader.get_frames_at(timestamps.reshape(-1), allow_partial=allow_partial, seek_mode=seek_mode)
     return frames.reshape(*indices.shape, *frames.shape[1:])
+
+
+def _in_range(times: torch.Tensor, start: float, end: float | None, video_end: float, name: str) -> torch.Tensor:
+    """The frame times on screen during ``[start, end)``: from the frame showing at ``start`` (the last
+    one at or before it) to the last one before ``end``; a range after the last frame is an error."""
+    first = max(0, int((times <= start).sum()) - 1)
+    stop = int((times < end).sum()) if end is not None else times.numel()
+    if start >= video_end or stop <= first:
+        raise VideoDecodeError(f"cannot decode video '{name}': no frame between {start}s and {end}s "
+                               f"(the frames span {float(times[0]):.3f}s to {float(times[-1]):.3f}s)")
+    return times[first:stop]

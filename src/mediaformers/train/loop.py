@@ -12,43 +12,29 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpointing as ck
-from .data import DataError, MediaDataset, collate, label_set, read_items, split
+from .data import DataError
 from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
 from .optim import build_optimizer, warmup_cosine
 from .recipe import Recipe
-
-
-# The one place that maps a model family to a training task (the family declarations decide).
-def training_task(declaration) -> str:
-    if declaration.head() is not None:
-        return "classification"
-    raise ValueError(f"{declaration.name}: expected a family with a classification head to train; "
-                     "pre-training and contrastive training are not implemented yet")
+from .tasks import make_task, model_source
 
 
 def _build_model(r: Recipe, labels: list[str], multi_label: bool):
-    from ..family import families, get_family
+    """The classifier: tasks.py picks the task (from the family declarations) and calls this for classification."""
     from ..tasks.loading import Loaded
 
     id2label = dict(enumerate(labels))
     extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     if multi_label:
         extra["problem_type"] = "multi_label_classification"
-    by_name = {f.name: f for f in families().values()}
-    if r.model not in by_name or Path(r.model).exists():  # a folder named like a family is a checkpoint
-        from ..auto import read_config
-
-        folder, cfg = read_config(r.model)
-        fam = get_family(cfg.get("model_type"))
-        head = fam.head()
-        if head is None:
-            raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
-        model = head.from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
+    fam, folder = model_source(r)
+    if fam.head() is None:
+        raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
+    if folder is not None:
+        model = fam.head().from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
     else:  # a family name: random weights from a config
-        fam = by_name[r.model]
         folder = r.output
         model = fam.head()(fam.config(**{**r.config, **extra}))
-    training_task(fam)
     return Loaded(model, str(folder), fam.model_type)
 
 
@@ -148,34 +134,27 @@ def fit(r: Recipe) -> dict[str, Any]:
             print(msg, flush=True)
 
     # data first: every check before any model is built or step runs
-    items = read_items(r.data)
-    label_set(items, [])  # classes counted before any split, so one class is named as such
-    if r.val is not None:
-        train_items, val_items = items, read_items(r.val)
-    else:
-        train_items, val_items = split(items, r.val_fraction, r.seed)
-    labels = label_set(train_items, val_items)
-    multi_label = any(len(it.labels) > 1 for it in items + val_items)
+    task = make_task(r)  # classification, pre-training or contrastive (tasks.py)
+    train_items, val_items = task.read_data()
 
     torch.manual_seed(r.seed)
-    loaded = _build_model(r, labels, multi_label)
+    loaded = task.build()
     model = loaded.model
-    procs = _processors(loaded)
-    from ..tasks.views import make_views
+    procs = task.processors(loaded)
+    prepare = task.views(loaded)
+    task.before_training(train_items, procs, prepare, log)
+    from .augment import train_augment
 
-    prepare = make_views(loaded)
-    from .augment import mixup, train_augment
-
-    train_ds = MediaDataset(train_items, prepare, labels, multi_label, train_augment if r.augment else None)
-    val_ds = MediaDataset(val_items, prepare, labels, multi_label)
+    train_ds = task.dataset(train_items, prepare, train_augment if r.augment else None)
+    val_ds = task.dataset(val_items, prepare)
     sampler = EpochSampler(len(train_ds), r.seed)
-    loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=collate)
+    loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=task.collate)
     val_loader = torch.utils.data.DataLoader(val_ds, shuffle=False, **loader_kw)
     steps_per_epoch = max(1, math.ceil(len(sampler) / r.batch_size) // r.grad_accum)
     total = r.max_steps or steps_per_epoch * r.epochs
 
     if r.eval_only:
-        metrics = evaluate(model, val_loader, multi_label, labels, r.bf16)
+        metrics = task.evaluate(model, val_loader)
         _write_metrics(run, {"eval_only": True, **metrics})
         return metrics
 
@@ -216,21 +195,16 @@ def fit(r: Recipe) -> dict[str, Any]:
         accum, epoch_losses = 0, []
         for batch in loader:
             batch_in_epoch += 1
-            bad.add(batch, 0 if batch["inputs"] is None else len(batch["labels"]))
+            bad.add(batch, 0 if batch["inputs"] is None else task.count(batch))
             if batch["inputs"] is None:
                 continue
-            inputs, target = batch["inputs"], batch["labels"]
-            if r.mixup > 0:
-                inputs, target = mixup(inputs, target, r.mixup, len(labels))
-            with torch.autocast("cpu", torch.bfloat16, enabled=r.bf16):
-                logits = forward(**inputs).logits
-            loss = _loss(logits, target, multi_label, r.label_smoothing)
+            loss = task.loss(forward, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss: expected a finite value, got {loss.item()} at step {step + 1}; "
                                          f"the last good checkpoint in {run / 'checkpoints'} is kept")
             (loss / r.grad_accum).backward()
             accum += 1
-            seen += len(batch["labels"])
+            seen += task.count(batch)
             if accum < r.grad_accum:
                 continue
             accum = 0
@@ -249,7 +223,7 @@ def fit(r: Recipe) -> dict[str, Any]:
                 break
         else:
             epoch, batch_in_epoch = epoch + 1, 0
-        metrics = evaluate(model, val_loader, multi_label, labels, r.bf16)
+        metrics = task.evaluate(model, val_loader)
         model.train()
         mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
         _write_metrics(run, {"step": step, "epoch": epoch, "train_loss": mean, **metrics})
