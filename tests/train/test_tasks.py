@@ -63,6 +63,9 @@ def test_mae_pretraining_loss_falls_and_reloads(family, unlabelled, tmp_path):
     assert reloaded.keys() == last.keys()
     for k, v in reloaded.items():
         torch.testing.assert_close(v, last[k])
+    saved = json.loads((run / "final" / "preprocessor_config.json").read_text())
+    if family == "tvlt":  # one file holds both parts' fields, as transformers' TvltProcessor writes it
+        assert {"image_processor_type", "feature_extractor_type", "num_frames", "spectrogram_length"} <= saved.keys()
 
 
 CAPTIONS = {"red": "a red picture", "green": "ein grünes Bild", "blue": "une vidéo bleue", "white": "un video blanco"}
