@@ -45,7 +45,8 @@ def require_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise ValueError("--ray: expected the `ray` package (pip install 'mediaformers[ray]'), got ImportError") from None
+        raise ValueError("--ray: expected the `ray` package (pip install 'mediaformers[ray]'), "
+                         "got ImportError") from None
     return ray
 
 
@@ -136,6 +137,8 @@ class Model:
 
         self.job = job
         device = job.load.get("device") or ("cuda" if torch.cuda.is_available() else None)
+        if device and device.startswith("cuda"):
+            device = "cuda"  # the GPU Ray gave this actor (the only one it sees)
         self.pipe = job.pipeline(device=device)
         self.schema = record_schema(self.pipe, job.call)
 
@@ -190,7 +193,8 @@ class WritePartitions:
 
 
 def _ours(name: str) -> bool:
-    return (name.startswith("part-") and name.endswith(".parquet")) or (name.startswith(".part-") and name.endswith(".tmp"))
+    return ((name.startswith("part-") and name.endswith(".parquet"))
+            or (name.startswith(".part-") and name.endswith(".tmp")))
 
 
 def output_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -274,7 +278,8 @@ def _execute(ray, job, views, items, folder, actors, rows_per_file, quiet, actor
         ds = ds.map_batches(Prepare(views, os.getcwd()), batch_size=job.batch_size, batch_format="numpy", num_cpus=1)
         ds = ds.map_batches(actor, fn_constructor_args=(job,), batch_size=job.batch_size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, num_gpus=1 if gpu else 0)
-        ds = ds.map_batches(WritePartitions(folder), batch_size=rows_per_file, batch_format="pyarrow", num_cpus=1)
+        ds = ds.map_batches(WritePartitions(folder.resolve()), batch_size=rows_per_file, batch_format="pyarrow",
+                            num_cpus=1)
         return ds.take_all()
     finally:
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
@@ -292,7 +297,7 @@ def _verify(folder: Path, summaries: list[dict[str, Any]], n: int) -> dict[str, 
     for p in folder.iterdir():
         if _ours(p.name) and p.name not in written:
             p.unlink()
-    errors = [e for name in sorted(written) for e in written[name]["errors"]]
+    errors = [str(e) for name in sorted(written) for e in written[name]["errors"]]
     return {"output": str(folder), "records": n, "partitions": len(written), "failed": len(errors), "errors": errors}
 
 
