@@ -185,7 +185,8 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     val_ds = MediaDataset(val_items, prepare, labels, multi_label)
     sampler = EpochSampler(len(train_ds), r.seed, dist.rank, dist.world)
     loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=collate)
-    val_loader = torch.utils.data.DataLoader(val_ds, sampler=dist.val_sampler(len(val_ds)), **loader_kw)
+    val_loader = torch.utils.data.DataLoader(val_ds, sampler=dist.val_sampler(len(val_ds)),
+                                             generator=torch.Generator().manual_seed(r.seed), **loader_kw)
     steps_per_epoch = max(1, math.ceil(len(sampler) / r.batch_size) // r.grad_accum)
     total = r.max_steps or steps_per_epoch * r.epochs
 
@@ -228,7 +229,10 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     rep.start(total, step)
     while step < total:
         sampler.set_epoch(epoch, batch_in_epoch * r.batch_size)
-        loader = torch.utils.data.DataLoader(train_ds, sampler=sampler, **loader_kw)
+        # its own generator: workers' seeds by (seed, epoch, rank), and making an iterator does not draw
+        # from the global RNG (a mid-epoch resume would otherwise shift augmentation and dropout)
+        workers_rng = torch.Generator().manual_seed(r.seed * 1000003 + epoch * 1009 + dist.rank)
+        loader = torch.utils.data.DataLoader(train_ds, sampler=sampler, generator=workers_rng, **loader_kw)
         model.train()
         accum, epoch_losses = 0, []
         for batch in loader:
