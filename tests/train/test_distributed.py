@@ -153,11 +153,12 @@ def test_reporter_progress_bar_and_optional_tensorboard(tmp_path, monkeypatch, c
     rep.start(total=2, step=0)
     for step in (1, 2):
         rep.row({"step": step, "epoch": 0, "train_loss": 0.5 / step, "lr": 1e-3, "samples_per_s": 12.5})
-    rep.row({"step": 2, "epoch": 0, "val_loss": 0.3, "top1": 1.0, "confusion": [[1]]})
+    rep.row({"step": 2, "epoch": 0, "train_loss": 0.4, "val_loss": 0.3, "top1": 1.0, "confusion": [[1]]})
     rep.close()
     err = capsys.readouterr().err
     assert "2/2" in err and "loss=0.25" in err and "lr=0.001" in err and "samples_s=12.5" in err
     assert ("train/train_loss", 0.25, 2) in scalars and ("val/top1", 1.0, 2) in scalars
+    assert ("train/epoch_loss", 0.4, 2) in scalars
     assert not any(tag.endswith(("step", "epoch", "confusion")) for tag, _, _ in scalars)
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed: skipped silently

@@ -53,10 +53,11 @@ class Reporter:
             f.write(json.dumps(row) + "\n")
         step = row.get("step", 0)
         if self._tb is not None:
-            kind = "train" if "lr" in row else "val"
+            per_step = "lr" in row  # else a validation row, with the epoch's mean training loss
             for k, v in row.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "epoch"):
-                    self._tb.add_scalar(f"{kind}/{k}", v, step)
+                    tag = f"train/{k}" if per_step else "train/epoch_loss" if k == "train_loss" else f"val/{k}"
+                    self._tb.add_scalar(tag, v, step)
             self._tb.flush()
         if self._bar is not None and "lr" in row:
             self._bar.update(step - self._bar.n)
