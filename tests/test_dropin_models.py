@@ -40,6 +40,10 @@ def user_script(lib: types.ModuleType, folder, cls_name: str, key: str, x: torch
         results["keys"] = list(out.keys())
         results["class"] = type(out).__name__
         results["tuple"] = model(**{key: x}, return_dict=False, output_hidden_states=False)
+        if lib is mf:  # config.return_dict=False as the default (transformers 5.24's heads break on it:
+            model.config.return_dict = False  # their inner model returns a tuple they read as an object)
+            results["config_tuple"] = model(**{key: x}, output_hidden_states=False)
+            model.config.return_dict = True
         results["hidden"] = out.hidden_states
         results["loss"], results["logits"] = out["loss"], out[1]
         results["in"] = "loss" in out and "attentions" not in out
@@ -58,6 +62,7 @@ def test_same_script_same_results(checkpoint, tmp_path):
     folder, cls_name, key, x = checkpoint
     ref = user_script(transformers, folder, cls_name, key, x, tmp_path / "ref")
     ours = user_script(mf, folder, cls_name, key, x, tmp_path / "ours")
+    torch.testing.assert_close(ours.pop("config_tuple"), ref["tuple"], atol=1e-5, rtol=1e-5)
     for name in ref:
         if isinstance(ref[name], (torch.Tensor, tuple)):
             torch.testing.assert_close(ours[name], ref[name], atol=1e-5, rtol=1e-5, msg=name)
@@ -137,7 +142,13 @@ def test_altclip_user_script(tmp_path):
                                    ref.text_model(inputs_embeds=embeds).pooler_output, atol=1e-5, rtol=1e-5)
     for a_, b_ in ((ours.text_model, ref.text_model), (ours.vision_model, ref.vision_model)):
         assert a_.num_parameters(exclude_embeddings=True) == b_.num_parameters(exclude_embeddings=True)
-        assert a_.main_input_name == b_.main_input_name
+        assert a_.main_input_name == b_.main_input_name and a_.base_model_prefix == b_.base_model_prefix
+    assert ours.base_model_prefix == ref.base_model_prefix
+    for tower in ("text_model", "vision_model"):  # each tower loads out of the full checkpoint (ours only)
+        cls = getattr(mf, type(getattr(ref, tower)).__name__)
+        with torch.no_grad():
+            torch.testing.assert_close(cls.from_pretrained(tmp_path, config=getattr(ours, tower).config).state_dict(),
+                                       getattr(ours, tower).state_dict())
     ours.text_model.resize_token_embeddings(104)
     ref.text_model.resize_token_embeddings(104)
     assert ours.text_model.config.vocab_size == ref.text_model.config.vocab_size == 104

@@ -39,7 +39,8 @@ def test_a_second_family_cannot_take_a_model_type_or_a_registry_name():
         register_family(clone)
     fam = next(f for f in families().values() if f.pretrained)
     other_config = type("OtherConfig", (fam.config,), {"model_type": "x-other"})
-    same_names = Family(**{**{f: getattr(fam, f) for f in fam.__dataclass_fields__}, "config": other_config})
+    other_model = type("OtherModel", (fam.backbone,), {"config_class": other_config})
+    same_names = Family(**{**{f: getattr(fam, f) for f in fam.__dataclass_fields__}, "classes": (other_model,)})
     with pytest.raises(ValueError, match="registry names .* declared by"):
         register_family(same_names)
     assert "x-other" not in families()

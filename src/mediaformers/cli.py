@@ -51,6 +51,14 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
         p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
 
 
+def _ray_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray: decode in tasks, the model in actors (one per GPU), Parquet partitions in the "
+                        "-o folder; ADDRESS 'auto' or ray://host:10001 joins a cluster, none starts Ray here")
+    p.add_argument("--ray-actors", type=_positive("actors"), default=None,
+                   help="--ray: model actors (default one per GPU, else the CPUs but one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediaformers", description="Video, audio, audio-visual and image-text transformers on media files.",
@@ -68,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hop", type=int, default=None, help="audio: frames between windows (default half a window)")
     c.add_argument("--aggregate", default="mean", choices=["mean", "max"], help="how views/windows combine")
     c.add_argument("--views", action="store_true", help="also list each view's/window's labels")
+    _ray_flags(c)
     z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (image-text checkpoints)",
                        epilog=EPILOG["zero-shot"], formatter_class=fmt)
     _common(z)
@@ -81,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "finished embeddings wait in FILE.partial.jsonl)")
     e.add_argument("--resume", action="store_true", help="continue an interrupted run from FILE.partial.jsonl")
     e.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (and its partial file)")
+    _ray_flags(e)
     i = sub.add_parser("info", help="family, config, parameters, FLOPs and expected input of a model",
                        epilog=EPILOG["info"], formatter_class=fmt)
     i.add_argument("model", help="checkpoint folder, hub id or registry name")
@@ -146,19 +156,75 @@ def _report(rec: dict[str, Any]) -> None:
 
 
 # ---- commands ----------------------------------------------------------------------------------
+def _load_options(args) -> dict[str, Any]:
+    return dict(device=args.device, dtype=args.dtype, compile=args.compile, precision=args.precision,
+                strict=not args.non_strict, frames=args.frames, size=args.size)
+
+
 def _load(args):
     from .tasks.loading import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype, compile=args.compile,
-                      precision=args.precision, strict=not args.non_strict, frames=args.frames, size=args.size)
+    options = _load_options(args)
+    if getattr(args, "ray", None) is not None:  # here only the views and checks: the actors load their own
+        options.update(device="cpu", dtype=None, compile=False, precision=None)
+    return load_model(args.model, **options)
+
+
+def _task_options(args, task: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    if args.allow_partial and task != "zero-shot-classification":
+        return {**options, "allow_partial": True}
+    return options
 
 
 def _pipeline(args, task: str | None, loaded=None, **options):
     from .tasks.pipelines import pipeline
 
-    if args.allow_partial and task != "zero-shot-classification":
-        options["allow_partial"] = True
-    return pipeline(task, loaded or _load(args), batch_size=args.batch_size, num_workers=args.workers, **options)
+    return pipeline(task, loaded or _load(args), batch_size=args.batch_size, num_workers=args.workers,
+                    **_task_options(args, task, options))
+
+
+def _hinted(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record as classify/zero-shot write it: errors name the command-line flags."""
+    if "error" in rec:
+        rec["error"] = _cli_hint(ValueError(rec["error"]))
+    return rec
+
+
+def _embedding_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record as embed keeps it: the embedding in float32 (float32 -> Python float -> JSON is exact)."""
+    if "error" in rec:
+        return rec
+    import numpy as np
+
+    return {"input": rec["input"], "embedding": np.asarray(rec["embedding"], np.float32).tolist()}
+
+
+def _ray(args, task: str | None, pipe, options: dict[str, Any], call: dict[str, Any], post) -> int:
+    """``--ray``: the same records, built by Ray tasks and actors, into Parquet partitions in the -o folder."""
+    from .integrations.ray import Job, run
+
+    job = Job(args.model, task, load=_load_options(args), options=_task_options(args, task, options), call=call,
+              batch_size=args.batch_size, post=post)
+    result = run(job, args.inputs, args.output, address=args.ray or None, actors=args.ray_actors,
+                 overwrite=args.overwrite, quiet=args.quiet, pipe=pipe)
+    for error in result.pop("errors"):
+        _report({"error": error})
+    print(json.dumps(result))
+    return 1 if result["failed"] else 0
+
+
+def _check_ray(args) -> None:
+    """--ray: Ray and the output folder are checked before the model loads."""
+    if args.ray is None:
+        return
+    from .integrations.ray import output_folder, require_ray
+
+    require_ray()
+    if args.resume:
+        raise ValueError("--resume: not available with --ray (a job writes its partitions whole); use --overwrite")
+    if not args.output:
+        raise ValueError("-o: expected a folder for the Parquet partitions with --ray, got none")
+    output_folder(args.output, overwrite=args.overwrite)
 
 
 def _inputs(pipe, args, done: set[str]) -> list[str]:
@@ -176,10 +242,8 @@ def _stream(pipe, args, **call) -> int:
     with RecordWriter(args.output, resume=args.resume, overwrite=args.overwrite) as out:
         inputs = _inputs(pipe, args, out.done)
         for rec in _progress(pipe.iter(inputs, **call) if inputs else iter(()), len(inputs), args.quiet):
-            if "error" in rec:
-                failed += 1
-                rec["error"] = _cli_hint(ValueError(rec["error"]))
-            _report(rec)
+            failed += "error" in rec
+            _report(_hinted(rec))
             out.write(rec)
     return 1 if failed else 0
 
@@ -211,14 +275,19 @@ def _check_labels(labels: list[str], template: str) -> None:
 
 
 def cmd_classify(args) -> int:
-    _check_output_first(args)
+    _check_ray(args)
+    if args.ray is None:
+        _check_output_first(args)
     loaded = _load(args)
     if loaded.declaration.task == "zero-shot-classification":
         raise ValueError(f"{args.model} is a zero-shot model ({loaded.family}); use "
                          "`mediaformers zero-shot MODEL INPUTS --labels ...`")
     views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
-    pipe = _pipeline(args, None, loaded, top_k=args.top_k, aggregate=args.aggregate, **views,
-                     **({"hop": args.hop} if args.hop is not None else {}))
+    options = {"top_k": args.top_k, "aggregate": args.aggregate, **views,
+               **({"hop": args.hop} if args.hop is not None else {})}
+    pipe = _pipeline(args, None, loaded, **options)
+    if args.ray is not None:
+        return _ray(args, None, pipe, options, {"views": args.views}, _hinted)
     return _stream(pipe, args, views=args.views)
 
 
@@ -230,10 +299,11 @@ def cmd_zero_shot(args) -> int:
 
 
 def cmd_embed(args) -> int:
-    import numpy as np
-
     from .tasks.output import RecordWriter, check_output_path, dumps, partial_path, read_parts, write_embeddings
 
+    _check_ray(args)
+    if args.ray is not None:
+        return _ray(args, "feature-extraction", _pipeline(args, "feature-extraction"), {}, {}, _embedding_record)
     path = Path(args.output)
     if path.suffix not in (".npy", ".parquet"):
         raise ValueError(f"-o: expected a .npy or .parquet file, got {path.name}")
@@ -259,8 +329,7 @@ def cmd_embed(args) -> int:
                 _report(rec)
                 print(dumps(rec))
             else:
-                # float32 -> Python float -> JSON is exact, so the parts read back bit for bit.
-                rec = {"input": rec["input"], "embedding": np.asarray(rec["embedding"], np.float32).tolist()}
+                rec = _embedding_record(rec)  # float32: the parts read back bit for bit
                 print(dumps({"input": rec["input"], "row": row}))
                 row += 1
             out.write(rec)

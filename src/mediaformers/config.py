@@ -16,7 +16,7 @@ COMMON_ALIASES = {"torch_dtype": "dtype"}
 # Common fields left out of config.json at these values, as transformers' diff-based save does.
 SAVED_IF_SET: dict[str, Any] = {"output_hidden_states": False, "output_attentions": False, "return_dict": True,
                                 "chunk_size_feed_forward": 0, "is_encoder_decoder": False, "architectures": None,
-                                "problem_type": None, "dtype": None}
+                                "problem_type": None, "dtype": None, "pruned_heads": {}}
 
 
 def read_json_object(file: str) -> dict[str, Any]:
@@ -57,6 +57,7 @@ class Config:
     return_dict: bool = True  # forward's default: an output object (True) or a tuple
     dtype: str | None = None  # dtype of the saved weights ("float32"); old name torch_dtype
     chunk_size_feed_forward: int = 0  # transformers' MLP chunking (memory only); ours runs unchunked, same result
+    pruned_heads: dict[int, list[int]] = field(default_factory=dict)  # {layer: [head, ...]} removed by prune_heads
     is_encoder_decoder: bool = False  # always False for these encoders; kept for transformers' code that reads it
     _name_or_path: str = ""  # what from_pretrained was given; never written to config.json
     extra: dict[str, Any] = field(default_factory=dict)  # every other key of config.json, kept verbatim

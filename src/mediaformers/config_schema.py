@@ -31,7 +31,7 @@ _KINDS = {  # JSON kinds: a bool is no number, a number must be finite
 def _range(name: str, kind: type) -> tuple[float, float, bool]:
     """(low, high, whether low is excluded) of a number field, by its name."""
     if kind is int:
-        if name.endswith("_id") or name in ("num_labels", "label2id"):
+        if name.endswith("_id") or name in ("num_labels", "label2id", "pruned_heads"):  # indices from 0
             return 0, MAX_SIZE, False
         return 1, MAX_COUNT if "layers" in name or "heads" in name else MAX_SIZE, False
     if "dropout" in name or name.endswith(("_prob", "_ratio")):

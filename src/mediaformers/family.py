@@ -55,9 +55,9 @@ class Processor:
 class Family:
     """One model family.
 
-    name: short name (the module's; demo folder names). config: the config class, whose
-    ``model_type`` (config.json's) identifies the family.
-    classes: the model classes, the backbone first. task: what ``mediaformers classify`` runs
+    name: short name (the module's; demo folder names).
+    classes: the model classes, the backbone first; its ``config_class`` is the family's config (whose
+    ``model_type``, config.json's, identifies the family) and its ``converter`` the weight-name table. task: what ``mediaformers classify`` runs
     (the pipeline's default); every family also serves "feature-extraction".
     processors: media kind ("video", "audio", "image", "text") -> :class:`Processor`; the kinds
     decide how a file becomes model views (tasks/views.py). accepts: file kinds it takes.
@@ -71,9 +71,7 @@ class Family:
     """
 
     name: str
-    config: type
     classes: tuple[type, ...]
-    converter: Any
     task: str
     processors: dict[str, Processor]
     accepts: frozenset[str]
@@ -92,6 +90,14 @@ class Family:
         if not set(self.processors) <= set(MEDIA) or not set(self.accepts) <= set(MEDIA):
             raise ValueError(f"{self.name}: processors/accepts: expected kinds among {MEDIA}, "
                              f"got {sorted(self.processors)} / {sorted(self.accepts)}")
+
+    @property
+    def config(self) -> type:
+        return self.classes[0].config_class
+
+    @property
+    def converter(self) -> Any:
+        return self.classes[0].converter
 
     @property
     def model_type(self) -> str:

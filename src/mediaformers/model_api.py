@@ -103,11 +103,14 @@ class ModelAPI:
 
     base_model_prefix: ClassVar[str] = ""
     main_input_name: ClassVar[str] = "pixel_values"
-    input_embeddings: ClassVar[str] = ""
+    input_embeddings: ClassVar[str] = "patch_embed"
     supports_gradient_checkpointing: ClassVar[bool] = True
     # Parameters transformers holds in nn.Embedding modules although ours are plain Parameters;
     # num_parameters(exclude_embeddings=True) leaves them out as transformers does.
     embedding_parameters: ClassVar[tuple[str, ...]] = ()
+    # The base model's Encoder whose heads prune_heads removes; "" where the reference has no prune_heads
+    # (transformers 5 dropped it; TVLT's 4.57 reference has it).
+    prunable: ClassVar[str] = ""
 
     @property
     def base_model(self) -> nn.Module:
@@ -191,6 +194,22 @@ class ModelAPI:
     @property
     def is_gradient_checkpointing(self) -> bool:
         return any(m.gradient_checkpointing for m in self._checkpointed())
+
+    # ---- head pruning -------------------------------------------------------------------------
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Remove attention heads, {layer: [head, ...]} (transformers 4.57's prune_heads); the union is
+        kept in ``config.pruned_heads`` so save_pretrained/from_pretrained rebuild the pruned shapes."""
+        base = self.base_model
+        if not self.prunable:
+            raise NotImplementedError(f"{type(self).__name__}: prune_heads exists only where the reference has it "
+                                      "(TVLT); transformers 5 removed it for the other families")
+        blocks = base.get_submodule(self.prunable).blocks
+        for layer, heads in dict(heads_to_prune).items():
+            if not 0 <= int(layer) < len(blocks):
+                raise ValueError(f"heads_to_prune: expected layer indices in [0, {len(blocks)}), got {layer}")
+            blocks[int(layer)].attn.prune_heads(heads)
+            pruned = self.config.pruned_heads
+            pruned[int(layer)] = sorted(set(pruned.get(int(layer), [])) | {int(h) for h in heads})
 
     # ---- counting ---------------------------------------------------------------------------------
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:

@@ -115,6 +115,9 @@ class PreTrainedModel(ModelAPI, nn.Module):
 
     config_class: ClassVar[type[Config]] = Config
     base_model_prefix: ClassVar[str] = ""
+    # Where a backbone's weights sit inside a larger checkpoint, when not under base_model_prefix
+    # (AltCLIP's towers: ``text_model.`` / ``vision_model.`` of the full model).
+    checkpoint_prefix: ClassVar[str] = ""
     converter: ClassVar[Converter] = Converter([])
     is_backbone: ClassVar[bool] = False  # True for XxxModel, whose keys carry no prefix
 
@@ -129,7 +132,10 @@ class PreTrainedModel(ModelAPI, nn.Module):
     # it, then materialises once: buffers computed, weights loaded, transformers' init only when the
     # checkpoint leaves something out. A model built in Python is initialised by its __init__.
     def init_weights(self) -> None:
-        """Initialise every weight (families call it last in __init__); nothing on the meta device."""
+        """Initialise every weight (families call it last in __init__); nothing on the meta device.
+        Heads the config lists as pruned are removed first, as transformers' post_init does."""
+        if self.prunable and getattr(self.config, "pruned_heads", None):
+            self.prune_heads(self.config.pruned_heads)
         if not self.is_meta:
             self._init_weights()
 
@@ -170,7 +176,7 @@ class PreTrainedModel(ModelAPI, nn.Module):
         and nothing is allocated. A model on the meta device is materialised by the first real load.
         """
         report = LoadReport()
-        prefix = self.base_model_prefix + "."
+        prefix = (self.checkpoint_prefix or self.base_model_prefix) + "."
         ckpt_has_prefix = any(k.startswith(prefix) for k in hf_state)
         if self.is_backbone and ckpt_has_prefix:
             # A task checkpoint into the bare backbone: keep the backbone, leave the heads out.

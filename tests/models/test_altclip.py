@@ -266,7 +266,7 @@ def test_bad_inputs():
     x = torch.randn(1, 3, 30, 30)
     with pytest.raises(ValueError, match="needs both"):
         model(input_ids=ids)
-    with pytest.raises(ValueError, match=r"pixel_values: expected shape \(batch, 3, 30, 30\), got \(3, 30, 30\)"):
+    with pytest.raises(ValueError, match=r"pixel_values: expected a 4-D tensor \(batch, 3, 30, 30\), got shape \(3, 30, 30\)"):
         model(input_ids=ids, pixel_values=x[0])
     with pytest.raises(ValueError, match="pixel_values: expected shape .* got \\(1, 3, 32, 32\\)"):
         model.get_image_features(torch.randn(1, 3, 32, 32))

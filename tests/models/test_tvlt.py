@@ -188,6 +188,43 @@ def test_tuple_outputs(base):
     assert isinstance(out, tuple) and len(out) == 7 and out[3:] == (None, None, None, None)
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_prune_heads_equals_silenced_heads_and_survives_a_round_trip(tmp_path, cls):
+    """transformers 4.57's prune_heads: a removed head contributes nothing, the same as zeroing its
+    columns of the output projection; config.pruned_heads rebuilds the pruned shapes on reload."""
+    folder, inputs, _, _ = golden("base", cls)
+    model = getattr(mf, cls).from_pretrained(folder).eval()
+    x = {k: inputs[k] for k in (*FLOAT_INPUTS, "labels") if k in inputs}
+    layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    width = model.config.hidden_size // heads
+    first = lambda out: out[0] if cls != "TvltForPreTraining" else out.matching_logits  # noqa: E731
+    silenced = getattr(mf, cls).from_pretrained(folder).eval()
+    with torch.no_grad():
+        for layer, head in ((0, 1), (layers - 1, 0), (layers - 1, heads - 1)):
+            silenced.base_model.encoder.blocks[layer].attn.proj.weight[:, head * width:(head + 1) * width] = 0
+        silenced = first(silenced(**x))
+        before = model.num_parameters()
+        model.prune_heads({0: [1], layers - 1: [0]})
+        model.prune_heads({layers - 1: [heads - 1, 0]})  # 0 again: ignored, as in transformers
+        pruned = first(model(**x))
+    assert_close(pruned, silenced, "pruned vs silenced heads")
+    assert model.config.pruned_heads == {0: [1], layers - 1: [0, heads - 1]}
+    assert before - model.num_parameters() == 3 * width * (4 * model.config.hidden_size + 3)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["pruned_heads"] == {"0": [1], str(layers - 1): [0, heads - 1]}
+    again = getattr(mf, cls).from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(first(again(**x)), pruned)
+    with pytest.raises(ValueError, match="heads_to_prune: expected layer indices"):
+        model.prune_heads({layers: [0]})
+
+
+def test_prune_heads_only_where_the_reference_has_it():
+    with pytest.raises(NotImplementedError, match="TVLT"):
+        mf.ASTModel(mf.ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=8,
+                                 max_length=32, num_mel_bins=16)).prune_heads({0: [0]})
+
+
 # ---- bad input ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pre():
@@ -207,7 +244,7 @@ def _x(b=2, t=4, audio_t=64):
         (dict(pixel_values=torch.zeros(2, 3, 16, 16)), r"pixel_values: expected a 5-D tensor"),
         (dict(audio_values=torch.zeros(2, 1, 64, 32)), r"audio_values: expected shape \(batch, 1, time <= 64, 16\)"),
         (dict(audio_values=torch.zeros(2, 1, 72, 16)), r"got shape \(2, 1, 72, 16\)"),
-        (dict(audio_values=torch.zeros(2, 64, 16)), r"audio_values: expected a 4-D float tensor"),
+        (dict(audio_values=torch.zeros(2, 64, 16)), r"audio_values: expected a 4-D tensor"),
         (dict(audio_values=torch.zeros(3, 1, 64, 16)), r"audio_values: expected batch 2"),
         (dict(pixel_mask=torch.ones(2, 12)), r"pixel_mask: expected shape \(2, 16\) \(batch, patches\), got \(2, 12\)"),
         (dict(audio_mask=torch.ones(2, 16)), r"audio_mask: expected shape \(2, 12\)"),  # 48 time steps -> 12

@@ -13,10 +13,7 @@ spelling (``encoder.layers.N`` in both towers) and two small functions adapt at 
 """
 import re
 
-from .convert import Converter
-
-_T = r"roberta.encoder.layers.\1"
-_V = r"encoder.layers.\1"
+from .convert import BERT_BLOCK, CLIP_BLOCK, Converter, block_rules
 
 CONVERTER = Converter(
     [
@@ -25,20 +22,9 @@ CONVERTER = Converter(
         (r"xlmr\.embeddings\.position\.weight", "roberta.embeddings.position_embeddings.weight"),
         (r"xlmr\.embeddings\.token_type\.weight", "roberta.embeddings.token_type_embeddings.weight"),
         (r"xlmr\.embeddings\.norm\.(weight|bias)", r"roberta.embeddings.LayerNorm.\1"),
-        (r"xlmr\.encoder\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)",
-         [rf"{_T}.attention.self.query.\2", rf"{_T}.attention.self.key.\2", rf"{_T}.attention.self.value.\2"]),
-        (r"xlmr\.encoder\.blocks\.(\d+)\.attn\.proj\.(weight|bias)", rf"{_T}.attention.output.dense.\2"),
-        (r"xlmr\.encoder\.blocks\.(\d+)\.norm1\.(weight|bias)", rf"{_T}.attention.output.LayerNorm.\2"),
-        (r"xlmr\.encoder\.blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", rf"{_T}.intermediate.dense.\2"),
-        (r"xlmr\.encoder\.blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", rf"{_T}.output.dense.\2"),
-        (r"xlmr\.encoder\.blocks\.(\d+)\.norm2\.(weight|bias)", rf"{_T}.output.LayerNorm.\2"),
+        *block_rules(r"xlmr\.encoder\.blocks", "roberta.encoder.layers", BERT_BLOCK),
         # CLIP vision tower
-        (r"encoder\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)",
-         [rf"{_V}.self_attn.q_proj.\2", rf"{_V}.self_attn.k_proj.\2", rf"{_V}.self_attn.v_proj.\2"]),
-        (r"encoder\.blocks\.(\d+)\.attn\.proj\.(weight|bias)", rf"{_V}.self_attn.out_proj.\2"),
-        (r"encoder\.blocks\.(\d+)\.norm1\.(weight|bias)", rf"{_V}.layer_norm1.\2"),
-        (r"encoder\.blocks\.(\d+)\.norm2\.(weight|bias)", rf"{_V}.layer_norm2.\2"),
-        (r"encoder\.blocks\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)", rf"{_V}.mlp.\2.\3"),
+        *block_rules(r"encoder\.blocks", "encoder.layers", CLIP_BLOCK),
         (r"patch_embed\.proj\.weight", "embeddings.patch_embedding.weight"),
         (r"cls_token", "embeddings.class_embedding"),
         (r"pos_embed", "embeddings.position_embedding.weight"),

@@ -76,16 +76,39 @@ class Converter:
         return state, missing, unexpected
 
 
-# Shared by every ViT-style family in transformers' legacy layout (what save_pretrained writes).
+# The sub-modules of our transformer block under each naming scheme: ours -> theirs (a list where
+# we fuse their tensors, as the qkv projection).
+VIT_BLOCK = {"attn.qkv": ["attention.attention.query", "attention.attention.key", "attention.attention.value"],
+             "attn.proj": "attention.output.dense", "norm1": "layernorm_before", "norm2": "layernorm_after",
+             "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense"}
+BERT_BLOCK = {"attn.qkv": ["attention.self.query", "attention.self.key", "attention.self.value"],
+              "attn.proj": "attention.output.dense", "norm1": "attention.output.LayerNorm",
+              "mlp.fc1": "intermediate.dense", "mlp.fc2": "output.dense", "norm2": "output.LayerNorm"}
+CLIP_BLOCK = {"attn.qkv": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], "attn.proj": "self_attn.out_proj",
+              "norm1": "layer_norm1", "norm2": "layer_norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+
+
+# transformers' ViT embeddings: the patch projection and the token/position parameters under ``embeddings.``.
+VIT_EMBEDDINGS = {"cls_token": "cls_token", "dist_token": "distillation_token", "pos_embed": "position_embeddings"}
+
+
+def vit_embedding_rules(*params: str) -> list[Rule]:
+    """Rules for ``patch_embed.proj`` and the named parameters of VIT_EMBEDDINGS a family has."""
+    return [(r"patch_embed\.proj\.(weight|bias)", r"embeddings.patch_embeddings.projection.\1"),
+            *((p, f"embeddings.{VIT_EMBEDDINGS[p]}") for p in params)]
+
+
+def block_rules(ours: str, theirs: str, names: dict[str, str | list[str]]) -> list[Rule]:
+    """Rules for a stack ``{ours}.N.<sub>.weight|bias`` stored as ``{theirs}.N.<their sub>.weight|bias``."""
+    rules: list[Rule] = []
+    for sub, their in names.items():
+        targets = [rf"{theirs}.\1.{t}.\2" for t in ([their] if isinstance(their, str) else their)]
+        rules.append((rf"{ours}\.(\d+)\.{re.escape(sub)}\.(weight|bias)", targets if len(targets) > 1 else targets[0]))
+    return rules
+
+
 def vit_layer_rules(ours: str, theirs: str) -> list[Rule]:
-    """Rules for a pre-norm stack ``{ours}.N`` stored as ``{theirs}.N`` (encoder.layer / decoder_layers)."""
-    a = rf"{theirs}.\1.attention"
-    return [
-        (rf"{ours}\.(\d+)\.attn\.qkv\.(weight|bias)", [rf"{a}.attention.query.\2", rf"{a}.attention.key.\2", rf"{a}.attention.value.\2"]),
-        (rf"{ours}\.(\d+)\.attn\.(q_bias|v_bias)", rf"{a}.attention.\2"),
-        (rf"{ours}\.(\d+)\.attn\.proj\.(weight|bias)", rf"{a}.output.dense.\2"),
-        (rf"{ours}\.(\d+)\.norm1\.(weight|bias)", rf"{theirs}.\1.layernorm_before.\2"),
-        (rf"{ours}\.(\d+)\.norm2\.(weight|bias)", rf"{theirs}.\1.layernorm_after.\2"),
-        (rf"{ours}\.(\d+)\.mlp\.fc1\.(weight|bias)", rf"{theirs}.\1.intermediate.dense.\2"),
-        (rf"{ours}\.(\d+)\.mlp\.fc2\.(weight|bias)", rf"{theirs}.\1.output.dense.\2"),
-    ]
+    """Rules for a pre-norm stack ``{ours}.N`` stored as ``{theirs}.N`` (encoder.layer / decoder_layers),
+    VideoMAE's separate q/v biases included; shared by every ViT-style family in transformers' legacy layout."""
+    q_v_biases = (rf"{ours}\.(\d+)\.attn\.(q_bias|v_bias)", rf"{theirs}.\1.attention.attention.\2")
+    return [*block_rules(ours, theirs, VIT_BLOCK), q_v_biases]

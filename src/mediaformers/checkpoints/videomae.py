@@ -1,7 +1,7 @@
 """VideoMAE: our names -> transformers' (legacy layout, which save_pretrained writes)."""
 import re
 
-from .convert import Converter, vit_layer_rules
+from .convert import Converter, vit_embedding_rules, vit_layer_rules
 
 _QKV_BIAS = re.compile(r"attention\.attention\.(query|key|value)\.bias$")
 
@@ -25,7 +25,7 @@ CONVERTER = Converter(
     [
         *vit_layer_rules(r"decoder\.blocks", "decoder.decoder_layers"),
         *vit_layer_rules(r"encoder\.blocks", "encoder.layer"),
-        (r"patch_embed\.proj\.(weight|bias)", r"embeddings.patch_embeddings.projection.\1"),
+        *vit_embedding_rules(),
         (r"decoder\.norm\.(weight|bias)", r"decoder.norm.\1"),  # keeps its name; listed before the backbone's
         (r"norm\.(weight|bias)", r"layernorm.\1"),
     ],

@@ -69,6 +69,30 @@ class Attention(nn.Module):
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.pruned_heads: set[int] = set()  # original indices of removed heads, as transformers keeps them
+
+    def prune_heads(self, heads) -> None:
+        """Remove heads (indices as in the unpruned layer; already removed ones are ignored), as
+        transformers' prune_heads: the q/k/v rows and the output columns of those heads go."""
+        alive = [h for h in range(self.num_heads + len(self.pruned_heads)) if h not in self.pruned_heads]
+        drop = {int(h) for h in heads} - self.pruned_heads
+        if not drop:
+            return
+        if not drop <= set(alive):
+            raise ValueError(f"heads: expected indices in [0, {len(alive) + len(self.pruned_heads)}), got {sorted(drop)}")
+        keep = torch.tensor([i for i, h in enumerate(alive) if h not in drop], device=self.qkv.weight.device)
+        inner = self.num_heads * self.head_dim
+        cols = (keep[:, None] * self.head_dim + torch.arange(self.head_dim, device=keep.device)).flatten()
+        rows = torch.cat([cols + part * inner for part in range(3)])
+        self.qkv = _pruned(self.qkv, rows, dim=0)
+        self.proj = _pruned(self.proj, cols, dim=1)
+        for name in ("q_bias", "v_bias"):
+            if getattr(self, name) is not None:
+                setattr(self, name, nn.Parameter(getattr(self, name).detach()[cols].clone()))
+        if self.q_bias is not None:
+            self.k_bias = self.k_bias[cols].clone()
+        self.num_heads = len(keep)
+        self.pruned_heads |= drop
 
     def forward(
         self,
@@ -87,7 +111,8 @@ class Attention(nn.Module):
         (broadcastable to (batch, heads, 1, 1)) multiplies the attention probabilities, as transformers'
         head_mask does; it takes the explicit path, since SDPA has no hook between softmax and values.
         """
-        b, n, c = x.shape
+        b, n, _ = x.shape
+        c = self.num_heads * self.head_dim  # the width of q/k/v: the model's width unless heads were pruned
         bias = self.qkv.bias
         if self.q_bias is not None:
             bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
@@ -120,3 +145,16 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop)
         out = out.transpose(1, 2).reshape(b, m, c)
         return self.proj_drop(self.proj(out)), weights
+
+
+def _pruned(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A copy of ``layer`` keeping ``index`` along the weight's ``dim`` (0: outputs, 1: inputs)."""
+    weight = layer.weight.detach().index_select(dim, index).clone()
+    bias = layer.bias
+    if bias is not None and dim == 0:
+        bias = bias.detach()[index].clone()
+    new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device=weight.device, dtype=weight.dtype)
+    new.weight = nn.Parameter(weight, requires_grad=layer.weight.requires_grad)
+    if bias is not None:
+        new.bias = nn.Parameter(bias.detach().clone(), requires_grad=layer.bias.requires_grad)
+    return new

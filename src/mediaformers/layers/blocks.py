@@ -37,20 +37,9 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 class Block(nn.Module):
     """Pre-norm block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))`` (ViT, VideoMAE, ViViT, AST, TVLT, CLIP)."""
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_hidden: int,
-        *,
-        act: str = "gelu",
-        eps: float = 1e-12,
-        qkv_bias: bool = True,
-        qv_bias: bool = False,
-        drop: float = 0.0,
-        attn_drop: float = 0.0,
-        drop_path: float = 0.0,
-    ):
+    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, *, act: str = "gelu", eps: float = 1e-12,
+                 qkv_bias: bool = True, qv_bias: bool = False, drop: float = 0.0, attn_drop: float = 0.0,
+                 drop_path: float = 0.0):
         super().__init__()
         self.drop_path = drop_path  # stochastic depth probability (training only)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
@@ -58,14 +47,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, mlp_hidden, act=act, drop=drop)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        attn_bias: torch.Tensor | None = None,
-        need_weights: bool = False,
-        num_queries: int | None = None,
-        head_mask: torch.Tensor | None = None,
-    ):
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, need_weights: bool = False,
+                num_queries: int | None = None, head_mask: torch.Tensor | None = None):
         """x (batch, tokens, dim) -> (batch, tokens, dim), or (batch, num_queries, dim) for the leading tokens only."""
         a, weights = self.attn(self.norm1(x), attn_bias, need_weights, num_queries, head_mask)
         x = (x if num_queries is None else x[:, :num_queries]) + drop_path(a, self.drop_path, self.training)
@@ -76,18 +59,8 @@ class Block(nn.Module):
 class PostNormBlock(nn.Module):
     """Post-norm block (BERT/XLM-R): ``norm1(x + attn(x))`` then ``norm2(x + mlp(x))``."""
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_hidden: int,
-        *,
-        act: str = "gelu",
-        eps: float = 1e-12,
-        qkv_bias: bool = True,
-        drop: float = 0.0,
-        attn_drop: float = 0.0,
-    ):
+    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, *, act: str = "gelu", eps: float = 1e-12,
+                 qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0):
         super().__init__()
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
@@ -136,16 +109,9 @@ class Encoder(nn.Module):
             if hasattr(block, "drop_path"):
                 block.drop_path = rate * i / max(n - 1, 1)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        attn_bias: torch.Tensor | None = None,
-        *,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-        num_queries: int | None = None,
-        head_mask: torch.Tensor | None = None,
-    ) -> EncoderOutput:
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, *, output_hidden_states: bool = False,
+                output_attentions: bool = False, num_queries: int | None = None,
+                head_mask: torch.Tensor | None = None) -> EncoderOutput:
         """``num_queries``: the last (pre-norm) block computes only the first ``num_queries`` tokens,
         all a pooled head reads (cls tokens); its output, and last_hidden_state, are then that short.
         ``head_mask``: transformers' (heads,) or (layers, heads) factors on the attention probabilities."""

@@ -14,7 +14,7 @@ from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Block, Encoder, PatchEmbed, resample_grid
 from ..modeling import LoadReport, PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensors, forward_options
-from .common import frame_settings, pair
+from .common import check_float, frame_settings, pair
 from .xlmr import XLMRobertaEncoder
 
 _DEFAULT_LABELS = {0: "LABEL_0", 1: "LABEL_1"}
@@ -184,7 +184,8 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
     """XLM-R encoder -> LayerNorm (``pre_LN``) -> linear (``transformation``) on every token; pooled = token 0."""
 
     config_class = AltCLIPTextConfig
-    base_model_prefix = "text_model"  # so the text tower loads out of a full AltCLIP checkpoint
+    base_model_prefix = "roberta"  # transformers' name
+    checkpoint_prefix = "text_model"  # so the text tower loads out of a full AltCLIP checkpoint
     main_input_name = "input_ids"
     input_embeddings = "xlmr.embeddings.word"
 
@@ -202,21 +203,12 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
         self.init_weights()
 
     @forward_options
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        *,
-        head_mask: torch.Tensor | None = None,
-        encoder_hidden_states: torch.Tensor | None = None,
-        encoder_attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPoolingAndProjection:
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None, *, head_mask: torch.Tensor | None = None,
+                encoder_hidden_states: torch.Tensor | None = None, encoder_attention_mask: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None) -> BaseModelOutputWithPoolingAndProjection:
         """input_ids (batch, tokens) or inputs_embeds (batch, tokens, hidden), attention_mask 1 = token,
         0 = padding -> last_hidden_state (batch, tokens, project_dim), pooler_output (batch, project_dim).
 
@@ -235,8 +227,7 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
     """CLIP's pre-norm ViT: [CLS] + patches + learned positions, pre-LayerNorm, blocks; pooled = LN(CLS)."""
 
     config_class = AltCLIPVisionConfig
-    base_model_prefix = "vision_model"  # so the vision tower loads out of a full AltCLIP checkpoint
-    input_embeddings = "patch_embed"
+    checkpoint_prefix = "vision_model"  # so the vision tower loads out of a full AltCLIP checkpoint
     embedding_parameters = ("pos_embed",)  # an nn.Embedding in transformers
 
     def __init__(self, config: AltCLIPVisionConfig):
@@ -266,26 +257,16 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
         return torch.cat([self.pos_embed[:1], resample_grid(self.pos_embed[1:], c.grid, new)])
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        interpolate_pos_encoding: bool = False,
-        *,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPooling:
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False, *,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None) -> BaseModelOutputWithPooling:
         """pixel_values (batch, channels, H, W) -> last_hidden_state (batch, 1 + patches, hidden),
         pooler_output (batch, hidden). ``hidden_states`` start with the pre-LayerNorm'd embeddings."""
         c = self.config
-        if not isinstance(pixel_values, torch.Tensor):
-            raise ValueError(f"pixel_values: expected a torch.Tensor, got {type(pixel_values).__name__}")
         want = f"(batch, {c.num_channels}, {c.image_size}, {c.image_size})"
-        if pixel_values.dim() != 4 or pixel_values.shape[1] != c.num_channels:
+        b, channels, h, w = check_float(pixel_values, "pixel_values", 4, want, "normalised pixels")
+        if channels != c.num_channels:
             raise ValueError(f"pixel_values: expected shape {want}, got {tuple(pixel_values.shape)}")
-        if not pixel_values.is_floating_point():
-            raise ValueError(f"pixel_values: expected a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
-        b, _, h, w = pixel_values.shape
         if not interpolate_pos_encoding and (h, w) != pair(c.image_size):
             raise ValueError(
                 f"pixel_values: expected shape {want}, got {tuple(pixel_values.shape)} "
@@ -305,7 +286,9 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
 class AltCLIPModel(AltCLIPPreTrainedModel):
     """Both towers and their projections into one space; logits = exp(logit_scale) * cosine similarity."""
 
+    is_contrastive = True  # what ``mediaformers train --task contrastive`` trains
     main_input_name = "input_ids"
+    input_embeddings = ""  # two towers, no single input embedding (as transformers)
 
     def __init__(self, config: AltCLIPConfig):
         super().__init__(config)
@@ -333,18 +316,11 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         return text_layers_as_hub(super().hf_state_dict(state))
 
     @forward_options
-    def get_text_features(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        *,
-        inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPoolingAndProjection:
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                          token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None, *,
+                          inputs_embeds: torch.Tensor | None = None, output_attentions: bool | None = None,
+                          output_hidden_states: bool | None = None,
+                          return_dict: bool | None = None) -> BaseModelOutputWithPoolingAndProjection:
         """The text tower's output with ``pooler_output`` = text_projection(token 0), (batch, projection_dim),
         not normalised (as transformers 5 returns it)."""
         out = self.text_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
@@ -353,15 +329,9 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         return out
 
     @forward_options
-    def get_image_features(
-        self,
-        pixel_values: torch.Tensor,
-        interpolate_pos_encoding: bool = False,
-        *,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPooling:
+    def get_image_features(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False, *,
+                           output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                           return_dict: bool | None = None) -> BaseModelOutputWithPooling:
         """The vision tower's output with ``pooler_output`` = visual_projection(LN(CLS)), (batch, projection_dim)."""
         out = self.vision_model(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding,
                                 output_attentions=output_attentions, output_hidden_states=output_hidden_states)
@@ -369,20 +339,11 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         return out
 
     @forward_options
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        return_loss: bool | None = None,
-        interpolate_pos_encoding: bool = False,
-        *,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> AltCLIPOutput:
+    def forward(self, input_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, return_loss: bool | None = None,
+                interpolate_pos_encoding: bool = False, *, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None) -> AltCLIPOutput:
         """input_ids (texts, tokens) and pixel_values (images, C, H, W) -> logits_per_image (images, texts).
 
         ``return_loss`` needs as many texts as images (pair i matches pair i).
@@ -444,17 +405,13 @@ def _input_doc(c: AltCLIPConfig) -> str:
 
 FAMILY = register_family(Family(
     name="altclip",
-    config=AltCLIPConfig,
     classes=(AltCLIPModel, AltCLIPTextModel, AltCLIPVisionModel),
-    converter=CONVERTER,
     task="zero-shot-classification",
     processors={"image": Processor("clip_image_processor:CLIPImageProcessor",
                                    lambda c: frame_settings(c.vision_config.image_size)),
                 "text": Processor("altclip_processor:AltCLIPProcessor")},
     accepts=frozenset({"image", "video"}),  # a video: its frames, averaged
-    pooled=_pooled,
-    dummy_inputs=_dummy_inputs,
-    input_doc=_input_doc,
+    pooled=_pooled, dummy_inputs=_dummy_inputs, input_doc=_input_doc,
     tiny=dict(text_config=dict(vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
                                num_attention_heads=4, max_position_embeddings=40, project_dim=24,
                                hidden_dropout_prob=0.0),

@@ -17,7 +17,7 @@ from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias, resample_grid
 from ..modeling import PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, SequenceClassifierOutput, forward_options
-from .common import backbone, classification_loss, pair
+from .common import backbone, check_float, classification_loss, pair
 
 POS_MODES = ("auto", "crop", "interpolate")
 
@@ -46,15 +46,8 @@ class ASTConfig(ViTEncoderConfig):
 
 def check_spectrogram(input_values: torch.Tensor, *, num_mel_bins: int, min_frames: int) -> None:
     """Raise a ValueError naming what was expected unless ``input_values`` is float (batch, frames, num_mel_bins)."""
-    name = "input_values"
-    if not isinstance(input_values, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(input_values).__name__}")
-    want = f"(batch, frames, {num_mel_bins})"
-    if input_values.dim() != 3:
-        raise ValueError(f"{name}: expected a 3-D tensor {want}, got shape {tuple(input_values.shape)}")
-    if not input_values.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point tensor (log-mel features), got {input_values.dtype}")
-    _, frames, mels = input_values.shape
+    name, want = "input_values", f"(batch, frames, {num_mel_bins})"
+    _, frames, mels = check_float(input_values, name, 3, want, "log-mel features")
     if mels != num_mel_bins:
         raise ValueError(
             f"{name}: expected {num_mel_bins} mel bins in dim 2, shape {want}, got shape {tuple(input_values.shape)}"
@@ -70,7 +63,6 @@ class ASTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "audio_spectrogram_transformer"
     converter = CONVERTER
     main_input_name = "input_values"
-    input_embeddings = "patch_embed"
 
 
 class ASTModel(ASTPreTrainedModel):
@@ -124,18 +116,10 @@ class ASTModel(ASTPreTrainedModel):
         return torch.cat([tokens, pos], dim=1)
 
     @forward_options
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        *,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        pos_mode: str = "auto",
-        pooled_only: bool = False,
-    ) -> BaseModelOutputWithPooling:
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                head_mask: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, pos_mode: str = "auto",
+                pooled_only: bool = False) -> BaseModelOutputWithPooling:
         """input_values (batch, frames, num_mel_bins) -> last_hidden_state (batch, 2 + patches, hidden).
 
         ``pooler_output`` (batch, hidden) is the mean of the cls and distillation tokens.
@@ -193,18 +177,10 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         self.init_weights()
 
     @forward_options
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        *,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        pos_mode: str = "auto",
-    ) -> SequenceClassifierOutput:
+    def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, *, head_mask: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, pos_mode: str = "auto") -> SequenceClassifierOutput:
         """input_values (batch, frames, num_mel_bins) -> logits (batch, num_labels).
 
         ``labels``: class ids (batch,) for single-label, float multi-hot (batch, num_labels) for
@@ -238,16 +214,12 @@ def _input_doc(c: ASTConfig) -> str:
 
 FAMILY = register_family(Family(
     name="ast",
-    config=ASTConfig,
     classes=(ASTModel, ASTForAudioClassification),
-    converter=CONVERTER,
     task="audio-classification",
     processors={"audio": Processor("ast_features:ASTFeatureExtractor",
                                    lambda c: {"num_mel_bins": c.num_mel_bins, "max_length": c.max_length})},
     accepts=frozenset({"audio", "video"}),  # a video's audio track
-    pooled=_pooled,
-    dummy_inputs=_dummy_inputs,
-    input_doc=_input_doc,
+    pooled=_pooled, dummy_inputs=_dummy_inputs, input_doc=_input_doc,
     tiny=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, num_mel_bins=32,
               max_length=64),
     variants={"no-overlap": {"frequency_stride": 16, "time_stride": 16}},

@@ -38,27 +38,27 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> t
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
-def check_video(
-    pixel_values: torch.Tensor,
-    *,
-    frames: int | None,
-    size: tuple[int, int] | None,
-    channels: int,
-    name: str = "pixel_values",
-) -> None:
+def check_float(x: torch.Tensor, name: str, dims: int, want: str, what: str) -> tuple[int, ...]:
+    """The shape of ``x``, or a ValueError naming what was expected unless it is a floating-point tensor
+    of ``dims`` dimensions (``want``: its layout, ``what``: what the values are)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != dims:
+        raise ValueError(f"{name}: expected a {dims}-D tensor {want}, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor ({what}), got {x.dtype}")
+    return tuple(x.shape)
+
+
+def check_video(pixel_values: torch.Tensor, *, frames: int | None, size: tuple[int, int] | None, channels: int,
+                name: str = "pixel_values") -> None:
     """Raise a ValueError naming what was expected when a video batch has the wrong layout.
 
     ``pixel_values`` must be (batch, frames, channels, height, width) floating point; ``frames`` or
     ``size`` of None skip that check (models that interpolate).
     """
-    if not isinstance(pixel_values, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(pixel_values).__name__}")
     want = f"(batch, {frames if frames else 'frames'}, {channels}, {size[0] if size else 'H'}, {size[1] if size else 'W'})"
-    if pixel_values.dim() != 5:
-        raise ValueError(f"{name}: expected a 5-D tensor {want}, got shape {tuple(pixel_values.shape)}")
-    if not pixel_values.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
-    _, t, c, h, w = pixel_values.shape
+    _, t, c, h, w = check_float(pixel_values, name, 5, want, "normalised pixels")
     if c != channels:
         raise ValueError(f"{name}: expected {channels} channels in dim 2, shape {want}, got shape {tuple(pixel_values.shape)}")
     if frames is not None and t != frames:

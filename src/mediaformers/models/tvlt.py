@@ -6,6 +6,7 @@ One encoder sees ``[cls] + pixel patches + audio patches``; pre-training masks b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, padding_mask_to_bias
 from ..modeling import PreTrainedModel
 from ..outputs import ModelOutput, SequenceClassifierOutput, Tensors, forward_options
-from .common import backbone, check_video, frame_settings, pair, random_video
+from .common import backbone, check_float, check_video, frame_settings, pair, random_video
 from .mae import check_noise, grouped_noise, masked_mse, patchify, patchify_2d, random_masking, uniform_noise, unshuffle
 
 AUDIO_MASK_TYPES = ("frame-level", "patch-level", "patch_level")  # "patch_level": the reference config's spelling
@@ -111,12 +112,8 @@ def check_inputs(c: TvltConfig, pixel_values, audio_values, pixel_mask=None, aud
     if t > c.num_frames:
         raise ValueError(f"{pixel_name}: expected at most {c.num_frames} frames (config.num_frames) in dim 1, "
                          f"got shape {tuple(pixel_values.shape)}")
-    if not isinstance(audio_values, torch.Tensor):
-        raise ValueError(f"audio_values: expected a torch.Tensor, got {type(audio_values).__name__}")
     want = f"(batch, {c.num_audio_channels}, time <= {c.spectrogram_length}, {c.frequency_length})"
-    shape = tuple(audio_values.shape)
-    if audio_values.dim() != 4 or not audio_values.is_floating_point():
-        raise ValueError(f"audio_values: expected a 4-D float tensor {want}, got shape {shape} {audio_values.dtype}")
+    shape = check_float(audio_values, "audio_values", 4, want, "log-mel features")
     pt = pair(c.audio_patch_size)[0]
     if shape[0] != b:
         raise ValueError(f"audio_values: expected batch {b} (as {pixel_name}), got shape {shape}")
@@ -160,6 +157,7 @@ class TvltPreTrainedModel(PreTrainedModel):
     config_class = TvltConfig
     base_model_prefix = "tvlt"
     converter = CONVERTER
+    prunable = "encoder"
     input_embeddings = "pixel_patch"  # transformers 4.57 returns the pixel and audio patch embeddings as a pair
 
     def get_input_embeddings(self) -> tuple[nn.Module, nn.Module]:
@@ -196,22 +194,11 @@ class TvltModel(TvltPreTrainedModel):
                                                                                                  out.attentions)
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        audio_values: torch.Tensor,
-        pixel_mask: torch.Tensor | None = None,
-        audio_mask: torch.Tensor | None = None,
-        mask_pixel: bool = False,
-        mask_audio: bool = False,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        *,
-        pixel_noise: torch.Tensor | None = None,
-        audio_noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> TvltModelOutput:
+    def forward(self, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_mask: torch.Tensor | None = None,
+                audio_mask: torch.Tensor | None = None, mask_pixel: bool = False, mask_audio: bool = False,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, *, pixel_noise: torch.Tensor | None = None,
+                audio_noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> TvltModelOutput:
         """pixel_values (batch, frames, C, H, W), audio_values (batch, C, time, freq) -> TvltModelOutput.
 
         pixel_mask (batch, frames * patches_per_frame) and audio_mask (batch, audio patches): 1 = real
@@ -280,6 +267,8 @@ class MatchingHead(nn.Module):
 class TvltForPreTraining(TvltPreTrainedModel):
     """Audio-visual matching (mixed pixels vs audio) and, in training mode, MAE on both streams."""
 
+    is_pretraining = True  # what ``mediaformers train --task pretraining`` trains
+
     def __init__(self, config: TvltConfig):
         super().__init__(config)
         c = config
@@ -329,6 +318,29 @@ class TvltForPreTraining(TvltPreTrainedModel):
         return (masked_mse(pixel_logits, pixel_target, out.pixel_label_masks)
                 + masked_mse(audio_logits, audio_target, out.audio_label_masks))
 
+    def pretraining_inputs(self, inputs: dict[str, torch.Tensor], mask_ratio: float | None = None,
+                           generator: torch.Generator | None = None) -> dict[str, Any]:
+        """The inputs of one pre-training step beside the media: MAE noise from ``generator``
+        (``mask_ratio`` replaces config.pixel_mask_ratio), and for the matching task each sample's own
+        frames or, for about half of a batch of two or more, the next sample's (label 0)."""
+        if mask_ratio is not None:
+            if not 0.0 <= mask_ratio < 1.0:
+                raise ValueError(f"mask_ratio: expected a value in [0, 1), got {mask_ratio}")
+            self.config.pixel_mask_ratio = mask_ratio
+        out: dict[str, Any] = {"generator": generator}
+        if self.config.task_matching:
+            pixels = inputs["pixel_values"]
+            b = pixels.shape[0]
+            match = torch.rand(b, generator=generator) < 0.5 if b > 1 else torch.ones(b, dtype=torch.bool)
+            match = match.to(pixels.device)
+            other = torch.arange(b, device=pixels.device).roll(1)
+            out["pixel_values_mixed"] = torch.where(match.view(b, 1, 1, 1, 1), pixels, pixels[other])
+            if inputs.get("pixel_mask") is not None:
+                mask = inputs["pixel_mask"]
+                out["pixel_mask_mixed"] = torch.where(match[:, None], mask, mask[other])
+            out["labels"] = match.float()
+        return out
+
     @staticmethod
     def as_tuple(out: TvltForPreTrainingOutput) -> tuple:
         """transformers 4.57's tuple: loss, then three logit slots (None for a task that did not run)."""
@@ -336,23 +348,13 @@ class TvltForPreTraining(TvltPreTrainedModel):
             out.hidden_states, out.attentions)
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        audio_values: torch.Tensor,
-        pixel_mask: torch.Tensor | None = None,
-        audio_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        pixel_values_mixed: torch.Tensor | None = None,
-        pixel_mask_mixed: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        *,
-        pixel_noise: torch.Tensor | None = None,
-        audio_noise: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> TvltForPreTrainingOutput:
+    def forward(self, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_mask: torch.Tensor | None = None,
+                audio_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                pixel_values_mixed: torch.Tensor | None = None, pixel_mask_mixed: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, *, pixel_noise: torch.Tensor | None = None,
+                audio_noise: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> TvltForPreTrainingOutput:
         """Matching: ``pixel_values_mixed`` (batch, frames, C, H, W) against ``audio_values`` with
         ``labels`` (batch,) or (batch, 1), 1 = they match. MAE (training mode only, as in the
         reference): mask, encode, decode and regress the masked patches of ``pixel_values`` and
@@ -418,17 +420,10 @@ class TvltForAudioVisualClassification(TvltPreTrainedModel):
         return _present(out.loss) + (out.logits, None, None, None) + _present(out.hidden_states, out.attentions)
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        audio_values: torch.Tensor,
-        pixel_mask: torch.Tensor | None = None,
-        audio_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> SequenceClassifierOutput:
+    def forward(self, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_mask: torch.Tensor | None = None,
+                audio_mask: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None,
+                labels: torch.Tensor | None = None) -> SequenceClassifierOutput:
         """labels: (batch,) class ids for loss_type "classification"; (batch, num_labels) floats for "regression"."""
         out = self.tvlt(pixel_values, audio_values, pixel_mask, audio_mask, output_attentions=output_attentions,
                         output_hidden_states=output_hidden_states)
@@ -478,9 +473,7 @@ def _input_doc(c: TvltConfig) -> str:
 
 FAMILY = register_family(Family(
     name="tvlt",
-    config=TvltConfig,
     classes=(TvltModel, TvltForPreTraining, TvltForAudioVisualClassification),
-    converter=CONVERTER,
     task="audio-visual-classification",
     processors={
         # The model takes at most num_frames frames and spectrogram_length mel frames: a processor file
@@ -493,9 +486,7 @@ FAMILY = register_family(Family(
                                       "patch_size": list(pair(c.audio_patch_size))}, limits=("spectrogram_length",)),
     },
     accepts=frozenset({"video"}),
-    pooled=_pooled,
-    dummy_inputs=_dummy_inputs,
-    input_doc=_input_doc,
+    pooled=_pooled, dummy_inputs=_dummy_inputs, input_doc=_input_doc,
     tiny=dict(image_size=32, num_frames=2, spectrogram_length=32, frequency_length=32, hidden_size=32,
               num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, decoder_hidden_size=16,
               decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=24),

@@ -13,7 +13,7 @@ from ..config import ViTEncoderConfig
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Encoder, PatchEmbed, sincos_table
 from ..modeling import PreTrainedModel
-from ..outputs import BaseModelOutput, ImageClassifierOutput, ModelOutput, Tensors, forward_options
+from ..outputs import BaseModelOutput, ClassifierOutput, ImageClassifierOutput, forward_options
 from .common import (backbone, check_video, classification_loss, frame_settings, pair, random_video,
                      video_input_doc)
 from .mae import patchify, visible
@@ -61,22 +61,13 @@ class VideoMAEConfig(ViTEncoderConfig):
 
 
 @dataclass
-class VideoMAEForPreTrainingOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: Tensors = None
-    attentions: Tensors = None
+class VideoMAEForPreTrainingOutput(ClassifierOutput):
+    """transformers' fields: the MSE loss and the pixel predictions (batch, masked, tubelet*patch*patch*C)."""
 
 
-def make_tube_mask(
-    config: VideoMAEConfig,
-    batch_size: int = 1,
-    mask_ratio: float = 0.9,
-    *,
-    generator: torch.Generator | None = None,
-    seed: int | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
+def make_tube_mask(config: VideoMAEConfig, batch_size: int = 1, mask_ratio: float = 0.9, *,
+                   generator: torch.Generator | None = None, seed: int | None = None,
+                   device: torch.device | str | None = None) -> torch.Tensor:
     """VideoMAE's tube masking: the same random spatial patches masked in every tubelet slice.
 
     Returns ``bool_masked_pos`` (batch, num_patches), True = masked, with exactly
@@ -115,7 +106,6 @@ class VideoMAEPreTrainedModel(PreTrainedModel):
     config_class = VideoMAEConfig
     base_model_prefix = "videomae"
     converter = CONVERTER
-    input_embeddings = "patch_embed"
 
     def _init_buffers(self) -> None:
         super()._init_buffers()
@@ -147,18 +137,10 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         self.init_weights()
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        bool_masked_pos: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        *,
-        interpolate_pos_encoding: bool = False,
-        pooled_only: bool = False,
-    ) -> BaseModelOutput:
+    def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None,
+                head_mask: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, *,
+                interpolate_pos_encoding: bool = False, pooled_only: bool = False) -> BaseModelOutput:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, visible tokens, hidden).
 
         ``bool_masked_pos`` (batch, patches), True or 1 = masked, drops those tubelets. ``head_mask``
@@ -215,6 +197,8 @@ class VideoMAEDecoder(nn.Module):
 class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
     """MAE pre-training: encode visible tubelets, decode all, regress the masked ones' pixels."""
 
+    is_pretraining = True  # what ``mediaformers train --task pretraining`` trains
+
     def __init__(self, config: VideoMAEConfig):
         super().__init__(config)
         c = config
@@ -228,6 +212,13 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
     def make_mask(self, batch_size: int, mask_ratio: float = 0.9, **kwargs) -> torch.Tensor:
         """Tube mask for this model's shapes; see :func:`make_tube_mask`."""
         return make_tube_mask(self.config, batch_size, mask_ratio, device=self.device, **kwargs)
+
+    def pretraining_inputs(self, inputs: dict[str, torch.Tensor], mask_ratio: float | None = None,
+                           generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The inputs of one pre-training step beside the media: a tube mask masking ``mask_ratio``
+        of the patches (default 0.9, the VideoMAE recipe's)."""
+        ratio = 0.9 if mask_ratio is None else mask_ratio
+        return {"bool_masked_pos": self.make_mask(inputs["pixel_values"].shape[0], ratio, generator=generator)}
 
     def targets(self, pixel_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Regression targets of the masked tubelets, (batch, n_masked, tubelet*patch*patch*C)."""
@@ -248,17 +239,10 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
         return patches[mask].reshape(patches.shape[0], -1, patches.shape[-1])
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        bool_masked_pos: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        *,
-        interpolate_pos_encoding: bool = False,
-    ) -> VideoMAEForPreTrainingOutput:
+    def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None,
+                head_mask: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, *,
+                interpolate_pos_encoding: bool = False) -> VideoMAEForPreTrainingOutput:
         """With ``interpolate_pos_encoding``, other frame counts and sizes (exact sin-cos tables for
         the new number of tubelets, in the encoder and the decoder; the mask must cover that many)."""
         if bool_masked_pos is None:
@@ -311,17 +295,10 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         self.init_weights()
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        *,
-        interpolate_pos_encoding: bool = False,
-    ) -> ImageClassifierOutput:
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                head_mask: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None, *,
+                interpolate_pos_encoding: bool = False) -> ImageClassifierOutput:
         """``labels`` (batch,) class ids, or floats for multi-label/regression; the loss as transformers'
         (``config.problem_type``, inferred from the labels and written into the config when unset)."""
         first_token = self.fc_norm is None and not (output_hidden_states or output_attentions)
@@ -350,15 +327,12 @@ def _dummy_inputs(cls: type, c: VideoMAEConfig, batch_size: int = 1) -> dict[str
 
 FAMILY = register_family(Family(
     name="videomae",
-    config=VideoMAEConfig,
     classes=(VideoMAEModel, VideoMAEForPreTraining, VideoMAEForVideoClassification),
-    converter=CONVERTER,
     task="video-classification",
     processors={"video": Processor("video_processors:VideoMAECheckpointProcessor",
                                    lambda c: {"num_frames": c.num_frames, **frame_settings(c.image_size)})},
     accepts=frozenset({"video"}),
-    pooled=_pooled,
-    dummy_inputs=_dummy_inputs,
+    pooled=_pooled, dummy_inputs=_dummy_inputs,
     input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
     tiny=dict(image_size=32, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
               intermediate_size=48, decoder_hidden_size=16, decoder_num_hidden_layers=1,

@@ -71,7 +71,6 @@ class VivitPreTrainedModel(PreTrainedModel):
     config_class = VivitConfig
     base_model_prefix = "vivit"
     converter = CONVERTER
-    input_embeddings = "patch_embed"
 
     def _init_weights(self) -> None:
         super()._init_weights()
@@ -124,18 +123,10 @@ class VivitModel(VivitPreTrainedModel):
         return torch.cat([cls_pos, pos.reshape(1, -1, dim)], dim=1)
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        interpolate_pos_encoding: bool = False,
-        attention_mask: torch.Tensor | None = None,
-        *,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        pooled_only: bool = False,
-    ) -> BaseModelOutputWithPooling:
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False,
+                attention_mask: torch.Tensor | None = None, *, head_mask: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                return_dict: bool | None = None, pooled_only: bool = False) -> BaseModelOutputWithPooling:
         """pixel_values (batch, frames, channels, H, W) -> last_hidden_state (batch, 1 + tubelets, hidden).
 
         With ``interpolate_pos_encoding`` other frame sizes and counts are accepted. ``attention_mask``
@@ -196,18 +187,10 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         self.init_weights()
 
     @forward_options
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        interpolate_pos_encoding: bool = False,
-        *,
-        attention_mask: torch.Tensor | None = None,
-        head_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> ImageClassifierOutput:
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
+                interpolate_pos_encoding: bool = False, *, attention_mask: torch.Tensor | None = None,
+                head_mask: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None, return_dict: bool | None = None) -> ImageClassifierOutput:
         """``labels``: as VideoMAE's classifier; ``attention_mask`` as :meth:`VivitModel.forward`."""
         out = self.vivit(pixel_values, interpolate_pos_encoding, attention_mask, head_mask=head_mask,
                          output_attentions=output_attentions, output_hidden_states=output_hidden_states,
@@ -230,16 +213,13 @@ def _dummy_inputs(cls: type, c: VivitConfig, batch_size: int = 1) -> dict[str, t
 
 FAMILY = register_family(Family(
     name="vivit",
-    config=VivitConfig,
     classes=(VivitModel, VivitForVideoClassification),
-    converter=CONVERTER,
     task="video-classification",
     # transformers' defaults resize the short side to 256 for a 224 crop: keep that ratio.
     processors={"video": Processor("video_processors:VivitVideoProcessor",
                                    lambda c: {"num_frames": c.num_frames, **frame_settings(c.image_size, 256 / 224)})},
     accepts=frozenset({"video"}),
-    pooled=_pooled,
-    dummy_inputs=_dummy_inputs,
+    pooled=_pooled, dummy_inputs=_dummy_inputs,
     input_doc=lambda c: video_input_doc(c.num_frames, c.num_channels, c.image_size),
     tiny=dict(image_size=32, num_frames=4, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=2,
               num_attention_heads=2, intermediate_size=48),

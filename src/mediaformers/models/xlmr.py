@@ -20,17 +20,8 @@ def position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int) -> to
 class TextEmbeddings(nn.Module):
     """word + position + token-type embeddings, LayerNorm, dropout (BERT/RoBERTa)."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        dim: int,
-        max_positions: int,
-        type_vocab_size: int,
-        *,
-        padding_idx: int | None,
-        eps: float,
-        drop: float = 0.0,
-    ):
+    def __init__(self, vocab_size: int, dim: int, max_positions: int, type_vocab_size: int, *,
+                 padding_idx: int | None, eps: float, drop: float = 0.0):
         super().__init__()
         self.word = nn.Embedding(vocab_size, dim, padding_idx=padding_idx)
         self.position = nn.Embedding(max_positions, dim, padding_idx=padding_idx)
@@ -39,13 +30,8 @@ class TextEmbeddings(nn.Module):
         self.drop = nn.Dropout(drop)
         self.padding_idx = padding_idx if padding_idx is not None else 0
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids (batch, tokens) or inputs_embeds (batch, tokens, dim) -> (batch, tokens, dim)."""
         if inputs_embeds is None:
             inputs_embeds = self.word(input_ids)
@@ -74,22 +60,9 @@ class XLMRobertaEncoder(nn.Module):
     Leaf layers take typed sizes; the AltCLIP model reads them from its config.
     """
 
-    def __init__(
-        self,
-        *,
-        vocab_size: int,
-        dim: int,
-        depth: int,
-        num_heads: int,
-        mlp_hidden: int,
-        max_positions: int,
-        type_vocab_size: int,
-        padding_idx: int | None,
-        act: str = "gelu",
-        eps: float = 1e-5,
-        drop: float = 0.0,
-        attn_drop: float = 0.0,
-    ):
+    def __init__(self, *, vocab_size: int, dim: int, depth: int, num_heads: int, mlp_hidden: int, max_positions: int,
+                 type_vocab_size: int, padding_idx: int | None, act: str = "gelu", eps: float = 1e-5,
+                 drop: float = 0.0, attn_drop: float = 0.0):
         super().__init__()
         self.embeddings = TextEmbeddings(
             vocab_size, dim, max_positions, type_vocab_size, padding_idx=padding_idx, eps=eps, drop=drop
@@ -97,18 +70,10 @@ class XLMRobertaEncoder(nn.Module):
         self.encoder = Encoder.stack(depth, dim, num_heads, mlp_hidden, block=PostNormBlock, act=act, eps=eps,
                                      drop=drop, attn_drop=attn_drop)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        *,
-        head_mask: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
-    ) -> EncoderOutput:
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None, *, head_mask: torch.Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False) -> EncoderOutput:
         """-> last_hidden_state (batch, tokens, dim); hidden_states start with the embeddings' output."""
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         bias = padding_mask_to_bias(attention_mask, x.dtype) if attention_mask is not None else None

@@ -29,19 +29,10 @@ class ASTFeatureExtractor(FeatureExtractorFiles):
               "max_length": "pos_int", "padding_value": "number", "do_normalize": "bool", "mean": "number",
               "std": "pos_number", "return_attention_mask": "bool"}
 
-    def __init__(
-        self,
-        feature_size: int = 1,
-        sampling_rate: int = 16000,
-        num_mel_bins: int = 128,
-        max_length: int = 1024,
-        padding_value: float = 0.0,
-        do_normalize: bool = True,
-        mean: float = -4.2677393,
-        std: float = 4.5689974,
-        return_attention_mask: bool = False,
-        **unused: Any,
-    ) -> None:
+    def __init__(self, feature_size: int = 1, sampling_rate: int = 16000, num_mel_bins: int = 128,
+                 max_length: int = 1024, padding_value: float = 0.0, do_normalize: bool = True,
+                 mean: float = -4.2677393, std: float = 4.5689974, return_attention_mask: bool = False,
+                 **unused: Any) -> None:
         self.feature_size = feature_size  # transformers' SequenceFeatureExtractor field; unused here
         self.sampling_rate = sampling_rate  # the rate the model was trained at; inputs are resampled to it
         self.num_mel_bins = num_mel_bins  # mel filters = feature width
@@ -53,19 +44,10 @@ class ASTFeatureExtractor(FeatureExtractorFiles):
         self.return_attention_mask = return_attention_mask
         self._check()
 
-    def __call__(
-        self,
-        raw_speech: Any,
-        sampling_rate: int | None = None,
-        return_tensors: str | None = "pt",
-        *,
-        max_length: int | None = None,
-        padding: bool | str = True,
-        truncation: bool = True,
-        return_attention_mask: bool | None = None,
-        device: torch.device | str | None = None,
-        compute_dtype: torch.dtype = torch.float64,
-    ) -> dict[str, Any]:
+    def __call__(self, raw_speech: Any, sampling_rate: int | None = None, return_tensors: str | None = "pt", *,
+                 max_length: int | None = None, padding: bool | str = True, truncation: bool = True,
+                 return_attention_mask: bool | None = None, device: torch.device | str | None = None,
+                 compute_dtype: torch.dtype = torch.float64) -> dict[str, Any]:
         """Features for one clip or a batch (transformers' argument order).
 
         Args:

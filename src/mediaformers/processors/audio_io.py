@@ -32,6 +32,7 @@ import soxr
 import torch
 
 from .audio_decode import AudioDecodeError, AudioDecoder, AudioInfo
+from .time_range import time_range
 
 __all__ = [
     "AudioDecodeError", "AudioInfo", "AudioSource", "AudioWindows", "decode_audio", "load_audio", "resample",
@@ -295,6 +296,9 @@ def load_audio(
         return_info: also return an ``AudioInfo`` (decoder, source rate and channels, decoded length,
             ``partial`` and the ``damage`` cause), i.e. ``(audio, info)``.
 
+    A :class:`~mediaformers.processors.time_range.ClipPath` source gives only the samples of its
+    ``[start, end)`` seconds (the info still describes the whole file).
+
     Returns:
         ``(samples,)`` float32 mono. Tensors come back on the device they came from.
     """
@@ -309,10 +313,22 @@ def load_audio(
                     f"source is too short: {n_in} samples at {info.sample_rate} Hz resample to none at {target_rate} Hz"
                 )
     else:
-        audio, _, info = _decode_file(source, target_rate, True, allow_partial, sampling_rate)
+        audio, rate, info = _decode_file(source, target_rate, True, allow_partial, sampling_rate)
+        span = time_range(source)
+        if span is not None:
+            audio = _in_range(audio, rate, *span, _name(source))
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     out = audio if return_numpy else torch.from_numpy(audio).to(device)
     return (out, info) if return_info else out
+
+
+def _in_range(audio: np.ndarray, rate: int, start: float, end: float | None, name: str) -> np.ndarray:
+    """The samples of ``[start, end)`` seconds; a range past the end of the audio is an error."""
+    first = round(start * rate)
+    stop = len(audio) if end is None else min(len(audio), round(end * rate))
+    if first >= stop:
+        raise ValueError(f"audio file {name}: no audio between {start}s and {end}s (it lasts {len(audio) / rate:.3f}s)")
+    return audio[first:stop]
 
 
 # ----------------------------------------------------------------------------------------------

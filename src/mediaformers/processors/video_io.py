@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .sampling import ClipSampler, indices_to_timestamps
+from .time_range import time_range
 
 VideoSource = Union[str, os.PathLike, IO[bytes]]
 
@@ -59,6 +60,9 @@ _TRUNCATION_SLACK_S = 0.25
 _SEEK_RETRIES = 4
 # Undecodable packets skipped after a seek before the first frame (a stream starting on non-key data).
 _SKIP_AFTER_SEEK = 512
+# Seek-heavy requests are split over up to this many readers in threads (each decoder single-threaded:
+# FFmpeg decodes without the GIL), never more than torch's thread count (1 in DataLoader workers).
+_MAX_PARALLEL_READERS = 4
 # A frame larger than this is scaled down inside FFmpeg (same aspect): models take a few hundred pixels,
 # and a 16000x16000 picture would otherwise take gigabytes per copy.
 MAX_PIXELS = 3840 * 2160
@@ -440,13 +444,20 @@ class VideoReader:
 
     def _decode_sorted(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
         """One RGB array per target (sorted, unique, relative seconds)."""
-        eps = 1e-6
-        n = len(targets)
-        results: list[np.ndarray | None] = [None] * n
         # Frame threads speed a long forward decode but make every seek refill their pipeline.
         self._seeking = not self._dense(targets)
         if self._seeking and self._threads:
+            chunks = self._parallel_chunks(targets)
+            if len(chunks) > 1:
+                return self._decode_parallel(chunks, allow_partial)
             self._reopen("SLICE")
+        return self._decode_chunk(targets, allow_partial)
+
+    def _decode_chunk(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
+        """One RGB array per target, decoding forward and seeking ahead where it pays (``_seeking`` set)."""
+        eps = 1e-6
+        n = len(targets)
+        results: list[np.ndarray | None] = [None] * n
         prev: av.VideoFrame | None = None  # the frame on screen now, kept unconverted
         prev_t = -math.inf
         i, sought = 0, 0  # the first target's seek is _start's
@@ -471,6 +482,44 @@ class VideoReader:
                 frames, pending = self._start(targets[i])
                 prev, prev_t = None, -math.inf
         return self._finish(targets, results, prev, prev_t, self._error, allow_partial)
+
+    def _parallel_chunks(self, targets: list[float]) -> list[list[float]]:
+        """``targets`` cut into contiguous runs of whole keyframe intervals, one per reader, balanced by the
+        frames each must decode (from its keyframes to its targets); one run when splitting cannot help."""
+        keyframes = self._keyframe_times()
+        workers = min(_MAX_PARALLEL_READERS, torch.get_num_threads(), len(targets))
+        if workers < 2 or keyframes is None or not isinstance(self._source, (str, os.PathLike)) or not self._can_seek():
+            return [targets]
+        gop = [bisect.bisect_right(keyframes, t) - 1 for t in targets]
+        work = [t - keyframes[max(g, 0)] + 0.1 for t, g in zip(targets, gop)]  # decode cost ~ time from the keyframe
+        share, total, chunks, start = sum(work) / workers, 0.0, [], 0
+        for i in range(1, len(targets)):
+            total += work[i - 1]
+            if gop[i] != gop[i - 1] and total >= share * (len(chunks) + 1) and len(chunks) < workers - 1:
+                chunks.append(targets[start:i])
+                start = i
+        return chunks + [targets[start:]]
+
+    def _decode_parallel(self, chunks: list[list[float]], allow_partial: bool) -> list[np.ndarray]:
+        """Each chunk by its own reader of the same file, in threads; the same frames as one reader."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(chunk: list[float]) -> list[np.ndarray]:
+            twin = object.__new__(VideoReader)
+            twin.name, twin._source, twin._threads, twin.max_pixels = self.name, self._source, True, self.max_pixels
+            twin._error, twin._container = None, None
+            twin.metadata, twin._keyframes, twin._seeking = self.metadata, self._keyframes, True
+            try:
+                twin._reopen("SLICE")
+                return twin._decode_chunk(chunk, allow_partial)
+            finally:
+                twin.close()
+
+        with ThreadPoolExecutor(len(chunks) - 1) as pool:
+            rest = list(pool.map(run, chunks[1:]))
+            self._reopen("SLICE")
+            first = self._decode_chunk(chunks[0], allow_partial)
+        return [frame for part in [first, *rest] for frame in part]
 
     def _decode_keyframes(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
         """The keyframe at or before each target: one checked seek and one decoded frame per target."""
@@ -590,13 +639,17 @@ def read_clip(
     frame rate) the frame times are read from the packets instead (demuxing only, no decoding),
     so indices are exact even on variable-frame-rate files.
 
+    A :class:`~mediaformers.processors.time_range.ClipPath` source is sampled only from the frames
+    shown in its ``[start, end)`` (their times read from the packets).
+
     Returns:
         ``(num_clips, num_frames, H, W, 3)`` uint8, upright.
     """
+    span = time_range(source)
     with VideoReader(source) as reader:
         meta = reader.metadata
         total = meta.estimated_num_frames
-        if (exact_times or total is None or meta.fps is None or meta.num_frames is None
+        if (span is not None or exact_times or total is None or meta.fps is None or meta.num_frames is None
                 or not reader._reliable_duration()):
             # Frame times from the packets (demuxing only): VFR files and headers without counts.
             times = reader.frame_times()
@@ -608,6 +661,8 @@ def read_clip(
                 raise VideoDecodeError(
                     f"cannot decode video '{reader.name}': the packets end at {float(times[-1]):.3f}s but the "
                     f"header says {meta.duration:.3f}s (truncated?); pass allow_partial=True to sample what is there")
+            if span is not None:
+                times = _in_range(times, *span, float(times[-1]) + 1.0 / fps, reader.name)
             indices = sampler(times.numel(), generator)
             timestamps = times[indices]
         else:
@@ -615,3 +670,14 @@ def read_clip(
             timestamps = indices_to_timestamps(indices, meta.fps)
         frames = reader.get_frames_at(timestamps.reshape(-1), allow_partial=allow_partial, seek_mode=seek_mode)
     return frames.reshape(*indices.shape, *frames.shape[1:])
+
+
+def _in_range(times: torch.Tensor, start: float, end: float | None, video_end: float, name: str) -> torch.Tensor:
+    """The frame times on screen during ``[start, end)``: from the frame showing at ``start`` (the last
+    one at or before it) to the last one before ``end``; a range after the last frame is an error."""
+    first = max(0, int((times <= start).sum()) - 1)
+    stop = int((times < end).sum()) if end is not None else times.numel()
+    if start >= video_end or stop <= first:
+        raise VideoDecodeError(f"cannot decode video '{name}': no frame between {start}s and {end}s "
+                               f"(the frames span {float(times[0]):.3f}s to {float(times[-1]):.3f}s)")
+    return times[first:stop]

@@ -152,6 +152,11 @@ def read_parts(path: Path) -> tuple[list[str], list[list[float]]]:
     return list(parts), list(parts.values())
 
 
+def arrow_name(name: str) -> str:
+    """``name`` as an Arrow/Parquet string (UTF-8): a file name that is not keeps its bytes as \\xNN escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def write_embeddings(path: Path, keys: list[str], rows: list[list[float]]) -> None:
     """OUTPUT as .npy (rows in order) or .parquet (input, embedding), replaced atomically."""
     import tempfile
@@ -167,9 +172,7 @@ def write_embeddings(path: Path, keys: list[str], rows: list[list[float]]) -> No
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            # Parquet strings must be UTF-8: a name that is not keeps its bytes as \xNN escapes.
-            names = [k.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for k in keys]
-            pq.write_table(pa.table({"input": pa.array(names, pa.string()),
+            pq.write_table(pa.table({"input": pa.array([arrow_name(k) for k in keys], pa.string()),
                                      "embedding": pa.array(rows, pa.list_(pa.float32()))}), tmp)
         os.replace(tmp, path)  # atomic: readers never see half a file
     finally:

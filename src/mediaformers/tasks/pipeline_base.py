@@ -48,25 +48,29 @@ class Pipeline:
         dtype, device = self.model.dtype, self.model.device
         return {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in batch.items()}
 
+    def forward_batch(self, batch: dict[str, torch.Tensor]) -> Any:
+        """``forward`` on the model's device and dtype, without autograd."""
+        with torch.inference_mode():
+            return self.forward(self._to_model(batch))
+
+    def record(self, key: str, rows: Any, error: str | None, **kwargs: Any) -> dict[str, Any]:
+        """The record of one input: ``{"input", ...finish(rows)}``, or ``{"input", "error"}``."""
+        record: dict[str, Any] = {"input": key}
+        if error is None:
+            try:
+                record.update(self.finish(rows, **kwargs))
+            except ValueError as err:
+                error = str(err)
+        if error is not None:
+            record["error"] = error
+        return record
+
     def iter(self, inputs: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """One record per input, in order, as soon as its batch is done."""
         items = expand_inputs(inputs, self.accept)
-
-        def forward(batch):
-            with torch.inference_mode():
-                return self.forward(self._to_model(batch))
-
-        for index, rows, error in runner.run(items, self.prepare(), forward, batch_size=self.batch_size,
+        for index, rows, error in runner.run(items, self.prepare(), self.forward_batch, batch_size=self.batch_size,
                                              num_workers=self.num_workers):
-            record: dict[str, Any] = {"input": items[index].key}
-            if error is None:
-                try:
-                    record.update(self.finish(rows, **kwargs))
-                except ValueError as err:
-                    error = str(err)
-            if error is not None:
-                record["error"] = error
-            yield record
+            yield self.record(items[index].key, rows, error, **kwargs)
 
     def __call__(self, inputs: Any, **kwargs: Any):
         single = not isinstance(inputs, (list, tuple))

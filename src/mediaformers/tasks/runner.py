@@ -25,16 +25,20 @@ class _Items(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        item = self.items[i]
-        if item.error is not None:
-            return {"index": i, "error": item.error}
-        try:
-            return {"index": i, "inputs": self.prepare(item.source)}
-        except (ValueError, OSError, RuntimeError) as err:  # decoder and processor failures name the cause
-            message = str(err)
-            if item.key not in message:
-                message = f"{item.key}: {message}"
-            return {"index": i, "error": message}
+        return prepare_item(self.items[i], self.prepare, i)
+
+
+def prepare_item(item: Item, prepare: Callable[[Any], Prepared], index: int) -> dict[str, Any]:
+    """``{"index", "inputs"}``, or ``{"index", "error"}`` naming the input when it cannot be prepared."""
+    if item.error is not None:
+        return {"index": index, "error": item.error}
+    try:
+        return {"index": index, "inputs": prepare(item.source)}
+    except (ValueError, OSError, RuntimeError) as err:  # decoder and processor failures name the cause
+        message = str(err)
+        if item.key not in message:
+            message = f"{item.key}: {message}"
+        return {"index": index, "error": message}
 
 
 def concat(parts: list[Prepared]) -> Prepared:
@@ -73,21 +77,34 @@ def run(
                         collate_fn=list, persistent_workers=False,
                         prefetch_factor=4 if num_workers else None)
     for records in loader:
-        good = [r for r in records if "error" not in r]
-        outputs: dict[int, Any] = {}
-        if good:
-            counts = [next(iter(r["inputs"].values())).shape[0] for r in good]
-            batch = combine([r["inputs"] for r in good])
-            total = sum(counts)
-            chunks = [forward({k: v[s:s + batch_size] for k, v in batch.items()})
-                      for s in range(0, total, batch_size)]
-            rows = _cat(chunks)
-            start = 0
-            for r, n in zip(good, counts):
-                outputs[r["index"]] = _slice(rows, start, start + n)
-                start += n
+        outputs = forward_prepared(records, forward, batch_size=batch_size, combine=combine)
         for r in records:
             yield r["index"], outputs.get(r["index"]), r.get("error")
+
+
+def forward_prepared(
+    records: list[dict[str, Any]],
+    forward: Callable[[Prepared], Any],
+    *,
+    batch_size: int,
+    combine: Callable[[list[Prepared]], Prepared] = concat,
+) -> dict[int, Any]:
+    """Run the prepared records of :func:`prepare_item` (errors skipped) through ``forward`` in chunks of
+    at most ``batch_size`` views; each record's index gets its rows back."""
+    good = [r for r in records if "error" not in r]
+    outputs: dict[int, Any] = {}
+    if good:
+        counts = [next(iter(r["inputs"].values())).shape[0] for r in good]
+        batch = combine([r["inputs"] for r in good])
+        total = sum(counts)
+        chunks = [forward({k: v[s:s + batch_size] for k, v in batch.items()})
+                  for s in range(0, total, batch_size)]
+        rows = _cat(chunks)
+        start = 0
+        for r, n in zip(good, counts):
+            outputs[r["index"]] = _slice(rows, start, start + n)
+            start += n
+    return outputs
 
 
 def _cat(chunks: list[Any]) -> Any:

@@ -2,6 +2,7 @@
 disk mid-write leaves the previous one intact; the last N kept plus the best."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -65,9 +66,16 @@ def save_model_folder(model, processors: dict, folder: Path, state_dict: dict | 
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, state_dict=state_dict)
+    # Several processors (TVLT's image processor and feature extractor) share one preprocessor_config.json,
+    # as transformers' TvltProcessor writes it: merge their fields instead of letting the last one win.
+    merged, file = {}, tmp / "preprocessor_config.json"
     for proc in processors.values():
         if hasattr(proc, "save_pretrained"):
             proc.save_pretrained(tmp)
+            if file.exists():
+                merged.update(json.loads(file.read_text(encoding="utf-8")))
+    if merged:
+        file.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     old = folder.with_name(f".{folder.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():

@@ -14,20 +14,42 @@ EPILOG = """examples:
   torchrun --nproc-per-node 4 -m mediaformers train ./videomae-base clips/ -o run/ --batch-size 8   # DDP
   torchrun --nproc-per-node 4 -m mediaformers train ./videomae-base clips/ -o run/ --fsdp           # FSDP2
   mediaformers classify runs/ft/best clip.wav
+  mediaformers train ast sounds.csv -o runs/ast --norm-stats-from-data   # mean/std of your fbank features
+  mediaformers train videomae unlabelled/ -o runs/mae --task pretraining --mask-ratio 0.9   # any media files
+  mediaformers train tvlt clips.csv -o runs/tvlt-mae     # manifest with only `path` (and start,end): pre-training
+  mediaformers train ./altclip pairs.csv -o runs/clip    # manifest `path,caption`: contrastive, recall@1/5/10
+
+manifests (.csv with a header row, or .jsonl one object a line; paths relative to the manifest):
+  path,label            classification (several labels joined by ';', or a JSON list)
+  path,caption          contrastive media-text pairs (captions in any language)
+  path                  pre-training
+  start,end             optional, any of the above: seconds; only that part of the file is decoded
 """
 
 
 def add_parser(sub) -> None:
-    t = sub.add_parser("train", help="fine-tune or train a classifier on a folder of class subfolders or a manifest",
+    t = sub.add_parser("train", help="fine-tune a classifier, pre-train (masked autoencoding) or train media-text "
+                                    "contrastively, on a folder or a manifest",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("model", help="checkpoint folder, hub id or registry name (its head is re-initialised), "
                                  "or a family name with --config for random weights")
-    t.add_argument("data", help="folder of class subfolders (<label>/*.mp4|wav|jpg) or a .csv/.jsonl manifest")
+    t.add_argument("data", help="folder of class subfolders (<label>/*.mp4|wav|jpg), a folder of media files "
+                                "(pre-training), or a .csv/.jsonl manifest (see below)")
     t.add_argument("-o", "--output", required=True, help="run folder (checkpoints, metrics.jsonl, best/, final/)")
     t.add_argument("--config", type=json.loads, default={}, help="JSON config keywords when MODEL is a family name")
     t.add_argument("--val", help="validation data (default: hold out --val-fraction of train)")
+    t.add_argument("--task", choices=("auto", *_recipe_module().TASKS), default="auto",
+                   help="what to train (default auto: the task the model's family trains; for a family that "
+                        "trains several, the one the data fits: labels -> classification, captions -> contrastive, "
+                        "neither -> pretraining)")
+    t.add_argument("--mask-ratio", type=float, default=None,
+                   help="pre-training: share of patches masked (default: VideoMAE 0.9, TVLT its config's)")
+    t.add_argument("--norm-stats-from-data", "--ast-norm-from-data", dest="ast_norm_from_data", action="store_true",
+                   help="AST: compute the spectrogram mean/std from (a sample of) the training data before "
+                        "training, train with them and save them in preprocessor_config.json")
     for f in fields(_recipe()):
-        if f.name in ("data", "output", "model", "config", "val", "resume", "eval_only", "quiet"):
+        if f.name in ("data", "output", "model", "config", "val", "resume", "eval_only", "quiet", "task",
+                      "mask_ratio", "ast_norm_from_data"):
             continue
         flag = "--" + f.name.replace("_", "-")
         flags = (flag, "--workers") if f.name == "num_workers" else (flag,)
@@ -41,10 +63,14 @@ def add_parser(sub) -> None:
     t.add_argument("--quiet", action="store_true")
 
 
-def _recipe():
-    from .recipe import Recipe
+def _recipe_module():
+    from . import recipe
 
-    return Recipe
+    return recipe
+
+
+def _recipe():
+    return _recipe_module().Recipe
 
 
 def run(args) -> int:

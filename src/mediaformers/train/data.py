@@ -1,6 +1,6 @@
-"""Training data: class folders or CSV/JSONL manifests -> (path, labels) items, checked before any
-step runs; a Dataset that decodes in DataLoader workers through the model's own views and skips
-(and names) files that do not decode."""
+"""Training data: folders or CSV/JSONL manifests -> (path, labels or caption, time range) items,
+checked before any step runs; a Dataset that decodes in DataLoader workers through the model's own
+views and skips (and names) files that do not decode."""
 from __future__ import annotations
 
 import csv
@@ -24,6 +24,18 @@ class DataError(ValueError):
 class Item:
     path: str
     labels: tuple[str, ...]
+    caption: str | None = None
+    start: float | None = None  # seconds: decode only [start, end) of the file
+    end: float | None = None
+
+    @property
+    def source(self):
+        """What the views decode: the path, or a ClipPath carrying the time range."""
+        if self.start is None and self.end is None:
+            return self.path
+        from ..processors.time_range import ClipPath
+
+        return ClipPath(self.path, self.start, self.end)
 
 
 def _folder_items(root: Path) -> list[Item]:
@@ -53,35 +65,84 @@ def _manifest_rows(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(f))
 
 
-def _manifest_items(path: Path) -> list[Item]:
-    """Rows with ``path`` and ``label`` (several labels joined by ``;`` in CSV, a list in JSONL);
-    paths relative to the manifest's folder."""
+def _seconds(row: dict, key: str, where: str) -> float | None:
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise DataError(f"{where}: expected '{key}' in seconds (a number >= 0), got {value!r}")
+    return seconds
+
+
+def _manifest_items(path: Path, need: str | None = "label") -> list[Item]:
+    """Rows with ``path`` and the field ``need`` names: ``label`` (several joined by ``;`` in CSV, a
+    list in JSONL) or ``caption``; optional ``start``/``end`` seconds; paths relative to the
+    manifest's folder."""
     items = []
     for n, row in enumerate(_manifest_rows(path), 2 if path.suffix != ".jsonl" else 1):
-        if "path" not in row or "label" not in row:
-            raise DataError(f"{path}: row {n}: expected 'path' and 'label' fields, got {sorted(row)}")
+        where = f"{path}: row {n}"
+        if "path" not in row or (need is not None and need not in row):
+            wanted = "'path'" + (f" and '{need}'" if need else "")
+            raise DataError(f"{where}: expected {wanted} fields, got {sorted(row)}")
         file = Path(row["path"])
         file = file if file.is_absolute() else path.parent / file
         if not file.is_file():
-            raise DataError(f"{path}: row {n}: expected an existing file, got {row['path']!r} (does not exist)")
-        label = row["label"]
-        labels = tuple(label) if isinstance(label, list) else tuple(x for x in str(label).split(";") if x)
-        if not labels:
-            raise DataError(f"{path}: row {n}: expected at least one label, got {label!r}")
-        items.append(Item(str(file), labels))
+            raise DataError(f"{where}: expected an existing file, got {row['path']!r} (does not exist)")
+        labels, caption = (), None
+        if need == "label":
+            label = row["label"]
+            labels = tuple(label) if isinstance(label, list) else tuple(x for x in str(label).split(";") if x)
+            if not labels:
+                raise DataError(f"{where}: expected at least one label, got {label!r}")
+        elif need == "caption":
+            caption = row["caption"]
+            if not isinstance(caption, str) or not caption.strip():
+                raise DataError(f"{where}: expected a non-empty caption, got {caption!r}")
+        start, end = _seconds(row, "start", where), _seconds(row, "end", where)
+        if end is not None and end <= (start or 0.0):
+            raise DataError(f"{where}: expected 'end' after 'start', got start={start}, end={end}")
+        items.append(Item(str(file), labels, caption, start, end))
     if not items:
         raise DataError(f"{path}: expected at least one row, got none")
     return items
 
 
-def read_items(source: str | Path) -> list[Item]:
-    """A folder of class subfolders or a .csv/.jsonl manifest -> items."""
+def _unlabelled_items(root: Path) -> list[Item]:
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES)
+    if not files:
+        raise DataError(f"{root}: expected media files (in it or its subfolders), got none")
+    return [Item(str(f), ()) for f in files]
+
+
+def read_items(source: str | Path, need: str | None = "label") -> list[Item]:
+    """A folder or a .csv/.jsonl manifest -> items. ``need``: "label" (class subfolders, or a
+    ``label`` field), "caption" (a manifest with a ``caption`` field) or None (the media files of a
+    folder and its subfolders, or a manifest with ``path`` only)."""
+    source = Path(source)
+    if source.is_dir() and need != "caption":
+        return _folder_items(source) if need == "label" else _unlabelled_items(source)
+    if source.is_file() and source.suffix in (".csv", ".jsonl"):
+        return _manifest_items(source, need)
+    what = {"label": "a folder of class subfolders or a .csv/.jsonl manifest",
+            "caption": "a .csv/.jsonl manifest with 'path' and 'caption' fields"}.get(
+        need, "a folder or a .csv/.jsonl manifest")
+    raise DataError(f"data: expected {what}, got {str(source)!r}")
+
+
+def data_fields(source: str | Path) -> set[str]:
+    """What the data gives beyond media: {"label"} for a folder of class subfolders, a manifest's
+    first row's fields, else nothing."""
     source = Path(source)
     if source.is_dir():
-        return _folder_items(source)
+        return {"label"} if any(p.is_dir() for p in source.iterdir()) else set()
     if source.is_file() and source.suffix in (".csv", ".jsonl"):
-        return _manifest_items(source)
-    raise DataError(f"data: expected a folder of class subfolders or a .csv/.jsonl manifest, got {str(source)!r}")
+        rows = _manifest_rows(source)
+        return set(rows[0]) if rows else set()
+    return set()
 
 
 def split(items: list[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
@@ -129,7 +190,7 @@ class MediaDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         item = self.items[i]
         try:
-            views = self.prepare(item.path)
+            views = self.prepare(item.source)
         except Exception as err:  # a corrupt file is data, not a bug: skipped, counted, named
             return {"failed": item.path, "error": f"{type(err).__name__}: {err}"}
         x = {k: v[0] for k, v in views.items() if k != "window_start"}  # first view (clip/window)

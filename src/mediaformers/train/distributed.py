@@ -10,9 +10,11 @@ whose every method reduces to the plain single-process behaviour, so the loop re
   ``batch_size x world``; ``batch_size`` is per process (global batch = batch_size x world x grad_accum).
 - Only rank 0 writes checkpoints, logs, metrics and model folders; every rank takes part in the
   gathers (FSDP full state dicts, RNG states) that precede a write.
-- Validation: with DDP each rank evaluates every world-th file and the logits are gathered, so every
-  rank computes the metrics of the whole set; with FSDP every forward is collective, so every rank
-  evaluates the whole set in lockstep.
+- Validation: classification under DDP: each rank evaluates every world-th file and the logits are
+  gathered, so every rank computes the metrics of the whole set; otherwise (FSDP, whose every forward
+  is collective; pre-training) every rank evaluates the whole set in lockstep.
+- Tasks: classification and pre-training; contrastive training runs in one process for now (its video
+  path calls the towers' own methods, which neither DDP nor FSDP's root sees).
 """
 from __future__ import annotations
 
@@ -49,14 +51,11 @@ class Dist:
         self.owns_group = owns_group
         self._ddp = None  # the DDP wrapper, whose gradient sync grad_sync switches
         self._sharded = None  # the FSDP root module
+        self.val_sharded = False  # each rank evaluates its share of the validation set
 
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-    @property
-    def shard_val(self) -> bool:
-        return self.world > 1 and not self.fsdp
 
     # --- collectives (no-ops in one process) ---
     def barrier(self) -> None:
@@ -86,8 +85,25 @@ class Dist:
         return out
 
     # --- model ---
-    def to_device(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
+    def check_task(self, task) -> None:
+        if self.world > 1 and task.name == "contrastive":
+            raise ValueError("task: expected classification or pretraining under torchrun, got contrastive "
+                             "(contrastive training runs in one process for now)")
+
+    def on_device(self, loader):
+        """The loader's batches with their model inputs and tensor labels on this process's device."""
+        if self.device.type == "cpu":
+            return loader
+        return (self._moved(batch) for batch in loader)
+
+    def _moved(self, batch: dict) -> dict:
+        out = dict(batch)
+        if batch["inputs"] is not None:
+            out["inputs"] = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                             for k, v in batch["inputs"].items()}
+        if torch.is_tensor(batch.get("labels")):
+            out["labels"] = batch["labels"].to(self.device, non_blocking=True)
+        return out
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The module to call for training: FSDP2 shards ``model`` in place (each transformer block,
@@ -162,13 +178,15 @@ class Dist:
             ck.save_model_folder(model, processors, folder, state_dict=state)
 
     # --- validation ---
-    def val_sampler(self, n: int) -> list[int] | None:
-        """Rank r's share of the validation set (every world-th file), or None for all of it."""
-        return list(range(n))[self.rank::self.world] if self.shard_val else None
+    def val_sampler(self, n: int, task) -> list[int] | None:
+        """Rank r's share of the validation set (every world-th file), or None for all of it; shared
+        out for classification under DDP (whose evaluation gathers the logits)."""
+        self.val_sharded = self.world > 1 and not self.fsdp and task.name == "classification"
+        return list(range(n))[self.rank::self.world] if self.val_sharded else None
 
     def gather_eval(self, logits: list[torch.Tensor], targets: list[torch.Tensor], failed: list) -> tuple[list, list, list]:
         """Every rank's validation logits, targets and failures (the metrics are order-free)."""
-        if not self.shard_val:
+        if not self.val_sharded:
             return logits, targets, failed
         mine = (torch.cat(logits).cpu() if logits else None, torch.cat(targets).cpu() if targets else None, failed)
         parts = self._gather(mine)

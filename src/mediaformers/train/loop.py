@@ -11,44 +11,30 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpointing as ck
-from .data import DataError, MediaDataset, collate, label_set, read_items, split
+from .data import DataError
 from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
 from .optim import build_optimizer, warmup_cosine
 from .recipe import Recipe
 from .report import Reporter
-
-
-# The one place that maps a model family to a training task (the family declarations decide).
-def training_task(declaration) -> str:
-    if declaration.head() is not None:
-        return "classification"
-    raise ValueError(f"{declaration.name}: expected a family with a classification head to train; "
-                     "pre-training and contrastive training are not implemented yet")
+from .tasks import make_task, model_source
 
 
 def _build_model(r: Recipe, labels: list[str], multi_label: bool):
-    from ..family import families, get_family
+    """The classifier: tasks.py picks the task (from the family declarations) and calls this for classification."""
     from ..tasks.loading import Loaded
 
     id2label = dict(enumerate(labels))
     extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     if multi_label:
         extra["problem_type"] = "multi_label_classification"
-    by_name = {f.name: f for f in families().values()}
-    if r.model not in by_name or Path(r.model).exists():  # a folder named like a family is a checkpoint
-        from ..auto import read_config
-
-        folder, cfg = read_config(r.model)
-        fam = get_family(cfg.get("model_type"))
-        head = fam.head()
-        if head is None:
-            raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
-        model = head.from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
+    fam, folder = model_source(r)
+    if fam.head() is None:
+        raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
+    if folder is not None:
+        model = fam.head().from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
     else:  # a family name: random weights from a config
-        fam = by_name[r.model]
         folder = r.output
         model = fam.head()(fam.config(**{**r.config, **extra}))
-    training_task(fam)
     return Loaded(model, str(folder), fam.model_type)
 
 
@@ -89,6 +75,7 @@ def _loss(logits, labels, multi_label: bool, smoothing: float):
 
 @torch.no_grad()
 def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = False, dist=None) -> dict[str, Any]:
+    """Validation metrics; under DDP each rank's share of the logits is gathered first (``dist``)."""
     from .distributed import SINGLE
 
     dist = dist or SINGLE
@@ -99,8 +86,8 @@ def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = F
         if batch["inputs"] is None:
             continue
         with torch.autocast(dist.device.type, torch.bfloat16, enabled=bf16):
-            all_logits.append(model(**dist.to_device(batch["inputs"])).logits.float().cpu())
-        all_targets.append(batch["labels"])
+            all_logits.append(model(**batch["inputs"]).logits.float().cpu())
+        all_targets.append(batch["labels"].cpu())
     all_logits, all_targets, failed = dist.gather_eval(all_logits, all_targets, failed)
     if not all_logits:
         raise ValueError("validation: expected at least one file that decodes, got none")
@@ -162,36 +149,31 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     log = rep.log
 
     # data first: every check before any model is built or step runs
-    items = read_items(r.data)
-    label_set(items, [])  # classes counted before any split, so one class is named as such
-    if r.val is not None:
-        train_items, val_items = items, read_items(r.val)
-    else:
-        train_items, val_items = split(items, r.val_fraction, r.seed)
-    labels = label_set(train_items, val_items)
-    multi_label = any(len(it.labels) > 1 for it in items + val_items)
+    task = make_task(r)  # classification, pre-training or contrastive (tasks.py)
+    dist.check_task(task)
+    train_items, val_items = task.read_data()
 
     torch.manual_seed(r.seed)
-    loaded = _build_model(r, labels, multi_label)
+    loaded = task.build()
     model = loaded.model.to(dist.device)
+    task.dist = dist
     dist.seed(r.seed)
-    procs = _processors(loaded)
-    from ..tasks.views import make_views
+    procs = task.processors(loaded)
+    prepare = task.views(loaded)
+    task.before_training(train_items, procs, prepare, log)
+    from .augment import train_augment
 
-    prepare = make_views(loaded)
-    from .augment import mixup, train_augment
-
-    train_ds = MediaDataset(train_items, prepare, labels, multi_label, train_augment if r.augment else None)
-    val_ds = MediaDataset(val_items, prepare, labels, multi_label)
+    train_ds = task.dataset(train_items, prepare, train_augment if r.augment else None)
+    val_ds = task.dataset(val_items, prepare)
     sampler = EpochSampler(len(train_ds), r.seed, dist.rank, dist.world)
-    loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=collate)
-    val_loader = torch.utils.data.DataLoader(val_ds, sampler=dist.val_sampler(len(val_ds)),
+    loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=task.collate)
+    val_loader = torch.utils.data.DataLoader(val_ds, sampler=dist.val_sampler(len(val_ds), task),
                                              generator=torch.Generator().manual_seed(r.seed), **loader_kw)
     steps_per_epoch = max(1, math.ceil(len(sampler) / r.batch_size) // r.grad_accum)
     total = r.max_steps or steps_per_epoch * r.epochs
 
     if r.eval_only:
-        metrics = evaluate(model, val_loader, multi_label, labels, r.bf16, dist)
+        metrics = task.evaluate(model, dist.on_device(val_loader))
         rep.row({"eval_only": True, **metrics})
         rep.close()
         return metrics
@@ -235,24 +217,19 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
         loader = torch.utils.data.DataLoader(train_ds, sampler=sampler, generator=workers_rng, **loader_kw)
         model.train()
         accum, epoch_losses = 0, []
-        for batch in loader:
+        for batch in dist.on_device(loader):
             batch_in_epoch += 1
-            bad.add(batch, 0 if batch["inputs"] is None else len(batch["labels"]))
+            bad.add(batch, 0 if batch["inputs"] is None else task.count(batch))
             if dist.any(batch["inputs"] is None):  # all ranks skip together
                 continue
-            inputs, target = dist.to_device(batch["inputs"]), batch["labels"].to(dist.device)
-            if r.mixup > 0:
-                inputs, target = mixup(inputs, target, r.mixup, len(labels))
             dist.grad_sync(accum + 1 == r.grad_accum)
-            with torch.autocast(dist.device.type, torch.bfloat16, enabled=r.bf16):
-                logits = forward(**inputs).logits
-            loss = _loss(logits, target, multi_label, r.label_smoothing)
+            loss = task.loss(forward, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss: expected a finite value, got {loss.item()} at step {step + 1}; "
                                          f"the last good checkpoint in {run / 'checkpoints'} is kept")
             (loss / r.grad_accum).backward()
             accum += 1
-            seen += len(batch["labels"])
+            seen += task.count(batch)
             if accum < r.grad_accum:
                 continue
             accum = 0
@@ -272,7 +249,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
                 break
         else:
             epoch, batch_in_epoch = epoch + 1, 0
-        metrics = evaluate(model, val_loader, multi_label, labels, r.bf16, dist)
+        metrics = task.evaluate(model, dist.on_device(val_loader))
         model.train()
         mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
         rep.row({"step": step, "epoch": epoch, "train_loss": mean, **metrics})

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+TASKS = ("classification", "pretraining", "contrastive")  # what ``Recipe.task`` names (besides "auto")
+
 
 @dataclass
 class Recipe:
@@ -13,6 +15,13 @@ class Recipe:
     labels, or a family name (``mediaformers info`` lists them) with ``config`` keywords to start from
     random weights. data/val: a folder of class subfolders or a .csv/.jsonl manifest; without val,
     ``val_fraction`` of data is held out (seeded).
+
+    task (see :mod:`mediaformers.train.tasks`): "classification" (labels), "pretraining" (masked
+    autoencoding on unlabelled media: a folder of files or a manifest with ``path`` only),
+    "contrastive" (media-text pairs: a manifest with ``path`` and ``caption``), or "auto": the one
+    the model's family can train, and where it can train several, the one the data fits (labels:
+    classification, captions: contrastive, neither: pre-training). Manifests may also give ``start``
+    and ``end`` seconds: only that part of the file is decoded.
     """
 
     model: str
@@ -20,6 +29,9 @@ class Recipe:
     output: str
     config: dict[str, Any] = field(default_factory=dict)  # config keywords when ``model`` is a family name
     val: str | None = None
+    task: str = "auto"  # "auto", "classification", "pretraining" or "contrastive"
+    mask_ratio: float | None = None  # pre-training: share of patches masked (None: VideoMAE 0.9, TVLT its config's)
+    ast_norm_from_data: bool = False  # spectrogram mean/std from (a sample of) the training data, saved with the model
     val_fraction: float = 0.2
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps

@@ -1,0 +1,402 @@
+"""What ``fit`` trains: one small object per task, which reads the data, builds the model, turns a
+batch into a loss and evaluates.
+
+- classification: labelled media, the family's classification head (the loop's own functions).
+- pretraining: unlabelled media, the family's class that declares ``is_pretraining`` (masked
+  autoencoding: VideoMAE's tube masking, TVLT's pixel + audio MAE and audio-visual matching). The
+  class says what a step needs beside the media (``pretraining_inputs``); the loss is its own.
+  Evaluation: the validation loss, with the same masks at every evaluation.
+- contrastive: media-caption pairs, the family's class that declares ``is_contrastive`` (AltCLIP):
+  CLIP's symmetric cross-entropy (``return_loss=True``); a video is its frames' embeddings averaged,
+  as zero-shot classification and embedding do. Evaluation: the loss over the validation set and
+  recall@1/5/10 media->text and text->media.
+
+Which task a family trains comes from its classes' declarations (``is_classifier``,
+``is_pretraining``, ``is_contrastive``); no family is named here.
+"""
+from __future__ import annotations
+
+import math
+import random
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .data import DataError, Item, MediaDataset, data_fields, label_set, read_items, split
+from .metrics import recall_at_k
+from .recipe import TASKS, Recipe
+
+_FLAG = {"classification": "is_classifier", "pretraining": "is_pretraining", "contrastive": "is_contrastive"}
+NEEDS = {"classification": "label", "pretraining": None, "contrastive": "caption"}  # the data field each reads
+NORM_STATS_FILES = 500  # most training files read for --norm-stats-from-data (a seeded sample)
+
+
+# ---- which task ----------------------------------------------------------------------------------
+def model_source(r: Recipe):
+    """(family, checkpoint folder) of ``r.model``; the folder is None for a family name (random weights)."""
+    from ..family import families, get_family
+
+    by_name = {f.name: f for f in families().values()}
+    if r.model not in by_name or Path(r.model).exists():  # a folder named like a family is a checkpoint
+        from ..auto import read_config
+
+        folder, cfg = read_config(r.model)
+        return get_family(cfg.get("model_type")), folder
+    return by_name[r.model], None
+
+
+def task_class(family, task: str) -> type | None:
+    """The family's class that trains ``task``, or None."""
+    return next((c for c in family.classes if getattr(c, _FLAG[task], False)), None)
+
+
+def trainable(family) -> list[str]:
+    return [t for t in TASKS if task_class(family, t) is not None]
+
+
+def choose_task(family, requested: str, fields: set[str]) -> str:
+    """``requested``, checked against what the family trains; "auto": the family's only task, else
+    the first whose data field the data has (``fields``), else one that needs no field."""
+    if requested not in ("auto", *TASKS):
+        raise ValueError(f"task: expected one of {['auto', *TASKS]}, got {requested!r}")
+    supported = trainable(family)
+    if not supported:
+        raise ValueError(f"model: expected a family with a class to train, got {family.name} (none of its classes "
+                         "declares a task)")
+    if requested != "auto":
+        if requested not in supported:
+            raise ValueError(f"task: {family.name} models train {supported}, got {requested!r}")
+        return requested
+    if len(supported) == 1:
+        return supported[0]
+    return next((t for t in supported if NEEDS[t] in fields), None) or next(
+        (t for t in supported if NEEDS[t] is None), supported[0])
+
+
+def make_task(r: Recipe) -> Task:
+    family, folder = model_source(r)
+    name = choose_task(family, r.task, data_fields(r.data) if r.task == "auto" else set())
+    if r.mask_ratio is not None:
+        if name != "pretraining":
+            raise ValueError(f"mask_ratio: applies to pre-training; this run trains {name}")
+        if isinstance(r.mask_ratio, bool) or not isinstance(r.mask_ratio, (int, float)) or not 0 < r.mask_ratio < 1:
+            raise ValueError(f"mask_ratio: expected a number between 0 and 1, got {r.mask_ratio!r}")
+    return {"classification": ClassificationTask, "pretraining": PretrainingTask,
+            "contrastive": ContrastiveTask}[name](r, family, folder)
+
+
+# ---- the tasks -----------------------------------------------------------------------------------
+class Task:
+    """Data -> model -> loss -> metrics for one kind of training; ``fit`` calls these in this order."""
+
+    name = ""
+    dist = None  # the run's Dist (distributed.py), set by fit: the device, and the gathers of evaluation
+
+    def __init__(self, r: Recipe, family, folder):
+        self.r, self.family, self.folder = r, family, folder
+        self.model = None
+
+    def read_data(self) -> tuple[list[Item], list[Item]]:
+        """(train, validation) items; without ``r.val``, a seeded ``val_fraction`` of the data."""
+        need = NEEDS[self.name]
+        items = read_items(self.r.data, need)
+        if self.r.val is not None:
+            return items, read_items(self.r.val, need)
+        return split(items, self.r.val_fraction, self.r.seed)
+
+    def build(self):
+        """The model (pre-trained weights where the checkpoint has them, the rest initialised)."""
+        from ..tasks.loading import Loaded
+
+        cls, r = task_class(self.family, self.name), self.r
+        if self.folder is None:
+            model, folder = cls(self.family.config_for(cls, self.family.config(**r.config))), r.output
+        else:
+            model, folder = cls.from_pretrained(self.folder, strict=False), self.folder
+        self.model = model
+        return Loaded(model, str(folder), self.family.model_type)
+
+    def processors(self, loaded) -> dict:
+        """What is saved beside the weights."""
+        from .loop import _processors
+
+        return _processors(loaded)
+
+    def views(self, loaded):
+        from ..tasks.views import make_views
+
+        return make_views(loaded)
+
+    def before_training(self, train_items: list[Item], procs: dict, prepare, log) -> None:
+        if self.r.ast_norm_from_data:
+            set_norm_stats(train_items, procs, prepare, self.r.seed, log, self.family.name)
+
+    def dataset(self, items: list[Item], prepare, augment=None):
+        return _Examples(items, prepare, augment)
+
+    def collate(self, rows: list[dict]) -> dict:
+        failed = [(r["failed"], r["error"]) for r in rows if "failed" in r]
+        ok = [r for r in rows if "failed" not in r]
+        inputs = {k: torch.stack([r["inputs"][k] for r in ok]) for k in ok[0]["inputs"]} if ok else None
+        return {"inputs": inputs, "failed": failed, "count": len(ok)}
+
+    def count(self, batch: dict) -> int:
+        return batch["count"]
+
+    def autocast(self):
+        return torch.autocast(self.dist.device.type if self.dist else "cpu", torch.bfloat16, enabled=self.r.bf16)
+
+
+class _Examples(MediaDataset):
+    """An item -> its first view (and its caption as the target, None without one)."""
+
+    def __init__(self, items: list[Item], prepare, augment=None):
+        super().__init__(items, prepare, [], False, augment)
+
+    def target(self, item: Item):
+        return item.caption
+
+
+class ClassificationTask(Task):
+    """Labels from class folders or a ``label`` field; the loop's loss, evaluation and mixup."""
+
+    name = "classification"
+
+    def read_data(self):
+        r = self.r
+        items = read_items(r.data)
+        label_set(items, [])  # classes counted before any split, so one class is named as such
+        if r.val is not None:
+            train, val = items, read_items(r.val)
+        else:
+            train, val = split(items, r.val_fraction, r.seed)
+        self.labels = label_set(train, val)
+        self.multi_label = any(len(it.labels) > 1 for it in items + val)
+        return train, val
+
+    def build(self):
+        from .loop import _build_model
+
+        loaded = _build_model(self.r, self.labels, self.multi_label)
+        self.model = loaded.model
+        return loaded
+
+    def dataset(self, items, prepare, augment=None):
+        return MediaDataset(items, prepare, self.labels, self.multi_label, augment)
+
+    def collate(self, rows):
+        from .data import collate
+
+        return collate(rows)
+
+    def count(self, batch):
+        return len(batch["labels"])
+
+    def loss(self, forward, batch) -> torch.Tensor:
+        from . import loop
+        from .augment import mixup
+
+        inputs, target = batch["inputs"], batch["labels"]
+        if self.r.mixup > 0:
+            inputs, target = mixup(inputs, target, self.r.mixup, len(self.labels))
+        with self.autocast():
+            logits = forward(**inputs).logits
+        return loop._loss(logits, target, self.multi_label, self.r.label_smoothing)
+
+    def evaluate(self, model, loader) -> dict[str, Any]:
+        from .loop import evaluate
+
+        return evaluate(model, loader, self.multi_label, self.labels, self.r.bf16, self.dist)
+
+
+@contextmanager
+def _loss_mode(model):
+    """The top module in training mode (heads that compute their loss only when training do), every
+    submodule in eval mode (no dropout, no drop path); the mode before is restored after."""
+    was = model.training
+    model.eval()
+    model.training = True
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+class PretrainingTask(Task):
+    """Masked autoencoding (and what else the class's loss holds) on unlabelled media."""
+
+    name = "pretraining"
+
+    def loss(self, forward, batch) -> torch.Tensor:
+        inputs = batch["inputs"]
+        extra = self.model.pretraining_inputs(inputs, self.r.mask_ratio)
+        with self.autocast():
+            return forward(**inputs, **extra).loss.float()
+
+    @torch.no_grad()
+    def evaluate(self, model, loader) -> dict[str, Any]:
+        generator = torch.Generator().manual_seed(self.r.seed)  # the same masks at every evaluation
+        total, n, failed = 0.0, 0, []
+        with _loss_mode(model):
+            for batch in loader:
+                failed += batch["failed"]
+                if batch["inputs"] is None:
+                    continue
+                inputs = batch["inputs"]
+                extra = model.pretraining_inputs(inputs, self.r.mask_ratio, generator)
+                with self.autocast():
+                    total += model(**inputs, **extra).loss.float().item() * batch["count"]
+                n += batch["count"]
+        if not n:
+            raise ValueError("validation: expected at least one file that decodes, got none")
+        return {"val_loss": total / n, "val_failed": len(failed), "evaluated": n, "score": -total / n}
+
+
+class _OneView:
+    """All frames of a file as its one view: ``(1, frames, 3, H, W)`` (picklable for DataLoader workers)."""
+
+    def __init__(self, prepare):
+        self.prepare = prepare
+
+    def __call__(self, source) -> dict[str, torch.Tensor]:
+        return {k: v[None] for k, v in self.prepare(source).items()}
+
+
+class _PairCollate:
+    """Rows -> every item's frames one after another, how many each has, and the captions tokenised
+    (padded to the longest, cut to the tokenizer's length)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, rows: list[dict]) -> dict:
+        failed = [(r["failed"], r["error"]) for r in rows if "failed" in r]
+        ok = [r for r in rows if "failed" not in r]
+        if not ok:
+            return {"inputs": None, "failed": failed, "count": 0}
+        frames = [r["inputs"]["pixel_values"] for r in ok]
+        text = self.tokenizer([r["labels"] for r in ok], padding=True, truncation=True, return_tensors="pt")
+        inputs = {"pixel_values": torch.cat(frames), "input_ids": text["input_ids"],
+                  "attention_mask": text["attention_mask"]}
+        return {"inputs": inputs, "frames": [len(f) for f in frames], "failed": failed, "count": len(ok)}
+
+
+def clip_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy over a (texts, media) logit matrix whose pairs are on the diagonal."""
+    target = torch.arange(len(logits_per_text), device=logits_per_text.device)
+    return (F.cross_entropy(logits_per_text, target) + F.cross_entropy(logits_per_text.t(), target)) / 2
+
+
+class ContrastiveTask(Task):
+    """Media-caption pairs; images through the model's own contrastive loss, videos as their frames'
+    mean embedding."""
+
+    name = "contrastive"
+
+    def build(self):
+        from ..tasks.loading import processor
+
+        if self.folder is None:
+            raise ValueError(f"model: contrastive training needs a checkpoint folder with its tokenizer files; "
+                             f"a family name ({self.r.model!r}) starts from random weights without one")
+        loaded = super().build()
+        try:
+            self.tokenizer = processor(loaded, "text").tokenizer
+        except (OSError, ValueError) as err:
+            raise ValueError(f"model: contrastive training needs the checkpoint's tokenizer files, got {err}") from None
+        if self.tokenizer is None:
+            raise ValueError(f"model: contrastive training needs the checkpoint's tokenizer files; {loaded.folder} "
+                             "has none")
+        return loaded
+
+    def processors(self, loaded):
+        return {**super().processors(loaded), "text": self.tokenizer}
+
+    def views(self, loaded):
+        return _OneView(super().views(loaded))
+
+    def collate(self, rows):
+        return _PairCollate(self.tokenizer)(rows)
+
+    def embeddings(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit-length (media, text) embeddings of a batch; a video's frames averaged, re-normalised."""
+        inputs = batch["inputs"]
+        media = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output.float(), dim=-1)
+        media = F.normalize(torch.stack([m.mean(0) for m in media.split(batch["frames"])]), dim=-1)
+        text = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        return media, F.normalize(text.pooler_output.float(), dim=-1)
+
+    def logits_per_text(self, model, media: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return text @ media.t() * model.logit_scale.exp().float()
+
+    def loss(self, forward, batch) -> torch.Tensor:
+        with self.autocast():
+            if max(batch["frames"]) == 1:  # images: the model's own loss
+                return forward(**batch["inputs"], return_loss=True).loss.float()
+            media, text = self.embeddings(self.model, batch)
+            return clip_loss(self.logits_per_text(self.model, media, text))
+
+    @torch.no_grad()
+    def evaluate(self, model, loader) -> dict[str, Any]:
+        model.eval()
+        media, text, failed = [], [], []
+        for batch in loader:
+            failed += batch["failed"]
+            if batch["inputs"] is not None:
+                with self.autocast():
+                    m, t = self.embeddings(model, batch)
+                media.append(m)
+                text.append(t)
+        if not media:
+            raise ValueError("validation: expected at least one file that decodes, got none")
+        media, text = torch.cat(media), torch.cat(text)
+        out: dict[str, Any] = {"val_loss": clip_loss(self.logits_per_text(model, media, text)).item(),
+                               "val_failed": len(failed), "evaluated": len(media)}
+        recall = recall_at_k(media @ text.t(), names=("media_to_text", "text_to_media"))
+        out.update(recall)
+        out["score"] = sum(recall.values()) / len(recall)
+        return out
+
+
+# ---- AST normalisation statistics from the data --------------------------------------------------
+def norm_stats(sources: list, extractor) -> tuple[float, float, int]:
+    """(mean, std, files read) of the log-mel fbank values ``extractor`` computes (before it
+    normalises; real frames only, no padding) over ``sources``; files that fail to decode are skipped."""
+    from ..processors.audio_io import load_audio
+    from ..processors.fbank import fbank
+
+    total = squares = 0.0
+    count = files = 0
+    for source in sources:
+        try:
+            wave = load_audio(source, extractor.sampling_rate)
+            feats, frames = fbank(wave, sample_frequency=extractor.sampling_rate, num_mel_bins=extractor.num_mel_bins)
+        except Exception:  # a corrupt file is data: the loop names it when it reaches it
+            continue
+        x = feats[0, : int(frames[0])].double()
+        total, squares = total + x.sum().item(), squares + (x * x).sum().item()
+        count, files = count + x.numel(), files + 1
+    if not count:
+        raise DataError("norm_stats_from_data: expected training files with audio that decodes, got none")
+    mean = total / count
+    return mean, math.sqrt(max(squares / count - mean * mean, 0.0)), files
+
+
+def set_norm_stats(items: list[Item], procs: dict, prepare, seed: int, log, family: str) -> None:
+    """Compute the spectrogram mean/std over (a seeded sample of) ``items`` and put them in the
+    extractor that is saved and in the one the views use."""
+    saved, used = procs.get("audio"), getattr(prepare, "fe", None)
+    if not all(hasattr(x, "mean") and hasattr(x, "std") for x in (saved, used)):
+        raise ValueError(f"norm_stats_from_data: expected a model whose audio features alone are normalised with "
+                         f"mean/std (AST), got {family}")
+    sample = items if len(items) <= NORM_STATS_FILES else random.Random(seed).sample(items, NORM_STATS_FILES)
+    mean, std, files = norm_stats([it.source for it in sample], used)
+    if not std > 0:
+        raise DataError(f"norm_stats_from_data: the features of {files} files are constant (std 0); "
+                        "nothing to normalise with")
+    for fe in (saved, used):
+        fe.mean, fe.std = mean, std
+    log(f"spectrogram statistics from {files} training files: mean={mean:.6g} std={std:.6g}")
