@@ -176,3 +176,14 @@ def test_reporter_progress_bar_and_optional_tensorboard(tmp_path, monkeypatch, c
     silent.start(total=1, step=0)
     silent.row({"step": 1, "train_loss": 0.1, "lr": 1e-3, "samples_per_s": 1.0})
     assert not (tmp_path / "other").exists()
+
+
+def test_contrastive_is_refused_under_torchrun():
+    from types import SimpleNamespace
+
+    from mediaformers.train.distributed import Dist
+
+    Dist(rank=0, world=2).check_task(SimpleNamespace(name="pretraining"))
+    Dist().check_task(SimpleNamespace(name="contrastive"))
+    with pytest.raises(ValueError, match="task: expected classification or pretraining under torchrun, got contrastive"):
+        Dist(rank=0, world=2).check_task(SimpleNamespace(name="contrastive"))
