@@ -26,7 +26,7 @@ if kill_at:
     ck.save_state = save_then_die
 fit(Recipe(model="ast", data=sys.argv[1], output=sys.argv[2], config=json.loads(sys.argv[5]), max_steps=6,
            batch_size=3, lr=3e-3, save_every=1, warmup_steps=2, label_smoothing=0.1, clip_grad=1.0, seed=3,
-           resume=resume))
+           augment=True, drop_path_rate=0.2, resume=resume))  # random draws after the resume point too
 """
 
 

@@ -14,13 +14,18 @@ import torch
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()  # this process's device
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -52,14 +57,15 @@ def list_states(run: Path) -> list[Path]:
 
 def latest_state(run: Path) -> dict | None:
     states = list_states(run)
-    return torch.load(states[-1], weights_only=False) if states else None
+    return torch.load(states[-1], map_location="cpu", weights_only=False) if states else None
 
 
-def save_model_folder(model, processors: dict, folder: Path) -> None:
-    """A transformers-format folder (config, weights, preprocessor_config.json), replaced atomically."""
+def save_model_folder(model, processors: dict, folder: Path, state_dict: dict | None = None) -> None:
+    """A transformers-format folder (config, weights -- ``state_dict`` when given, e.g. gathered from
+    FSDP shards --, preprocessor_config.json), replaced atomically."""
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=state_dict)
     # Several processors (TVLT's image processor and feature extractor) share one preprocessor_config.json,
     # as transformers' TvltProcessor writes it: merge their fields instead of letting the last one win.
     merged, file = {}, tmp / "preprocessor_config.json"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import fields
 
 EPILOG = """examples:
@@ -10,6 +11,8 @@ EPILOG = """examples:
   mediaformers train ast-audioset sounds.csv -o runs/ft --epochs 10 --augment --mixup 0.5
   mediaformers train ast data/train --config '{"hidden_size": 192}' -o runs/ast   # random weights
   mediaformers train runs/ft/best data/train --val data/val -o runs/ft --eval-only
+  torchrun --nproc-per-node 4 -m mediaformers train ./videomae-base clips/ -o run/ --batch-size 8   # DDP
+  torchrun --nproc-per-node 4 -m mediaformers train ./videomae-base clips/ -o run/ --fsdp           # FSDP2
   mediaformers classify runs/ft/best clip.wav
   mediaformers train ast sounds.csv -o runs/ast --norm-stats-from-data   # mean/std of your fbank features
   mediaformers train videomae unlabelled/ -o runs/mae --task pretraining --mask-ratio 0.9   # any media files
@@ -76,5 +79,6 @@ def run(args) -> int:
     Recipe = _recipe()
     names = {f.name for f in fields(Recipe)}
     metrics = fit(Recipe(**{k: v for k, v in vars(args).items() if k in names}))
-    print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, default=str))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, once
+        print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, default=str))
     return 0

@@ -1,7 +1,6 @@
 """`fit`: the training loop that runs a :class:`~mediaformers.train.recipe.Recipe`."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict
@@ -16,6 +15,7 @@ from .data import DataError
 from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
 from .optim import build_optimizer, warmup_cosine
 from .recipe import Recipe
+from .report import Reporter
 from .tasks import make_task, model_source
 
 
@@ -74,16 +74,21 @@ def _loss(logits, labels, multi_label: bool, smoothing: float):
 
 
 @torch.no_grad()
-def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = False) -> dict[str, Any]:
+def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = False, dist=None) -> dict[str, Any]:
+    """Validation metrics; under DDP each rank's share of the logits is gathered first (``dist``)."""
+    from .distributed import SINGLE
+
+    dist = dist or SINGLE
     model.eval()
     all_logits, all_targets, failed = [], [], []
     for batch in loader:
         failed += batch["failed"]
         if batch["inputs"] is None:
             continue
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-            all_logits.append(model(**batch["inputs"]).logits.float())
-        all_targets.append(batch["labels"])
+        with torch.autocast(dist.device.type, torch.bfloat16, enabled=bf16):
+            all_logits.append(model(**batch["inputs"]).logits.float().cpu())
+        all_targets.append(batch["labels"].cpu())
+    all_logits, all_targets, failed = dist.gather_eval(all_logits, all_targets, failed)
     if not all_logits:
         raise ValueError("validation: expected at least one file that decodes, got none")
     logits, target = torch.cat(all_logits), torch.cat(all_targets)
@@ -118,28 +123,41 @@ def fit(r: Recipe) -> dict[str, Any]:
     """Train (or with ``eval_only`` evaluate) as ``r`` says; returns the last validation metrics.
 
     Writes ``r.output``: metrics.jsonl, checkpoints/step-*.pt (resumable), best/ and final/ (model
-    folders in transformers format with their preprocessor_config.json).
+    folders in transformers format with their preprocessor_config.json). Under torchrun every
+    process runs this; see :mod:`mediaformers.train.distributed`.
     """
+    from .distributed import setup
+
+    dist = setup(r.fsdp)
+    try:
+        metrics = _fit(r, dist)
+        dist.barrier()
+        return metrics
+    finally:
+        dist.close()
+
+
+def _fit(r: Recipe, dist) -> dict[str, Any]:
     run = Path(r.output)
     if run.exists() and any(run.iterdir()) and not (r.resume or r.eval_only):
         raise DataError(f"output: {run} exists and is not empty; pass resume=True (--resume) to continue that "
                         "run, or name a new folder")
-    run.mkdir(parents=True, exist_ok=True)
-    log_file = (run / "train.log").open("a", encoding="utf-8")
-
-    def log(msg: str) -> None:
-        log_file.write(msg + "\n")
-        log_file.flush()
-        if not r.quiet:
-            print(msg, flush=True)
+    dist.barrier()  # every rank has looked before rank 0 writes
+    if dist.main:
+        run.mkdir(parents=True, exist_ok=True)
+    rep = Reporter(run, r.quiet, dist.main)
+    log = rep.log
 
     # data first: every check before any model is built or step runs
     task = make_task(r)  # classification, pre-training or contrastive (tasks.py)
+    dist.check_task(task)
     train_items, val_items = task.read_data()
 
     torch.manual_seed(r.seed)
     loaded = task.build()
-    model = loaded.model
+    model = loaded.model.to(dist.device)
+    task.dist = dist
+    dist.seed(r.seed)
     procs = task.processors(loaded)
     prepare = task.views(loaded)
     task.before_training(train_items, procs, prepare, log)
@@ -147,15 +165,17 @@ def fit(r: Recipe) -> dict[str, Any]:
 
     train_ds = task.dataset(train_items, prepare, train_augment if r.augment else None)
     val_ds = task.dataset(val_items, prepare)
-    sampler = EpochSampler(len(train_ds), r.seed)
+    sampler = EpochSampler(len(train_ds), r.seed, dist.rank, dist.world)
     loader_kw = dict(batch_size=r.batch_size, num_workers=r.num_workers, collate_fn=task.collate)
-    val_loader = torch.utils.data.DataLoader(val_ds, shuffle=False, **loader_kw)
+    val_loader = torch.utils.data.DataLoader(val_ds, sampler=dist.val_sampler(len(val_ds), task),
+                                             generator=torch.Generator().manual_seed(r.seed), **loader_kw)
     steps_per_epoch = max(1, math.ceil(len(sampler) / r.batch_size) // r.grad_accum)
     total = r.max_steps or steps_per_epoch * r.epochs
 
     if r.eval_only:
-        metrics = task.evaluate(model, val_loader)
-        _write_metrics(run, {"eval_only": True, **metrics})
+        metrics = task.evaluate(model, dist.on_device(val_loader))
+        rep.row({"eval_only": True, **metrics})
+        rep.close()
         return metrics
 
     if r.drop_path_rate:
@@ -166,38 +186,43 @@ def fit(r: Recipe) -> dict[str, Any]:
                 m.set_drop_path(r.drop_path_rate)
     if r.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
+    forward = dist.wrap(model)  # DDP wrapper, or the model sharded in place by FSDP
     opt = build_optimizer(model, r.lr, r.weight_decay, r.layer_decay)
     sched = warmup_cosine(opt, r.warmup_steps, total)
     step, epoch, batch_in_epoch, best = 0, 0, 0, -math.inf
     if r.resume:
         state = ck.latest_state(run)
         if state is not None:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
+            dist.load_train_state(model, opt, state)
             sched.load_state_dict(state["scheduler"])
-            ck.set_rng_state(state["rng"])
             step, epoch, batch_in_epoch, best = state["step"], state["epoch"], state["batch"], state["best"]
             log(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
-    forward = torch.compile(model) if r.compile else model
+    forward = torch.compile(forward) if r.compile else forward
     bad = _BadFiles(r.max_bad_fraction, log)
     metrics: dict[str, Any] = {}
 
-    def state_dict() -> dict:
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": ck.rng_state(), "step": step, "epoch": epoch, "batch": batch_in_epoch, "best": best,
-                "recipe": asdict(r)}
+    def save_state() -> None:  # every rank gathers, rank 0 writes
+        state = {**dist.train_state(model, opt), "scheduler": sched.state_dict(), "step": step, "epoch": epoch,
+                 "batch": batch_in_epoch, "best": best, "recipe": asdict(r)}
+        if dist.main:
+            ck.save_state(run, state, step, r.keep_last)
 
     t0, seen = time.perf_counter(), 0
+    rep.start(total, step)
     while step < total:
         sampler.set_epoch(epoch, batch_in_epoch * r.batch_size)
-        loader = torch.utils.data.DataLoader(train_ds, sampler=sampler, **loader_kw)
+        # its own generator: workers' seeds by (seed, epoch, rank), and making an iterator does not draw
+        # from the global RNG (a mid-epoch resume would otherwise shift augmentation and dropout)
+        workers_rng = torch.Generator().manual_seed(r.seed * 1000003 + epoch * 1009 + dist.rank)
+        loader = torch.utils.data.DataLoader(train_ds, sampler=sampler, generator=workers_rng, **loader_kw)
         model.train()
         accum, epoch_losses = 0, []
-        for batch in loader:
+        for batch in dist.on_device(loader):
             batch_in_epoch += 1
             bad.add(batch, 0 if batch["inputs"] is None else task.count(batch))
-            if batch["inputs"] is None:
+            if dist.any(batch["inputs"] is None):  # all ranks skip together
                 continue
+            dist.grad_sync(accum + 1 == r.grad_accum)
             loss = task.loss(forward, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss: expected a finite value, got {loss.item()} at step {step + 1}; "
@@ -214,33 +239,29 @@ def fit(r: Recipe) -> dict[str, Any]:
             opt.zero_grad(set_to_none=True)
             sched.step()
             step += 1
-            epoch_losses.append(loss.item())
-            _write_metrics(run, {"step": step, "epoch": epoch, "train_loss": loss.item(), "lr": opt.param_groups[0]["lr"],
-                                 "samples_per_s": seen / (time.perf_counter() - t0)})
+            step_loss, all_seen = dist.reduce_step(loss.item(), seen)  # mean over ranks, samples of all ranks
+            epoch_losses.append(step_loss)
+            rep.row({"step": step, "epoch": epoch, "train_loss": step_loss, "lr": opt.param_groups[0]["lr"],
+                     "samples_per_s": all_seen / (time.perf_counter() - t0)})
             if r.save_every and step % r.save_every == 0:
-                ck.save_state(run, state_dict(), step, r.keep_last)
+                save_state()
             if step >= total:
                 break
         else:
             epoch, batch_in_epoch = epoch + 1, 0
-        metrics = task.evaluate(model, val_loader)
+        metrics = task.evaluate(model, dist.on_device(val_loader))
         model.train()
         mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
-        _write_metrics(run, {"step": step, "epoch": epoch, "train_loss": mean, **metrics})
+        rep.row({"step": step, "epoch": epoch, "train_loss": mean, **metrics})
         log(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
         if metrics["score"] > best:
             best = metrics["score"]
-            ck.save_model_folder(model, procs, run / "best")
-        ck.save_state(run, state_dict(), step, r.keep_last)
+            dist.save_model_folder(model, procs, run / "best")
+        save_state()
     model.eval()
-    ck.save_model_folder(model, procs, run / "final")
+    dist.save_model_folder(model, procs, run / "final")
     if bad.bad:
         log(f"{len(bad.bad)} files skipped: {', '.join(bad.bad[:10])}")
     metrics["skipped"] = bad.bad
-    log_file.close()
+    rep.close()
     return metrics
-
-
-def _write_metrics(run: Path, row: dict) -> None:
-    with (run / "metrics.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")

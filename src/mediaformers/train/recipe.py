@@ -35,7 +35,7 @@ class Recipe:
     val_fraction: float = 0.2
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps
-    batch_size: int = 4
+    batch_size: int = 4  # per process: the global batch is batch_size x processes (torchrun) x grad_accum
     lr: float = 1e-4
     weight_decay: float = 0.05
     layer_decay: float = 1.0  # < 1: layer-wise lr decay (VideoMAE/AST fine-tuning recipes use 0.75)
@@ -53,6 +53,7 @@ class Recipe:
     bf16: bool = False  # autocast the forward in bfloat16
     compile: bool = False
     gradient_checkpointing: bool = False
+    fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2) instead of DDP
     max_bad_fraction: float = 0.1  # stop when more than this fraction of files fail to decode
     resume: bool = False
     eval_only: bool = False

@@ -93,6 +93,7 @@ class Task:
     """Data -> model -> loss -> metrics for one kind of training; ``fit`` calls these in this order."""
 
     name = ""
+    dist = None  # the run's Dist (distributed.py), set by fit: the device, and the gathers of evaluation
 
     def __init__(self, r: Recipe, family, folder):
         self.r, self.family, self.folder = r, family, folder
@@ -146,7 +147,7 @@ class Task:
         return batch["count"]
 
     def autocast(self):
-        return torch.autocast("cpu", torch.bfloat16, enabled=self.r.bf16)
+        return torch.autocast(self.dist.device.type if self.dist else "cpu", torch.bfloat16, enabled=self.r.bf16)
 
 
 class _Examples(MediaDataset):
@@ -208,7 +209,7 @@ class ClassificationTask(Task):
     def evaluate(self, model, loader) -> dict[str, Any]:
         from .loop import evaluate
 
-        return evaluate(model, loader, self.multi_label, self.labels, self.r.bf16)
+        return evaluate(model, loader, self.multi_label, self.labels, self.r.bf16, self.dist)
 
 
 @contextmanager
