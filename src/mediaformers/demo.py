@@ -58,6 +58,8 @@ BATCH = 8
 def shape_clip(label: str, rng: np.random.Generator, n: int = FRAMES, size: int = SIZE) -> np.ndarray:
     """``(n, size, size, 3)`` uint8: a ball or a box of a random bright colour crossing a dark background
     in the direction ``label`` names (left, right, up or down), with random size, lane and speed."""
+    if label not in VIDEO_CLASSES:
+        raise ValueError(f"label: expected one of {VIDEO_CLASSES}, got {label!r}")
     y, x = np.mgrid[0:size, 0:size]
     bg = rng.integers(0, 90, 3)
     tilt = rng.uniform(-30, 30, 2)  # a gentle gradient, so the codec has something to do
@@ -139,8 +141,9 @@ def _spoken(rng: np.random.Generator, scratch: Path) -> np.ndarray:
 
 
 def sound(label: str, rng: np.random.Generator, scratch: Path) -> np.ndarray:
-    """One second of float32 audio at 16 kHz: a steady ``tone``, a rising or falling ``chirp``, a burst
-    of ``noise``, or a ``speech`` word (espeak-ng), each with random pitch, level and a little hiss."""
+    """One second of float32 audio at 16 kHz: a held note with overtones (``tone``), a bird's quick
+    rising or falling sweeps (``chirp``), white ``noise``, or a word spoken by espeak-ng (``speech``),
+    each with random pitch, timing and level and a little hiss."""
     n = int(RATE * SECONDS)
     t = np.arange(n) / RATE
     if label == "tone":

@@ -91,6 +91,8 @@ def test_generated_clips_move_the_way_their_label_says(label):
         dy, dx = y1 - y0, x1 - x0
         assert {"left": dx < -15 and abs(dy) < 1, "right": dx > 15 and abs(dy) < 1,
                 "up": dy < -15 and abs(dx) < 1, "down": dy > 15 and abs(dx) < 1}[label], (dy, dx)
+    with pytest.raises(ValueError, match="label: expected one of"):
+        demo.shape_clip("sideways", np.random.default_rng(0))
 
 
 def test_generated_sounds_are_one_second_and_differ_by_class(tmp_path):
