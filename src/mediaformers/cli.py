@@ -14,7 +14,7 @@ EPILOG = {
     "zero-shot": 'example:\n  mediaformers zero-shot BAAI/AltCLIP photos/ --labels cat dog "ein Auto" --template "a photo of {}"',
     "embed": "example:\n  mediaformers embed ./my-checkpoint clips/ -o embeddings.parquet",
     "info": "example:\n  mediaformers info ./my-checkpoint",
-    "demo": "example:\n  mediaformers demo demo/   # builds untrained checkpoints + media, then classifies them",
+    "demo": "example:\n  mediaformers demo demo/   # trains small models on generated media, classifies fresh media",
     "index": "examples:\n  mediaformers index photos/ videos/ -o my-library --model altclip --segment 4\n"
              "  mediaformers index sounds/ -o sound-library --audio-model ast-audioset",
     "search": 'examples:\n  mediaformers search my-library "un perro en la playa" -k 5\n'
@@ -128,9 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
     sv.add_argument("--device", default=None)
-    d = sub.add_parser("demo", help="build small untrained checkpoints and media, then classify them",
+    d = sub.add_parser("demo", help="generate labelled media, train small models on it, classify fresh media",
                        epilog=EPILOG["demo"], formatter_class=fmt)
-    d.add_argument("folder", nargs="?", default="demo")
+    d.add_argument("folder", nargs="?", help="work folder (default: a new temporary folder); same as --workdir")
+    d.add_argument("--workdir", help="work folder: data/, runs/<model>/best, fresh/, results.jsonl")
+    d.add_argument("--quick", action="store_true", help="less data and fewer steps: a fast check, lower accuracy")
+    d.add_argument("--seed", type=int, default=0, help="seed of the training data (fresh media: seed + 1)")
     from .train.cli import add_parser as add_train_parser  # training's flags live with training
 
     add_train_parser(sub)
@@ -407,33 +410,24 @@ def cmd_train(args) -> int:
     return run(args)
 
 
-# What a model of each task answers about, so the demo's groups say which model heard or saw what.
-_READS = {"audio-classification": "what it hears: the audio files and the sound track of each video",
-          "video-classification": "what it sees: the frames of each video",
-          "audio-visual-classification": "what it sees and hears in each video"}
-
-
 def cmd_demo(args) -> int:
-    from .demo import build_demo
+    import tempfile
 
-    folder = Path(args.folder)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"demo: expected a folder to build the demo in, got a file {folder}")
-    built = build_demo(folder)
-    print(f"mediaformers: built untrained demo checkpoints and media in {folder}/ (labels are NOT meaningful)",
+    from .demo import run_demo
+
+    if args.folder and args.workdir and Path(args.folder) != Path(args.workdir):
+        raise ValueError(f"demo: expected one work folder, got {args.folder} and --workdir {args.workdir}")
+    folder = Path(args.folder or args.workdir or tempfile.mkdtemp(prefix="mediaformers-demo-"))
+    print(f"mediaformers demo: working in {folder}/ (data/, runs/<model>/best, fresh/, results.jsonl)",
           file=sys.stderr)
-    from .tasks.output import dumps
 
-    code = 0
-    for model in built:  # one group per model; inputs sorted, paths relative to the demo folder
-        ns = build_parser().parse_args(["classify", str(folder / model), str(folder / "media"), "--quiet", "--top-k", "2"])
-        pipe = _pipeline(ns, None, _load(ns), top_k=2)
-        print(f"# {model} ({pipe.task}): {_READS.get(pipe.task, 'its inputs')} in media/")
-        for rec in pipe.iter(_inputs(pipe, ns, set())):
-            rec["input"] = os.path.relpath(rec["input"], folder)
-            code |= "error" in rec
-            print(dumps({"model": model, **rec}))
-    return code
+    def classify(model: Path, media: Path):  # exactly `mediaformers classify MODEL MEDIA --top-k 1`
+        ns = build_parser().parse_args(["classify", str(model), str(media), "--quiet", "--top-k", "1"])
+        pipe = _pipeline(ns, None, _load(ns), top_k=1)
+        return pipe.iter(_inputs(pipe, ns, set()))
+
+    result = run_demo(folder, classify, quick=args.quick, seed=args.seed)
+    return 1 if any(result["errors"].values()) else 0
 
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,

@@ -66,7 +66,8 @@ class Family:
     input_doc(config) -> one line on what the model takes (``mediaformers info``).
     tiny: config keywords of a small model (generic tests); variants: named changes to ``tiny``
     the generic tests also run (options that take other code paths). demo: config keywords of the
-    ``mediaformers demo`` checkpoint, or None. pretrained: registry name -> :class:`Pretrained`.
+    small model ``mediaformers demo`` trains on its generated media, or None. pretrained: registry
+    name -> :class:`Pretrained`.
     exports: more public names than the config and classes (``mediaformers.<name>``).
     """
 

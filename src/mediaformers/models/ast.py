@@ -223,7 +223,8 @@ FAMILY = register_family(Family(
     tiny=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, num_mel_bins=32,
               max_length=64),
     variants={"no-overlap": {"frequency_stride": 16, "time_stride": 16}},
-    demo=dict(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768, max_length=256),
+    demo=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256, num_mel_bins=64,
+              max_length=100),
     pretrained={
         "ast-audioset": Pretrained("MIT/ast-finetuned-audioset-10-10-0.4593", "audio-classification",
                                    "AudioSet-527, 10.24 s windows"),
