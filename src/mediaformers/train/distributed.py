@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as td
 
-from . import checkpointing as ck
+from .checkpointing import rng_state, save_model_folder, set_rng_state
 
 
 def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -136,7 +136,7 @@ class Dist:
         """Model, optimizer and RNG state for a resumable checkpoint; collective (every rank calls it,
         rank 0 writes it). FSDP gathers full state dicts (on rank 0, in CPU memory); the RNG state of
         every rank is gathered into a list indexed by rank."""
-        rng = ck.rng_state()
+        rng = rng_state()
         if self.world > 1:
             rng = self._gather(rng)
         if self.fsdp:
@@ -164,7 +164,7 @@ class Dist:
         else:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
-        ck.set_rng_state(state["rng"][self.rank] if self.world > 1 else state["rng"])
+        set_rng_state(state["rng"][self.rank] if self.world > 1 else state["rng"])
 
     def save_model_folder(self, model: torch.nn.Module, processors: dict, folder: Path) -> None:
         """A transformers-format folder written by rank 0; with FSDP the full weights are gathered
@@ -175,7 +175,7 @@ class Dist:
 
             state = get_model_state_dict(model, options=_full_options())
         if self.main:
-            ck.save_model_folder(model, processors, folder, state_dict=state)
+            save_model_folder(model, processors, folder, state_dict=state)
 
     # --- validation ---
     def val_sampler(self, n: int, task) -> list[int] | None:

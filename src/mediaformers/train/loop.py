@@ -5,18 +5,20 @@ import math
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
-from . import checkpointing as ck
+from .checkpointing import latest_state, save_state
 from .data import DataError
 from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
 from .optim import build_optimizer, warmup_cosine
-from .recipe import Recipe
 from .report import Reporter
 from .tasks import make_task, model_source
+
+if TYPE_CHECKING:  # the recipe imports this module in fit(); a type-only import keeps one direction
+    from .recipe import Recipe
 
 
 def _build_model(r: Recipe, labels: list[str], multi_label: bool):
@@ -191,7 +193,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     sched = warmup_cosine(opt, r.warmup_steps, total)
     step, epoch, batch_in_epoch, best = 0, 0, 0, -math.inf
     if r.resume:
-        state = ck.latest_state(run)
+        state = latest_state(run)
         if state is not None:
             dist.load_train_state(model, opt, state)
             sched.load_state_dict(state["scheduler"])
@@ -205,7 +207,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
         state = {**dist.train_state(model, opt), "scheduler": sched.state_dict(), "step": step, "epoch": epoch,
                  "batch": batch_in_epoch, "best": best, "recipe": asdict(r)}
         if dist.main:
-            ck.save_state(run, state, step, r.keep_last)
+            save_state(run, state, step, r.keep_last)
 
     t0, seen = time.perf_counter(), 0
     rep.start(total, step)
