@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from .checkpointing import latest_state, save_state
+from . import checkpointing as ck  # module attribute: tests patch ck.save_state to kill a run mid-write
 from .data import DataError
 from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
 from .optim import build_optimizer, warmup_cosine
@@ -193,7 +193,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     sched = warmup_cosine(opt, r.warmup_steps, total)
     step, epoch, batch_in_epoch, best = 0, 0, 0, -math.inf
     if r.resume:
-        state = latest_state(run)
+        state = ck.latest_state(run)
         if state is not None:
             dist.load_train_state(model, opt, state)
             sched.load_state_dict(state["scheduler"])
@@ -207,7 +207,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
         state = {**dist.train_state(model, opt), "scheduler": sched.state_dict(), "step": step, "epoch": epoch,
                  "batch": batch_in_epoch, "best": best, "recipe": asdict(r)}
         if dist.main:
-            save_state(run, state, step, r.keep_last)
+            ck.save_state(run, state, step, r.keep_last)
 
     t0, seen = time.perf_counter(), 0
     rep.start(total, step)
