@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--no-prune", action="store_true", help="keep files that vanished from the given folders")
     ix.add_argument("--device", default=None)
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
+    ix.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help="embed the new and changed files in Ray actors (one per GPU, else the CPUs but one); "
+                         "this process writes the library; ADDRESS 'auto' or ray://host:10001 joins a cluster")
+    ix.add_argument("--ray-actors", type=_positive("actors"), default=None, help="--ray: embedding actors")
     se = sub.add_parser("search", help="find media in a library by text (any language) or by example",
                         epilog=EPILOG["search"], formatter_class=fmt)
     se.add_argument("library")
@@ -378,9 +382,15 @@ def _library(args, **new):
 
 
 def cmd_index(args) -> int:
+    embed_many = None
+    if args.ray is not None:
+        from .integrations.ray import library_embedder
+
+        embed_many = library_embedder(args.library, address=args.ray or None, actors=args.ray_actors,
+                                      device=args.device, quiet=args.quiet)
     lib = _library(args, model=args.model, audio_model=args.audio_model, segment=args.segment)
     counts: dict[str, int] = {}
-    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune), None, args.quiet):
+    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many), None, args.quiet):
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         if rec["status"] == "error":
             print(f"mediaformers index: skipped {rec['path']}: {rec['error']}", file=sys.stderr)

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,17 @@ class Hit:
     def record(self) -> dict[str, Any]:
         return {"path": self.path, "start": round(self.start, 3), "end": round(self.end, 3),
                 "score": round(self.score, 6), "kind": self.kind, "whole": self.whole}
+
+
+@dataclass(frozen=True)
+class _Todo:
+    """A new or changed file to embed: its path, media kind, stat, content hash and old files row."""
+
+    path: str
+    kind: str
+    st: os.stat_result
+    digest: str
+    old: dict[str, Any] | None
 
 
 class LibraryError(ValueError):
@@ -217,10 +228,17 @@ class Library:
             kinds |= {"audio", "video"}
         return kinds
 
-    def add(self, inputs: Sequence[str | os.PathLike], *, prune: bool = True) -> Iterator[dict[str, Any]]:
+    def add(self, inputs: Sequence[str | os.PathLike], *, prune: bool = True,
+            embed_many: Callable[[list[tuple[str, str]]], Iterator[tuple[str, Any]]] | None = None,
+            ) -> Iterator[dict[str, Any]]:
         """Index files and folders; yields one record per file: ``{"path", "status": added|updated|
         unchanged|removed|error, ...}``. With ``prune``, files that vanished from the given folders
-        are removed. Hold the iterator to the end: the work happens as it is consumed."""
+        are removed. Hold the iterator to the end: the work happens as it is consumed.
+
+        ``embed_many``: embeds the new and changed files elsewhere, (path, kind) pairs -> (path,
+        :meth:`embed_or_error`'s result) in any order (``mediaformers.integrations.ray.library_embedder``);
+        this process still decides what to embed and is the one writer. Default: here, one file at a time.
+        """
         from .tasks.inputs import expand_inputs, media_kind
 
         lock = self._lock()
@@ -232,7 +250,7 @@ class Library:
             if orphans:
                 self._delete(orphans)
             items = expand_inputs([os.fspath(p) for p in inputs], self.kinds())
-            seen = set()
+            seen, todo = set(), {}
             for item in items:
                 if item.error is not None and item.source is None:
                     if "no such file" in item.error or "files in folder" in item.error:
@@ -243,7 +261,18 @@ class Library:
                 if item.error is not None:
                     yield {"path": path, "status": "error", "error": item.error}
                     continue
-                yield self._index_file(path, media_kind(path) or "video", known.get(path))
+                planned = self._plan(path, media_kind(path) or "video", known.get(path))
+                if isinstance(planned, dict):  # unchanged
+                    yield planned
+                elif embed_many is None:
+                    yield self._store(planned, self.embed_or_error(planned.path, planned.kind))
+                else:
+                    todo[planned.path] = planned
+            if todo:
+                for path, result in embed_many([(t.path, t.kind) for t in todo.values()]):
+                    yield self._store(todo.pop(path), result)
+                if todo:
+                    raise LibraryError(f"embed_many: expected a result for every file, got none for {sorted(todo)[:3]}")
             if prune:
                 roots = [str(Path(p).resolve()) for p in inputs if Path(p).is_dir()]
                 gone = [p for p in known if p not in seen and any(p.startswith(r + os.sep) for r in roots)
@@ -256,7 +285,8 @@ class Library:
         finally:
             lock.close()
 
-    def _index_file(self, path: str, kind: str, old: dict[str, Any] | None) -> dict[str, Any]:
+    def _plan(self, path: str, kind: str, old: dict[str, Any] | None) -> dict[str, Any] | _Todo:
+        """The record of an unchanged file (its files row refreshed when only touched), or what to embed."""
         st = os.stat(path)
         if old is not None and old["status"] == "ok" and old["size"] == st.st_size and old["mtime_ns"] == st.st_mtime_ns:
             return {"path": path, "status": "unchanged"}
@@ -265,17 +295,28 @@ class Library:
             self._table("files").delete(f"path = {_sql(path)}")
             self._write("files", [self._files_row(path, st, digest, kind, old["duration"], "ok", "")])
             return {"path": path, "status": "unchanged"}
+        return _Todo(path, kind, st, digest, old)
+
+    def embed_or_error(self, path: str, kind: str) -> tuple[list, list, float | None] | str:
+        """(visual rows, audio rows, duration) of a file, or the error text of one that cannot be embedded."""
         try:
-            visual, audio, duration = self._embed_file(path, kind)
+            return self._embed_file(path, kind)
         except Exception as err:  # a bad file is logged and retried next run; the rest go on
-            self._delete([path])
-            self._write("files", [self._files_row(path, st, digest, kind, None, "error", f"{type(err).__name__}: {err}")])
-            return {"path": path, "status": "error", "error": f"{type(err).__name__}: {err}"}
+            return f"{type(err).__name__}: {err}"
+
+    def _store(self, todo: _Todo, result: tuple[list, list, float | None] | str) -> dict[str, Any]:
+        """Write a file's vectors (replacing its old ones), then its files row: a run cut in between leaves
+        vectors without a complete row, which the next run removes and redoes."""
+        path, st, digest, kind = todo.path, todo.st, todo.digest, todo.kind
         self._delete([path])
+        if isinstance(result, str):
+            self._write("files", [self._files_row(path, st, digest, kind, None, "error", result)])
+            return {"path": path, "status": "error", "error": result}
+        visual, audio, duration = result
         self._write("visual", visual)
         self._write("audio", audio)
         self._write("files", [self._files_row(path, st, digest, kind, duration, "ok", "")])
-        status = "added" if old is None else "updated"
+        status = "added" if todo.old is None else "updated"
         return {"path": path, "status": status, "vectors": len(visual) + len(audio)}
 
     def _files_row(self, path, st, digest, kind, duration, status, error) -> dict[str, Any]:

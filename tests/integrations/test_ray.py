@@ -159,3 +159,52 @@ def test_a_killed_actor_loses_and_duplicates_no_record(ray_local, ckpts, tmp_pat
     assert [r["input"] for r in records] == files  # each exactly once, in input order
     reference = pipeline("feature-extraction", str(ckpts["ast"]))(files)
     assert_close(records, reference)
+
+
+try:
+    from mediaformers.integrations.ray import LibraryEmbedder
+except ImportError:  # pragma: no cover
+    LibraryEmbedder = object
+
+
+class EmbedCrashOnce(LibraryEmbedder):
+    """CrashOnce for the library's embedding actors."""
+
+    def __call__(self, batch):
+        for path in map(str, batch["path"]):
+            if Path(path).name.startswith("crash") and not os.path.exists(path + ".crashed"):
+                Path(path + ".crashed").touch()
+                os._exit(1)
+        return super().__call__(batch)
+
+
+def _library_rows(folder) -> list[dict]:
+    from mediaformers.library import Library
+
+    rows = Library(folder)._table("audio").to_arrow().to_pylist()
+    return sorted(({**r, "path": Path(r["path"]).name} for r in rows), key=lambda r: (r["path"], r["start"], r["whole"]))
+
+
+@pytest.mark.timeout(300)
+def test_index_on_ray_writes_the_library_the_single_process_run_writes(ray_local, ckpts, tmp_path, capsys):  # noqa: F811
+    from mediaformers.integrations.ray import library_embedder
+    from mediaformers.library import Library
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for i, name in enumerate(["s0", "crash1", "s2", "s3"]):
+        sf.write(media / f"{name}.wav", tone(0.8, 16000, freq=300 + 150 * i) + noise(0.8, 16000, seed=i), 16000)
+    (media / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    code, out, _ = run_cli(capsys, "index", media, "-o", tmp_path / "single", "--audio-model", ckpts["ast"], "--quiet")
+    assert code == 1 and json.loads(out)["added"] == 4 and json.loads(out)["error"] == 1
+    lib = Library(tmp_path / "ray", audio_model=str(ckpts["ast"]))
+    records = list(lib.add([media], embed_many=library_embedder(lib.path, actor=EmbedCrashOnce, quiet=True)))
+    assert (media / "crash1.wav.crashed").exists()  # an actor did die mid-job
+    (media / "crash1.wav.crashed").unlink()
+    assert sorted(r["status"] for r in records) == ["added"] * 4 + ["error"]
+    ours, ref = _library_rows(tmp_path / "ray"), _library_rows(tmp_path / "single")
+    assert [(r["path"], r["start"], r["end"], r["whole"]) for r in ours] == \
+        [(r["path"], r["start"], r["end"], r["whole"]) for r in ref]  # every vector once, none lost
+    np.testing.assert_allclose(np.stack([r["vector"] for r in ours]), np.stack([r["vector"] for r in ref]), atol=1e-5)
+    code, out, _ = run_cli(capsys, "index", media, "-o", tmp_path / "ray", "--ray", "--quiet")
+    assert code == 1 and json.loads(out)["unchanged"] == 4  # incremental: only the bad file is retried

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
 import os
 import uuid
 from collections import Counter
@@ -317,3 +318,53 @@ def read_records(folder: str | os.PathLike) -> list[dict[str, Any]]:
     for p in sorted(Path(folder).glob("part-*.parquet")):
         out.extend(strip(rec) for rec in pq.read_table(p).to_pylist())
     return out
+
+
+# ---- the media library (mediaformers index --ray) --------------------------------------------------
+class LibraryEmbedder:
+    """``map_batches`` actor: opens the library (its models load once per actor) and embeds files exactly as
+    ``Library.add`` does here; the results go back to the one process that writes the library."""
+
+    def __init__(self, library: str, device: str | None):
+        from ..library import Library
+
+        self.library = Library(library, device=device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = [pickle.dumps(self.library.embed_or_error(str(p), str(k))) for p, k in zip(batch["path"], batch["kind"])]
+        return {"path": batch["path"], "result": np.array(results, dtype=object)}
+
+
+def library_embedder(library: str | os.PathLike, *, address: str | None = None, actors: int | None = None,
+                     device: str | None = None, quiet: bool = False,
+                     actor: type[LibraryEmbedder] = LibraryEmbedder) -> Callable:
+    """``Library.add(embed_many=...)`` on Ray: the files to embed are spread over actors (one per GPU, else the
+    CPUs but one); each result streams back as it is ready, and the caller writes it. A dead actor is restarted
+    and its file redone (Ray Data's retries); a file is written once, when its result arrives, so nothing is
+    duplicated, and a run cut short resumes as any interrupted index run does."""
+    ray = require_ray()
+
+    def embed_many(pairs: list[tuple[str, str]]):
+        started = connect(address)
+        try:
+            resources = ray.cluster_resources()
+            cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+            gpu = gpus > 0 and not (device and not device.startswith("cuda"))
+            n = actors or (gpus if gpu else max(1, cpus - 1))
+            ctx = ray.data.DataContext.get_current()
+            saved = ctx.enable_progress_bars
+            ctx.enable_progress_bars = not quiet
+            try:
+                ds = ray.data.from_items([{"path": p, "kind": k} for p, k in pairs], override_num_blocks=len(pairs))
+                ds = ds.map_batches(actor, fn_constructor_args=(str(library), device), batch_size=1,
+                                    batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(n, len(pairs))),
+                                    num_cpus=1, num_gpus=1 if gpu else 0)
+                for row in ds.iter_rows():
+                    yield str(row["path"]), pickle.loads(row["result"])
+            finally:
+                ctx.enable_progress_bars = saved
+        finally:
+            if started:
+                ray.shutdown()
+
+    return embed_many
