@@ -207,6 +207,24 @@ def test_unnormalised_and_padding_value():
     assert (out[n:] == -5.0).all() and (out[:n] > -16).all()
 
 
+def test_padded_array_batch_equals_list_of_rows(ours):
+    """A (batch, samples) float array at the model's rate is used as the batch itself (no per-row
+    copies): same features as the list of its rows, for float32/float64, numpy/torch, read-only
+    arrays; a non-finite sample still names its row."""
+    rows = np.stack([speech_like(0.3, RATE, s) for s in range(3)]).astype(np.float64)
+    expected = ours(list(rows.astype(np.float32)))["input_values"]
+    readonly = rows.astype(np.float32)
+    readonly.flags.writeable = False
+    for batch in (rows, rows.astype(np.float32), torch.from_numpy(rows), readonly):
+        torch.testing.assert_close(ours(batch)["input_values"], expected, atol=0, rtol=0)
+    rows[1, 7] = np.nan
+    with pytest.raises(ValueError, match=r"audio\[1\]: audio has 1 non-finite"):
+        ours(torch.from_numpy(rows))
+    rows[1, 7:9] = 3e38  # finite, but the batch sum overflows: the exact check lets it through
+    got = ours(rows.astype(np.float32))["input_values"]
+    torch.testing.assert_close(got[::2], expected[::2], atol=0, rtol=0)
+
+
 def test_config_round_trip_both_ways(ref, tmp_path):
     ours = ASTFeatureExtractor(max_length=512, num_mel_bins=64, mean=-1.5, std=3.0, return_attention_mask=True)
     ours.save_pretrained(tmp_path / "ours")
