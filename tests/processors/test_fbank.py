@@ -26,6 +26,7 @@ from mediaformers.processors.mel import (
     _reflect_pad,
     get_window,
     mel_filter_bank,
+    mel_spectrogram,
     power_spectrogram,
 )
 from tests.audio_media import SIGNALS, noise, speech_like, tone
@@ -122,6 +123,28 @@ def test_chunking_does_not_change_the_result():
     a, _ = fbank(x, chunk_frames=1)
     b, _ = fbank(x, chunk_frames=10**6)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_spans_of_a_long_row_equal_the_whole_row():
+    """Long rows run in spans of chunk_frames frames: every span restarts the per-frame steps (DC
+    removal, pre-emphasis and its window-edge term, exercised by a Hamming window) and rows of other
+    lengths in the same batch keep their own frame counts."""
+    clips = [speech_like(1.0, RATE, 0), noise(0.37, RATE, 1), speech_like(0.8, RATE, 2)]
+    x, lengths = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(c) for c in clips], batch_first=True), \
+        torch.tensor([len(c) for c in clips])
+    window = torch.from_numpy(np.hamming(400))
+    mel = torch.from_numpy(mel_filter_bank(257, 128, 20.0, 8000.0, RATE, None, "kaldi", True)).float()
+    kw = dict(mel_floor=KALDI_MEL_FLOOR, window=window, hop_length=160, fft_length=512, remove_dc_offset=True,
+              preemphasis=0.97)
+    whole, n = mel_spectrogram(x, lengths, mel, chunk_frames=10**6, **kw)
+    for chunk in (1, 7, 40):
+        spans, n2 = mel_spectrogram(x, lengths, mel, chunk_frames=chunk, **kw)
+        assert n2.tolist() == n.tolist() == [(len(c) - 400) // 160 + 1 for c in clips]
+        for row, frames in enumerate(n.tolist()):
+            torch.testing.assert_close(spans[row, :frames], whole[row, :frames], atol=0, rtol=1e-6)
+    power, _ = power_spectrogram(x[:1], lengths[:1], window=window, hop_length=160, fft_length=512,
+                                 remove_dc_offset=True, preemphasis=0.97)
+    torch.testing.assert_close(spans[0, : n[0]], (power[0] @ mel).clamp_min(KALDI_MEL_FLOOR), atol=0, rtol=1e-5)
 
 
 def test_power_spectrogram_with_nonzero_window_edge():

@@ -60,7 +60,7 @@ def fbank(
     window_type: str = "hanning",
     max_frames: int | None = None,
     compute_dtype: torch.dtype = torch.float64,
-    chunk_frames: int = 1024,
+    chunk_frames: int = 256,
     out_frames: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Kaldi log-mel filterbank, batched: torchaudio's ``compliance.kaldi.fbank`` with AST's settings.
@@ -75,7 +75,8 @@ def fbank(
         frame_length, frame_shift: in milliseconds; high_freq <= 0 counts back from Nyquist.
         max_frames: stop after this many frames (AST truncates to 1024 anyway).
         compute_dtype: float64 matches the numpy reference to ~1e-6; float32 is faster on GPUs.
-        chunk_frames: frames per chunk of rows: bounds memory and keeps the work cache-sized.
+        chunk_frames: frames per chunk (short rows together, long rows in spans): bounds memory and
+            keeps the float64 frames in cache (256 measured fastest here, 1.3x 1024 on 10 s clips).
         out_frames: return at least this many frames (zeros past ``num_frames[b]``), for a caller
             that pads to a fixed length (it then works in place instead of copying).
 

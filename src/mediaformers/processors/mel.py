@@ -230,7 +230,8 @@ def mel_spectrogram(
     out_frames: int | None = None,
     **stft: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``max(mel_floor, power @ mel_filters)`` for a batch, in chunks of rows to stay cache-sized.
+    """``max(mel_floor, power @ mel_filters)`` for a batch, in chunks of about ``chunk_frames`` frames
+    (several short rows, or a span of a long row) so the float64 frames and spectra stay cache-sized.
 
     Args:
         waveforms, lengths: as ``power_spectrogram``; ``stft`` holds its other keyword arguments.
@@ -248,18 +249,28 @@ def mel_spectrogram(
     total = int(num_frames.max())
     out = waveforms.new_empty(waveforms.shape[0], max(total, out_frames or 0), mel_filters.shape[1],
                               dtype=torch.float32)
-    step = max(1, chunk_frames // max(1, total))
+    frame_length, hop = stft["window"].shape[-1], stft["hop_length"]
+    # Kaldi frames (snip_edges) start at multiples of the hop, so a long row is cut into spans of
+    # chunk_frames frames (its per-frame steps start afresh at any frame); centred frames reflect at
+    # the row's ends, so those rows stay whole.
+    span = total if stft.get("center", False) else max(1, chunk_frames)
+    step = max(1, chunk_frames // max(1, total))  # rows per chunk, when rows are short
     for start in range(0, waveforms.shape[0] if total else 0, step):
         rows = slice(start, start + step)
-        chunk_len = int(lengths[rows].max())
-        power, n = power_spectrogram(waveforms[rows, :chunk_len], lengths[rows], **stft)
-        m = min(power.shape[1], total)
-        dest = out[rows, :m]
-        if dest.is_contiguous():  # one row, or rows as long as the output: write in place, no copy
-            torch.mm(power[:, :m].reshape(-1, power.shape[-1]), mel_filters, out=dest.view(-1, dest.shape[-1]))
-        else:
-            dest.copy_(power[:, :m] @ mel_filters)
-        out[rows, m:] = mel_floor  # rows of this chunk end early: padding, not garbage
+        row_frames = int(num_frames[rows].max())
+        for first in range(0, row_frames, span):
+            frames = min(span, row_frames - first)
+            offset = first * hop
+            kw = stft if span == total else {**stft, "max_frames": frames}
+            stop = int(lengths[rows].max()) if span == total else offset + (frames - 1) * hop + frame_length
+            power, _ = power_spectrogram(waveforms[rows, offset:stop], (lengths[rows] - offset).clamp_min(0), **kw)
+            m = min(power.shape[1], frames)
+            dest = out[rows, first : first + m]
+            if dest.is_contiguous():  # one row, or rows as long as the output: write in place, no copy
+                torch.mm(power[:, :m].reshape(-1, power.shape[-1]), mel_filters, out=dest.view(-1, dest.shape[-1]))
+            else:
+                dest.copy_(power[:, :m] @ mel_filters)
+        out[rows, row_frames:] = mel_floor  # rows of this chunk end early: padding, not garbage
     if not total:
         out.fill_(mel_floor)
     return out.clamp_min_(mel_floor), num_frames
