@@ -182,6 +182,15 @@ def power_spectrogram(
         ``power (batch, frames, fft_length // 2 + 1 or num_mel)`` float32 and ``num_frames (batch,)``;
         frames at or past ``num_frames[b]`` are padding and hold garbage.
     """
+    x, z, num_frames, total = _prepare(waveforms, lengths, window, hop_length, fft_length, center, preemphasis,
+                                       max_frames)
+    power = _span_power(x, z, 0, total, window, hop_length, fft_length, remove_dc_offset, preemphasis)
+    return (power if mel_filters is None else power @ mel_filters), num_frames
+
+
+def _prepare(waveforms, lengths, window, hop_length, fft_length, center, preemphasis, max_frames):
+    """The rows cast to the window's dtype (reflect-padded when centred) ``x``, their pre-emphasis ``z``
+    zero-padded to hold every frame's ``fft_length`` samples, ``num_frames`` and the most frames ``total``."""
     frame_length = window.shape[-1]
     lengths = lengths.to(device=waveforms.device, dtype=torch.long)
     x = waveforms if waveforms.is_floating_point() else waveforms.float()
@@ -195,7 +204,6 @@ def power_spectrogram(
     need = (total - 1) * hop_length + fft_length
     if x.shape[-1] < need - fft_length + frame_length:
         x = torch.nn.functional.pad(x, (0, need - fft_length + frame_length - x.shape[-1]))
-    win = torch.nn.functional.pad(window, (0, fft_length - frame_length))
     x = x.to(window.dtype)  # one cast up front: mixed-dtype ops on the strided frames are slow
     z = x.new_empty(x.shape[0], need)
     n = min(need, x.shape[-1])
@@ -205,19 +213,32 @@ def power_spectrogram(
         torch.sub(x[:, 1:n], x[:, : n - 1], alpha=preemphasis, out=z[:, 1:n])
     else:
         z[:, :n] = x[:, :n]
-    frames = z.unfold(-1, fft_length, hop_length) * win  # (batch, total, fft_length)
-    starts = torch.arange(total, device=x.device) * hop_length
+    return x, z, num_frames, total
+
+
+def _span_power(x, z, first, count, window, hop_length, fft_length, remove_dc_offset, preemphasis):
+    """float32 power ``(batch, count, fft_length // 2 + 1)`` of frames ``first .. first + count - 1``
+    of ``_prepare``'s rows (so a caller can run a long row in cache-sized spans)."""
+    frame_length = window.shape[-1]
+    win = _padded_window(window, fft_length)
+    begin = first * hop_length
+    frames = z[:, begin : begin + (count - 1) * hop_length + fft_length].unfold(-1, fft_length, hop_length) * win
     if remove_dc_offset:
         # frame means as one vectorised reduction over the strided frames (no copy; 10x a running sum)
-        mean = x.unfold(-1, frame_length, hop_length)[:, :total].mean(-1)
-        frames.addcmul_(mean[..., None], win, value=-(1.0 - (preemphasis or 0.0)))
+        mean = x[:, begin : begin + (count - 1) * hop_length + frame_length].unfold(-1, frame_length, hop_length)
+        frames.addcmul_(mean.mean(-1)[..., None], win, value=-(1.0 - (preemphasis or 0.0)))
     if preemphasis and float(window[0]) != 0.0:
-        frames[:, 1:, 0] += window[0] * preemphasis * (x[:, starts[1:] - 1] - x[:, starts[1:]])
+        skip = 1 if first == 0 else 0  # the row's first sample has no predecessor: z already holds (1 - p) x
+        starts = torch.arange(first + skip, first + count, device=x.device) * hop_length
+        frames[:, skip:, 0] += window[0] * preemphasis * (x[:, starts - 1] - x[:, starts])
     # a 2-D batch of rows: MKL's float64 FFT is ~2x faster on it than on the 3-D view
     spec = torch.fft.rfft(frames.reshape(-1, fft_length)).reshape(*frames.shape[:2], -1)
-    spec = torch.view_as_real(spec.to(torch.complex64)).square_()  # (batch, total, bins, 2)
-    power = spec[..., 0] + spec[..., 1]
-    return (power if mel_filters is None else power @ mel_filters), num_frames
+    spec = torch.view_as_real(spec.to(torch.complex64)).square_()  # (batch, count, bins, 2)
+    return spec[..., 0] + spec[..., 1]
+
+
+def _padded_window(window: torch.Tensor, fft_length: int) -> torch.Tensor:
+    return torch.nn.functional.pad(window, (0, fft_length - window.shape[-1]))
 
 
 def mel_spectrogram(
@@ -249,27 +270,23 @@ def mel_spectrogram(
     total = int(num_frames.max())
     out = waveforms.new_empty(waveforms.shape[0], max(total, out_frames or 0), mel_filters.shape[1],
                               dtype=torch.float32)
-    frame_length, hop = stft["window"].shape[-1], stft["hop_length"]
-    # Kaldi frames (snip_edges) start at multiples of the hop, so a long row is cut into spans of
-    # chunk_frames frames (its per-frame steps start afresh at any frame); centred frames reflect at
-    # the row's ends, so those rows stay whole.
-    span = total if stft.get("center", False) else max(1, chunk_frames)
+    window, hop, fft_length = stft["window"], stft["hop_length"], stft["fft_length"]
+    center, preemphasis = stft.get("center", False), stft.get("preemphasis")
+    span = max(1, chunk_frames)  # frames per FFT batch: long rows run in spans, so the float64 stays in cache
     step = max(1, chunk_frames // max(1, total))  # rows per chunk, when rows are short
     for start in range(0, waveforms.shape[0] if total else 0, step):
         rows = slice(start, start + step)
-        row_frames = int(num_frames[rows].max())
+        x, z, _, row_frames = _prepare(waveforms[rows, : int(lengths[rows].max())], lengths[rows], window, hop,
+                                       fft_length, center, preemphasis, stft.get("max_frames"))
         for first in range(0, row_frames, span):
             frames = min(span, row_frames - first)
-            offset = first * hop
-            kw = stft if span == total else {**stft, "max_frames": frames}
-            stop = int(lengths[rows].max()) if span == total else offset + (frames - 1) * hop + frame_length
-            power, _ = power_spectrogram(waveforms[rows, offset:stop], (lengths[rows] - offset).clamp_min(0), **kw)
-            m = min(power.shape[1], frames)
-            dest = out[rows, first : first + m]
+            power = _span_power(x, z, first, frames, window, hop, fft_length, stft.get("remove_dc_offset", False),
+                                preemphasis)
+            dest = out[rows, first : first + frames]
             if dest.is_contiguous():  # one row, or rows as long as the output: write in place, no copy
-                torch.mm(power[:, :m].reshape(-1, power.shape[-1]), mel_filters, out=dest.view(-1, dest.shape[-1]))
+                torch.mm(power.view(-1, power.shape[-1]), mel_filters, out=dest.view(-1, dest.shape[-1]))
             else:
-                dest.copy_(power[:, :m] @ mel_filters)
+                dest.copy_(power @ mel_filters)
         out[rows, row_frames:] = mel_floor  # rows of this chunk end early: padding, not garbage
     if not total:
         out.fill_(mel_floor)
