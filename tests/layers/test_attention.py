@@ -1,5 +1,7 @@
 """The shared attention: the SDPA path and the explicit softmax path (taken when weights are asked for)
 agree, with and without a padding bias, and a reference written out by hand agrees with both."""
+import time
+
 import pytest
 import torch
 
@@ -119,7 +121,7 @@ def test_auto_measures_once_per_shape_and_keeps_the_faster(monkeypatch):
     A.clear_attention_choices()
     timed = []
 
-    def fake_time(fn, args, iters):  # math "measures" faster: the selector must pick it
+    def fake_time(fn, args, iters, give_up=None):  # math "measures" faster: the selector must pick it
         timed.append(fn)
         return 1.0 if fn is A.KERNELS["sdpa"] else 0.5
 
@@ -170,3 +172,14 @@ def test_from_pretrained_takes_an_attention_kernel(tmp_path, name):
             mask[0, 0] = 0
             assert_close(ours(**inputs, head_mask=mask).logits, model(**inputs, head_mask=mask).logits,
                          atol=1e-5, rtol=1e-5)
+
+
+def test_a_clear_loser_is_timed_once(monkeypatch):
+    calls = []
+    slow = lambda *a: (calls.append(1), time.sleep(0.01))  # noqa: E731
+    q = torch.zeros(1, 1, 2, 2)
+    A._time_kernel(slow, (q,), iters=3, give_up=0.001)
+    assert len(calls) == 2  # warm-up and one timed call
+    calls.clear()
+    A._time_kernel(slow, (q,), iters=3)
+    assert len(calls) >= 4

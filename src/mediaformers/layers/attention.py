@@ -78,9 +78,10 @@ def _measurable(q: torch.Tensor) -> bool:
     return not (compiler is not None and compiler.is_compiling())
 
 
-def _time_kernel(fn, args, iters: int, budget: float = 0.02) -> float:
+def _time_kernel(fn, args, iters: int, budget: float = 0.02, give_up: float | None = None) -> float:
     """Best-of wall seconds of ``fn(*args)`` after a warm-up: ``iters`` calls, more (up to 50) while
-    under ``budget`` seconds, so microsecond kernels are sampled enough to outvote a busy machine."""
+    under ``budget`` seconds, so microsecond kernels are sampled enough to outvote a busy machine;
+    stops after one call slower than ``give_up`` (a clear loser need not be timed again)."""
     sync = torch.cuda.synchronize if args[0].is_cuda else (lambda: None)
     fn(*args)  # warm-up (allocations, kernel selection)
     best, spent, calls = float("inf"), 0.0, 0
@@ -91,6 +92,8 @@ def _time_kernel(fn, args, iters: int, budget: float = 0.02) -> float:
         sync()
         took = time.perf_counter() - t0
         best, spent, calls = min(best, took), spent + took, calls + 1
+        if give_up is not None and best > give_up:
+            break
     return best
 
 
@@ -107,7 +110,9 @@ def select_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch
         return "sdpa"
     with torch.no_grad():
         args = (q.detach(), k.detach(), v.detach(), None if bias is None else bias.detach())
-        times = {name: _time_kernel(fn, args, iters) for name, fn in KERNELS.items()}
+        times: dict[str, float] = {}
+        for name, fn in KERNELS.items():  # a kernel 1.5x slower than the best so far is out after one call
+            times[name] = _time_kernel(fn, args, iters, give_up=1.5 * min(times.values()) if times else None)
     choice = min(times, key=times.get)
     with _choices_lock:
         _choices.setdefault(key, choice)
