@@ -183,3 +183,14 @@ def test_a_clear_loser_is_timed_once(monkeypatch):
     calls.clear()
     A._time_kernel(slow, (q,), iters=3)
     assert len(calls) >= 4
+
+
+def test_no_timing_while_compiling(monkeypatch):
+    """Inside torch.compile / export "auto" is "sdpa" (timing a traced call means nothing); a forced
+    kernel is still honoured."""
+    monkeypatch.delenv(A.ATTENTION_ENV, raising=False)
+    monkeypatch.setattr(A, "_compiling", lambda: True)
+    monkeypatch.setattr(A, "_time_kernel", lambda *a, **k: pytest.fail("timed while compiling"))
+    q, k, v = _qkv(torch.bfloat16)
+    assert A.resolve_kernel(None, q, k, v) == A.resolve_kernel("auto", q, k, v) == "sdpa"
+    assert A.resolve_kernel("math", q, k, v) == "math"

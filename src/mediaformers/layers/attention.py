@@ -70,12 +70,16 @@ def _sdpa(q, k, v, bias=None, dropout: float = 0.0, training: bool = False) -> t
 KERNELS = {"sdpa": _sdpa, "math": math_attention}
 
 
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return compiler is not None and compiler.is_compiling()
+
+
 def _measurable(q: torch.Tensor) -> bool:
     """Real tensors outside tracing/compiling (timing a fake or traced call means nothing)."""
     if q.device.type not in ("cpu", "cuda") or torch.jit.is_tracing() or torch.jit.is_scripting():
         return False
-    compiler = getattr(torch, "compiler", None)
-    return not (compiler is not None and compiler.is_compiling())
+    return not _compiling()
 
 
 def _time_kernel(fn, args, iters: int, budget: float = 0.02, give_up: float | None = None) -> float:
@@ -124,6 +128,8 @@ def resolve_kernel(mode: str | None, q, k, v, bias=None) -> str:
     on the CPU and "sdpa" elsewhere; "auto" becomes the measured choice."""
     if mode is None:
         mode = check_attention_mode(os.environ.get(ATTENTION_ENV) or None, ATTENTION_ENV)
+    if _compiling():  # no timing (and no graph break) inside torch.compile / export: "auto" is "sdpa"
+        return mode if mode in KERNELS else "sdpa"
     if mode is None:
         mode = "auto" if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) else "sdpa"
     return select_kernel(q, k, v, bias) if mode == "auto" else mode
