@@ -25,6 +25,7 @@ from mediaformers.processors.fbank import KALDI_MEL_FLOOR, fbank
 from mediaformers.processors.mel import (
     _reflect_pad,
     get_window,
+    mel_bands,
     mel_filter_bank,
     mel_spectrogram,
     power_spectrogram,
@@ -145,6 +146,20 @@ def test_spans_of_a_long_row_equal_the_whole_row():
     power, _ = power_spectrogram(x[:1], lengths[:1], window=window, hop_length=160, fft_length=512,
                                  remove_dc_offset=True, preemphasis=0.97)
     torch.testing.assert_close(spans[0, : n[0]], (power[0] @ mel).clamp_min(KALDI_MEL_FLOOR), atol=0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bank", [(257, 128, 20.0, 8000.0, RATE, None, "kaldi", True),
+                                  (1025, 128, 0.0, 22050.0, 44100, "slaney", "slaney", False),
+                                  (257, 3, 0.0, 8000.0, RATE, None, "htk", False)])
+def test_mel_bands_give_the_dense_product(bank):
+    mel = torch.from_numpy(mel_filter_bank(*bank)).float()
+    bands = mel_bands(mel)
+    assert sum(b.numel() for _, _, b in bands) < mel.numel() * (0.5 if bank[1] == 128 else 1.01)
+    power = torch.rand(50, mel.shape[0], generator=torch.Generator().manual_seed(0))
+    out = torch.full((50, mel.shape[1]), float("nan"))
+    for cols, bins, block in bands:
+        torch.mm(power[:, bins], block, out=out[:, cols])
+    torch.testing.assert_close(out, power @ mel, atol=0, rtol=1e-6)
 
 
 def test_power_spectrogram_with_nonzero_window_edge():

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["as_batch", "count_frames", "get_mel_filters", "get_window", "mel_filter_bank", "mel_spectrogram",
+__all__ = ["as_batch", "count_frames", "get_mel_filters", "get_window", "mel_bands", "mel_filter_bank", "mel_spectrogram",
            "power_spectrogram"]
 
 
@@ -241,6 +241,23 @@ def _padded_window(window: torch.Tensor, fft_length: int) -> torch.Tensor:
     return torch.nn.functional.pad(window, (0, fft_length - window.shape[-1]))
 
 
+def mel_bands(mel_filters: torch.Tensor, groups: int = 4) -> list[tuple[slice, slice, torch.Tensor]]:
+    """The mel matrix as ``groups`` blocks of consecutive filters, each with only the FFT bins where
+    one of them is non-zero: ``(filter columns, bin rows, block)``. Triangular filters overlap only
+    their neighbours, so the blocks hold ~1/4 of the matrix and ``power[:, bins] @ block`` for each
+    gives ``power @ mel_filters`` with the same sums (the dropped terms are exact zeros)."""
+    bands = []
+    used = mel_filters != 0
+    width = mel_filters.shape[1]
+    groups = max(1, min(groups, width))
+    for g in range(groups):
+        cols = slice(g * width // groups, (g + 1) * width // groups)
+        rows = used[:, cols].any(1).nonzero()
+        lo, hi = (int(rows.min()), int(rows.max()) + 1) if len(rows) else (0, 1)
+        bands.append((cols, slice(lo, hi), mel_filters[lo:hi, cols].contiguous()))
+    return bands
+
+
 def mel_spectrogram(
     waveforms: torch.Tensor,
     lengths: torch.Tensor,
@@ -270,6 +287,7 @@ def mel_spectrogram(
     total = int(num_frames.max())
     out = waveforms.new_empty(waveforms.shape[0], max(total, out_frames or 0), mel_filters.shape[1],
                               dtype=torch.float32)
+    bands = mel_bands(mel_filters)
     window, hop, fft_length = stft["window"], stft["hop_length"], stft["fft_length"]
     center, preemphasis = stft.get("center", False), stft.get("preemphasis")
     span = max(1, chunk_frames)  # frames per FFT batch: long rows run in spans, so the float64 stays in cache
@@ -284,7 +302,9 @@ def mel_spectrogram(
                                 preemphasis)
             dest = out[rows, first : first + frames]
             if dest.is_contiguous():  # one row, or rows as long as the output: write in place, no copy
-                torch.mm(power.view(-1, power.shape[-1]), mel_filters, out=dest.view(-1, dest.shape[-1]))
+                flat, into = power.view(-1, power.shape[-1]), dest.view(-1, dest.shape[-1])
+                for cols, bins, block in bands:
+                    torch.mm(flat[:, bins], block, out=into[:, cols])
             else:
                 dest.copy_(power @ mel_filters)
         out[rows, row_frames:] = mel_floor  # rows of this chunk end early: padding, not garbage
