@@ -245,7 +245,7 @@ def mel_bands(mel_filters: torch.Tensor, groups: int = 4) -> list[tuple[slice, s
     """The mel matrix as ``groups`` blocks of consecutive filters, each with only the FFT bins where
     one of them is non-zero: ``(filter columns, bin rows, block)``. Triangular filters overlap only
     their neighbours, so the blocks hold ~1/4 of the matrix and ``power[:, bins] @ block`` for each
-    gives ``power @ mel_filters`` with the same sums (the dropped terms are exact zeros)."""
+    gives ``power @ mel_filters`` from the same terms (the dropped ones are exact zeros)."""
     bands = []
     used = mel_filters != 0
     width = mel_filters.shape[1]
