@@ -15,6 +15,7 @@ from .checkpoints.hub import resolve
 from .checkpoints.io import load_state_dict, read_shapes, save_state_dict
 from .config import CONFIG_NAME, Config
 from .errors import CheckpointError
+from .layers.attention import check_attention_mode, set_attention
 from .model_api import ModelAPI, hub_repo_id, loading_info, parse_shard_size, split_config_kwargs
 from .model_api import push_to_hub as hub_push
 
@@ -256,6 +257,7 @@ class PreTrainedModel(ModelAPI, nn.Module):
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
         precision: str | None = None,
+        attention: str | None = None,
         subfolder: str = "",
         revision: str | None = None,
         cache_dir: str | None = None,
@@ -266,7 +268,9 @@ class PreTrainedModel(ModelAPI, nn.Module):
         """Load from a checkpoint folder, the hub cache or a hub id, with transformers' keywords.
 
         ``precision`` ("fp32", "bf16", "int8", "auto"; see mediaformers.precision) is applied after
-        loading, for inference. ``config_overrides`` are config fields set before the model is built (``num_labels=10`` with
+        loading, for inference. ``attention`` ("auto", "sdpa", "math"; see mediaformers.layers.attention)
+        picks the attention kernel (None: the default). ``config_overrides`` are config fields set
+        before the model is built (``num_labels=10`` with
         ``ignore_mismatched_sizes=True`` to fine-tune with a new head, ``output_hidden_states=True``);
         any other keyword is a TypeError. ``dtype`` / ``torch_dtype``: a torch.dtype, its name, or
         "auto" for the checkpoint's own. The load report is kept on ``model.load_report``;
@@ -281,6 +285,7 @@ class PreTrainedModel(ModelAPI, nn.Module):
             if dtype is not None:
                 raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype!r}")
             resolve_precision(precision)  # a bad name is refused here too
+        check_attention_mode(attention)
         if device is not None and device_map is not None and device != device_map:
             raise ValueError(f"device / device_map: give one, got {device!r} and {device_map!r}")
         device = parse_device(device if device is not None else device_map)
@@ -316,6 +321,8 @@ class PreTrainedModel(ModelAPI, nn.Module):
             from .precision import apply_precision
 
             apply_precision(model, precision, device)
+        if attention is not None:
+            set_attention(model, attention)
         return (model, loading_info(model.load_report)) if output_loading_info else model
 
     def save_pretrained(

@@ -25,7 +25,9 @@ from mediaformers.processors.fbank import KALDI_MEL_FLOOR, fbank
 from mediaformers.processors.mel import (
     _reflect_pad,
     get_window,
+    mel_bands,
     mel_filter_bank,
+    mel_spectrogram,
     power_spectrogram,
 )
 from tests.audio_media import SIGNALS, noise, speech_like, tone
@@ -124,6 +126,42 @@ def test_chunking_does_not_change_the_result():
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
+def test_spans_of_a_long_row_equal_the_whole_row():
+    """Long rows run in spans of chunk_frames frames: every span restarts the per-frame steps (DC
+    removal, pre-emphasis and its window-edge term, exercised by a Hamming window) and rows of other
+    lengths in the same batch keep their own frame counts."""
+    clips = [speech_like(1.0, RATE, 0), noise(0.37, RATE, 1), speech_like(0.8, RATE, 2)]
+    x, lengths = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(c) for c in clips], batch_first=True), \
+        torch.tensor([len(c) for c in clips])
+    window = torch.from_numpy(np.hamming(400))
+    mel = torch.from_numpy(mel_filter_bank(257, 128, 20.0, 8000.0, RATE, None, "kaldi", True)).float()
+    kw = dict(mel_floor=KALDI_MEL_FLOOR, window=window, hop_length=160, fft_length=512, remove_dc_offset=True,
+              preemphasis=0.97)
+    whole, n = mel_spectrogram(x, lengths, mel, chunk_frames=10**6, **kw)
+    for chunk in (1, 7, 40):
+        spans, n2 = mel_spectrogram(x, lengths, mel, chunk_frames=chunk, **kw)
+        assert n2.tolist() == n.tolist() == [(len(c) - 400) // 160 + 1 for c in clips]
+        for row, frames in enumerate(n.tolist()):
+            torch.testing.assert_close(spans[row, :frames], whole[row, :frames], atol=0, rtol=1e-6)
+    power, _ = power_spectrogram(x[:1], lengths[:1], window=window, hop_length=160, fft_length=512,
+                                 remove_dc_offset=True, preemphasis=0.97)
+    torch.testing.assert_close(spans[0, : n[0]], (power[0] @ mel).clamp_min(KALDI_MEL_FLOOR), atol=0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bank", [(257, 128, 20.0, 8000.0, RATE, None, "kaldi", True),
+                                  (1025, 128, 0.0, 22050.0, 44100, "slaney", "slaney", False),
+                                  (257, 3, 0.0, 8000.0, RATE, None, "htk", False)])
+def test_mel_bands_give_the_dense_product(bank):
+    mel = torch.from_numpy(mel_filter_bank(*bank)).float()
+    bands = mel_bands(mel)
+    assert sum(b.numel() for _, _, b in bands) < mel.numel() * (0.5 if bank[1] == 128 else 1.01)
+    power = torch.rand(50, mel.shape[0], generator=torch.Generator().manual_seed(0))
+    out = torch.full((50, mel.shape[1]), float("nan"))
+    for cols, bins, block in bands:
+        torch.mm(power[:, bins], block, out=out[:, cols])
+    torch.testing.assert_close(out, power @ mel, atol=0, rtol=1e-6)
+
+
 def test_power_spectrogram_with_nonzero_window_edge():
     """Hann starts at 0, which hides the pre-emphasis edge term; a Hamming window exercises it."""
     x = speech_like(0.2, RATE)
@@ -205,6 +243,24 @@ def test_unnormalised_and_padding_value():
     out = fe(noise(0.2, RATE))["input_values"][0]
     n = (3200 - 400) // 160 + 1
     assert (out[n:] == -5.0).all() and (out[:n] > -16).all()
+
+
+def test_padded_array_batch_equals_list_of_rows(ours):
+    """A (batch, samples) float array at the model's rate is used as the batch itself (no per-row
+    copies): same features as the list of its rows, for float32/float64, numpy/torch, read-only
+    arrays; a non-finite sample still names its row."""
+    rows = np.stack([speech_like(0.3, RATE, s) for s in range(3)]).astype(np.float64)
+    expected = ours(list(rows.astype(np.float32)))["input_values"]
+    readonly = rows.astype(np.float32)
+    readonly.flags.writeable = False
+    for batch in (rows, rows.astype(np.float32), torch.from_numpy(rows), readonly):
+        torch.testing.assert_close(ours(batch)["input_values"], expected, atol=0, rtol=0)
+    rows[1, 7] = np.nan
+    with pytest.raises(ValueError, match=r"audio\[1\]: audio has 1 non-finite"):
+        ours(torch.from_numpy(rows))
+    rows[1, 7:9] = 3e38  # finite, but the batch sum overflows: the exact check lets it through
+    got = ours(rows.astype(np.float32))["input_values"]
+    torch.testing.assert_close(got[::2], expected[::2], atol=0, rtol=0)
 
 
 def test_config_round_trip_both_ways(ref, tmp_path):

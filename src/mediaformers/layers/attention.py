@@ -1,9 +1,143 @@
-"""Multi-head self-attention: one fused qkv projection, SDPA unless weights are asked for."""
+"""Multi-head self-attention: one fused qkv projection, SDPA unless weights are asked for.
+
+The attention product itself runs one of two kernels: ``"sdpa"`` (torch's fused
+scaled_dot_product_attention) or ``"math"`` (two GEMMs around a softmax). ``"auto"`` times both
+once per (device, dtype, query/key length, head size, heads, mask, threads) and keeps the faster;
+it is the default for bf16/fp16 on the CPU, where the fused kernel is not always the faster. Set it
+per model with ``set_attention(model, mode)`` / ``from_pretrained(attention=...)`` or for the process
+with the ``MEDIAFORMERS_ATTENTION`` environment variable.
+"""
 from __future__ import annotations
+
+import os
+import threading
+import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+ATTENTION_MODES = ("auto", "sdpa", "math")
+ATTENTION_ENV = "MEDIAFORMERS_ATTENTION"
+_choices: dict[tuple, str] = {}  # selector key -> "sdpa" | "math", measured once per process
+_choices_lock = threading.Lock()
+
+
+def check_attention_mode(mode: str | None, name: str = "attention") -> str | None:
+    """``mode`` if it is one of ATTENTION_MODES (or None), else a ValueError."""
+    if mode is not None and mode not in ATTENTION_MODES:
+        raise ValueError(f"{name}: expected one of {list(ATTENTION_MODES)}, got {mode!r}")
+    return mode
+
+
+def set_attention(model: nn.Module, mode: str | None) -> nn.Module:
+    """Run every attention layer of ``model`` with ``mode`` ("auto", "sdpa", "math"; None: the default)."""
+    check_attention_mode(mode)
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.attention_mode = mode
+    return model
+
+
+def attention_choices() -> dict[tuple, str]:
+    """The selector's measured choices so far: (device, dtype, queries, keys, head_dim, heads, masked, threads) -> kernel."""
+    with _choices_lock:
+        return dict(_choices)
+
+
+def clear_attention_choices() -> None:
+    """Forget the measured choices (the next "auto" call of each shape measures again)."""
+    with _choices_lock:
+        _choices.clear()
+
+
+def math_attention(q, k, v, bias=None, dropout: float = 0.0, training: bool = False) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v as two GEMMs, the same arithmetic as SDPA's math.
+
+    The softmax stays in the input dtype: torch's CPU and CUDA kernels accumulate bf16/fp16 in fp32
+    and round once, as the fused kernel does.
+    """
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if bias is not None:
+        scores = scores.masked_fill(~bias, float("-inf")) if bias.dtype == torch.bool else scores + bias
+    return F.dropout(scores.softmax(-1), dropout, training) @ v
+
+
+def _sdpa(q, k, v, bias=None, dropout: float = 0.0, training: bool = False) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout if training else 0.0)
+
+
+KERNELS = {"sdpa": _sdpa, "math": math_attention}
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return compiler is not None and compiler.is_compiling()
+
+
+def _measurable(q: torch.Tensor) -> bool:
+    """Real tensors outside tracing/compiling (timing a fake or traced call means nothing)."""
+    if q.device.type not in ("cpu", "cuda") or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    return not _compiling()
+
+
+def _time_kernel(fn, args, iters: int, budget: float = 0.02, give_up: float | None = None) -> float:
+    """Best-of wall seconds of ``fn(*args)`` after a warm-up: ``iters`` calls, more (up to 50) while
+    under ``budget`` seconds, so microsecond kernels are sampled enough to outvote a busy machine;
+    stops after one call slower than ``give_up`` (a clear loser need not be timed again)."""
+    sync = torch.cuda.synchronize if args[0].is_cuda else (lambda: None)
+    fn(*args)  # warm-up (allocations, kernel selection)
+    best, spent, calls = float("inf"), 0.0, 0
+    while calls < iters or (spent < budget and calls < 50):
+        sync()
+        t0 = time.perf_counter()
+        fn(*args)
+        sync()
+        took = time.perf_counter() - t0
+        best, spent, calls = min(best, took), spent + took, calls + 1
+        if give_up is not None and best > give_up:
+            break
+    return best
+
+
+def select_kernel(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
+                  iters: int = 3) -> str:
+    """The faster of "sdpa" and "math" for these shapes, timed once (best of ``iters`` or more calls each)
+    and cached for the process."""
+    key = (str(q.device), q.dtype, q.shape[-2], k.shape[-2], q.shape[-1], q.shape[-3], bias is not None,
+           torch.get_num_threads())
+    choice = _choices.get(key)
+    if choice is not None:
+        return choice
+    if not _measurable(q):
+        return "sdpa"
+    with torch.no_grad():
+        args = (q.detach(), k.detach(), v.detach(), None if bias is None else bias.detach())
+        times: dict[str, float] = {}
+        for name, fn in KERNELS.items():  # a kernel 1.5x slower than the best so far is out after one call
+            times[name] = _time_kernel(fn, args, iters, give_up=1.5 * min(times.values()) if times else None)
+    choice = min(times, key=times.get)
+    with _choices_lock:
+        _choices.setdefault(key, choice)
+    return _choices[key]
+
+
+def resolve_kernel(mode: str | None, q, k, v, bias=None) -> str:
+    """The kernel to run: the module's ``mode``, else $MEDIAFORMERS_ATTENTION, else "auto" for bf16/fp16
+    on the CPU and "sdpa" elsewhere; "auto" becomes the measured choice."""
+    if mode is None:
+        mode = check_attention_mode(os.environ.get(ATTENTION_ENV) or None, ATTENTION_ENV)
+    if _compiling():  # no timing (and no graph break) inside torch.compile / export: "auto" is "sdpa"
+        return mode if mode in KERNELS else "sdpa"
+    if mode is None:
+        mode = "auto" if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) else "sdpa"
+    return select_kernel(q, k, v, bias) if mode == "auto" else mode
+
+
+def attend(mode: str | None, q, k, v, bias=None, dropout: float = 0.0, training: bool = False) -> torch.Tensor:
+    """(batch, heads, queries, head_dim) attention output through the kernel ``mode`` resolves to."""
+    return KERNELS[resolve_kernel(mode, q, k, v, bias)](q, k, v, bias, dropout, training)
 
 
 def padding_mask_to_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -70,6 +204,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
         self.pruned_heads: set[int] = set()  # original indices of removed heads, as transformers keeps them
+        self.attention_mode: str | None = None  # "auto" | "sdpa" | "math"; None: see resolve_kernel
 
     def prune_heads(self, heads) -> None:
         """Remove heads (indices as in the unpruned layer; already removed ones are ignored), as
@@ -142,7 +277,7 @@ class Attention(nn.Module):
             out = probs @ v
             weights = weights if need_weights else None
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, dropout_p=drop)
+            out = attend(self.attention_mode, q, k, v, attn_bias, drop, self.training)
         out = out.transpose(1, 2).reshape(b, m, c)
         return self.proj_drop(self.proj(out)), weights
 

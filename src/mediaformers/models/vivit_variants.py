@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..layers import Encoder
-from ..layers.attention import Attention
+from ..layers.attention import Attention, attend
 from ..layers.blocks import Block, Mlp
 
 VARIANTS = {"joint": 1, "factorised_encoder": 2, "factorised_self_attention": 3, "factorised_dot_product": 4}
@@ -41,8 +41,8 @@ class SpaceTimeAttention(Attention):
         # 4-D (batch, groups, tokens, dim) so SDPA takes its fused kernel (5-D falls back to plain math).
         space = qkv[..., :hs, :].permute(3, 0, 4, 1, 2, 5).reshape(3, b, hs * t, s, d)  # attend over s
         time = qkv[..., hs:, :].permute(3, 0, 4, 2, 1, 5).reshape(3, b, ht * s, t, d)  # attend over t
-        out_s = F.scaled_dot_product_attention(*space.unbind(0), dropout_p=drop).view(b, hs, t, s, d)
-        out_t = F.scaled_dot_product_attention(*time.unbind(0), dropout_p=drop).view(b, ht, s, t, d)
+        out_s = attend(self.attention_mode, *space.unbind(0), None, drop, self.training).view(b, hs, t, s, d)
+        out_t = attend(self.attention_mode, *time.unbind(0), None, drop, self.training).view(b, ht, s, t, d)
         out = torch.cat((out_s, out_t.transpose(2, 3)), dim=1).permute(0, 2, 3, 1, 4).reshape(b, n, c)
         return self.proj_drop(self.proj(out)), None
 

@@ -78,17 +78,15 @@ class ASTFeatureExtractor(FeatureExtractorFiles):
         batch, lengths = collate_audio(raw_speech, sampling_rate, self.sampling_rate, device)
         feats, num_frames = fbank(
             batch, lengths, sample_frequency=self.sampling_rate, num_mel_bins=self.num_mel_bins,
-            max_frames=max_length, compute_dtype=compute_dtype,
+            max_frames=max_length, out_frames=max_length, compute_dtype=compute_dtype,
         )
+        values = feats  # (batch, max_length, mel): fbank pads with zeros, everything below is in place
         valid = torch.arange(max_length, device=feats.device)[None, :] < num_frames[:, None]
-        pad = float(self.padding_value)
-        if self.do_normalize:  # normalise in place: the (batch, 1024, 128) tensor is written once
-            pad = (pad - self.mean) / (self.std * 2)
-            feats.sub_(self.mean).div_(self.std * 2)
-        values = feats.new_empty((feats.shape[0], max_length, self.num_mel_bins))
-        values[:, : feats.shape[1]] = feats
-        values[:, feats.shape[1]:] = pad
-        values.masked_fill_(~valid[..., None], pad)
+        if self.do_normalize:
+            values.sub_(self.mean).div_(self.std * 2)
+        if self.padding_value != 0:  # fbank's zero padding went through the normalisation already
+            pad = float(self.padding_value)
+            values.masked_fill_(~valid[..., None], (pad - self.mean) / (self.std * 2) if self.do_normalize else pad)
         out: dict[str, torch.Tensor] = {"input_values": values}
         if with_mask:
             out["attention_mask"] = valid.long()

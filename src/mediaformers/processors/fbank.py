@@ -60,7 +60,8 @@ def fbank(
     window_type: str = "hanning",
     max_frames: int | None = None,
     compute_dtype: torch.dtype = torch.float64,
-    chunk_frames: int = 1024,
+    chunk_frames: int = 256,
+    out_frames: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Kaldi log-mel filterbank, batched: torchaudio's ``compliance.kaldi.fbank`` with AST's settings.
 
@@ -74,7 +75,10 @@ def fbank(
         frame_length, frame_shift: in milliseconds; high_freq <= 0 counts back from Nyquist.
         max_frames: stop after this many frames (AST truncates to 1024 anyway).
         compute_dtype: float64 matches the numpy reference to ~1e-6; float32 is faster on GPUs.
-        chunk_frames: frames per chunk of rows: bounds memory and keeps the work cache-sized.
+        chunk_frames: frames per chunk (short rows together, long rows in spans): bounds memory and
+            keeps the float64 frames in cache (256 measured fastest here, 1.3x 1024 on 10 s clips).
+        out_frames: return at least this many frames (zeros past ``num_frames[b]``), for a caller
+            that pads to a fixed length (it then works in place instead of copying).
 
     Returns:
         ``features (batch, frames, num_mel_bins)`` float32, frames past ``num_frames[b]`` set to 0,
@@ -92,7 +96,7 @@ def fbank(
     feats, num_frames = mel_spectrogram(
         batch, lengths, mel, mel_floor=KALDI_MEL_FLOOR, chunk_frames=chunk_frames, window=window,
         hop_length=hop, fft_length=n_fft, remove_dc_offset=remove_dc_offset,
-        preemphasis=preemphasis_coefficient or None, max_frames=max_frames,
+        preemphasis=preemphasis_coefficient or None, max_frames=max_frames, out_frames=out_frames,
     )
     valid = torch.arange(feats.shape[1], device=device)[None, :] < num_frames[:, None]
     return feats.log_().masked_fill_(~valid[..., None], 0.0), num_frames

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["as_batch", "count_frames", "get_mel_filters", "get_window", "mel_filter_bank", "mel_spectrogram",
+__all__ = ["as_batch", "count_frames", "get_mel_filters", "get_window", "mel_bands", "mel_filter_bank", "mel_spectrogram",
            "power_spectrogram"]
 
 
@@ -182,6 +182,15 @@ def power_spectrogram(
         ``power (batch, frames, fft_length // 2 + 1 or num_mel)`` float32 and ``num_frames (batch,)``;
         frames at or past ``num_frames[b]`` are padding and hold garbage.
     """
+    x, z, num_frames, total = _prepare(waveforms, lengths, window, hop_length, fft_length, center, preemphasis,
+                                       max_frames)
+    power = _span_power(x, z, 0, total, window, hop_length, fft_length, remove_dc_offset, preemphasis)
+    return (power if mel_filters is None else power @ mel_filters), num_frames
+
+
+def _prepare(waveforms, lengths, window, hop_length, fft_length, center, preemphasis, max_frames):
+    """The rows cast to the window's dtype (reflect-padded when centred) ``x``, their pre-emphasis ``z``
+    zero-padded to hold every frame's ``fft_length`` samples, ``num_frames`` and the most frames ``total``."""
     frame_length = window.shape[-1]
     lengths = lengths.to(device=waveforms.device, dtype=torch.long)
     x = waveforms if waveforms.is_floating_point() else waveforms.float()
@@ -195,7 +204,6 @@ def power_spectrogram(
     need = (total - 1) * hop_length + fft_length
     if x.shape[-1] < need - fft_length + frame_length:
         x = torch.nn.functional.pad(x, (0, need - fft_length + frame_length - x.shape[-1]))
-    win = torch.nn.functional.pad(window, (0, fft_length - frame_length))
     x = x.to(window.dtype)  # one cast up front: mixed-dtype ops on the strided frames are slow
     z = x.new_empty(x.shape[0], need)
     n = min(need, x.shape[-1])
@@ -205,20 +213,49 @@ def power_spectrogram(
         torch.sub(x[:, 1:n], x[:, : n - 1], alpha=preemphasis, out=z[:, 1:n])
     else:
         z[:, :n] = x[:, :n]
-    frames = z.unfold(-1, fft_length, hop_length) * win  # (batch, total, fft_length)
-    starts = torch.arange(total, device=x.device) * hop_length
+    return x, z, num_frames, total
+
+
+def _span_power(x, z, first, count, window, hop_length, fft_length, remove_dc_offset, preemphasis):
+    """float32 power ``(batch, count, fft_length // 2 + 1)`` of frames ``first .. first + count - 1``
+    of ``_prepare``'s rows (so a caller can run a long row in cache-sized spans)."""
+    frame_length = window.shape[-1]
+    win = _padded_window(window, fft_length)
+    begin = first * hop_length
+    frames = z[:, begin : begin + (count - 1) * hop_length + fft_length].unfold(-1, fft_length, hop_length) * win
     if remove_dc_offset:
-        # frame means from a float64 running sum: O(samples) instead of O(frames * frame_length)
-        csum = torch.nn.functional.pad(x.cumsum(-1, dtype=torch.float64), (1, 0))
-        mean = ((csum[:, starts + frame_length] - csum[:, starts]) / frame_length).to(window.dtype)
-        frames.addcmul_(mean[..., None], win, value=-(1.0 - (preemphasis or 0.0)))
+        # frame means as one vectorised reduction over the strided frames (no copy; 10x a running sum)
+        mean = x[:, begin : begin + (count - 1) * hop_length + frame_length].unfold(-1, frame_length, hop_length)
+        frames.addcmul_(mean.mean(-1)[..., None], win, value=-(1.0 - (preemphasis or 0.0)))
     if preemphasis and float(window[0]) != 0.0:
-        frames[:, 1:, 0] += window[0] * preemphasis * (x[:, starts[1:] - 1] - x[:, starts[1:]])
+        skip = 1 if first == 0 else 0  # the row's first sample has no predecessor: z already holds (1 - p) x
+        starts = torch.arange(first + skip, first + count, device=x.device) * hop_length
+        frames[:, skip:, 0] += window[0] * preemphasis * (x[:, starts - 1] - x[:, starts])
     # a 2-D batch of rows: MKL's float64 FFT is ~2x faster on it than on the 3-D view
     spec = torch.fft.rfft(frames.reshape(-1, fft_length)).reshape(*frames.shape[:2], -1)
-    spec = torch.view_as_real(spec.to(torch.complex64)).square_()  # (batch, total, bins, 2)
-    power = spec[..., 0] + spec[..., 1]
-    return (power if mel_filters is None else power @ mel_filters), num_frames
+    spec = torch.view_as_real(spec.to(torch.complex64)).square_()  # (batch, count, bins, 2)
+    return spec[..., 0] + spec[..., 1]
+
+
+def _padded_window(window: torch.Tensor, fft_length: int) -> torch.Tensor:
+    return torch.nn.functional.pad(window, (0, fft_length - window.shape[-1]))
+
+
+def mel_bands(mel_filters: torch.Tensor, groups: int = 4) -> list[tuple[slice, slice, torch.Tensor]]:
+    """The mel matrix as ``groups`` blocks of consecutive filters, each with only the FFT bins where
+    one of them is non-zero: ``(filter columns, bin rows, block)``. Triangular filters overlap only
+    their neighbours, so the blocks hold ~1/4 of the matrix and ``power[:, bins] @ block`` for each
+    gives ``power @ mel_filters`` from the same terms (the dropped ones are exact zeros)."""
+    bands = []
+    used = mel_filters != 0
+    width = mel_filters.shape[1]
+    groups = max(1, min(groups, width))
+    for g in range(groups):
+        cols = slice(g * width // groups, (g + 1) * width // groups)
+        rows = used[:, cols].any(1).nonzero()
+        lo, hi = (int(rows.min()), int(rows.max()) + 1) if len(rows) else (0, 1)
+        bands.append((cols, slice(lo, hi), mel_filters[lo:hi, cols].contiguous()))
+    return bands
 
 
 def mel_spectrogram(
@@ -228,13 +265,17 @@ def mel_spectrogram(
     *,
     mel_floor: float,
     chunk_frames: int = 1024,
+    out_frames: int | None = None,
     **stft: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``max(mel_floor, power @ mel_filters)`` for a batch, in chunks of rows to stay cache-sized.
+    """``max(mel_floor, power @ mel_filters)`` for a batch, in chunks of about ``chunk_frames`` frames
+    (several short rows, or a span of a long row) so the float64 frames and spectra stay cache-sized.
 
     Args:
         waveforms, lengths: as ``power_spectrogram``; ``stft`` holds its other keyword arguments.
         mel_filters: ``(fft_length // 2 + 1, num_mel)`` float32.
+        out_frames: allocate at least this many frames (the extra ones hold ``mel_floor``), so a
+            caller that pads to a fixed length writes into this tensor instead of copying it.
 
     Returns:
         ``mel (batch, frames, num_mel)`` float32 (garbage past ``num_frames[b]``) and ``num_frames``.
@@ -243,14 +284,32 @@ def mel_spectrogram(
     num_frames = count_frames(lengths, stft["window"].shape[-1], stft["hop_length"], stft.get("center", False))
     if stft.get("max_frames") is not None:
         num_frames = num_frames.clamp_max(stft["max_frames"])
-    out = waveforms.new_empty(waveforms.shape[0], int(num_frames.max()), mel_filters.shape[1], dtype=torch.float32)
-    step = max(1, chunk_frames // max(1, out.shape[1]))
-    for start in range(0, waveforms.shape[0] if out.shape[1] else 0, step):
+    total = int(num_frames.max())
+    out = waveforms.new_empty(waveforms.shape[0], max(total, out_frames or 0), mel_filters.shape[1],
+                              dtype=torch.float32)
+    bands = mel_bands(mel_filters)
+    window, hop, fft_length = stft["window"], stft["hop_length"], stft["fft_length"]
+    center, preemphasis = stft.get("center", False), stft.get("preemphasis")
+    span = max(1, chunk_frames)  # frames per FFT batch: long rows run in spans, so the float64 stays in cache
+    step = max(1, chunk_frames // max(1, total))  # rows per chunk, when rows are short
+    for start in range(0, waveforms.shape[0] if total else 0, step):
         rows = slice(start, start + step)
-        chunk_len = int(lengths[rows].max())
-        mel, n = power_spectrogram(waveforms[rows, :chunk_len], lengths[rows], mel_filters=mel_filters, **stft)
-        out[rows, : mel.shape[1]] = mel[:, : out.shape[1]]
-        out[rows, mel.shape[1] :] = mel_floor  # rows of this chunk end early: padding, not garbage
+        x, z, _, row_frames = _prepare(waveforms[rows, : int(lengths[rows].max())], lengths[rows], window, hop,
+                                       fft_length, center, preemphasis, stft.get("max_frames"))
+        for first in range(0, row_frames, span):
+            frames = min(span, row_frames - first)
+            power = _span_power(x, z, first, frames, window, hop, fft_length, stft.get("remove_dc_offset", False),
+                                preemphasis)
+            dest = out[rows, first : first + frames]
+            if dest.is_contiguous():  # one row, or rows as long as the output: write in place, no copy
+                flat, into = power.view(-1, power.shape[-1]), dest.view(-1, dest.shape[-1])
+                for cols, bins, block in bands:
+                    torch.mm(flat[:, bins], block, out=into[:, cols])
+            else:
+                dest.copy_(power @ mel_filters)
+        out[rows, row_frames:] = mel_floor  # rows of this chunk end early: padding, not garbage
+    if not total:
+        out.fill_(mel_floor)
     return out.clamp_min_(mel_floor), num_frames
 
 

@@ -73,10 +73,12 @@ def run(
     ``forward`` takes a combined batch of at most ``batch_size`` views and returns a tensor (or a
     tuple of tensors) with one row per view; each item gets its rows back.
     """
-    loader = DataLoader(_Items(items, prepare), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=list, persistent_workers=False,
-                        prefetch_factor=4 if num_workers else None)
-    for records in loader:
+    # Workers prepare single items (not whole batches): the first batch waits for batch_size /
+    # num_workers preparations instead of batch_size, and every worker feeds every batch.
+    loader = DataLoader(_Items(items, prepare), batch_size=None, num_workers=num_workers,
+                        collate_fn=_as_is, persistent_workers=False,
+                        prefetch_factor=2 * batch_size if num_workers else None)
+    for records in _groups(loader, batch_size):
         outputs = forward_prepared(records, forward, batch_size=batch_size, combine=combine)
         for r in records:
             yield r["index"], outputs.get(r["index"]), r.get("error")
@@ -105,6 +107,21 @@ def forward_prepared(
             outputs[r["index"]] = _slice(rows, start, start + n)
             start += n
     return outputs
+
+
+def _as_is(record: dict[str, Any]) -> dict[str, Any]:
+    return record
+
+
+def _groups(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    group = []
+    for record in records:
+        group.append(record)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _cat(chunks: list[Any]) -> Any:
