@@ -1,7 +1,8 @@
 """Distributed training on CPU (gloo) through torchrun: 2 DDP processes x batch 2 take the same steps
 as 1 process x batch 4; FSDP2 with 2 x batch 1 x accumulation 2 ends with the same weights, its final
 folder reloads in one process, and a run cut mid-epoch resumes bit for bit; each rank resumes its own
-RNG. Plus the reporter."""
+RNG. Contrastive AltCLIP training over the global batch (embeddings gathered): 2 DDP or FSDP processes
+take the 1-process steps, with its gradients. Plus the reporter."""
 import json
 import os
 import shutil

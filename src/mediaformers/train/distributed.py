@@ -10,11 +10,14 @@ whose every method reduces to the plain single-process behaviour, so the loop re
   ``batch_size x world``; ``batch_size`` is per process (global batch = batch_size x world x grad_accum).
 - Only rank 0 writes checkpoints, logs, metrics and model folders; every rank takes part in the
   gathers (FSDP full state dicts, RNG states) that precede a write.
-- Validation: classification under DDP: each rank evaluates every world-th file and the logits are
-  gathered, so every rank computes the metrics of the whole set; otherwise (FSDP, whose every forward
-  is collective; pre-training) every rank evaluates the whole set in lockstep.
-- Tasks: classification and pre-training; contrastive training runs in one process for now (its video
-  path calls the towers' own methods, which neither DDP nor FSDP's root sees).
+- Validation: classification and contrastive under DDP: each rank evaluates every world-th file and
+  the logits (embeddings) are gathered, so every rank computes the metrics of the whole set;
+  otherwise (FSDP, whose every forward is collective; pre-training) every rank evaluates the whole
+  set in lockstep.
+- Tasks: every one; what is wrapped is the task's ``train_module`` (the model, or for contrastive a
+  module whose one forward computes both towers and the loss over the global batch).
+- FSDP2 shards no scalar parameter (AltCLIP's ``logit_scale``): those are left whole on every rank
+  (``ignored_params``) and their gradients averaged by :meth:`Dist.sync_whole_grads`.
 """
 from __future__ import annotations
 
