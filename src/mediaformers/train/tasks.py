@@ -303,15 +303,21 @@ def gather_interleaved(rows: torch.Tensor, world: int) -> torch.Tensor:
     fewer rows (files that failed to decode) is padded for the gather and its padding dropped after.
     Collective: every rank calls it."""
     import torch.distributed as td
-    from torch.distributed.nn.functional import all_gather
+    import torch.distributed._functional_collectives as funcol
 
     n = torch.tensor([len(rows)], device=rows.device)
     sizes = [torch.zeros_like(n) for _ in range(world)]
     td.all_gather(sizes, n)
     sizes = [int(s) for s in sizes]
     most = max(sizes)
-    parts = all_gather(F.pad(rows, (0, 0, 0, most - len(rows))))
-    out = torch.stack(parts, 1).reshape(most * world, *rows.shape[1:])  # (row j, rank r) -> j * world + r
+    padded = F.pad(rows, (0, 0, 0, most - len(rows)))
+    if hasattr(funcol, "all_gather_single"):  # newer torch: the functional collective (with autograd)
+        parts = funcol.all_gather_single(padded, 0, td.group.WORLD).view(world, most, *rows.shape[1:])
+    else:
+        from torch.distributed.nn.functional import all_gather
+
+        parts = torch.stack(all_gather(padded))
+    out = parts.transpose(0, 1).reshape(most * world, *rows.shape[1:])  # (row j, rank r) -> j * world + r
     keep = torch.tensor([j < s for j in range(most) for s in sizes], device=rows.device)
     return out if bool(keep.all()) else out[keep]
 
