@@ -15,6 +15,7 @@ import torch
 from mediaformers.train import Recipe, fit
 
 from .conftest import TINY_AUDIO, write_audio_classes
+from .test_tasks import altclip, pairs  # noqa: F401  (fixtures: the tiny AltCLIP checkpoint, image/video pairs)
 
 # every file in train and val, 12 files: 3 global batches of 4 per epoch, no padding anywhere
 COMMON = dict(config=TINY_AUDIO, max_steps=3, lr=3e-3, clip_grad=1.0, warmup_steps=1, seed=1)
@@ -181,8 +182,6 @@ def test_reporter_progress_bar_and_optional_tensorboard(tmp_path, monkeypatch, c
 
 
 # ---- contrastive (AltCLIP): the loss over the global batch, every rank's embeddings gathered ----------
-from .test_tasks import altclip, pairs  # noqa: E402,F401  (the tiny checkpoint and the image/video pairs)
-
 CONTRASTIVE = dict(max_steps=3, lr=3e-3, clip_grad=1.0, warmup_steps=1, seed=1)  # 4 pairs: a step per epoch
 
 
