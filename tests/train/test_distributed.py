@@ -1,7 +1,8 @@
 """Distributed training on CPU (gloo) through torchrun: 2 DDP processes x batch 2 take the same steps
 as 1 process x batch 4; FSDP2 with 2 x batch 1 x accumulation 2 ends with the same weights, its final
 folder reloads in one process, and a run cut mid-epoch resumes bit for bit; each rank resumes its own
-RNG. Plus the reporter."""
+RNG. Contrastive AltCLIP training over the global batch (embeddings gathered): 2 DDP or FSDP processes
+take the 1-process steps, with its gradients. Plus the reporter."""
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import torch
 from mediaformers.train import Recipe, fit
 
 from .conftest import TINY_AUDIO, write_audio_classes
+from .test_tasks import altclip, pairs  # noqa: F401  (fixtures: the tiny AltCLIP checkpoint, image/video pairs)
 
 # every file in train and val, 12 files: 3 global batches of 4 per epoch, no padding anywhere
 COMMON = dict(config=TINY_AUDIO, max_steps=3, lr=3e-3, clip_grad=1.0, warmup_steps=1, seed=1)
@@ -178,12 +180,127 @@ def test_reporter_progress_bar_and_optional_tensorboard(tmp_path, monkeypatch, c
     assert not (tmp_path / "other").exists()
 
 
-def test_contrastive_is_refused_under_torchrun():
-    from types import SimpleNamespace
 
+# ---- contrastive (AltCLIP): the loss over the global batch, every rank's embeddings gathered ----------
+CONTRASTIVE = dict(max_steps=3, lr=3e-3, clip_grad=1.0, warmup_steps=1, seed=1)  # 4 pairs: a step per epoch
+
+
+def _contrastive_cli(ckpt, data, run, *flags):
+    return _torchrun(["-m", "mediaformers", "train", str(ckpt), str(data), "--val", str(data), "-o", str(run),
+                      "--task", "contrastive", "--max-steps", "3", "--lr", "3e-3", "--warmup-steps", "1",
+                      "--seed", "1", "--quiet", "--batch-size", "2", *flags])
+
+
+def _differing(wa, wb, skip=()) -> int:
+    """Elements more than 1e-5 apart, outside the tensors named with a suffix in ``skip``."""
+    return sum(int(((wa[k] - wb[k]).abs() > 1e-5).sum()) for k in wa if not k.endswith(skip))
+
+
+KEY_BIASES = ("attention.self.key.bias", "self_attn.k_proj.bias")
+
+
+@pytest.mark.timeout(300)
+def test_contrastive_ddp_and_fsdp_take_the_one_process_steps_over_the_global_batch(altclip, pairs, tmp_path):
+    """2 processes x batch 2 (a rank holds images and videos of 2 frames) = 1 process x batch 4: the same
+    losses (each the loss of the whole global batch), validation and final weights, under DDP and FSDP2;
+    the FSDP folder and checkpoints keep the model's own names and reload in one process."""
+    import mediaformers as mf
+    from safetensors.torch import load_file
+
+    ref = tmp_path / "one"
+    ref_metrics = fit(Recipe(model=str(altclip), data=str(pairs), val=str(pairs), output=str(ref), batch_size=4,
+                             **CONTRASTIVE))
+    ddp, fsdp = tmp_path / "ddp", tmp_path / "fsdp"
+    out = _contrastive_cli(altclip, pairs, ddp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = _contrastive_cli(altclip, pairs, fsdp, "--fsdp")
+    assert out.returncode == 0, out.stderr[-3000:]
+    recall = [k for k in ref_metrics if "_R@" in k]
+    assert len(recall) == 6
+    start, wb = load_file(altclip / "model.safetensors"), _weights(ref)
+    assert _differing(start, wb) > 0.9 * sum(v.numel() for v in wb.values())  # training moved (nearly) all
+    for run in (ddp, fsdp):
+        assert len(_losses(run)) == 3 and _losses(run) == pytest.approx(_losses(ref), abs=1e-5), run.name
+        last = _rows(run)[-1]  # the last validation: every pair once
+        assert last["evaluated"] == 4 and last["val_loss"] == pytest.approx(ref_metrics["val_loss"], abs=1e-5)
+        assert {k: last[k] for k in recall} == {k: ref_metrics[k] for k in recall}
+        wa = _weights(run)
+        # Adam turns a gradient at rounding level into an lr-sized step of either sign: the attention key
+        # biases (their gradient is zero but for rounding) and a handful of elements whose gradient is as
+        # small may differ; a wrong gradient (e.g. the local batch's loss only) moves thousands apart
+        assert wa.keys() == wb.keys() and _differing(wa, wb, KEY_BIASES) <= 10, run.name
+    model = mf.AltCLIPModel.from_pretrained(fsdp / "final")  # the gathered weights, in one process
+    state = torch.load(fsdp / "checkpoints" / "step-00000003.pt", weights_only=False)["model"]
+    ref_state = torch.load(ref / "checkpoints" / "step-00000003.pt", weights_only=False)["model"]
+    assert state.keys() == ref_state.keys() == model.state_dict().keys()  # no "model." prefix
+    assert _differing(model.state_dict(), state) == 0  # the folder holds the last step's gathered weights
+    torch.testing.assert_close(state["logit_scale"], ref_state["logit_scale"], atol=1e-5, rtol=0)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _split_pairs(inputs: dict, frames: list[int], rank: int, world: int) -> tuple[dict, list[int]]:
+    """Rank ``rank``'s items of a batch (every world-th, as the sampler deals them)."""
+    starts = [sum(frames[:i]) for i in range(len(frames))]
+    mine = list(range(rank, len(frames), world))
+    rows = [r for i in mine for r in range(starts[i], starts[i] + frames[i])]
+    return ({"pixel_values": inputs["pixel_values"][rows], "input_ids": inputs["input_ids"][mine],
+             "attention_mask": inputs["attention_mask"][mine]}, [frames[i] for i in mine])
+
+
+def _contrastive_grads_worker(rank: int, folder: str, port: int, inputs: dict, frames: list[int], out: str) -> None:
+    import torch.distributed as td
+    from torch.distributed.tensor import DTensor
+
+    import mediaformers as mf
     from mediaformers.train.distributed import Dist
 
-    Dist(rank=0, world=2).check_task(SimpleNamespace(name="pretraining"))
-    Dist().check_task(SimpleNamespace(name="contrastive"))
-    with pytest.raises(ValueError, match="task: expected classification or pretraining under torchrun, got contrastive"):
-        Dist(rank=0, world=2).check_task(SimpleNamespace(name="contrastive"))
+    torch.set_num_threads(1)
+    td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    from mediaformers.train.tasks import ContrastiveStep, gather_interleaved
+
+    mine, my_frames = _split_pairs(inputs, frames, rank, 2)
+    grads = {"order": gather_interleaved(torch.arange(rank, 5, 2.0)[:, None], 2).flatten()}  # 3 rows and 2
+    for fsdp in (False, True):
+        dist = Dist(rank, 2, fsdp=fsdp)
+        model = mf.AltCLIPModel.from_pretrained(folder).eval()
+        dist.wrap(ContrastiveStep(model, 2))(mine, my_frames).backward()
+        dist.sync_whole_grads()
+        grads[fsdp] = {n: (p.grad.full_tensor() if isinstance(p.grad, DTensor) else p.grad).clone()
+                       for n, p in model.named_parameters()}
+    if rank == 0:
+        torch.save(grads, out)
+    td.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_contrastive_gradients_under_ddp_and_fsdp_are_the_one_process_gradients(altclip, tmp_path):
+    """The gradient scale: each rank backpropagates the global loss through the gather (whose backward
+    sums the ranks' copies) and DDP / FSDP average over the ranks: exactly the one process's gradients of
+    the same global batch (Adam would hide a constant factor from the training comparison)."""
+    import torch.multiprocessing as mp
+
+    import mediaformers as mf
+    from mediaformers.train.tasks import ContrastiveStep
+
+    g = torch.Generator().manual_seed(0)
+    frames = [1, 2, 2, 1]  # images and 2-frame videos, unevenly over the ranks' rows
+    inputs = {"pixel_values": torch.randn(sum(frames), 3, 30, 30, generator=g),
+              "input_ids": torch.randint(5, 60, (4, 7), generator=g), "attention_mask": torch.ones(4, 7, dtype=torch.long)}
+    inputs["attention_mask"][1, 5:] = 0
+    model = mf.AltCLIPModel.from_pretrained(altclip).eval()
+    ContrastiveStep(model)(inputs, frames).backward()
+    ref = {n: p.grad for n, p in model.named_parameters()}
+    mp.spawn(_contrastive_grads_worker, (str(altclip), _free_port(), inputs, frames, str(tmp_path / "g.pt")), nprocs=2)
+    grads = torch.load(tmp_path / "g.pt")
+    assert grads["order"].tolist() == [0, 1, 2, 3, 4]  # the one-process order, uneven shares too
+    for fsdp in (False, True):
+        assert grads[fsdp].keys() == ref.keys()
+        for n, v in ref.items():
+            torch.testing.assert_close(grads[fsdp][n], v, rtol=1e-4, atol=1e-6, msg=f"fsdp={fsdp} {n}")

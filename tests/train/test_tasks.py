@@ -128,9 +128,9 @@ def test_contrastive_loss_falls_recall_and_reloads(altclip, pairs, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_images_train_through_the_models_own_loss_and_videos_match_it(altclip, pairs, tmp_path):
-    """A batch of images goes through ``return_loss=True``; the frame-averaged path (videos) gives the same
-    loss when every item is one frame."""
-    from mediaformers.train.tasks import clip_loss, make_task
+    """The contrastive step (frames averaged per item, the unit DDP / FSDP wrap) gives the model's own
+    ``return_loss=True`` loss on a batch of images (one frame each)."""
+    from mediaformers.train.tasks import ContrastiveStep, make_task
 
     task = make_task(Recipe(model=str(altclip), data=str(pairs), output=str(tmp_path / "r")))
     assert task.name == "contrastive"
@@ -139,10 +139,10 @@ def test_images_train_through_the_models_own_loss_and_videos_match_it(altclip, p
     model = loaded.model.eval()
     ds = task.dataset([it for it in items if it.path.endswith(".png")], task.views(loaded))
     batch = task.collate([ds[i] for i in range(len(ds))])
-    assert batch["frames"] == [1] * len(ds) and len(ds) >= 1
-    own = task.loss(model, batch)
-    media, text = task.embeddings(model, batch)
-    torch.testing.assert_close(own, clip_loss(task.logits_per_text(model, media, text)))
+    assert batch["frames"] == [1] * len(ds) and len(ds) >= 2
+    step = task.train_module(model)
+    assert isinstance(step, ContrastiveStep) and step.world == 1
+    torch.testing.assert_close(task.loss(step, batch), model(**batch["inputs"], return_loss=True).loss)
 
 
 def test_recall_at_k_from_a_known_similarity_matrix():

@@ -10,11 +10,14 @@ whose every method reduces to the plain single-process behaviour, so the loop re
   ``batch_size x world``; ``batch_size`` is per process (global batch = batch_size x world x grad_accum).
 - Only rank 0 writes checkpoints, logs, metrics and model folders; every rank takes part in the
   gathers (FSDP full state dicts, RNG states) that precede a write.
-- Validation: classification under DDP: each rank evaluates every world-th file and the logits are
-  gathered, so every rank computes the metrics of the whole set; otherwise (FSDP, whose every forward
-  is collective; pre-training) every rank evaluates the whole set in lockstep.
-- Tasks: classification and pre-training; contrastive training runs in one process for now (its video
-  path calls the towers' own methods, which neither DDP nor FSDP's root sees).
+- Validation: classification and contrastive under DDP: each rank evaluates every world-th file and
+  the logits (embeddings) are gathered, so every rank computes the metrics of the whole set;
+  otherwise (FSDP, whose every forward is collective; pre-training) every rank evaluates the whole
+  set in lockstep.
+- Tasks: every one; what is wrapped is the task's ``train_module`` (the model, or for contrastive a
+  module whose one forward computes both towers and the loss over the global batch).
+- FSDP2 shards no scalar parameter (AltCLIP's ``logit_scale``): those are left whole on every rank
+  (``ignored_params``) and their gradients averaged by :meth:`Dist.sync_whole_grads`.
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ class Dist:
         self.owns_group = owns_group
         self._ddp = None  # the DDP wrapper, whose gradient sync grad_sync switches
         self._sharded = None  # the FSDP root module
+        self._whole: list[torch.nn.Parameter] = []  # parameters FSDP leaves unsharded (scalars)
         self.val_sharded = False  # each rank evaluates its share of the validation set
 
     @property
@@ -85,11 +89,6 @@ class Dist:
         return out
 
     # --- model ---
-    def check_task(self, task) -> None:
-        if self.world > 1 and task.name == "contrastive":
-            raise ValueError("task: expected classification or pretraining under torchrun, got contrastive "
-                             "(contrastive training runs in one process for now)")
-
     def on_device(self, loader):
         """The loader's batches with their model inputs and tensor labels on this process's device."""
         if self.device.type == "cpu":
@@ -106,8 +105,9 @@ class Dist:
         return out
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The module to call for training: FSDP2 shards ``model`` in place (each transformer block,
-        then the root) and returns it; DDP returns a wrapper sharing its parameters; one process, the model."""
+        """The module to call for training (the task's ``train_module``: the model, or a module around
+        it): FSDP2 shards it in place (each transformer block, then the root) and returns it; DDP
+        returns a wrapper sharing its parameters; one process, the module itself."""
         if self.fsdp:
             from torch.distributed.device_mesh import init_device_mesh
             from torch.distributed.fsdp import fully_shard
@@ -115,7 +115,10 @@ class Dist:
             mesh = init_device_mesh(self.device.type, (self.world,))
             for block in transformer_blocks(model):
                 fully_shard(block, mesh=mesh)
-            self._sharded = fully_shard(model, mesh=mesh)
+            # FSDP2 shards no scalar (AltCLIP's logit_scale): those stay whole on every rank, their
+            # gradients averaged by ``sync_whole_grads`` as DDP would
+            self._whole = [p for p in model.parameters() if p.dim() == 0]
+            self._sharded = fully_shard(model, mesh=mesh, ignored_params=set(self._whole) or None)
             return model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -123,6 +126,14 @@ class Dist:
             self._ddp = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             return self._ddp
         return model
+
+    def sync_whole_grads(self) -> None:
+        """FSDP: average over the ranks the gradients of the parameters it left unsharded (before the
+        optimizer step, after the last micro-batch)."""
+        for p in self._whole:
+            if p.grad is not None:
+                td.all_reduce(p.grad)
+                p.grad.div_(self.world)
 
     def grad_sync(self, on: bool) -> None:
         """Gradient accumulation: reduce gradients only on the last micro-batch of a step."""
@@ -181,7 +192,7 @@ class Dist:
     def val_sampler(self, n: int, task) -> list[int] | None:
         """Rank r's share of the validation set (every world-th file), or None for all of it; shared
         out for classification under DDP (whose evaluation gathers the logits)."""
-        self.val_sharded = self.world > 1 and not self.fsdp and task.name == "classification"
+        self.val_sharded = self.world > 1 and not self.fsdp and task.name in ("classification", "contrastive")
         return list(range(n))[self.rank::self.world] if self.val_sharded else None
 
     def gather_eval(self, logits: list[torch.Tensor], targets: list[torch.Tensor], failed: list) -> tuple[list, list, list]:

@@ -152,7 +152,6 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
 
     # data first: every check before any model is built or step runs
     task = make_task(r)  # classification, pre-training or contrastive (tasks.py)
-    dist.check_task(task)
     train_items, val_items = task.read_data()
 
     torch.manual_seed(r.seed)
@@ -188,7 +187,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
                 m.set_drop_path(r.drop_path_rate)
     if r.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
-    forward = dist.wrap(model)  # DDP wrapper, or the model sharded in place by FSDP
+    forward = dist.wrap(task.train_module(model))  # DDP wrapper, or sharded in place by FSDP
     opt = build_optimizer(model, r.lr, r.weight_decay, r.layer_decay)
     sched = warmup_cosine(opt, r.warmup_steps, total)
     step, epoch, batch_in_epoch, best = 0, 0, 0, -math.inf
@@ -235,6 +234,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
             if accum < r.grad_accum:
                 continue
             accum = 0
+            dist.sync_whole_grads()
             if r.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), r.clip_grad)
             opt.step()

@@ -7,9 +7,11 @@ batch into a loss and evaluates.
   class says what a step needs beside the media (``pretraining_inputs``); the loss is its own.
   Evaluation: the validation loss, with the same masks at every evaluation.
 - contrastive: media-caption pairs, the family's class that declares ``is_contrastive`` (AltCLIP):
-  CLIP's symmetric cross-entropy (``return_loss=True``); a video is its frames' embeddings averaged,
-  as zero-shot classification and embedding do. Evaluation: the loss over the validation set and
-  recall@1/5/10 media->text and text->media.
+  CLIP's symmetric cross-entropy (the model's ``return_loss=True`` for images); a video is its frames'
+  embeddings averaged, as zero-shot classification and embedding do. One module forward
+  (``ContrastiveStep``) computes it, which DDP / FSDP wrap; under torchrun over the global batch (every
+  rank's embeddings gathered). Evaluation: the loss over the validation set and recall@1/5/10
+  media->text and text->media.
 
 Which task a family trains comes from its classes' declarations (``is_classifier``,
 ``is_pretraining``, ``is_contrastive``); no family is named here.
@@ -145,6 +147,11 @@ class Task:
 
     def count(self, batch: dict) -> int:
         return batch["count"]
+
+    def train_module(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module whose forward a step calls, which the distributed wrapper wraps (the model itself;
+        contrastive: a module computing the loss around it). Called after ``dist`` is set."""
+        return model
 
     def autocast(self):
         return torch.autocast(self.dist.device.type if self.dist else "cpu", torch.bfloat16, enabled=self.r.bf16)
@@ -290,11 +297,72 @@ def clip_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
     return (F.cross_entropy(logits_per_text, target) + F.cross_entropy(logits_per_text.t(), target)) / 2
 
 
+def gather_interleaved(rows: torch.Tensor, world: int) -> torch.Tensor:
+    """Every rank's ``rows`` (this rank's keeping their gradient) in the order of one process: rank r's
+    j-th row is row ``j * world + r`` of the global batch, as the sampler deals the items. A rank with
+    fewer rows (files that failed to decode) is padded for the gather and its padding dropped after.
+    Collective: every rank calls it."""
+    import torch.distributed as td
+    import torch.distributed._functional_collectives as funcol
+
+    n = torch.tensor([len(rows)], device=rows.device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    td.all_gather(sizes, n)
+    sizes = [int(s) for s in sizes]
+    most = max(sizes)
+    padded = F.pad(rows, (0, 0, 0, most - len(rows)))
+    if hasattr(funcol, "all_gather_single"):  # newer torch: the functional collective (with autograd)
+        parts = funcol.all_gather_single(padded, 0, td.group.WORLD).view(world, most, *rows.shape[1:])
+    else:
+        from torch.distributed.nn.functional import all_gather
+
+        parts = torch.stack(all_gather(padded))
+    out = parts.transpose(0, 1).reshape(most * world, *rows.shape[1:])  # (row j, rank r) -> j * world + r
+    keep = torch.tensor([j < s for j in range(most) for s in sizes], device=rows.device)
+    return out if bool(keep.all()) else out[keep]
+
+
+class ContrastiveStep(torch.nn.Module):
+    """A contrastive step as one module forward: what DDP wraps and FSDP2 shards as the root (the
+    towers' blocks first), so that ``logit_scale``, the projections and the towers' embeddings take
+    part in the wrapper's forward and backward.
+
+    ``forward(inputs, frames)``: unit-length media and text embeddings (a video's frames averaged,
+    re-normalised), then CLIP's loss. With ``world`` > 1 every rank's embeddings are gathered (with
+    their gradient, in the one-process order) and each rank computes the loss of the whole global
+    batch: the backward of the gather sums the ranks' identical gradients (x world), which the
+    wrapper's mean over ranks undoes, so the gradients are the one process's. ``loss=False``: the
+    rank's own (media, text, exp(logit_scale)), for evaluation. The model keeps its own parameter
+    names: checkpoints are written from the model, not from this module.
+    """
+
+    def __init__(self, model: torch.nn.Module, world: int = 1):
+        super().__init__()
+        self.model, self.world = model, world
+
+    def embeddings(self, inputs: dict, frames: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        media = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output.float(), dim=-1)
+        media = F.normalize(torch.stack([m.mean(0) for m in media.split(frames)]), dim=-1)
+        text = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        return media, F.normalize(text.pooler_output.float(), dim=-1)
+
+    def forward(self, inputs: dict, frames: list[int], loss: bool = True):
+        media, text = self.embeddings(inputs, frames)
+        scale = self.model.logit_scale.exp().float()
+        if not loss:
+            return media, text, scale
+        if self.world > 1:  # one gather for both: (rows, 2 x projection_dim)
+            media, text = gather_interleaved(torch.cat([media, text], 1), self.world).split(media.shape[1], 1)
+        return clip_loss(text @ media.t() * scale)
+
+
 class ContrastiveTask(Task):
-    """Media-caption pairs; images through the model's own contrastive loss, videos as their frames'
-    mean embedding."""
+    """Media-caption pairs through :class:`ContrastiveStep` (images are one-frame videos: the same
+    loss as the model's own ``return_loss=True``), over the global batch under torchrun."""
 
     name = "contrastive"
+    step = None  # the ContrastiveStep the loop wraps
 
     def build(self):
         from ..tasks.loading import processor
@@ -321,39 +389,37 @@ class ContrastiveTask(Task):
     def collate(self, rows):
         return _PairCollate(self.tokenizer)(rows)
 
-    def embeddings(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unit-length (media, text) embeddings of a batch; a video's frames averaged, re-normalised."""
-        inputs = batch["inputs"]
-        media = F.normalize(model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output.float(), dim=-1)
-        media = F.normalize(torch.stack([m.mean(0) for m in media.split(batch["frames"])]), dim=-1)
-        text = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        return media, F.normalize(text.pooler_output.float(), dim=-1)
-
-    def logits_per_text(self, model, media: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return text @ media.t() * model.logit_scale.exp().float()
+    def train_module(self, model):
+        self.step = ContrastiveStep(model, self.dist.world if self.dist else 1)
+        return self.step
 
     def loss(self, forward, batch) -> torch.Tensor:
         with self.autocast():
-            if max(batch["frames"]) == 1:  # images: the model's own loss
-                return forward(**batch["inputs"], return_loss=True).loss.float()
-            media, text = self.embeddings(self.model, batch)
-            return clip_loss(self.logits_per_text(self.model, media, text))
+            return forward(batch["inputs"], batch["frames"]).float()
 
     @torch.no_grad()
     def evaluate(self, model, loader) -> dict[str, Any]:
+        """Under DDP each rank embeds its share of the set and the embeddings are gathered; under FSDP
+        every rank embeds all of it in lockstep through the sharded step."""
+        from .distributed import SINGLE
+
         model.eval()
-        media, text, failed = [], [], []
+        step = self.step if self.step is not None and self.step.model is model else ContrastiveStep(model)
+        media, text, failed, scale = [], [], [], None
         for batch in loader:
             failed += batch["failed"]
             if batch["inputs"] is not None:
                 with self.autocast():
-                    m, t = self.embeddings(model, batch)
-                media.append(m)
-                text.append(t)
+                    m, t, scale = step(batch["inputs"], batch["frames"], loss=False)
+                media.append(m.cpu())
+                text.append(t.cpu())
+        media, text, failed = (self.dist or SINGLE).gather_eval(media, text, failed)
         if not media:
             raise ValueError("validation: expected at least one file that decodes, got none")
+        if scale is None:  # (DDP) this rank's share held no file that decodes; its parameters are whole
+            scale = model.logit_scale.exp().float()
         media, text = torch.cat(media), torch.cat(text)
-        out: dict[str, Any] = {"val_loss": clip_loss(self.logits_per_text(model, media, text)).item(),
+        out: dict[str, Any] = {"val_loss": clip_loss(text @ media.t() * scale.cpu()).item(),
                                "val_failed": len(failed), "evaluated": len(media)}
         recall = recall_at_k(media @ text.t(), names=("media_to_text", "text_to_media"))
         out.update(recall)
