@@ -34,7 +34,7 @@ def main() -> None:
 
     from transformers import ASTFeatureExtractor as RefExtractor
 
-    from mediaformers.processors.fbank import ASTFeatureExtractor
+    from mediaformers.processors.ast_features import ASTFeatureExtractor
 
     rate = 16000
     clips = [(speech_like if i % 2 else noise)(args.seconds, rate, i) for i in range(args.clips)]

@@ -207,7 +207,7 @@ def test_norm_stats_from_data_are_the_features_mean_and_std(audio_classes, tmp_p
 
     run = tmp_path / "run"
     Recipe(model="ast", data=str(audio_classes), val=str(audio_classes), output=str(run), config=TINY_AUDIO,
-           max_steps=1, batch_size=4, ast_norm_from_data=True).fit()
+           max_steps=1, batch_size=4, norm_stats_from_data=True).fit()
     saved = json.loads((run / "final" / "preprocessor_config.json").read_text())
     # directly: the extractor's un-normalised features of every training file, real frames only
     fe = ASTFeatureExtractor(num_mel_bins=TINY_AUDIO["num_mel_bins"], max_length=4096, do_normalize=False)
@@ -229,7 +229,7 @@ def test_norm_stats_need_a_model_normalising_with_mean_std(unlabelled, tmp_path)
     with pytest.raises(ValueError, match=r"expected a model whose audio features alone are normalised with mean/std "
                                          r"\(AST\), got videomae"):
         Recipe(model="videomae", data=str(unlabelled / "media"), output=str(tmp_path / "r"),
-               config=FAMILIES["videomae"].tiny, ast_norm_from_data=True).fit()
+               config=FAMILIES["videomae"].tiny, norm_stats_from_data=True).fit()
 
 
 def test_task_is_chosen_from_the_family_declarations_and_the_data(unlabelled, pairs, audio_classes):
@@ -272,9 +272,9 @@ def test_cli_flags_fill_the_recipe():
     args = parser.parse_args(["train", "videomae", "clips.csv", "-o", "run", "--task", "pretraining",
                               "--mask-ratio", "0.75", "--norm-stats-from-data"])
     r = Recipe(**{k: v for k, v in vars(args).items() if k in {f.name for f in fields(Recipe)}})
-    assert (r.task, r.mask_ratio, r.ast_norm_from_data) == ("pretraining", 0.75, True)
+    assert (r.task, r.mask_ratio, r.norm_stats_from_data) == ("pretraining", 0.75, True)
     defaults = parser.parse_args(["train", "m", "d", "-o", "o"])
-    assert (defaults.task, defaults.mask_ratio, defaults.ast_norm_from_data) == ("auto", None, False)
+    assert (defaults.task, defaults.mask_ratio, defaults.norm_stats_from_data) == ("auto", None, False)
     help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
     for words in ("--norm-stats-from-data", "--task", "--mask-ratio", "path,caption", "start,end"):
         assert words in help_text

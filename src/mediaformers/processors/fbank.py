@@ -101,12 +101,3 @@ def fbank(
     valid = torch.arange(feats.shape[1], device=device)[None, :] < num_frames[:, None]
     return feats.log_().masked_fill_(~valid[..., None], 0.0), num_frames
 
-
-def __getattr__(name: str):
-    # ASTFeatureExtractor lived here before the split; a lazy import keeps old imports working
-    # (ast_features imports this module, so it cannot be imported at the top).
-    if name == "ASTFeatureExtractor":
-        from .ast_features import ASTFeatureExtractor
-
-        return ASTFeatureExtractor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

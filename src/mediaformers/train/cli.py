@@ -44,12 +44,12 @@ def add_parser(sub) -> None:
                         "neither -> pretraining)")
     t.add_argument("--mask-ratio", type=float, default=None,
                    help="pre-training: share of patches masked (default: VideoMAE 0.9, TVLT its config's)")
-    t.add_argument("--norm-stats-from-data", "--ast-norm-from-data", dest="ast_norm_from_data", action="store_true",
+    t.add_argument("--norm-stats-from-data", dest="norm_stats_from_data", action="store_true",
                    help="AST: compute the spectrogram mean/std from (a sample of) the training data before "
                         "training, train with them and save them in preprocessor_config.json")
     for f in fields(_recipe()):
         if f.name in ("data", "output", "model", "config", "val", "resume", "eval_only", "quiet", "task",
-                      "mask_ratio", "ast_norm_from_data"):
+                      "mask_ratio", "norm_stats_from_data"):
             continue
         flag = "--" + f.name.replace("_", "-")
         flags = (flag, "--workers") if f.name == "num_workers" else (flag,)

@@ -8,42 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from . import checkpointing as ck  # module attribute: tests patch ck.save_state to kill a run mid-write
 from .data import DataError
-from .metrics import confusion_matrix, mean_average_precision, topk_accuracy
 from .optim import build_optimizer, warmup_cosine
 from .report import Reporter
-from .tasks import make_task, model_source
+from .tasks import make_task
 
 if TYPE_CHECKING:  # the recipe imports this module in fit(); a type-only import keeps one direction
     from .recipe import Recipe
-
-
-def _build_model(r: Recipe, labels: list[str], multi_label: bool):
-    """The classifier: tasks.py picks the task (from the family declarations) and calls this for classification."""
-    from ..tasks.loading import Loaded
-
-    id2label = dict(enumerate(labels))
-    extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-    if multi_label:
-        extra["problem_type"] = "multi_label_classification"
-    fam, folder = model_source(r)
-    if fam.head() is None:
-        raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
-    if folder is not None:
-        model = fam.head().from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
-    else:  # a family name: random weights from a config
-        folder = r.output
-        model = fam.head()(fam.config(**{**r.config, **extra}))
-    return Loaded(model, str(folder), fam.model_type)
-
-
-def _processors(loaded) -> dict:
-    from ..tasks.loading import processor
-
-    return {k: processor(loaded, k) for k in loaded.declaration.processors if k != "text"}
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -67,43 +40,6 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.order()) - self.start
-
-
-def _loss(logits, labels, multi_label: bool, smoothing: float):
-    if multi_label:  # 0/1 (or mixed) targets per class
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-    return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)  # soft (mixup) targets too
-
-
-@torch.no_grad()
-def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = False, dist=None) -> dict[str, Any]:
-    """Validation metrics; under DDP each rank's share of the logits is gathered first (``dist``)."""
-    from .distributed import SINGLE
-
-    dist = dist or SINGLE
-    model.eval()
-    all_logits, all_targets, failed = [], [], []
-    for batch in loader:
-        failed += batch["failed"]
-        if batch["inputs"] is None:
-            continue
-        with torch.autocast(dist.device.type, torch.bfloat16, enabled=bf16):
-            all_logits.append(model(**batch["inputs"]).logits.float().cpu())
-        all_targets.append(batch["labels"].cpu())
-    all_logits, all_targets, failed = dist.gather_eval(all_logits, all_targets, failed)
-    if not all_logits:
-        raise ValueError("validation: expected at least one file that decodes, got none")
-    logits, target = torch.cat(all_logits), torch.cat(all_targets)
-    out: dict[str, Any] = {"val_loss": _loss(logits, target, multi_label, 0.0).item(), "val_failed": len(failed),
-                           "evaluated": len(target)}
-    if multi_label:
-        out.update(mean_average_precision(torch.sigmoid(logits), target))
-        out["score"] = out["mAP"]
-    else:
-        out.update(topk_accuracy(logits, target))
-        out["confusion"] = confusion_matrix(logits.argmax(-1), target, len(labels))
-        out["score"] = out["top1"]
-    return out
 
 
 class _BadFiles:

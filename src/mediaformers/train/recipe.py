@@ -31,7 +31,7 @@ class Recipe:
     val: str | None = None
     task: str = "auto"  # "auto", "classification", "pretraining" or "contrastive"
     mask_ratio: float | None = None  # pre-training: share of patches masked (None: VideoMAE 0.9, TVLT its config's)
-    ast_norm_from_data: bool = False  # spectrogram mean/std from (a sample of) the training data, saved with the model
+    norm_stats_from_data: bool = False  # spectrogram mean/std from (a sample of) the training data, saved with the model
     val_fraction: float = 0.2
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import DataError, Item, MediaDataset, data_fields, label_set, read_items, split
-from .metrics import recall_at_k
+from .metrics import confusion_matrix, mean_average_precision, recall_at_k, topk_accuracy
 from .recipe import TASKS, Recipe
 
 _FLAG = {"classification": "is_classifier", "pretraining": "is_pretraining", "contrastive": "is_contrastive"}
@@ -91,6 +91,69 @@ def make_task(r: Recipe) -> Task:
 
 
 # ---- the tasks -----------------------------------------------------------------------------------
+# ---- classification's pieces (the loop's default task) ----------------------------------------------
+def _build_model(r: Recipe, labels: list[str], multi_label: bool):
+    """The classifier: tasks.py picks the task (from the family declarations) and calls this for classification."""
+    from ..tasks.loading import Loaded
+
+    id2label = dict(enumerate(labels))
+    extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    if multi_label:
+        extra["problem_type"] = "multi_label_classification"
+    fam, folder = model_source(r)
+    if fam.head() is None:
+        raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
+    if folder is not None:
+        model = fam.head().from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
+    else:  # a family name: random weights from a config
+        folder = r.output
+        model = fam.head()(fam.config(**{**r.config, **extra}))
+    return Loaded(model, str(folder), fam.model_type)
+
+
+def _processors(loaded) -> dict:
+    from ..tasks.loading import processor
+
+    return {k: processor(loaded, k) for k in loaded.declaration.processors if k != "text"}
+
+
+def _loss(logits, labels, multi_label: bool, smoothing: float):
+    if multi_label:  # 0/1 (or mixed) targets per class
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)  # soft (mixup) targets too
+
+
+@torch.no_grad()
+def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = False, dist=None) -> dict[str, Any]:
+    """Validation metrics; under DDP each rank's share of the logits is gathered first (``dist``)."""
+    from .distributed import SINGLE
+
+    dist = dist or SINGLE
+    model.eval()
+    all_logits, all_targets, failed = [], [], []
+    for batch in loader:
+        failed += batch["failed"]
+        if batch["inputs"] is None:
+            continue
+        with torch.autocast(dist.device.type, torch.bfloat16, enabled=bf16):
+            all_logits.append(model(**batch["inputs"]).logits.float().cpu())
+        all_targets.append(batch["labels"].cpu())
+    all_logits, all_targets, failed = dist.gather_eval(all_logits, all_targets, failed)
+    if not all_logits:
+        raise ValueError("validation: expected at least one file that decodes, got none")
+    logits, target = torch.cat(all_logits), torch.cat(all_targets)
+    out: dict[str, Any] = {"val_loss": _loss(logits, target, multi_label, 0.0).item(), "val_failed": len(failed),
+                           "evaluated": len(target)}
+    if multi_label:
+        out.update(mean_average_precision(torch.sigmoid(logits), target))
+        out["score"] = out["mAP"]
+    else:
+        out.update(topk_accuracy(logits, target))
+        out["confusion"] = confusion_matrix(logits.argmax(-1), target, len(labels))
+        out["score"] = out["top1"]
+    return out
+
+
 class Task:
     """Data -> model -> loss -> metrics for one kind of training; ``fit`` calls these in this order."""
 
@@ -123,7 +186,6 @@ class Task:
 
     def processors(self, loaded) -> dict:
         """What is saved beside the weights."""
-        from .loop import _processors
 
         return _processors(loaded)
 
@@ -133,7 +195,7 @@ class Task:
         return make_views(loaded)
 
     def before_training(self, train_items: list[Item], procs: dict, prepare, log) -> None:
-        if self.r.ast_norm_from_data:
+        if self.r.norm_stats_from_data:
             set_norm_stats(train_items, procs, prepare, self.r.seed, log, self.family.name)
 
     def dataset(self, items: list[Item], prepare, augment=None):
@@ -185,7 +247,6 @@ class ClassificationTask(Task):
         return train, val
 
     def build(self):
-        from .loop import _build_model
 
         loaded = _build_model(self.r, self.labels, self.multi_label)
         self.model = loaded.model
@@ -203,7 +264,6 @@ class ClassificationTask(Task):
         return len(batch["labels"])
 
     def loss(self, forward, batch) -> torch.Tensor:
-        from . import loop
         from .augment import mixup
 
         inputs, target = batch["inputs"], batch["labels"]
@@ -211,10 +271,9 @@ class ClassificationTask(Task):
             inputs, target = mixup(inputs, target, self.r.mixup, len(self.labels))
         with self.autocast():
             logits = forward(**inputs).logits
-        return loop._loss(logits, target, self.multi_label, self.r.label_smoothing)
+        return _loss(logits, target, self.multi_label, self.r.label_smoothing)
 
     def evaluate(self, model, loader) -> dict[str, Any]:
-        from .loop import evaluate
 
         return evaluate(model, loader, self.multi_label, self.labels, self.r.bf16, self.dist)
 
