@@ -66,28 +66,6 @@ def test_seeks_instead_of_decoding_from_start(h264_video, monkeypatch):
     assert len(decoded) <= 12
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("options", [{"preset": "ultrafast"}, {"preset": "veryfast", "bf": "3"}])  # without/with B-frames
-def test_seek_heavy_requests_split_over_readers_give_the_same_frames(tmp_path, monkeypatch, options):
-    path = make_video(tmp_path / "gops.mp4", frames=120, fps=FPS, gop=5, options=options)  # 24 keyframe intervals
-    times = [0.15, 1.75, 3.35, 4.95, 6.55, 8.15, 9.75, 11.95]  # sparse: seeking, not one forward decode
-    chunks = []
-    real = VideoReader._decode_parallel
-    monkeypatch.setattr(VideoReader, "_decode_parallel", lambda self, c, a: chunks.append(c) or real(self, c, a))
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(3)
-        with VideoReader(path) as reader:
-            split = indices_of(reader.get_frames_at(times[::-1]))[::-1]
-        torch.set_num_threads(1)  # one reader, as in a DataLoader worker
-        with VideoReader(path) as reader:
-            single = indices_of(reader.get_frames_at(times))
-    finally:
-        torch.set_num_threads(threads)
-    assert len(chunks) == 1 and len(chunks[0]) == 3 and sum(chunks[0], []) == times  # contiguous, in order
-    assert split == single == [int(t * FPS + 1e-6) for t in times]
-
-
 def test_close_targets_decode_on_without_seeking(h264_video):
     with VideoReader(h264_video) as reader:
         seeks = []

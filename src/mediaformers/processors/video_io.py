@@ -60,9 +60,6 @@ _TRUNCATION_SLACK_S = 0.25
 _SEEK_RETRIES = 4
 # Undecodable packets skipped after a seek before the first frame (a stream starting on non-key data).
 _SKIP_AFTER_SEEK = 512
-# Seek-heavy requests are split over up to this many readers in threads (each decoder single-threaded:
-# FFmpeg decodes without the GIL), never more than torch's thread count (1 in DataLoader workers).
-_MAX_PARALLEL_READERS = 4
 # A frame larger than this is scaled down inside FFmpeg (same aspect): models take a few hundred pixels,
 # and a 16000x16000 picture would otherwise take gigabytes per copy.
 MAX_PIXELS = 3840 * 2160
@@ -444,20 +441,13 @@ class VideoReader:
 
     def _decode_sorted(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
         """One RGB array per target (sorted, unique, relative seconds)."""
-        # Frame threads speed a long forward decode but make every seek refill their pipeline.
-        self._seeking = not self._dense(targets)
-        if self._seeking and self._threads:
-            chunks = self._parallel_chunks(targets)
-            if len(chunks) > 1:
-                return self._decode_parallel(chunks, allow_partial)
-            self._reopen("SLICE")
-        return self._decode_chunk(targets, allow_partial)
-
-    def _decode_chunk(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
-        """One RGB array per target, decoding forward and seeking ahead where it pays (``_seeking`` set)."""
         eps = 1e-6
         n = len(targets)
         results: list[np.ndarray | None] = [None] * n
+        # Frame threads speed a long forward decode but make every seek refill their pipeline.
+        self._seeking = not self._dense(targets)
+        if self._seeking and self._threads:
+            self._reopen("SLICE")
         prev: av.VideoFrame | None = None  # the frame on screen now, kept unconverted
         prev_t = -math.inf
         i, sought = 0, 0  # the first target's seek is _start's
@@ -482,44 +472,6 @@ class VideoReader:
                 frames, pending = self._start(targets[i])
                 prev, prev_t = None, -math.inf
         return self._finish(targets, results, prev, prev_t, self._error, allow_partial)
-
-    def _parallel_chunks(self, targets: list[float]) -> list[list[float]]:
-        """``targets`` cut into contiguous runs of whole keyframe intervals, one per reader, balanced by the
-        frames each must decode (from its keyframes to its targets); one run when splitting cannot help."""
-        keyframes = self._keyframe_times()
-        workers = min(_MAX_PARALLEL_READERS, torch.get_num_threads(), len(targets))
-        if workers < 2 or keyframes is None or not isinstance(self._source, (str, os.PathLike)) or not self._can_seek():
-            return [targets]
-        gop = [bisect.bisect_right(keyframes, t) - 1 for t in targets]
-        work = [t - keyframes[max(g, 0)] + 0.1 for t, g in zip(targets, gop)]  # decode cost ~ time from the keyframe
-        share, total, chunks, start = sum(work) / workers, 0.0, [], 0
-        for i in range(1, len(targets)):
-            total += work[i - 1]
-            if gop[i] != gop[i - 1] and total >= share * (len(chunks) + 1) and len(chunks) < workers - 1:
-                chunks.append(targets[start:i])
-                start = i
-        return chunks + [targets[start:]]
-
-    def _decode_parallel(self, chunks: list[list[float]], allow_partial: bool) -> list[np.ndarray]:
-        """Each chunk by its own reader of the same file, in threads; the same frames as one reader."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        def run(chunk: list[float]) -> list[np.ndarray]:
-            twin = object.__new__(VideoReader)
-            twin.name, twin._source, twin._threads, twin.max_pixels = self.name, self._source, True, self.max_pixels
-            twin._error, twin._container = None, None
-            twin.metadata, twin._keyframes, twin._seeking = self.metadata, self._keyframes, True
-            try:
-                twin._reopen("SLICE")
-                return twin._decode_chunk(chunk, allow_partial)
-            finally:
-                twin.close()
-
-        with ThreadPoolExecutor(len(chunks) - 1) as pool:
-            rest = list(pool.map(run, chunks[1:]))
-            self._reopen("SLICE")
-            first = self._decode_chunk(chunks[0], allow_partial)
-        return [frame for part in [first, *rest] for frame in part]
 
     def _decode_keyframes(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
         """The keyframe at or before each target: one checked seek and one decoded frame per target."""
