@@ -107,12 +107,13 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--queries", type=int, default=100)
-    p.add_argument("--files", type=int, default=24)
+    p.add_argument("--files", type=int, default=24, help="generated videos for the index throughput (0: skip it)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         for n in args.sizes:
             bench_queries(n, args.dim, args.queries, Path(d))
-        bench_index(args.files, Path(d))
+        if args.files:
+            bench_index(args.files, Path(d))
 
 
 if __name__ == "__main__":
