@@ -25,7 +25,7 @@ loaded machine the CPU figure is the steadier one.
 The media represent users' data: H.264 .mp4 videos (640x360, 30 fps, 3 s; moving shapes over
 gradients with noise) and 10 s stereo 44.1 kHz FLAC (speech-like formants + noise), two classes.
 
-    python benchmarks/bench_train.py --quick                         # ~2 min, small configs
+    python benchmarks/bench_train.py --quick                         # ~4 min on 2 cores, small configs
     python benchmarks/bench_train.py [--models videomae,ast] [--batch 4] [--warmup 1] [--steps 3] [--runs 1]
 """
 from __future__ import annotations
