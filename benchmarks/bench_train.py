@@ -186,12 +186,14 @@ def child(spec: str) -> None:
     print("RESULT " + json.dumps(res), flush=True)
 
 
-def spawn(s: dict) -> dict:
+def spawn(s: dict) -> dict | None:
+    """One configuration in a fresh process; None (and its error printed) when it failed."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     p = subprocess.run([sys.executable, __file__, "--child", json.dumps(s)], capture_output=True, text=True, env=env)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     if p.returncode or not lines:
-        raise RuntimeError(f"{s['impl']} {s['model']}: child failed ({p.returncode}):\n{p.stderr[-3000:]}")
+        print(f"  {s['impl']} {s['model']}: FAILED ({p.returncode}):\n{p.stderr[-3000:]}", flush=True)
+        return None
     r = json.loads(lines[-1][7:])
     r["rate"], r["cpu_rate"] = s["steps"] * s["batch"] / r["wall"], s["steps"] * s["batch"] / r["cpu"]
     r["best"] = s["batch"] / min(r["walls"])  # the fastest step: the least disturbed by other processes
@@ -263,6 +265,8 @@ def main() -> None:
                     for impl in ("ours", "ref"):
                         s = {**spec, "impl": impl, "bf16": prec == "bf16", "out": f"{tmp}/{name}/run-{prec}-{run}"}
                         r = spawn(s)
+                        if r is None:
+                            continue
                         res.setdefault((prec, impl), []).append(r)
                         print(f"  {name} {prec} {impl}: {r['rate']:.3f} samples/s ({r['cpu_rate']:.3f} per CPU s, "
                               f"fastest step {r['best']:.3f}), peak RSS +{r['grow_mb']:.0f} MB", flush=True)
@@ -270,6 +274,8 @@ def main() -> None:
             cmed = {k: statistics.median(x["cpu_rate"] for x in v) for k, v in res.items()}
             bmed = {k: statistics.median(x["best"] for x in v) for k, v in res.items()}
             for prec in a.precisions.split(","):
+                if (prec, "ours") not in med or (prec, "ref") not in med:
+                    continue
                 o, r = med[prec, "ours"], med[prec, "ref"]
                 pairs = statistics.median(x["rate"] / y["rate"] for x, y in zip(res[prec, "ours"], res[prec, "ref"]))
                 summary.append(f"{label} {prec}: ours {o:.3f} samples/s, transformers {r:.3f}: {pairs:.2f}x "
@@ -281,9 +287,9 @@ def main() -> None:
                 summary.append(f"{label}: our bf16 / our fp32 {med['bf16', 'ours'] / med['fp32', 'ours']:.2f}x "
                                f"(fastest steps {bmed['bf16', 'ours'] / bmed['fp32', 'ours']:.2f}x)")
             base = res.get(("fp32", "ours"))
-            if a.workers and base:
-                s = {**spec, "impl": "ours", "feed": "files", "workers": a.workers, "out": f"{tmp}/{name}/workers"}
-                r = spawn(s)
+            s = {**spec, "impl": "ours", "feed": "files", "workers": a.workers, "out": f"{tmp}/{name}/workers"}
+            r = spawn(s) if a.workers and base else None
+            if r:
                 m = statistics.median(x["rate"] for x in base)
                 b = statistics.median(x["best"] for x in base)
                 print(f"  {name} fp32 ours, {a.workers} workers decoding files: {r['rate']:.3f} samples/s "
@@ -291,10 +297,10 @@ def main() -> None:
                 summary.append(f"{label} fp32, {a.workers} DataLoader workers decoding the files: {r['rate']:.3f} "
                                f"samples/s = {r['rate'] / m:.0%} of the model-only {m:.3f} (fastest steps "
                                f"{r['best']:.3f} vs {b:.3f}: {r['best'] / b:.0%})")
-            if name == "videomae" and not a.no_memory and base:
-                # one timed step: the peak (activations + gradients + AdamW state) is reached in step 2
-                s = {**spec, "impl": "ours", "checkpointing": True, "steps": 1, "out": f"{tmp}/{name}/ckpting"}
-                r = spawn(s)
+            # one timed step: the peak (activations + gradients + AdamW state) is reached in step 2
+            s = {**spec, "impl": "ours", "checkpointing": True, "steps": 1, "out": f"{tmp}/{name}/ckpting"}
+            r = spawn(s) if name == "videomae" and not a.no_memory and base else None
+            if r:
                 g0 = statistics.median(x["grow_mb"] for x in base)
                 print(f"  {name} fp32 ours, gradient checkpointing: {r['rate']:.3f} samples/s, "
                       f"peak RSS +{r['grow_mb']:.0f} MB", flush=True)
