@@ -255,14 +255,20 @@ def run(job: Job, inputs: Any, output: str | os.PathLike, *, address: str | None
     return _verify(folder, summaries, len(items))
 
 
-def _execute(ray, job, views, items, folder, actors, rows_per_file, quiet, actor) -> list[dict[str, Any]]:
+def _actors(ray, device: str | None, actors: int | None) -> tuple[int, bool, int, int]:
+    """(actors, whether each takes a GPU, the cluster's CPUs, its GPUs): by default one actor per GPU of the
+    cluster, else its CPUs but one; GPUs unless ``device`` names another kind."""
     resources = ray.cluster_resources()
     cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+    gpu = gpus > 0 and not (device and not device.startswith("cuda"))
+    return actors or (gpus if gpu else max(1, cpus - 1)), gpu, cpus, gpus
+
+
+def _execute(ray, job, views, items, folder, actors, rows_per_file, quiet, actor) -> list[dict[str, Any]]:
     device = job.load.get("device")
+    actors, gpu, cpus, gpus = _actors(ray, device, actors)
     if device and device.startswith("cuda") and not gpus:
         raise ValueError(f"--device {device}: expected a Ray cluster with GPUs, got {cpus} CPUs and no GPU")
-    gpu = gpus > 0 and not (device and not device.startswith("cuda"))
-    actors = actors or (gpus if gpu else max(1, cpus - 1))
     if actors < 1 or (not gpu and actors >= cpus):
         raise ValueError(f"--ray-actors: expected 1 to {max(1, cpus - 1)} model actors on a cluster of {cpus} CPUs "
                          f"(the partition writer needs a CPU beside them), got {actors}")
@@ -347,10 +353,7 @@ def library_embedder(library: str | os.PathLike, *, address: str | None = None, 
     def embed_many(pairs: list[tuple[str, str]]):
         started = connect(address)
         try:
-            resources = ray.cluster_resources()
-            cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
-            gpu = gpus > 0 and not (device and not device.startswith("cuda"))
-            n = actors or (gpus if gpu else max(1, cpus - 1))
+            n, gpu, _, _ = _actors(ray, device, actors)
             ctx = ray.data.DataContext.get_current()
             saved = ctx.enable_progress_bars
             ctx.enable_progress_bars = not quiet
