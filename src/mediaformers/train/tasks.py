@@ -90,17 +90,16 @@ def make_task(r: Recipe) -> Task:
             "contrastive": ContrastiveTask}[name](r, family, folder)
 
 
-# ---- the tasks -----------------------------------------------------------------------------------
-# ---- classification's pieces (the loop's default task) ----------------------------------------------
-def _build_model(r: Recipe, labels: list[str], multi_label: bool):
-    """The classifier: tasks.py picks the task (from the family declarations) and calls this for classification."""
+# ---- classification's pieces ---------------------------------------------------------------------------
+def _build_model(r: Recipe, fam, folder, labels: list[str], multi_label: bool):
+    """The classifier of family ``fam``, its head sized to ``labels``: from the checkpoint ``folder``, or from
+    ``r.config`` when ``folder`` is None."""
     from ..tasks.loading import Loaded
 
     id2label = dict(enumerate(labels))
     extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     if multi_label:
         extra["problem_type"] = "multi_label_classification"
-    fam, folder = model_source(r)
     if fam.head() is None:
         raise ValueError(f"model: expected a checkpoint of a family with a classification head, got {fam.name}")
     if folder is not None:
@@ -154,6 +153,7 @@ def evaluate(model, loader, multi_label: bool, labels: list[str], bf16: bool = F
     return out
 
 
+# ---- the tasks -----------------------------------------------------------------------------------
 class Task:
     """Data -> model -> loss -> metrics for one kind of training; ``fit`` calls these in this order."""
 
@@ -247,8 +247,7 @@ class ClassificationTask(Task):
         return train, val
 
     def build(self):
-
-        loaded = _build_model(self.r, self.labels, self.multi_label)
+        loaded = _build_model(self.r, self.family, self.folder, self.labels, self.multi_label)
         self.model = loaded.model
         return loaded
 
