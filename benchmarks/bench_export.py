@@ -34,6 +34,9 @@ CASES = {
 
 
 def main() -> None:
+    from mediaformers.export import quiet_onnxruntime
+
+    quiet_onnxruntime()
     import onnxruntime as ort
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import av
 import numpy as np
-import onnxruntime as ort
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # onnxruntime >= 1.32 phones home from an import-time thread
+import onnxruntime as ort  # noqa: E402
 
 
 def sample_frames(path: str, num_frames: int) -> list[av.VideoFrame]:

@@ -31,6 +31,15 @@ SIDECARS = ("config.json", "preprocessor_config.json", "processor_config.json", 
             "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
 
 
+def quiet_onnxruntime() -> None:
+    """Turn off onnxruntime's usage telemetry unless the user chose otherwise, before it is imported.
+
+    onnxruntime >= 1.32 starts an upload thread on import (mobile.events.data.microsoft.com); where that host
+    is unreachable but resolvable the process waits on it, so an offline export hangs for minutes.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
 class ExportError(ValueError):
     """A model/option combination that cannot be exported, with the reason."""
 
@@ -112,6 +121,7 @@ def _max_diff(a: tuple, b: tuple) -> float:
 
 
 def _onnx(graph, args, names, outputs, dynamic, path: Path, check_inputs):
+    quiet_onnxruntime()
     try:
         import onnxruntime as ort
     except ImportError as e:
