@@ -70,10 +70,17 @@ class Converter:
                 missing.extend(absent)
                 continue
             parts = [hf_state[n] for n in names]
-            state[key] = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+            state[key] = parts[0] if len(parts) == 1 else _cat_rows(parts)
             used.update(names)
         unexpected = sorted(set(hf_state) - used)
         return state, missing, unexpected
+
+
+def _cat_rows(parts: list[torch.Tensor]) -> torch.Tensor:
+    # torch.cat on meta tensors goes through torch._dynamo's import (1.5 s of every command's start-up)
+    if all(t.is_meta for t in parts) and len({(t.shape[1:], t.dtype) for t in parts}) == 1:
+        return torch.empty((sum(t.shape[0] for t in parts), *parts[0].shape[1:]), dtype=parts[0].dtype, device="meta")
+    return torch.cat(parts, dim=0)
 
 
 # The sub-modules of our transformer block under each naming scheme: ours -> theirs (a list where

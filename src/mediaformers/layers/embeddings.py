@@ -52,6 +52,8 @@ class PatchEmbed(nn.Module):
 
 def sincos_table(n_position: int, dim: int) -> torch.Tensor:
     """The 1-D sinusoid table of VideoMAE/MAE, (1, n_position, dim), computed in float64 like the reference."""
+    if torch.get_default_device().type == "meta":  # a structure only (arange on meta would import torch._dynamo)
+        return torch.empty(1, n_position, dim)
     pos = torch.arange(n_position, dtype=torch.float64)[:, None]
     j = torch.arange(dim)
     angles = pos / torch.pow(torch.tensor(10000.0, dtype=torch.float64), (2 * (j // 2)).double() / dim)

@@ -298,7 +298,8 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         self.visual_projection = nn.Linear(c.vision_config.hidden_size, c.projection_dim, bias=False)
         self.text_projection = nn.Linear(c.text_config.project_dim, c.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(float(c.logit_scale_init_value)))
-        self._init_projections()  # the towers initialised themselves; only the projections are left
+        if not self.is_meta:  # the towers initialised themselves; only the projections are left
+            self._init_projections()
 
     def _init_projections(self) -> None:
         c = self.config

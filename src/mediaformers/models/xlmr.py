@@ -17,15 +17,21 @@ def position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int) -> to
     return (torch.cumsum(mask, dim=1).type_as(mask) * mask).long() + padding_idx
 
 
+def _embedding(n: int, dim: int, padding_idx: int | None) -> nn.Embedding:
+    # on meta, the normal init would import torch._dynamo (1.5 s of start-up); a structure needs no init
+    weight = torch.empty(n, dim) if torch.get_default_device().type == "meta" else None
+    return nn.Embedding(n, dim, padding_idx=padding_idx, _weight=weight)
+
+
 class TextEmbeddings(nn.Module):
     """word + position + token-type embeddings, LayerNorm, dropout (BERT/RoBERTa)."""
 
     def __init__(self, vocab_size: int, dim: int, max_positions: int, type_vocab_size: int, *,
                  padding_idx: int | None, eps: float, drop: float = 0.0):
         super().__init__()
-        self.word = nn.Embedding(vocab_size, dim, padding_idx=padding_idx)
-        self.position = nn.Embedding(max_positions, dim, padding_idx=padding_idx)
-        self.token_type = nn.Embedding(type_vocab_size, dim)
+        self.word = _embedding(vocab_size, dim, padding_idx)
+        self.position = _embedding(max_positions, dim, padding_idx)
+        self.token_type = _embedding(type_vocab_size, dim, None)
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.drop = nn.Dropout(drop)
         self.padding_idx = padding_idx if padding_idx is not None else 0
