@@ -226,9 +226,11 @@ def test_contrastive_ddp_and_fsdp_take_the_one_process_steps_over_the_global_bat
         assert {k: last[k] for k in recall} == {k: ref_metrics[k] for k in recall}
         wa = _weights(run)
         # Adam turns a gradient at rounding level into an lr-sized step of either sign: the attention key
-        # biases (their gradient is zero but for rounding) and a handful of elements whose gradient is as
-        # small may differ; a wrong gradient (e.g. the local batch's loss only) moves thousands apart
-        assert wa.keys() == wb.keys() and _differing(wa, wb, KEY_BIASES) <= 10, run.name
+        # biases (their gradient is zero but for rounding) and the elements whose gradient is as small may
+        # differ -- how many depends on the CPU's summation order (10-20 of 44,717 here); a wrong gradient
+        # (e.g. the local batch's loss only) moves nearly every element apart, as training moved them above
+        total = sum(v.numel() for v in wb.values())
+        assert wa.keys() == wb.keys() and _differing(wa, wb, KEY_BIASES) <= 2e-3 * total, run.name
     model = mf.AltCLIPModel.from_pretrained(fsdp / "final")  # the gathered weights, in one process
     state = torch.load(fsdp / "checkpoints" / "step-00000003.pt", weights_only=False)["model"]
     ref_state = torch.load(ref / "checkpoints" / "step-00000003.pt", weights_only=False)["model"]
