@@ -480,7 +480,10 @@ def _device(value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .allocator import keep_freed_memory
+
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # batch after batch reuses the activation memory instead of faulting it in again
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the Python docs advise

@@ -64,8 +64,10 @@ def fit(r: Recipe) -> dict[str, Any]:
     folders in transformers format with their preprocessor_config.json). Under torchrun every
     process runs this; see :mod:`mediaformers.train.distributed`.
     """
+    from ..allocator import keep_freed_memory
     from .distributed import setup
 
+    keep_freed_memory()  # each step reuses the last one's activation memory instead of faulting it in again
     dist = setup(r.fsdp)
     try:
         metrics = _fit(r, dist)
