@@ -13,17 +13,32 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import pytest  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Every test starts from the same random state, whichever tests ran before it in its process (the
-    suite runs in two xdist workers, so the order differs from run to run)."""
+SEED = int(os.environ.get("MF_TEST_SEED", 0))
+
+
+def _seed() -> None:
     import random
 
     import numpy as np
     import torch
 
-    random.seed(0)
-    np.random.seed(0)
-    torch.manual_seed(0)
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Every fixture (a module's tiny checkpoint too) starts from the same random state, whichever tests
+    ran before it in its process: the two xdist workers pick tests in a different order each run."""
+    _seed()
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """And so does every test."""
+    _seed()
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
         torch.set_num_threads(1)
