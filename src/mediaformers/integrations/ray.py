@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import io
 import math
-import pickle
 import os
+import pickle
 import uuid
 from collections import Counter
 from collections.abc import Callable
