@@ -49,9 +49,29 @@ def test_bf16_really_runs_in_bf16(cases):
 def test_int8_swaps_block_linears_only(cases):
     model, _ = cases["videomae"]
     low = apply_precision(copy.deepcopy(model).eval(), "int8", "cpu")
-    blocks = [m for n, m in low.named_modules() if ".blocks." in n and n.endswith(("fc1", "fc2", "attn.proj"))]
-    assert len(blocks) == 3 * model.config.num_hidden_layers and all(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in blocks)
+    names = ("fc1", "fc2", "attn.proj", "attn.qkv")
+    blocks = [m for n, m in low.named_modules() if ".blocks." in n and n.endswith(names)]
+    assert len(blocks) == 4 * model.config.num_hidden_layers
+    assert all(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in blocks)
     assert isinstance(low.classifier, torch.nn.Linear)  # the head stays fp32
+    # VideoMAE's q and v biases are folded into the quantised q/k/v projection.
+    attn = low.videomae.encoder.blocks[0].attn
+    ref = model.videomae.encoder.blocks[0].attn
+    torch.testing.assert_close(attn.qkv.bias(), torch.cat((ref.q_bias, ref.k_bias, ref.v_bias)))
+
+
+def test_int8_attention_runs_in_bf16_where_native(cases, monkeypatch):
+    import mediaformers.precision as p
+    from mediaformers.layers import Attention
+
+    model, inputs = cases["ast"]
+    for native, dtype in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(p, "has_native_bf16", lambda device=None: native)
+        low = apply_precision(copy.deepcopy(model), "int8", "cpu")
+        layers = [m for m in low.modules() if isinstance(m, Attention)]
+        assert layers and all(m.compute_dtype == dtype for m in layers)
+        with torch.inference_mode():
+            assert low(**inputs).logits.dtype == torch.float32
 
 
 @pytest.mark.parametrize("bad", ["fp16", "BF16", "", 8])

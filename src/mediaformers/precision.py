@@ -2,9 +2,11 @@
 
 - bf16: weights and activations in bfloat16, which runs on the CPU's AVX512-BF16/AMX units and on
   GPU tensor cores (flash SDPA). Floating inputs are cast on the way in, so callers keep passing fp32.
-- int8: dynamic quantisation of the encoder blocks' Linear layers (int8 weights per channel, int8
-  activations scaled per call) through torch's own quantised kernels (oneDNN on x86, using VNNI/AMX
-  where present); layer norms, softmax, embeddings and heads stay fp32. CPU only.
+  On the CPU the Linear weights are packed once for oneDNN (layers/packed.py) instead of per call.
+- int8: dynamic quantisation of the encoder blocks' Linear layers, q/k/v included (int8 weights per
+  channel, int8 activations scaled per call) through torch's own quantised kernels (oneDNN on x86,
+  using VNNI/AMX where present); layer norms, softmax, embeddings and heads stay fp32, the attention
+  product runs in bf16 where the CPU has it (fp32 elsewhere). CPU only.
 - auto: bf16 where the device has native bf16 arithmetic, else fp32.
 
 Agreement with fp32 is measured (tests/test_precision.py, benchmarks/bench_precision.py), not assumed.
@@ -16,6 +18,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .layers.packed import can_pack
 
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
 
@@ -55,22 +59,65 @@ def _cast_inputs(module: nn.Module, args: tuple, kwargs: dict[str, Any]):
     return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
 
+def _attention_layers(model: nn.Module):
+    from .layers.attention import Attention
+
+    return [m for m in model.modules() if isinstance(m, Attention)]
+
+
+def _qkv_bias_parts(attn) -> tuple[torch.Tensor, ...]:
+    if attn.q_bias is not None:
+        return (attn.q_bias, attn.k_bias, attn.v_bias)
+    return () if attn.qkv.bias is None else (attn.qkv.bias,)
+
+
+def _pack_linears(model: nn.Module) -> int:
+    """Swap every Linear for a PackedLinear (bf16 weights laid out once for oneDNN); returns how many.
+
+    Attention's fused q/k/v projection gets its q/k/v biases folded in; weights and state_dict keys
+    are unchanged, so a packed model still saves.
+    """
+    from .layers.packed import PackedLinear
+
+    count = 0
+    for attn in _attention_layers(model):
+        if isinstance(attn.qkv, nn.Linear):
+            attn.qkv = PackedLinear(attn.qkv.weight, _qkv_bias_parts(attn))
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.Linear:
+                setattr(module, name, PackedLinear.from_linear(child))
+            count += isinstance(getattr(module, name), PackedLinear)
+    return count
+
+
 def _quantise_blocks(model: nn.Module) -> int:
     """Swap the Linear layers inside transformer blocks for dynamic int8 ones; returns how many.
 
-    Only modules called as ``layer(x)`` are swapped: a Linear whose weight the block reads directly
-    (the fused qkv projection slices its weight for pooled heads) stays fp32.
+    Attention's fused q/k/v projection is quantised with its q/k/v biases folded in (the block then
+    calls it as one layer). The attention product runs in bf16 where the CPU has native bf16 (fp32
+    elsewhere): with int8 projections its inputs already carry int8's error, and fp32 attention
+    would dominate the time on long sequences (ViViT's 3137 tokens).
     """
     from .layers.blocks import Block, PostNormBlock
 
     engines = torch.backends.quantized.supported_engines
     if "onednn" in engines:  # oneDNN's int8 GEMM uses VNNI/AMX; measured ~2x fbgemm's here
         torch.backends.quantized.engine = "onednn"
+    attention_dtype = torch.bfloat16 if has_native_bf16("cpu") else None
+    for attn in _attention_layers(model):
+        if isinstance(attn.qkv, nn.Linear) and attn.q_bias is not None:
+            folded = nn.Linear(attn.qkv.in_features, attn.qkv.out_features, device=attn.qkv.weight.device)
+            with torch.no_grad():
+                folded.weight.copy_(attn.qkv.weight)
+                folded.bias.copy_(torch.cat(_qkv_bias_parts(attn)))
+            attn.qkv = folded
+        attn.compute_dtype = attention_dtype
     targets: dict[str, type] = {}
     for name, module in model.named_modules():
         if isinstance(module, (Block, PostNormBlock)):
             for sub, child in module.named_modules():
-                if isinstance(child, nn.Linear) and not sub.endswith("qkv"):
+                if isinstance(child, nn.Linear):
                     targets[f"{name}.{sub}"] = nn.Linear
     if not targets:
         return 0
@@ -91,6 +138,8 @@ def apply_precision(model: nn.Module, precision: str | None, device: torch.devic
     if chosen == "bf16":
         model.to(torch.bfloat16)
         model.precision_dtype = torch.bfloat16
+        if can_pack(device):
+            _pack_linears(model)
         if not getattr(model, "_precision_hook", None):
             model._precision_hook = model.register_forward_pre_hook(_cast_inputs, with_kwargs=True)
     elif chosen == "int8":

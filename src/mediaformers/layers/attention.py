@@ -205,6 +205,13 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.pruned_heads: set[int] = set()  # original indices of removed heads, as transformers keeps them
         self.attention_mode: str | None = None  # "auto" | "sdpa" | "math"; None: see resolve_kernel
+        # The dtype the attention product runs in when not the projections' (int8 models: bf16 where native).
+        self.compute_dtype: torch.dtype | None = None
+
+    def _qkv_bias(self) -> torch.Tensor | None:
+        if self.q_bias is None:
+            return self.qkv.bias
+        return torch.cat((self.q_bias, self.k_bias, self.v_bias))
 
     def prune_heads(self, heads) -> None:
         """Remove heads (indices as in the unpruned layer; already removed ones are ignored), as
@@ -248,16 +255,19 @@ class Attention(nn.Module):
         """
         b, n, _ = x.shape
         c = self.num_heads * self.head_dim  # the width of q/k/v: the model's width unless heads were pruned
-        bias = self.qkv.bias
-        if self.q_bias is not None:
-            bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
-        if num_queries is None:
-            m = n
-            qkv = F.linear(x, self.qkv.weight, bias).view(b, n, 3, self.num_heads, self.head_dim)
+        m = n if num_queries is None else num_queries
+        if not isinstance(self.qkv, nn.Linear):
+            # An inference projection (precision.py: packed bf16 or int8) with the q/k/v biases folded
+            # in: one call, the queries cut to the leading tokens after.
+            qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            q = q[:, :, :m]
+        elif num_queries is None:
+            qkv = F.linear(x, self.qkv.weight, self._qkv_bias()).view(b, n, 3, self.num_heads, self.head_dim)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         else:
-            m = num_queries
             (wq, wkv), (bq, bkv) = self.qkv.weight.split((c, 2 * c)), (None, None)
+            bias = self._qkv_bias()
             if bias is not None:
                 bq, bkv = bias.split((c, 2 * c))
             q = F.linear(x[:, :m], wq, bq).view(b, m, self.num_heads, self.head_dim).transpose(1, 2)
@@ -265,6 +275,11 @@ class Attention(nn.Module):
             k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
         drop = self.attn_drop if self.training else 0.0
         weights = None
+        out_dtype = q.dtype
+        if self.compute_dtype is not None and q.dtype != self.compute_dtype:
+            q, k, v = q.to(self.compute_dtype), k.to(self.compute_dtype), v.to(self.compute_dtype)
+            if attn_bias is not None and attn_bias.is_floating_point():  # fp32's min would round to -inf
+                attn_bias = attn_bias.clamp_min(torch.finfo(self.compute_dtype).min).to(self.compute_dtype)
         if need_weights or head_mask is not None:
             scores = (q * self.scale) @ k.transpose(-2, -1)
             if attn_bias is not None:
@@ -275,10 +290,10 @@ class Attention(nn.Module):
                 head_mask = head_mask.to(probs.dtype)
                 probs, weights = probs * head_mask, weights * head_mask
             out = probs @ v
-            weights = weights if need_weights else None
+            weights = weights.to(out_dtype) if need_weights else None
         else:
             out = attend(self.attention_mode, q, k, v, attn_bias, drop, self.training)
-        out = out.transpose(1, 2).reshape(b, m, c)
+        out = out.transpose(1, 2).reshape(b, m, c).to(out_dtype)
         return self.proj_drop(self.proj(out)), weights
 
 
