@@ -19,6 +19,13 @@ target gets at most one seek, so no request can loop. Decoding "from the start" 
 rather than seeking (a seek to the start lands on the second GOP of some MPEG-TS files and at the
 end of a JPEG). Decoder complaints before the first frame after a seek (a non-key packet) are
 skipped; after it they are damage.
+
+Exact frames cost a decode from the keyframe before each time, but not of every frame: a packet whose
+frame is followed, before the next requested time, by a frame already demuxed cannot be an answer, so
+it is fed with ``skip_frame = NONREF`` and the decoder drops it if no other frame refers to it (x264's
+non-reference B-frames: 40-45% of the frames of a file with B-frames). Only where pts are trusted
+(h264/HEVC/MPEG-4 in MP4, MKV, MOV, FLV...), and every answer is checked against the packets that
+were skipped: a file where skipping could change an answer is decoded again without it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence, Union
@@ -63,6 +71,14 @@ _SKIP_AFTER_SEEK = 512
 # A frame larger than this is scaled down inside FFmpeg (same aspect): models take a few hundred pixels,
 # and a 16000x16000 picture would otherwise take gigabytes per copy.
 MAX_PIXELS = 3840 * 2160
+# Codecs whose decoders honour ``skip_frame = NONREF`` packet by packet (also under frame threads, which
+# copy it per submitted packet) and drop only frames no other frame predicts from: h264/hevc (nal_ref_idc
+# 0, non-reference NAL types), MPEG-4 part 2 (B-frames). Other decoders read it once at open (dav1d) or
+# not at all, so they never get it.
+_SKIP_CODECS = {"h264", "hevc", "mpeg4"}
+# How many earlier packets' times a packet is compared with when deciding whether it may be skipped
+# (only a window: a shorter one only skips less).
+_SKIP_LOOKBACK = 32
 # Containers whose header durations are estimates (bitrate-based or missing); their frame counts come
 # from the packets instead.
 _UNRELIABLE_DURATION = {"mpeg", "mpegts", "mpegvideo", "m4v", "h264", "hevc", "h263", "mjpeg", "rawvideo",
@@ -74,6 +90,10 @@ _TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
 
 class VideoDecodeError(ValueError):
     """A video could not be opened or decoded; the message names the file and the cause."""
+
+
+class _SkipUnsafe(Exception):
+    """Skipping non-reference frames met a file where it might change an answer: decode again without it."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +217,8 @@ class VideoReader:
     Args:
         source: a path or a binary file-like object (seekable for seeking to work).
         threads: FFmpeg's ``thread_type = "AUTO"`` (frame + slice threads) when True.
+
+    ``frames_decoded`` counts the frames the decoder has given this reader (a diagnostic).
     """
 
     def __init__(self, source: VideoSource, *, threads: bool = True, max_pixels: int | None = MAX_PIXELS) -> None:
@@ -206,6 +228,12 @@ class VideoReader:
         self.max_pixels = max_pixels
         self._error: Exception | None = None
         self._container = None
+        # Skip decoding non-reference frames that cannot be an answer (see _skip_frame_for); turned off
+        # for good on a file where it proved unsafe.
+        self._skip_nonref = True
+        self._skip_targets: list[float] | None = None
+        self._nonref_fed: list[float] = []
+        self.frames_decoded = 0  # frames the decoder gave us, all requests together (tests, benchmarks)
         self._reopen()
         self.metadata = self._probe()
 
@@ -297,8 +325,17 @@ class VideoReader:
         on non-key data), a bounded number of them."""
         self._error = None
         got, skipped = False, 0
+        targets = self._skip_targets
+        ctx = self._stream.codec_context
+        ctx.skip_frame = mode = "DEFAULT"
+        recent: deque[float] = deque(maxlen=_SKIP_LOOKBACK)  # times of the packets demuxed since this seek
+        self._nonref_fed = []
         try:
             for packet in self._container.demux(self._stream):
+                if targets is not None:
+                    want = self._skip_frame_for(packet, targets, recent)
+                    if want != mode:
+                        ctx.skip_frame = mode = want
                 try:
                     decoded = packet.decode()
                 except av.FFmpegError as e:
@@ -310,9 +347,46 @@ class VideoReader:
                 for frame in decoded:
                     got = True
                     self._count += 1
+                    self.frames_decoded += 1
                     yield frame
         except av.FFmpegError as e:  # the demuxer itself gave up (a cut file)
             self._error = e
+
+    def _skip_frame_for(self, packet: av.Packet, targets: list[float], recent: deque) -> str:
+        """``skip_frame`` for feeding ``packet``: "NONREF" when its frame cannot be an answer, else "DEFAULT".
+
+        The answer for a target ``T`` is the last frame (in output order, by pts) at or before ``T``. A
+        packet at ``p`` can be no target's answer when a packet already demuxed is at ``q``, with
+        ``p < q <= T`` for the first target ``T >= p``: that frame (or a later one <= T) is shown after it.
+        The decoder drops the packet only if no other frame refers to it; every packet it may drop is
+        recorded in ``self._nonref_fed`` and checked against the answers (``_check_skips``).
+        """
+        if packet.pts is None or packet.time_base is None:
+            return "DEFAULT"
+        p = float(packet.pts * packet.time_base) - self.metadata.start_time
+        k = bisect.bisect_left(targets, p - 1e-6)
+        limit = targets[k] + 1e-6 if k < len(targets) else -math.inf
+        skip = any(p < q <= limit for q in recent)
+        recent.append(p)
+        if skip:
+            self._nonref_fed.append(p)
+            return "NONREF"
+        return "DEFAULT"
+
+    def _check_skips(self, shown_t: float, limit: float) -> None:
+        """Raise ``_SkipUnsafe`` if a packet that may have been skipped lies after the frame answering
+        a target (``shown_t``) and at or before it (``limit``): the answer would have been that packet's
+        frame (a decoder that dropped the later frame it was skipped for, or a damaged stream)."""
+        if self._nonref_fed:
+            if any(shown_t < p <= limit for p in self._nonref_fed):
+                raise _SkipUnsafe
+            self._nonref_fed = [p for p in self._nonref_fed if p > limit]
+
+    def _can_skip(self) -> bool:
+        """Whether this file's frames may be skipped: trusted pts (seekable containers, not decode-order
+        timestamps) and a decoder that honours ``skip_frame`` per packet."""
+        return (self._skip_nonref and self._format in _SEEKABLE and not self._by_order
+                and self._stream.codec_context.name in _SKIP_CODECS)
 
     def _time(self, frame: av.VideoFrame, prev_t: float) -> float:
         """Relative seconds of ``frame`` (called once per frame, in output order); frames without a pts
@@ -440,8 +514,26 @@ class VideoReader:
         return frames, next(frames, None)
 
     def _decode_sorted(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
-        """One RGB array per target (sorted, unique, relative seconds)."""
+        """One RGB array per target (sorted, unique, relative seconds).
+
+        Non-reference frames that cannot be an answer are not decoded (``_skip_frame_for``); if the
+        file breaks that rule's assumptions (frames out of pts order, a frame it relied on never
+        shown), the request is decoded again without skipping, and so is every later one.
+        """
+        if self._can_skip():
+            self._skip_targets = targets
+            try:
+                return self._decode_sorted_once(targets, allow_partial)
+            except _SkipUnsafe:
+                self._skip_nonref = False
+            finally:
+                self._skip_targets = None
+                self._nonref_fed = []
+        return self._decode_sorted_once(targets, allow_partial)
+
+    def _decode_sorted_once(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
         eps = 1e-6
+        skipping = self._skip_targets is not None
         n = len(targets)
         results: list[np.ndarray | None] = [None] * n
         # Frame threads speed a long forward decode but make every seek refill their pipeline.
@@ -458,12 +550,18 @@ class VideoReader:
             if frame is None:
                 break
             t = self._time(frame, prev_t)
+            if skipping and t < prev_t:  # output out of pts order: "later pts" no longer means "shown later"
+                raise _SkipUnsafe
             if t > targets[i] + eps:
                 shown = prev if prev is not None else frame  # a target before the first frame gets the first
+                j = i
+                while j < n and t > targets[j] + eps:  # every target before this frame gets the one before it
+                    j += 1
+                if skipping:
+                    self._check_skips(prev_t, targets[j - 1] + eps)
                 rgb = self._rgb(shown)
-                while i < n and t > targets[i] + eps:
-                    results[i] = rgb
-                    i += 1
+                results[i:j] = [rgb] * (j - i)
+                i = j
             prev, prev_t = frame, t
             # Seek ahead when a keyframe lies between here and the next target (by the index, or by
             # distance without one), at most once per target: progress is guaranteed.
@@ -471,6 +569,8 @@ class VideoReader:
                 sought = i
                 frames, pending = self._start(targets[i])
                 prev, prev_t = None, -math.inf
+        if skipping and i < n:  # end of stream (or damage) with targets left: they get the last frame
+            self._check_skips(prev_t, math.inf)
         return self._finish(targets, results, prev, prev_t, self._error, allow_partial)
 
     def _decode_keyframes(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
