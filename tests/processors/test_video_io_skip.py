@@ -1,4 +1,5 @@
-"""Exact frames without decoding the non-reference frames that cannot be an answer (issue 14).
+"""Exact frames, faster (issue 14): non-reference frames that cannot be an answer are not decoded, and
+seek-heavy requests are split over readers in threads.
 
 The file has B-frames (x264's b-pyramid: a reference B and non-reference b's) and long GOPs, the case
 where skipping saves most. Answers must be the pixels of a plain full decode, bit for bit, at every
@@ -12,6 +13,7 @@ import bisect
 import av
 import numpy as np
 import pytest
+import torch
 
 from mediaformers.processors.video_io import VideoReader, read_frames_at
 from tests.media import frame_index_of, make_video
@@ -120,3 +122,42 @@ def test_no_skipping_where_timestamps_are_not_trusted(tmp_path):
             got = [frame_index_of(f) for f in reader.get_frames_at([0.0, 1.05, 2.35]).numpy()]
         assert got == [0, 10, 23]
     assert [frame_index_of(f) for f in read_frames_at(path, [1.55]).numpy()] == [15]
+
+
+# -- seek-heavy requests split over readers in threads -------------------------------------------
+@pytest.fixture(scope="module")
+def many_gops(tmp_path_factory):
+    """120 frames, a keyframe every 10, B-frames: sparse requests seek across 12 GOPs."""
+    options = {"preset": "veryfast", "x264-params": "keyint=10:min-keyint=10:scenecut=0:bframes=3"}
+    path = make_video(tmp_path_factory.mktemp("gops") / "gops.mp4", frames=120, size=(48, 64), fps=FPS,
+                      codec="libx264", options=options)
+    times, pixels = [], []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            times.append(float(f.pts * f.time_base))
+            pixels.append(f.to_ndarray(format="rgb24"))
+    return path, times, pixels
+
+
+@pytest.mark.timeout(60)
+def test_parallel_readers_give_one_readers_frames(many_gops):
+    path, times, _ = many_gops
+    rng = np.random.default_rng(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # the split follows torch's thread count
+    try:
+        with VideoReader(path) as reader:
+            probes = [times[15], times[55] - 1e-4, times[95], times[119] + 1.0]
+            assert len(reader._parallel_chunks(probes)) > 1
+            _assert_same(many_gops, probes, reader.get_frames_at(probes).numpy())
+            split = 0
+            for _ in range(15):
+                picks = sorted(rng.choice(_probes(times), size=5, replace=False).tolist())
+                split += not reader._dense(picks) and len(reader._parallel_chunks(picks)) > 1
+                _assert_same(many_gops, picks, reader.get_frames_at(picks).numpy())
+            assert split >= 5 and reader._skip_nonref and reader.frames_decoded > 0
+            torch.set_num_threads(1)  # one thread (a DataLoader worker): one reader
+            assert len(reader._parallel_chunks(probes)) == 1
+            _assert_same(many_gops, probes, reader.get_frames_at(probes).numpy())
+    finally:
+        torch.set_num_threads(threads)
