@@ -1,6 +1,7 @@
 """Video front-end benchmark: ratios against the common approach, measured in the same run.
 
-    python benchmarks/bench_video.py
+    python benchmarks/bench_video.py                       # everything
+    python benchmarks/bench_video.py --only decode --keep /tmp/vbench --files 1 2   # two files, cached
 
 1. transform: 16 decoded 320x240 frames through our VideoMAE processor vs transformers'
    VideoMAEImageProcessorPil (target >= 5x faster).
@@ -12,6 +13,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -102,7 +105,7 @@ def decord_pick(path: Path, num_frames: int):
     return vr.get_batch(uniform(len(vr), num_frames).tolist()).asnumpy()
 
 
-def bench_decode(tmp: Path) -> None:
+def bench_decode(tmp: Path, only: list[int] | None = None, keep: bool = False) -> None:
     try:
         import decord  # noqa: F401
         have_decord = True
@@ -111,7 +114,11 @@ def bench_decode(tmp: Path) -> None:
         print("    (decord2 is not installed here: pip install decord2 to compare)")
     sampler = ClipSampler("uniform", num_frames=16)
     for i, (name, (secs, size, fps, gop, preset)) in enumerate(FILES.items()):
-        path = make_long_video(tmp / f"long{i}.mp4", seconds=secs, size=size, fps=fps, gop_s=gop, preset=preset)
+        if only is not None and i not in only:
+            continue
+        path = tmp / f"long{i}.mp4"
+        if not (keep and path.exists()):
+            make_long_video(path, seconds=secs, size=size, fps=fps, gop_s=gop, preset=preset)
         ours = read_clip(path, sampler)[0].numpy()
         ref = decode_all_and_pick(path, 16)
         same = np.abs(ours.astype(int) - ref.astype(int)).max()
@@ -124,7 +131,8 @@ def bench_decode(tmp: Path) -> None:
             t_dec = best_of(lambda: decord_pick(path, 16), repeats=2)
             line += f" | decord2 {t_dec * 1e3:.0f} ms = {t_ref / t_dec:.1f}x"
         print(line + f" | exact frames = decode-all's: {same == 0}", flush=True)
-        path.unlink()
+        if not keep:
+            path.unlink()
 
 
 def bench_pipeline(tmp: Path) -> None:
@@ -141,12 +149,27 @@ def bench_pipeline(tmp: Path) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["transform", "decode", "pipeline"], action="append",
+                        help="run only these parts (repeatable; default: all)")
+    parser.add_argument("--files", type=int, nargs="+", metavar="N",
+                        help="decode: only these files of FILES (0-%d, in order)" % (len(FILES) - 1))
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="decode: make the files in DIR and keep them; reuse those already there")
+    args = parser.parse_args()
+    parts = args.only or ["transform", "decode", "pipeline"]
     set_threads(max(torch.get_num_threads(), 1))
-    print(f"torch {torch.__version__}, av {av.__version__}, {torch.get_num_threads()} threads")
-    bench_transform()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"torch {torch.__version__}, av {av.__version__}, {torch.get_num_threads()} threads, {cores} cores usable")
+    if "transform" in parts:
+        bench_transform()
     with tempfile.TemporaryDirectory() as d:
-        bench_decode(Path(d))
-        bench_pipeline(Path(d))
+        if "decode" in parts:
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+            bench_decode(args.keep or Path(d), args.files, keep=args.keep is not None)
+        if "pipeline" in parts:
+            bench_pipeline(Path(d))
 
 
 if __name__ == "__main__":
