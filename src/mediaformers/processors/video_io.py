@@ -249,6 +249,10 @@ class VideoReader:
 
     def _reopen(self, thread_type: str | None = None) -> None:
         """A fresh demuxer and decoder at the start of the file (what "rewind" means here)."""
+        if self._container is not None and self._fresh and not self._stream.codec_context.is_open:
+            # Nothing read since the last open: only the thread setting may differ (an open is ~ms).
+            self._stream.thread_type = (thread_type or "AUTO") if self._threads else "SLICE"  # PyAV's default
+            return
         self.close()
         if not isinstance(self._source, (str, os.PathLike)):
             if not (hasattr(self._source, "seekable") and self._source.seekable()):
@@ -261,6 +265,7 @@ class VideoReader:
         self._count = 0  # frames yielded since the file was opened (decoder output order)
         self._format = self._container.format.name.split(",")[0] if self._container.format else ""
         self._by_order = self._format in _BY_ORDER
+        self._fresh = True  # nothing demuxed, sought or decoded since the open
         if self._threads:
             self._stream.thread_type = thread_type or "AUTO"
 
@@ -305,6 +310,7 @@ class VideoReader:
         # PyAV 18 cannot read the stream's display matrix, but FFmpeg copies it onto every decoded
         # frame; decoding one frame is cheap and the demuxer is rewound afterwards.
         rotation = _rotation_from_tag(self._stream)
+        self._fresh = False
         try:
             for frame in self._container.decode(self._stream):
                 rotation = _normalise_rotation(frame.rotation) if frame.rotation else rotation
@@ -318,6 +324,7 @@ class VideoReader:
     def _seek(self, seconds_abs: float) -> None:
         """Seek to the keyframe at or before ``seconds_abs`` (absolute stream time) and drop decoder state."""
         offset = int(math.floor(seconds_abs / self._stream.time_base))
+        self._fresh = False
         try:
             self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
         except av.FFmpegError as e:
@@ -334,6 +341,7 @@ class VideoReader:
         ctx.skip_frame = mode = "DEFAULT"
         recent: deque[float] = deque(maxlen=_SKIP_LOOKBACK)  # times of the packets demuxed since this seek
         self._nonref_fed = []
+        self._fresh = False
         try:
             for packet in self._container.demux(self._stream):
                 if targets is not None:
@@ -448,7 +456,8 @@ class VideoReader:
             frames = self._decode_keyframes(unique.tolist(), allow_partial)
         else:
             frames = self._decode_sorted(unique.tolist(), allow_partial)
-        out = torch.from_numpy(np.stack(frames))[inverse]
+        # One copy into the batch, in request order (stacking then indexing copied every frame twice).
+        out = torch.from_numpy(np.stack([frames[k] for k in inverse.tolist()]))
         return _rotate(out, self.metadata.rotation)
 
     def _keyframe_times(self) -> list[float] | None:
@@ -704,6 +713,7 @@ class VideoReader:
         self._reopen()
         tb = self._stream.time_base
         pts: list[int] = []
+        self._fresh = False
         try:
             for packet in self._container.demux(self._stream):
                 if packet.pts is not None and packet.size > 0:
