@@ -7,7 +7,7 @@ Real base sizes, random weights shared by both libraries (each reference model i
 transformers and loaded by us): VideoMAE-B 16x224 (K400 head), ViViT-B 32x224, AST 1024x128
 (AudioSet head), AltCLIP ViT-L/14 image tower and XLM-R large text tower (77 tokens).
 
-Speed: median seconds per forward; ratios are reference time / ours (>1: we are faster) and the
+Speed: median seconds per forward, every variant called in turn each round; ratios are reference time / ours (>1: we are faster) and the
 share of this machine's measured matmul peak for the dtype the arithmetic runs in.
 Agreement (ours at the precision vs ours fp32, on ``--agree`` generated inputs): top-1 agreement,
 max |delta prob| (classifiers), minimum cosine of the logits / embeddings.
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import transformers as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench, flops, matmul_peak, set_threads  # noqa: E402
+from common import alternate, flops, matmul_peak, set_threads  # noqa: E402
 
 import mediaformers as mf  # noqa: E402
 from mediaformers.precision import apply_precision, has_native_bf16  # noqa: E402
@@ -110,19 +110,19 @@ def main() -> None:
         ref = ref.to(dev)
         x = {k: v.to(dev) for k, v in make(args.batch, torch.Generator().manual_seed(0)).items()}
         work = flops(lambda: ours(**x))
-        t = {"ref fp32": bench(lambda: ref(**x), repeat=args.repeat),
-             "ours fp32": bench(lambda: ours(**x), repeat=args.repeat)}
         variants = {"bf16": apply_precision(copy.deepcopy(ours), "bf16", dev)}
         if dev.type == "cpu":
             variants["int8"] = apply_precision(copy.deepcopy(ours), "int8", dev)
-        for prec, model in variants.items():
-            t[f"ours {prec}"] = bench(lambda: model(**x), repeat=args.repeat)
+        ref16 = copy.deepcopy(ref).to(torch.bfloat16)
+        x16 = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in x.items()}
+        fns = {"ref fp32": lambda: ref(**x), "ours fp32": lambda: ours(**x)}
+        fns.update({f"ours {prec}": (lambda m=model: m(**x)) for prec, model in variants.items()})
         if args.compile:
             compiled = torch.compile(variants["bf16"])
-            t["ours bf16+compile"] = bench(lambda: compiled(**x), warmup=2, repeat=args.repeat)
-        ref16 = ref.to(torch.bfloat16)
-        x16 = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in x.items()}
-        t["ref bf16"] = bench(lambda: ref16(**x16), repeat=args.repeat)
+            fns["ours bf16+compile"] = lambda: compiled(**x)
+        fns["ref bf16"] = lambda: ref16(**x16)
+        # Called in turn, round after round: a machine whose speed drifts slows every variant alike.
+        t = alternate(fns, repeat=args.repeat, warmup=2 if args.compile else 1)
         print(f"\n{name}: {work / 1e9:.0f} GFLOP per forward (matmuls; fused attention kernels are not counted)")
         for key, sec in t.items():
             top = peak16 if "bf16" in key else peak32

@@ -94,6 +94,7 @@ class SequenceClassifierOutput(ClassifierOutput):
 
 # ---- forward options (transformers' return_dict / output_* / head_mask conventions) ---------------------
 _NESTED = contextvars.ContextVar("mediaformers_forward_depth", default=0)
+_TRACED_DEPTH = [0]  # the same depth while torch.compile traces (see forward_options)
 
 
 def forward_options(fn: Callable) -> Callable:
@@ -114,12 +115,22 @@ def forward_options(fn: Callable) -> Callable:
             if name in sig.parameters and bound.arguments.get(name) is None:
                 bound.arguments[name] = bool(getattr(config, name, False))
         return_dict = bound.arguments.pop("return_dict", None) if "return_dict" in sig.parameters else None
-        outermost = _NESTED.get() == 0
-        token = _NESTED.set(_NESTED.get() + 1)
-        try:
-            out = fn(*bound.args, **bound.kwargs)
-        finally:
-            _NESTED.reset(token)
+        if torch.compiler.is_compiling():
+            # dynamo cannot trace a ContextVar (a graph break, and a recompile per call as the token
+            # changes); a traced forward runs in one thread, so a plain counter does.
+            outermost = _TRACED_DEPTH[0] == 0
+            _TRACED_DEPTH[0] += 1
+            try:
+                out = fn(*bound.args, **bound.kwargs)
+            finally:
+                _TRACED_DEPTH[0] -= 1
+        else:
+            outermost = _NESTED.get() == 0
+            token = _NESTED.set(_NESTED.get() + 1)
+            try:
+                out = fn(*bound.args, **bound.kwargs)
+            finally:
+                _NESTED.reset(token)
         if return_dict is None:
             return_dict = getattr(config, "return_dict", True) if outermost else True
         return out if return_dict else type(self).as_tuple(out)
