@@ -113,3 +113,17 @@ def test_packed_bf16_model_equals_unpacked_and_saves_the_same(name, monkeypatch)
             break
     sa, sb = packed.state_dict(), plain.state_dict()
     assert list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_deepcopy_and_pickle_repack():
+    import io
+
+    model, inputs = tiny_cases()["videomae"]
+    packed = apply_precision(copy.deepcopy(model), "bf16", "cpu")
+    with torch.inference_mode():
+        want = packed(**inputs).logits  # packs (an opaque oneDNN tensor that cannot be copied or pickled)
+    buffer = io.BytesIO()
+    torch.save(packed, buffer)
+    for other in (copy.deepcopy(packed), torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)):
+        with torch.inference_mode():
+            assert torch.equal(other(**inputs).logits, want)

@@ -78,5 +78,11 @@ class PackedLinear(nn.Module):
         packed = self._fresh_pack()
         return torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, self._joined_bias, "none", [], "")
 
+    def __getstate__(self):
+        # The packed copy is an opaque oneDNN tensor (no storage to copy or pickle): rebuilt on next use.
+        state = dict(super().__getstate__())
+        state.update(_packed=None, _stamp=None, _joined_bias=None)
+        return state
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={bool(self._bias_parts)}, packed bf16"
