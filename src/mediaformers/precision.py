@@ -65,30 +65,21 @@ def _attention_layers(model: nn.Module):
     return [m for m in model.modules() if isinstance(m, Attention)]
 
 
-def _qkv_bias_parts(attn) -> tuple[torch.Tensor, ...]:
-    if attn.q_bias is not None:
-        return (attn.q_bias, attn.k_bias, attn.v_bias)
-    return () if attn.qkv.bias is None else (attn.qkv.bias,)
-
-
-def _pack_linears(model: nn.Module) -> int:
-    """Swap every Linear for a PackedLinear (bf16 weights laid out once for oneDNN); returns how many.
+def _pack_linears(model: nn.Module) -> None:
+    """Swap every Linear for a PackedLinear (bf16 weights laid out once for oneDNN).
 
     Attention's fused q/k/v projection gets its q/k/v biases folded in; weights and state_dict keys
     are unchanged, so a packed model still saves.
     """
     from .layers.packed import PackedLinear
 
-    count = 0
     for attn in _attention_layers(model):
         if isinstance(attn.qkv, nn.Linear):
-            attn.qkv = PackedLinear(attn.qkv.weight, _qkv_bias_parts(attn))
+            attn.qkv = PackedLinear(attn.qkv.weight, attn.qkv_bias_parts())
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child) is nn.Linear:
                 setattr(module, name, PackedLinear.from_linear(child))
-            count += isinstance(getattr(module, name), PackedLinear)
-    return count
 
 
 def _quantise_blocks(model: nn.Module) -> int:
@@ -110,7 +101,7 @@ def _quantise_blocks(model: nn.Module) -> int:
             folded = nn.Linear(attn.qkv.in_features, attn.qkv.out_features, device=attn.qkv.weight.device)
             with torch.no_grad():
                 folded.weight.copy_(attn.qkv.weight)
-                folded.bias.copy_(torch.cat(_qkv_bias_parts(attn)))
+                folded.bias.copy_(torch.cat(attn.qkv_bias_parts()))
             attn.qkv = folded
         attn.compute_dtype = attention_dtype
     targets: dict[str, type] = {}

@@ -208,10 +208,16 @@ class Attention(nn.Module):
         # The dtype the attention product runs in when not the projections' (int8 models: bf16 where native).
         self.compute_dtype: torch.dtype | None = None
 
+    def qkv_bias_parts(self) -> tuple[torch.Tensor, ...]:
+        """The q/k/v projection's bias as stored: (q, zero k, v) for VideoMAE's variant, else (bias,) or ()."""
+        if self.q_bias is not None:
+            return (self.q_bias, self.k_bias, self.v_bias)
+        return () if self.qkv.bias is None else (self.qkv.bias,)
+
     def _qkv_bias(self) -> torch.Tensor | None:
         if self.q_bias is None:
             return self.qkv.bias
-        return torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        return torch.cat(self.qkv_bias_parts())
 
     def prune_heads(self, heads) -> None:
         """Remove heads (indices as in the unpruned layer; already removed ones are ignored), as

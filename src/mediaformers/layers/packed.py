@@ -41,7 +41,7 @@ class PackedLinear(nn.Module):
         self._joined_bias: torch.Tensor | None = None
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> "PackedLinear":
+    def from_linear(cls, linear: nn.Linear) -> PackedLinear:
         return cls(linear.weight, () if linear.bias is None else (linear.bias,))
 
     @property
