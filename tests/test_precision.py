@@ -105,3 +105,36 @@ def test_from_pretrained_takes_a_precision(tmp_path, cases):
     assert F.cosine_similarity(out, model(**inputs).logits).min() > 0.999
     with pytest.raises(ValueError, match="precision/dtype: give one"):
         mf.from_pretrained(tmp_path, precision="bf16", dtype="bfloat16")
+
+
+TF_CASES = {  # checkpoints transformers writes, non-default sizes; VideoMAE with its q/v biases (folded when packed)
+    "videomae": ("VideoMAEForVideoClassification", "VideoMAEConfig",
+                 dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=80,
+                      image_size=32, patch_size=8, num_frames=4, tubelet_size=2, num_labels=5),
+                 lambda g: dict(pixel_values=torch.randn(2, 4, 3, 32, 32, generator=g))),
+    "ast": ("ASTForAudioClassification", "ASTConfig",
+            dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=72,
+                 max_length=64, num_mel_bins=32, frequency_stride=12, time_stride=12, num_labels=6),
+            lambda g: dict(input_values=torch.randn(2, 64, 32, generator=g))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TF_CASES))
+@pytest.mark.parametrize("precision, min_cos", [("bf16", 0.999), ("int8", 0.99)])
+def test_transformers_checkpoint_in_low_precision_agrees_with_transformers(tmp_path, name, precision, min_cos):
+    import transformers as tf
+
+    import mediaformers as mf
+    from tests.parity import perturb
+
+    cls, config, sizes, make = TF_CASES[name]
+    ref = perturb(getattr(tf, cls)(getattr(tf, config)(**sizes)))
+    ref.save_pretrained(tmp_path)
+    ours = mf.from_pretrained(tmp_path, precision=precision)
+    inputs = make(torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        want = ref(**inputs).logits
+        got = ours(**inputs).logits.float()
+    cos = F.cosine_similarity(got, want).min().item()
+    assert cos >= min_cos, f"{name} {precision}: cosine {cos:.5f} < {min_cos}"
+    assert (got.softmax(-1) - want.softmax(-1)).abs().max() < 0.05
