@@ -66,7 +66,7 @@ def test_int8_attention_runs_in_bf16_where_native(cases, monkeypatch):
 
     model, inputs = cases["ast"]
     for native, dtype in ((True, torch.bfloat16), (False, None)):
-        monkeypatch.setattr(p, "has_native_bf16", lambda device=None: native)
+        monkeypatch.setattr(p, "has_native_bf16", lambda device=None, native=native: native)
         low = apply_precision(copy.deepcopy(model), "int8", "cpu")
         layers = [m for m in low.modules() if isinstance(m, Attention)]
         assert layers and all(m.compute_dtype == dtype for m in layers)
