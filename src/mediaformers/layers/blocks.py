@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.modules.module import _global_forward_hooks
 from torch.utils.checkpoint import checkpoint
 
 from .activations import Activation
@@ -22,7 +23,10 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.act(self.fc1(x))))
+        h = self.fc1(x)
+        # fc1's output is this block's own buffer unless a hook kept it: the activation may overwrite it.
+        h = self.act(h, overwrite=not (self.fc1._forward_hooks or _global_forward_hooks))
+        return self.drop(self.fc2(h))
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
