@@ -106,6 +106,7 @@ def make_video(
     rotate: int = 0,
     timestamps: Sequence[float] | None = None,
     options: dict[str, str] | None = None,
+    threads: int | None = None,
 ) -> Path:
     """Encode a small video with PyAV and return its path. The container follows the suffix.
 
@@ -123,6 +124,9 @@ def make_video(
             decoder) that honours it shows the same upright frames as ``natural_frames``.
         timestamps: presentation time (s) of each frame, for variable frame rate files.
         options: encoder options, e.g. ``{"preset": "ultrafast"}``.
+        threads: the encoder's slice threads. Some encoders write different files with different thread
+            counts (FFmpeg's single-threaded MPEG-1 with B-frames muxes repeated timestamps into PS);
+            None: FFmpeg's default, one per core.
     """
     path = Path(path)
     pictures = natural_frames(frames, size) if isinstance(frames, int) else np.asarray(frames)
@@ -142,6 +146,8 @@ def make_video(
         stream.codec_context.time_base = time_base
         if gop is not None:
             stream.codec_context.gop_size = gop
+        if threads is not None:
+            stream.codec_context.thread_type, stream.codec_context.thread_count = "SLICE", threads
         if k:
             stream.set_display_rotation(k * 90)
         astream = None
