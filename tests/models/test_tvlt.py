@@ -219,6 +219,31 @@ def test_prune_heads_equals_silenced_heads_and_survives_a_round_trip(tmp_path, c
         model.prune_heads({layers: [0]})
 
 
+def test_prune_heads_after_apply_precision():
+    """bf16 (weights packed for oneDNN): pruning then packing and packing then pruning agree, bit for
+    bit, and stay packed; int8: a clear error, since its quantised projections cannot be cut."""
+    from mediaformers.layers.packed import PackedLinear, can_pack
+    from mediaformers.precision import apply_precision
+
+    cls = "TvltForAudioVisualClassification"
+    folder, inputs, _, _ = golden("base", cls)
+    x = {k: inputs[k] for k in FLOAT_INPUTS if k in inputs}
+    prune = {0: [1], 1: [0, 2]}
+    first = getattr(mf, cls).from_pretrained(folder).eval()
+    first.prune_heads(prune)
+    apply_precision(first, "bf16", "cpu")
+    after = apply_precision(getattr(mf, cls).from_pretrained(folder).eval(), "bf16", "cpu")
+    after.prune_heads(prune)
+    attn = after.base_model.encoder.blocks[1].attn
+    if can_pack("cpu"):
+        assert isinstance(attn.qkv, PackedLinear) and isinstance(attn.proj, PackedLinear)
+    with torch.inference_mode():
+        assert torch.equal(after(**x)[0], first(**x)[0])
+    int8 = apply_precision(getattr(mf, cls).from_pretrained(folder).eval(), "int8", "cpu")
+    with pytest.raises(NotImplementedError, match="prune the fp32 model, then apply the precision"):
+        int8.prune_heads(prune)
+
+
 def test_prune_heads_only_where_the_reference_has_it():
     with pytest.raises(NotImplementedError, match="TVLT"):
         mf.ASTModel(mf.ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=8,

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .packed import PackedLinear
+
 ATTENTION_MODES = ("auto", "sdpa", "math")
 ATTENTION_ENV = "MEDIAFORMERS_ATTENTION"
 _choices: dict[tuple, str] = {}  # selector key -> "sdpa" | "math", measured once per process
@@ -228,6 +230,11 @@ class Attention(nn.Module):
             return
         if not drop <= set(alive):
             raise ValueError(f"heads: expected indices in [0, {len(alive) + len(self.pruned_heads)}), got {sorted(drop)}")
+        packed = isinstance(self.qkv, PackedLinear)
+        if not (packed or isinstance(self.qkv, nn.Linear)) or not isinstance(self.proj, (nn.Linear, PackedLinear)):
+            raise NotImplementedError(
+                f"prune_heads: this attention's projections are {type(self.qkv).__name__}/{type(self.proj).__name__} "
+                "(int8 from apply_precision); prune the fp32 model, then apply the precision")
         keep = torch.tensor([i for i, h in enumerate(alive) if h not in drop], device=self.qkv.weight.device)
         inner = self.num_heads * self.head_dim
         cols = (keep[:, None] * self.head_dim + torch.arange(self.head_dim, device=keep.device)).flatten()
@@ -239,6 +246,9 @@ class Attention(nn.Module):
                 setattr(self, name, nn.Parameter(getattr(self, name).detach()[cols].clone()))
         if self.q_bias is not None:
             self.k_bias = self.k_bias[cols].clone()
+        if packed:  # bf16 packed for oneDNN (precision.py): pack the pruned weights again
+            self.qkv = PackedLinear(self.qkv.weight, self.qkv_bias_parts())
+            self.proj = PackedLinear.from_linear(self.proj)
         self.num_heads = len(keep)
         self.pruned_heads |= drop
 
