@@ -94,6 +94,20 @@ def test_auto_picks_bf16_only_with_native_support(monkeypatch):
     assert p.resolve_precision("auto") == "bf16"
 
 
+def test_bf16_without_native_support_warns(monkeypatch):
+    import warnings
+
+    import mediaformers.precision as p
+
+    monkeypatch.setattr(p, "has_native_bf16", lambda device=None: False)
+    with pytest.warns(UserWarning, match="no native bf16.*emulated"):
+        assert p.resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(p, "has_native_bf16", lambda device=None: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert p.resolve_precision("bf16") == "bf16"
+
+
 def test_from_pretrained_takes_a_precision(tmp_path, cases):
     import mediaformers as mf
 

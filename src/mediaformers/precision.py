@@ -47,6 +47,9 @@ def resolve_precision(precision: str | None, device: torch.device | str | None =
         return "bf16" if has_native_bf16(device) else "fp32"
     if precision == "int8" and device.type != "cpu":
         raise ValueError(f"precision: int8 runs on the CPU only (dynamic quantisation), got device {device}")
+    if precision == "bf16" and device.type == "cpu" and not has_native_bf16(device):
+        warnings.warn("precision: bf16 asked for, but this CPU has no native bf16 (AVX512-BF16 or AMX): it runs "
+                      "emulated, usually slower than fp32; precision='auto' picks fp32 here", stacklevel=2)
     return precision
 
 
