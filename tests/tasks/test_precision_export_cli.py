@@ -27,6 +27,26 @@ def test_classify_precision_agrees_with_fp32(ckpts, media, precision):
     assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in a) < 0.02
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_zero_shot_and_embed_precision_agree_with_fp32(ckpts, media, tmp_path, precision):
+    import numpy as np
+
+    ask = ("zero-shot", ckpts["altclip"], media / "still.png", "--labels", "cat", "dog", "car", "--quiet")
+    base, low = _cli(*ask), _cli(*ask, "--precision", precision)
+    assert base.returncode == 0 and low.returncode == 0, low.stderr
+    a = {r["label"]: r["score"] for r in json.loads(base.stdout)["labels"]}
+    b = {r["label"]: r["score"] for r in json.loads(low.stdout)["labels"]}
+    assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in a) < 0.02
+    rows = {}
+    for p in ("fp32", precision):
+        done = _cli("embed", ckpts["ast"], media / "tone.wav", "-o", tmp_path / f"{p}.npy", "--quiet", "--precision", p)
+        assert done.returncode == 0, done.stderr
+        rows[p] = np.load(tmp_path / f"{p}.npy")
+    x, y = rows["fp32"].ravel(), rows[precision].ravel()
+    assert float(x @ y / np.linalg.norm(x) / np.linalg.norm(y)) > 0.99
+
+
 def test_pipeline_precision_is_applied(ckpts):
     pipe = pipeline(model=ckpts["ast"], precision="bf16")
     assert pipe.model.precision == "bf16" and str(pipe.model.dtype) == "torch.bfloat16"
