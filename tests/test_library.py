@@ -187,6 +187,31 @@ def test_cli_index_killed_and_resumed(fitted, media, tmp_path):
     assert out.returncode == 0 and Path(json.loads(out.stdout)["path"]).name == "green.png"
 
 
+def _vectors(lib: Library, table: str = "visual") -> dict[tuple, np.ndarray]:
+    rows = lib._table(table).to_arrow().to_pylist()
+    return {(Path(r["path"]).name, r["start"], r["whole"]): np.asarray(r["vector"]) for r in rows}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_precision_indexes_the_vectors_fp32_does(fitted, media, tmp_path, precision):
+    base = Library(tmp_path / "fp32", model=str(fitted), segment=2.0)
+    list(base.add([media / "pics"]))
+    low = Library(tmp_path / precision, model=str(fitted), segment=2.0, precision=precision)
+    list(low.add([media / "pics"]))
+    a, b = _vectors(base), _vectors(low)
+    assert a.keys() == b.keys() and len(a) == 3
+    assert min(float(a[k] @ b[k] / np.linalg.norm(a[k]) / np.linalg.norm(b[k])) for k in a) > 0.99
+    assert low._loaded("model").model.precision == precision and any(not np.array_equal(a[k], b[k]) for k in a)
+    # the index's precision is not the library's: an fp32 query finds the file in a low-precision index
+    assert Path(Library(tmp_path / precision).search(text="una imagen verde", k=1)[0].path).name == "green.png"
+    out = subprocess.run([sys.executable, "-m", "mediaformers", "search", str(tmp_path / "fp32"), "ein rotes Bild",
+                          "-k", "1", "--precision", precision], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and Path(json.loads(out.stdout)["path"]).name == "red.png", out.stderr
+    with pytest.raises(ValueError, match="precision: expected one of"):
+        Library(tmp_path / "fp32", precision="half")
+
+
 def test_errors_are_clear(fitted, media, tmp_path):
     with pytest.raises(LibraryError, match="a new library needs an image-text model"):
         Library(tmp_path / "new")

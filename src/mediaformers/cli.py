@@ -32,9 +32,7 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers that decode while the model runs")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8", "auto"],
-                   help="inference precision: bf16 uses the CPU's/GPU's bf16 units, int8 quantises the "
-                        "encoder's Linear layers (CPU), auto = bf16 where the hardware has it")
+    _precision_flag(p)
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--frames", type=_positive("frames"), default=None,
@@ -49,6 +47,12 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
         p.add_argument("-o", "--output", help="write JSON Lines here (default: stdout)")
         p.add_argument("--resume", action="store_true", help="continue OUTPUT: skip inputs it already holds")
         p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+
+
+def _precision_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8", "auto"],
+                   help="inference precision: bf16 uses the CPU's/GPU's bf16 units, int8 quantises the "
+                        "encoder's Linear layers (CPU), auto = bf16 where the hardware has it")
 
 
 def _ray_flags(p: argparse.ArgumentParser) -> None:
@@ -113,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--segment", type=float, default=4.0, help="seconds per video segment (new library; default 4)")
     ix.add_argument("--no-prune", action="store_true", help="keep files that vanished from the given folders")
     ix.add_argument("--device", default=None)
+    _precision_flag(ix)
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
     ix.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                     help="embed the new and changed files in Ray actors (one per GPU, else the CPUs but one); "
@@ -126,12 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("-k", type=int, default=10, help="results (default 10)")
     se.add_argument("--where", help="SQL filter on path, start, end, kind, whole, e.g. \"kind = 'video'\"")
     se.add_argument("--device", default=None)
+    _precision_flag(se)
     sv = sub.add_parser("serve", help="a local search page over a library", epilog=EPILOG["serve"], formatter_class=fmt)
     sv.add_argument("library")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
     sv.add_argument("--device", default=None)
+    _precision_flag(sv)
     d = sub.add_parser("demo", help="generate labelled media, train small models on it, classify fresh media",
                        epilog=EPILOG["demo"], formatter_class=fmt)
     d.add_argument("folder", nargs="?", help="work folder (default: a new temporary folder); same as --workdir")
@@ -378,7 +385,7 @@ def _library(args, **new):
 
     if not os.path.isdir(args.library) and not new:
         raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
-    return Library(args.library, device=args.device, **new)
+    return Library(args.library, device=args.device, precision=args.precision, **new)
 
 
 def cmd_index(args) -> int:
@@ -387,7 +394,7 @@ def cmd_index(args) -> int:
         from .integrations.ray import library_embedder
 
         embed_many = library_embedder(args.library, address=args.ray or None, actors=args.ray_actors,
-                                      device=args.device, quiet=args.quiet)
+                                      device=args.device, quiet=args.quiet, precision=args.precision)
     lib = _library(args, model=args.model, audio_model=args.audio_model, segment=args.segment)
     counts: dict[str, int] = {}
     for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many), None, args.quiet):

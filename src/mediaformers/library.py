@@ -82,12 +82,17 @@ class Library:
 
     ``model``: an image-text checkpoint (folder, hub id or registry name) for images and video;
     ``audio_model``: optionally, an audio checkpoint for sounds. Both are fixed when the library is
-    created (``library.json``); opening an existing library uses the recorded ones.
+    created (``library.json``); opening an existing library uses the recorded ones. ``precision``
+    (``fp32``/``bf16``/``int8``/``auto``, as ``from_pretrained``) is how they run here, not part of the
+    library: vectors from different precisions agree to a cosine of 0.99 or better and are searched together.
     """
 
     def __init__(self, path: str | os.PathLike, *, model: str | None = None, audio_model: str | None = None,
-                 segment: float = 4.0, device: str | None = None, batch_size: int = 16):
+                 segment: float = 4.0, device: str | None = None, batch_size: int = 16,
+                 precision: str | None = None):
         import lancedb
+
+        from .precision import resolve_precision
 
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -111,6 +116,8 @@ class Library:
             meta = {"model": model, "audio_model": audio_model, "segment": float(segment), "version": 1}
         self.meta = meta
         self.device, self.batch_size = device, batch_size
+        resolve_precision(precision, device)  # a bad value fails here, before any model loads
+        self.precision = precision
         self._models: dict[str, Any] = {}
         self.path.mkdir(parents=True, exist_ok=True)
         self.db = lancedb.connect(str(self.path / "db"))
@@ -123,7 +130,7 @@ class Library:
             ref = self.meta[which]
             if ref is None:
                 raise LibraryError(f"{which}: this library has none; it was built with {self.meta}")
-            self._models[which] = load_model(ref, device=self.device)
+            self._models[which] = load_model(ref, device=self.device, precision=self.precision)
         return self._models[which]
 
     def _processor(self, which: str, kind: str):

@@ -331,10 +331,10 @@ class LibraryEmbedder:
     """``map_batches`` actor: opens the library (its models load once per actor) and embeds files exactly as
     ``Library.add`` does here; the results go back to the one process that writes the library."""
 
-    def __init__(self, library: str, device: str | None):
+    def __init__(self, library: str, device: str | None, precision: str | None = None):
         from ..library import Library
 
-        self.library = Library(library, device=device)
+        self.library = Library(library, device=device, precision=precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = [pickle.dumps(self.library.embed_or_error(str(p), str(k))) for p, k in zip(batch["path"], batch["kind"])]
@@ -342,7 +342,7 @@ class LibraryEmbedder:
 
 
 def library_embedder(library: str | os.PathLike, *, address: str | None = None, actors: int | None = None,
-                     device: str | None = None, quiet: bool = False,
+                     device: str | None = None, quiet: bool = False, precision: str | None = None,
                      actor: type[LibraryEmbedder] = LibraryEmbedder) -> Callable:
     """``Library.add(embed_many=...)`` on Ray: the files to embed are spread over actors (one per GPU, else the
     CPUs but one); each result streams back as it is ready, and the caller writes it. A dead actor is restarted
@@ -359,7 +359,7 @@ def library_embedder(library: str | os.PathLike, *, address: str | None = None, 
             ctx.enable_progress_bars = not quiet
             try:
                 ds = ray.data.from_items([{"path": p, "kind": k} for p, k in pairs], override_num_blocks=len(pairs))
-                ds = ds.map_batches(actor, fn_constructor_args=(str(library), device), batch_size=1,
+                ds = ds.map_batches(actor, fn_constructor_args=(str(library), device, precision), batch_size=1,
                                     batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(n, len(pairs))),
                                     num_cpus=1, num_gpus=1 if gpu else 0)
                 for row in ds.iter_rows():
