@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,9 @@ class Library:
             meta = {"model": model, "audio_model": audio_model, "segment": float(segment), "version": 1}
         self.meta = meta
         self.device, self.batch_size = device, batch_size
-        resolve_precision(precision, device)  # a bad value fails here, before any model loads
+        with warnings.catch_warnings():  # a bad value fails here, before any model loads; loading warns
+            warnings.simplefilter("ignore")
+            resolve_precision(precision, device)
         self.precision = precision
         self._models: dict[str, Any] = {}
         self.path.mkdir(parents=True, exist_ok=True)
