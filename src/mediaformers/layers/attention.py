@@ -246,9 +246,10 @@ class Attention(nn.Module):
                 setattr(self, name, nn.Parameter(getattr(self, name).detach()[cols].clone()))
         if self.q_bias is not None:
             self.k_bias = self.k_bias[cols].clone()
-        if packed:  # bf16 packed for oneDNN (precision.py): pack the pruned weights again
-            self.qkv = PackedLinear(self.qkv.weight, self.qkv_bias_parts())
-            self.proj = PackedLinear.from_linear(self.proj)
+        if packed:  # bf16 packed for oneDNN: pack the pruned weights again, as apply_precision does
+            from ..precision import _pack_linears
+
+            _pack_linears(self)
         self.num_heads = len(keep)
         self.pruned_heads |= drop
 
