@@ -52,7 +52,7 @@ def test_fc1_hook_sees_fc1_output_not_the_activation():
         assert torch.equal(seen[0], mlp.fc1(x))
 
 
-def test_global_hook_and_act_hook_see_the_activation_input():
+def test_global_hooks_and_act_hook_see_the_activation_input():
     mlp, x = _mlp(), torch.randn(2, 5, 12)
     with torch.no_grad():
         want = mlp.fc1(x)
@@ -65,6 +65,15 @@ def test_global_hook_and_act_hook_see_the_activation_input():
     seen.clear()
     handle = torch.nn.modules.module.register_module_forward_hook(
         lambda m, args, out: seen.append(out) if m is mlp.fc1 else None)
+    try:
+        with torch.no_grad():
+            mlp(x)
+    finally:
+        handle.remove()
+    assert torch.equal(seen[0], want)
+    seen.clear()
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda m, args: seen.append(args[0]) if m is mlp.act else None)
     try:
         with torch.no_grad():
             mlp(x)

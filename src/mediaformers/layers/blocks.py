@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.modules.module import _global_forward_hooks
+from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 from torch.utils.checkpoint import checkpoint
 
 from .activations import Activation
@@ -25,7 +25,7 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)
         # fc1's output is this block's own buffer unless a hook kept it: the activation may overwrite it.
-        h = self.act(h, overwrite=not (self.fc1._forward_hooks or _global_forward_hooks))
+        h = self.act(h, overwrite=not (self.fc1._forward_hooks or _global_forward_hooks or _global_forward_pre_hooks))
         return self.drop(self.fc2(h))
 
 
