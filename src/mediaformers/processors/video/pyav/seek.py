@@ -1,0 +1,102 @@
+"""Seek policy for the PyAV backend: when a seek beats decoding on, where keyframes are, and checked
+seeks (a seek whose first frame lands after its target is retried further back, a bounded number of
+times, then the file is decoded from the start)."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+
+import av
+
+from ..backend import VideoDecodeError
+from .container import _SEEKABLE
+
+# Without a keyframe index, a seek is tried only for a target at least this far ahead.
+_NO_INDEX_SEEK_S = 4.0
+# A seek pays off when it skips more than this many frames of decoding.
+_SEEK_COST_FRAMES = 4
+# A seek whose first frame lands after the target is retried this many times, each time further back,
+# before decoding from the start.
+_SEEK_RETRIES = 4
+
+
+class SeekPolicy:
+    """A mixin of ``VideoReader``: keyframe index, seek-or-decode decisions, checked seeks."""
+
+    def _seek(self, seconds_abs: float) -> None:
+        """Seek to the keyframe at or before ``seconds_abs`` (absolute stream time) and drop decoder state."""
+        offset = int(math.floor(seconds_abs / self._stream.time_base))
+        self._fresh = False
+        try:
+            self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
+        except av.FFmpegError as e:
+            raise VideoDecodeError(f"cannot seek in video '{self.name}' (FFmpeg: {e})") from e
+
+    def _keyframe_times(self) -> list[float] | None:
+        """Sorted keyframe times (relative seconds) from the demuxer's index, when it has one.
+
+        A hint for planning only: index times can be decode times (B-frames) or point past the frame,
+        so every seek is checked against the frame it actually yields.
+        """
+        if not hasattr(self, "_keyframes"):
+            tb = float(self._stream.time_base)
+            try:
+                times = sorted(e.timestamp * tb for e in self._stream.index_entries if e.is_keyframe)
+            except (TypeError, AttributeError):
+                times = []
+            self._keyframes = [t - times[0] for t in times] if len(times) > 1 else None
+        return self._keyframes
+
+    def _dense(self, targets: list[float]) -> bool:
+        """Whether one forward decode beats seeking: targets fill most of the keyframe intervals they span."""
+        keyframes = self._keyframe_times()
+        if keyframes is None:  # no index (WebM without cues, TS, AVI without idx1): judge by time
+            return len(targets) >= max(2.0, (targets[-1] - targets[0]) / 2.0)
+        gops = {bisect.bisect_right(keyframes, t) for t in targets}
+        spanned = bisect.bisect_right(keyframes, targets[-1]) - max(0, bisect.bisect_right(keyframes, targets[0]) - 1)
+        return len(gops) >= 0.5 * spanned or targets[0] < keyframes[1] and len(gops) >= 0.5 * (spanned + 1)
+
+    def _can_seek(self) -> bool:
+        seekable = isinstance(self._source, (str, os.PathLike)) or self._source.seekable()
+        return self._format in _SEEKABLE and seekable
+
+    def _worth_seeking(self, target: float, position: float) -> bool:
+        """Whether a seek for ``target`` can land past ``position`` (else decoding on is cheaper)."""
+        if not self._can_seek():
+            return False
+        keyframes = self._keyframe_times()
+        if keyframes is None:
+            return target - position > _NO_INDEX_SEEK_S
+        k = bisect.bisect_right(keyframes, target + 1e-6) - 1
+        # Frames a seek would skip, against its own cost (a demuxer jump and a decoder flush).
+        return k >= 0 and keyframes[k] - position > max(_SEEK_COST_FRAMES / (self.metadata.fps or 25.0), 0.25)
+
+    def _start(self, target: float):
+        """A frame iterator positioned so its first frame is at or before ``target``, and that frame.
+
+        Seeks to the keyframe before ``target`` and checks the frame it lands on; a seek that lands
+        after the target (or nowhere) is retried further back, then the file is decoded from the start.
+        """
+        keyframes = self._keyframe_times()
+        near = (target < keyframes[1] - 1e-6) if keyframes is not None else target <= _NO_INDEX_SEEK_S
+        if self._can_seek() and not near:
+            back = 0.0
+            for _ in range(_SEEK_RETRIES):
+                self._seek(self.metadata.start_time + max(0.0, target - back))
+                frames = self._frames()
+                first = next(frames, None)
+                if first is not None:
+                    t = self._time(first, -math.inf)
+                    if t <= target + 1e-6:
+                        return frames, first
+                    back = max(2.0 * back, t - target + 1.0)
+                else:
+                    back = max(2.0 * back, 1.0)
+                if target - back <= 0:
+                    break
+        self._reopen("SLICE" if self._seeking else None)
+        frames = self._frames()
+        return frames, next(frames, None)
+
