@@ -12,6 +12,7 @@ import torch
 
 from ..backend import VideoDecodeError, VideoMetadata, VideoSource, source_name
 from .convert import normalise_rotation
+from .stamps import stamp_frames
 
 # Containers whose seeks land on frames with trustworthy timestamps. In MPEG-PS/TS, raw streams and
 # the like, the first frames a decoder gives after a seek can carry another frame's pts (B-frames
@@ -26,12 +27,18 @@ _BY_ORDER = {"avi", "h264", "hevc", "mpegvideo", "m4v", "h263", "rawvideo"}
 # from the packets instead.
 _UNRELIABLE_DURATION = {"mpeg", "mpegts", "mpegvideo", "m4v", "h264", "hevc", "h263", "mjpeg", "rawvideo",
                         "image2", "flv", "avi"}
+# Containers where FFmpeg invents the stamps packets lack from the header's frame rate (an MPEG-PS packet
+# holds several pictures and one stamp; a header may claim 25 fps over frames stamped 1/29.97 s apart):
+# read with ``fflags=nofillin``, so only the file's own stamps are seen, and the frames between two
+# stamps are timed from those stamps (``_timed``), never from the header's rate.
+_SPARSE_STAMPS = {"mpeg", "mpegts"}
 # FFmpeg "decodes" any text file as ANSI art through its tty demuxer; that is not a video.
 _TEXT_FORMATS = {"tty"}
 _TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
 
-def _open(source: VideoSource) -> av.container.InputContainer:
-    """``av.open`` that refuses empty, missing and non-video inputs with a clear message."""
+def _open(source: VideoSource, stamps_only: bool = False) -> av.container.InputContainer:
+    """``av.open`` that refuses empty, missing and non-video inputs with a clear message.
+    ``stamps_only``: FFmpeg leaves packets without a stamp unstamped (see ``_SPARSE_STAMPS``)."""
     name = source_name(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -44,7 +51,7 @@ def _open(source: VideoSource) -> av.container.InputContainer:
             raise VideoDecodeError(f"cannot open video '{name}': the file is empty (0 bytes)")
     try:
         container = av.open(source if not isinstance(source, os.PathLike) else os.fspath(source),
-                            metadata_errors="ignore")
+                            metadata_errors="ignore", options={"fflags": "nofillin"} if stamps_only else None)
     except av.FFmpegError as e:
         raise VideoDecodeError(
             f"cannot open video '{name}': not a readable media file or truncated before its header "
@@ -144,6 +151,23 @@ class ContainerFacts:
             return float(frame.pts * frame.time_base) - self.metadata.start_time
         return prev_t + 1.0 / (self.metadata.fps or 25.0) if math.isfinite(prev_t) else 0.0
 
+    def _timed(self, frames):
+        """``(frame, seconds)`` for each frame of ``frames`` (output order).
+
+        In MPEG-PS/TS (``_SPARSE_STAMPS``) frames without a stamp of their own are held (boundedly) until
+        the next stamped frame and timed from the stamps (``stamps.py``); elsewhere ``_time`` dates each frame.
+        """
+        if not self._sparse:
+            t = -math.inf
+            for frame in frames:
+                t = self._time(frame, t)
+                yield frame, t
+            return
+        tb = self._stream.time_base
+        nominal = max(1, round(1 / ((self.metadata.fps or 25.0) * tb)))
+        for frame, stamp in stamp_frames(frames, nominal):
+            yield frame, float(stamp * tb) - self.metadata.start_time
+
     def _reliable_duration(self) -> bool:
         """Whether the header's duration can be believed (not an estimate from a bit rate)."""
         return self._format not in _UNRELIABLE_DURATION
@@ -152,21 +176,32 @@ class ContainerFacts:
         """``(n,)`` float64 presentation times (s, from start) of every frame, by demuxing only.
 
         Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files and
-        files whose header counts are estimates.
+        files whose header counts are estimates. Raw streams and AVI (``_BY_ORDER``) count packets,
+        stamped or not; MPEG-PS/TS whose packets are not all stamped are decoded (MPEG-1/2 decode
+        fast) so that frames between stamps get the times reads give them (``_timed``).
         """
         self._reopen()
         tb = self._stream.time_base
         pts: list[int] = []
+        unstamped = 0
         self._fresh = False
         try:
             for packet in self._container.demux(self._stream):
-                if packet.pts is not None and packet.size > 0:
-                    pts.append(packet.pts)
+                if packet.size > 0:
+                    if packet.pts is None:
+                        unstamped += 1
+                    else:
+                        pts.append(packet.pts)
         except av.FFmpegError:
             pass  # a cut file: the packets before the cut
         self._reopen()
         if self._by_order:  # one frame per packet, at the nominal rate (see _BY_ORDER)
-            return torch.arange(len(pts), dtype=torch.float64) / (self.metadata.fps or 25.0)
+            return torch.arange(len(pts) + unstamped, dtype=torch.float64) / (self.metadata.fps or 25.0)
+        if self._sparse and unstamped:
+            self._fresh = False
+            times = [t for _, t in self._timed(self._frames())]  # bounded: one pass over the file
+            self._reopen()
+            return torch.tensor(sorted(times), dtype=torch.float64)
         if not pts:
             return torch.zeros(0, dtype=torch.float64)
         return (torch.tensor(sorted(pts), dtype=torch.float64) * float(tb)) - self.metadata.start_time

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..backend import MAX_PIXELS, VideoDecodeError, VideoSource, source_name
-from .container import _BY_ORDER, ContainerFacts, _open, _video_streams
+from .container import _BY_ORDER, _SPARSE_STAMPS, ContainerFacts, _open, _video_streams
 from .convert import rotate, to_rgb
 from .parallel import ParallelDecode
 from .seek import SeekPolicy
@@ -60,8 +60,12 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
         self._skip_targets: list[float] | None = None
         self._nonref_fed: list[float] = []
         self.frames_decoded = 0  # frames the decoder gave us, all requests together (tests, benchmarks)
+        self._sparse = False  # set after the probe: the header's facts come from a default open
         self._reopen()
         self.metadata = self._probe()
+        if self._format in _SPARSE_STAMPS:
+            self._sparse, self._fresh = True, False
+            self._reopen()
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
@@ -82,7 +86,7 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
                     raise VideoDecodeError(f"cannot rewind '{self.name}': a non-seekable stream can be read once")
             else:
                 self._source.seek(0)
-        self._container = _open(self._source)
+        self._container = _open(self._source, self._sparse)
         self._stream = _video_streams(self._container)[0]
         self._count = 0  # frames yielded since the file was opened (decoder output order)
         self._format = self._container.format.name.split(",")[0] if self._container.format else ""
@@ -191,11 +195,11 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
         i, sought = 0, 0  # the first target's seek is _start's
         frames, pending = self._start(targets[0])
         while i < n:
-            frame = pending if pending is not None else next(frames, None)
+            pair = pending if pending is not None else next(frames, None)
             pending = None
-            if frame is None:
+            if pair is None:
                 break
-            t = self._time(frame, prev_t)
+            frame, t = pair
             if skipping and t < prev_t:  # output out of pts order: "later pts" no longer means "shown later"
                 raise _SkipUnsafe
             if t > targets[i] + eps:
@@ -228,8 +232,8 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
         if self._threads:
             self._reopen("SLICE")
         for target in targets:
-            _, frame = self._start(target)
-            if frame is None:  # past the end, or damage: keep the last good keyframe
+            _, first = self._start(target)
+            if first is None:  # past the end, or damage: keep the last good keyframe
                 if not results:
                     cause = f"FFmpeg: {self._error}" if self._error else "no decodable video frames"
                     raise VideoDecodeError(f"cannot decode video '{self.name}': {cause}")
@@ -238,6 +242,7 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
                                            f"(FFmpeg: {self._error}); pass allow_partial=True")
                 results.append(results[-1])
                 continue
+            frame = first[0]
             key = frame.pts
             if key not in cache:
                 cache[key] = self._rgb(frame)

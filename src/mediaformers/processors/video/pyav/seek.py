@@ -74,7 +74,8 @@ class SeekPolicy:
         return k >= 0 and keyframes[k] - position > max(_SEEK_COST_FRAMES / (self.metadata.fps or 25.0), 0.25)
 
     def _start(self, target: float):
-        """A frame iterator positioned so its first frame is at or before ``target``, and that frame.
+        """A ``(frame, seconds)`` iterator positioned so its first frame is at or before ``target``, and
+        that first pair (None at end of stream).
 
         Seeks to the keyframe before ``target`` and checks the frame it lands on; a seek that lands
         after the target (or nowhere) is retried further back, then the file is decoded from the start.
@@ -85,10 +86,10 @@ class SeekPolicy:
             back = 0.0
             for _ in range(_SEEK_RETRIES):
                 self._seek(self.metadata.start_time + max(0.0, target - back))
-                frames = self._frames()
+                frames = self._timed(self._frames())
                 first = next(frames, None)
                 if first is not None:
-                    t = self._time(first, -math.inf)
+                    t = first[1]
                     if t <= target + 1e-6:
                         return frames, first
                     back = max(2.0 * back, t - target + 1.0)
@@ -97,6 +98,6 @@ class SeekPolicy:
                 if target - back <= 0:
                     break
         self._reopen("SLICE" if self._seeking else None)
-        frames = self._frames()
+        frames = self._timed(self._frames())
         return frames, next(frames, None)
 
