@@ -111,10 +111,12 @@ def read_clip(
             if times.numel() == 0:
                 raise VideoDecodeError(f"cannot decode video '{reader.name}': no video packets")
             fps = meta.fps or 25.0
+            # The last frame's own duration where the packets carry one (a VFR file's last frame can be long).
+            end = reader.packets_end if reader.packets_end is not None else float(times[-1]) + 2.0 / fps
             if (not allow_partial and meta.duration and reader._reliable_duration()
-                    and float(times[-1]) + 2.0 / fps + _TRUNCATION_SLACK_S < meta.duration):
+                    and end + _TRUNCATION_SLACK_S < meta.duration):
                 raise VideoDecodeError(
-                    f"cannot decode video '{reader.name}': the packets end at {float(times[-1]):.3f}s but the "
+                    f"cannot decode video '{reader.name}': the packets end at {end:.3f}s but the "
                     f"header says {meta.duration:.3f}s (truncated?); pass allow_partial=True to sample what is there")
             if span is not None:
                 times = _in_range(times, *span, float(times[-1]) + 1.0 / fps, reader.name)

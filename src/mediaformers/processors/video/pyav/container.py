@@ -168,6 +168,13 @@ class ContainerFacts:
         for frame, stamp in stamp_frames(frames, nominal):
             yield frame, float(stamp * tb) - self.metadata.start_time
 
+    def _shown_until(self, frame: av.VideoFrame, t: float) -> float:
+        """When ``frame`` (shown from ``t``) leaves the screen: its own duration (the packet's, so a VFR
+        file's long last frame counts), else two nominal frame durations."""
+        if frame.duration and frame.time_base is not None:
+            return t + float(frame.duration * frame.time_base)
+        return t + 2.0 / (self.metadata.fps or 25.0)
+
     def _reliable_duration(self) -> bool:
         """Whether the header's duration can be believed (not an estimate from a bit rate)."""
         return self._format not in _UNRELIABLE_DURATION
@@ -175,7 +182,8 @@ class ContainerFacts:
     def frame_times(self) -> torch.Tensor:
         """``(n,)`` float64 presentation times (s, from start) of every frame, by demuxing only.
 
-        Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files and
+        Sets ``packets_end``: when the last frame leaves the screen by the packets' durations (None:
+        they carry none). Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files and
         files whose header counts are estimates. Raw streams and AVI (``_BY_ORDER``) count packets,
         stamped or not; MPEG-PS/TS whose packets are not all stamped are decoded (MPEG-1/2 decode
         fast) so that frames between stamps get the times reads give them (``_timed``).
@@ -183,7 +191,7 @@ class ContainerFacts:
         self._reopen()
         tb = self._stream.time_base
         pts: list[int] = []
-        unstamped = 0
+        unstamped, end = 0, -math.inf
         self._fresh = False
         try:
             for packet in self._container.demux(self._stream):
@@ -192,6 +200,7 @@ class ContainerFacts:
                         unstamped += 1
                     else:
                         pts.append(packet.pts)
+                        end = max(end, packet.pts + (packet.duration or 0))
         except av.FFmpegError:
             pass  # a cut file: the packets before the cut
         self._reopen()
@@ -204,5 +213,7 @@ class ContainerFacts:
             return torch.tensor(sorted(times), dtype=torch.float64)
         if not pts:
             return torch.zeros(0, dtype=torch.float64)
+        # Where the last frame leaves the screen, by the packets' durations (read_clip's truncation check).
+        self.packets_end = float(end * tb) - self.metadata.start_time if end > max(pts) else None
         return (torch.tensor(sorted(pts), dtype=torch.float64) * float(tb)) - self.metadata.start_time
 

@@ -25,7 +25,7 @@ from .seek import SeekPolicy
 from .skip import _SKIP_LOOKBACK, SkipNonref, _SkipUnsafe
 
 # A request left unanswered at end of stream counts as truncation only when it lies this far past
-# the last decoded frame (plus two frame durations): headers round durations a little.
+# the end of the last decoded frame: headers round durations a little.
 _TRUNCATION_SLACK_S = 0.25
 # Undecodable packets skipped after a seek before the first frame (a stream starting on non-key data).
 _SKIP_AFTER_SEEK = 512
@@ -59,6 +59,7 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
         self._skip_nonref = True
         self._skip_targets: list[float] | None = None
         self._nonref_fed: list[float] = []
+        self.packets_end: float | None = None  # set by frame_times()
         self.frames_decoded = 0  # frames the decoder gave us, all requests together (tests, benchmarks)
         self._sparse = False  # set after the probe: the header's facts come from a default open
         self._reopen()
@@ -257,10 +258,9 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
         if last is None:
             cause = f"FFmpeg: {error}" if error else "no decodable video frames"
             raise VideoDecodeError(f"cannot decode video '{self.name}': {cause}")
-        fps = self.metadata.fps or 25.0
         damaged = error is not None or (
             self.metadata.duration is not None and self._reliable_duration()
-            and last_t + 2.0 / fps + _TRUNCATION_SLACK_S < min(targets[pending[-1]], self.metadata.duration)
+            and self._shown_until(last, last_t) + _TRUNCATION_SLACK_S < min(targets[pending[-1]], self.metadata.duration)
         )
         if damaged and not allow_partial:
             cause = f"FFmpeg: {error}" if error else (
