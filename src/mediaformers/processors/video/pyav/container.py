@@ -83,6 +83,15 @@ def _video_streams(container) -> list:
     return [s for s in container.streams.video if not _is_picture(s)]
 
 
+def _encrypted(packet: av.Packet) -> bool:
+    """Whether the packet carries CENC/cbcs encryption info (MP4 'encv' tracks, encrypted WebM): FFmpeg
+    would decode the ciphertext into noise that varies with threading."""
+    try:
+        return bool(packet.has_sidedata("encryption_info"))
+    except (AttributeError, ValueError, KeyError):  # a PyAV without side data access
+        return False
+
+
 def _rotation_from_tag(stream: av.video.stream.VideoStream) -> int:
     # Old muxers wrote a clockwise 'rotate' tag; FFmpeg >= 7 exposes only the display matrix,
     # which PyAV surfaces per frame (``VideoFrame.rotation``, counter-clockwise).
@@ -102,9 +111,12 @@ class ContainerFacts:
         rotation = self._first_frame_rotation()  # decodes a frame, then reopens: read the streams after
         s, c = self._stream, self._container
         tb = s.time_base
-        start = float(s.start_time * tb) if s.start_time is not None and tb else 0.0
+        stated = self._stated_start()
+        # The packets win over a header whose start lies after the first frame (VVC in MP4: start 2.12 s,
+        # frames from 1.16 s): frames before it stay reachable, and the duration counts from the real start.
+        start = min(stated, self._first_time) if self._first_time is not None else stated
         if s.duration is not None and tb:
-            duration = float(s.duration * tb)
+            duration = float(s.duration * tb) + (stated - start)
         elif c.duration is not None:
             # Container duration is in AV_TIME_BASE (microseconds) and counts from its own start.
             duration = c.duration / av.time_base - max(0.0, start - (c.start_time or 0) / av.time_base)
@@ -128,17 +140,36 @@ class ContainerFacts:
             start_time=start,
         )
 
+    def _stated_start(self) -> float:
+        """The stream's start time as its header states it (absolute seconds)."""
+        s = self._stream
+        return float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0
+
     def _first_frame_rotation(self) -> int:
         # PyAV 18 cannot read the stream's display matrix, but FFmpeg copies it onto every decoded
-        # frame; decoding one frame is cheap and the demuxer is rewound afterwards.
+        # frame; decoding one frame is cheap and the demuxer is rewound afterwards. The first packets
+        # also say whether the stream is encrypted.
         rotation = _rotation_from_tag(self._stream)
         self._fresh = False
+        self._first_time: float | None = None  # absolute seconds of the first frame shown
+        encrypted = False
         try:
-            for frame in self._container.decode(self._stream):
-                rotation = normalise_rotation(frame.rotation) if frame.rotation else rotation
-                break
+            for packet in self._container.demux(self._stream):
+                encrypted = encrypted or _encrypted(packet)
+                decoded = packet.decode()
+                if decoded:
+                    first = decoded[0]
+                    if first.pts is not None and first.time_base is not None and not self._by_order:
+                        self._first_time = float(first.pts * first.time_base)
+                    rotation = normalise_rotation(decoded[0].rotation) if decoded[0].rotation else rotation
+                    break
         except av.FFmpegError:
             pass  # the real decode reports damage with its context
+        if encrypted:
+            self.close()
+            raise VideoDecodeError(
+                f"cannot decode video '{self.name}': the video stream is encrypted (CENC/cbcs: its packets "
+                "carry encryption info); decrypt it first, e.g. ffmpeg -decryption_key KEY -i in.mp4 -c copy out.mp4")
         self._reopen()
         return rotation
 
