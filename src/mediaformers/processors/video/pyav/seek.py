@@ -78,7 +78,9 @@ class SeekPolicy:
         that first pair (None at end of stream).
 
         Seeks to the keyframe before ``target`` and checks the frame it lands on; a seek that lands
-        after the target (or nowhere) is retried further back, then the file is decoded from the start.
+        after the target (or nowhere), or on a frame the decoder reports as damaged (an IDR that cannot be
+        decoded alone: High 4:4:4's "top block unavailable"; a corrupt keyframe a forward decode conceals
+        from the frame before), is retried further back, then the file is decoded from the start.
         """
         keyframes = self._keyframe_times()
         near = (target < keyframes[1] - 1e-6) if keyframes is not None else target <= _NO_INDEX_SEEK_S
@@ -90,9 +92,12 @@ class SeekPolicy:
                 first = next(frames, None)
                 if first is not None:
                     t = first[1]
-                    if t <= target + 1e-6:
+                    if t <= target + 1e-6 and not first[0].is_corrupt:
                         return frames, first
-                    back = max(2.0 * back, t - target + 1.0)
+                    if t <= target + 1e-6:  # the decoder concealed errors: land before this keyframe
+                        back = max(2.0 * back, target - t + 1e-3)
+                    else:
+                        back = max(2.0 * back, t - target + 1.0)
                 else:
                     back = max(2.0 * back, 1.0)
                 if target - back <= 0:
