@@ -11,7 +11,7 @@ import os
 import av
 
 from ..backend import VideoDecodeError
-from .container import _SEEKABLE
+from .container import _SEEKABLE, _open, _video_streams
 
 # Without a keyframe index, a seek is tried only for a target at least this far ahead.
 _NO_INDEX_SEEK_S = 4.0
@@ -35,7 +35,8 @@ class SeekPolicy:
             raise VideoDecodeError(f"cannot seek in video '{self.name}' (FFmpeg: {e})") from e
 
     def _keyframe_times(self) -> list[float] | None:
-        """Sorted keyframe times (relative seconds) from the demuxer's index, when it has one.
+        """Sorted keyframe times (relative seconds) from the demuxer's index, or from the packets when the
+        file has none (``_scan_keyframes``).
 
         A hint for planning only: index times can be decode times (B-frames) or point past the frame,
         so every seek is checked against the frame it actually yields.
@@ -46,8 +47,29 @@ class SeekPolicy:
                 times = sorted(e.timestamp * tb for e in self._stream.index_entries if e.is_keyframe)
             except (TypeError, AttributeError):
                 times = []
+            if len(times) <= 1 and self._can_seek() and isinstance(self._source, (str, os.PathLike)):
+                times = self._scan_keyframes()
             self._keyframes = [t - times[0] for t in times] if len(times) > 1 else None
         return self._keyframes
+
+    def _scan_keyframes(self) -> list[float]:
+        """Keyframe times (absolute seconds) from the packets' key flags, by demuxing only: the index of a
+        file muxed without one (WebM/MKV without Cues, FLV without keyframe metadata). Demuxing is cheap
+        next to decoding, and without it every sparse request decodes the whole file. Bounded by the
+        file (the demuxer ends), in a container of its own so the reader's position is untouched."""
+        times: list[float] = []
+        container = _open(self._source)
+        try:
+            stream = _video_streams(container)[0]
+            tb = float(stream.time_base)
+            for packet in container.demux(stream):
+                if packet.is_keyframe and packet.pts is not None:
+                    times.append(packet.pts * tb)
+        except av.FFmpegError:
+            pass  # a cut file: the keyframes before the cut
+        finally:
+            container.close()
+        return sorted(times)
 
     def _dense(self, targets: list[float]) -> bool:
         """Whether one forward decode beats seeking: targets fill most of the keyframe intervals they span."""
