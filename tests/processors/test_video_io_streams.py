@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from mediaformers.processors.sampling import ClipSampler
-from mediaformers.processors.video import VideoDecodeError, VideoReader, probe_video, read_clip, read_frames_at
+from mediaformers.processors.video import (
+    VideoDecodeError,
+    VideoReader,
+    probe_video,
+    read_clip,
+    read_frames_at,
+)
 from mediaformers.processors.video.pyav import stamps
 from tests.media import frame_index_of
 from tests.wild.video_corpus import (
@@ -73,7 +79,7 @@ def test_every_time_matches_the_reference(corpus, name):
 def test_read_clip_samples_the_real_frames(corpus, name):
     """read_clip numbers frames from the packets (raw streams included) and decodes each one exactly
     (an MP4 states a frame count, so its VFR frames are numbered from the packets on request)."""
-    item, times, ref, _ = _get(corpus, name)
+    item, times, _, _ = _get(corpus, name)
     clip = read_clip(item.path, ClipSampler("uniform", num_frames=len(times)), exact_times=name.endswith(".mp4"))
     clip = clip[0].numpy()
     assert [frame_index_of(f) for f in clip] == list(range(len(times)))
@@ -82,7 +88,7 @@ def test_read_clip_samples_the_real_frames(corpus, name):
 @pytest.mark.timeout(30)
 def test_mpeg_header_rate_never_times_frames(corpus):
     """Issue 26.1: header 25 fps, frames stamped 1/29.97 s apart; t x 25 would give frame 20 at 0.8 s."""
-    item, times, ref, _ = _get(corpus, "mpeg1_header25.mpg")
+    item, times, _, _ = _get(corpus, "mpeg1_header25.mpg")
     assert probe_video(item.path).fps == 25.0  # the header's claim, kept as metadata
     assert frame_index_of(read_frames_at(item.path, [0.8])[0].numpy()) == 23  # 0.8 s x 29.97
     with VideoReader(item.path) as reader:
@@ -92,7 +98,7 @@ def test_mpeg_header_rate_never_times_frames(corpus):
 @pytest.mark.timeout(30)
 def test_long_last_frame_is_not_truncation(corpus):
     """Issue 26.2: the last frame (1.3 s) lasts 1.57 s by its packet; the header ends at 2.87 s."""
-    item, times, ref, _ = _get(corpus, "vfr_long_last.mp4")
+    item, _, _, _ = _get(corpus, "vfr_long_last.mp4")
     assert abs(probe_video(item.path).duration - 2.87) < 1e-3
     got = read_frames_at(item.path, [1.5, 2.0, 2.8, 2.86]).numpy()
     assert [frame_index_of(f) for f in got] == [9, 9, 9, 9]
@@ -110,7 +116,7 @@ def test_long_last_frame_is_not_truncation(corpus):
 def test_no_cues_seeks_instead_of_decoding_everything(corpus, name):
     """Issue 26.7: without Cues the keyframes come from the packets' flags (no decoding), so sparse
     requests seek (and may split over parallel readers) rather than decode the whole file."""
-    item, times, ref, _ = _get(corpus, name)
+    item, times, _, _ = _get(corpus, name)
     probes = [0.45, 1.75, 2.95, 3.85]
     with VideoReader(item.path, threads=False) as reader:  # one reader: count its seeks and frames
         assert reader._keyframe_times() == pytest.approx([0.0, 1.2, 2.4, 3.6])
@@ -135,7 +141,7 @@ def test_encrypted_mp4_is_refused(tmp_path):
 def test_a_start_time_after_the_first_frame_yields_to_the_packets(corpus, monkeypatch):
     """Issue 26.6 (VVC in MP4: start 2.12 s, packets from 1.16 s), injected: the header states a start
     1 s after the first frame. Frames before it stay reachable; the end is not taken for a cut."""
-    item, times, ref, _ = _get(corpus, "nocues.mkv")
+    item, _, _, _ = _get(corpus, "nocues.mkv")
     real = VideoReader._stated_start
     monkeypatch.setattr(VideoReader, "_stated_start", lambda self: real(self) + 1.0)
     with VideoReader(item.path) as reader:
@@ -160,7 +166,7 @@ def test_a_concealed_keyframe_after_a_seek_falls_back(tmp_path):
 def test_a_decoder_that_flags_every_frame_cannot_loop(corpus, monkeypatch):
     """Every frame reported concealed: each seek backs off a bounded number of times, then the file is
     decoded from the start (the frames are what a forward decode gives)."""
-    item, times, ref, _ = _get(corpus, "nocues.mkv")
+    item, _, _, _ = _get(corpus, "nocues.mkv")
 
     class Flagged:
         def __init__(self, frame):

@@ -14,7 +14,7 @@ from typing import IO, Protocol, Union
 import numpy as np
 import torch
 
-VideoSource = Union[str, os.PathLike, IO[bytes]]
+VideoSource = Union[str, os.PathLike, IO[bytes]]  # noqa: UP007 (a runtime alias)
 
 # A frame larger than this is scaled down inside FFmpeg (same aspect): models take a few hundred pixels,
 # and a 16000x16000 picture would otherwise take gigabytes per copy.

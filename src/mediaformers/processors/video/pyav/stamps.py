@@ -17,7 +17,7 @@ the time its stamp says.
 from __future__ import annotations
 
 import statistics
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 # Stamps to see (or frames to hold) before choosing the step.
 _DECIDE_STAMPS = 4
