@@ -2,6 +2,7 @@
 
     python benchmarks/bench_video.py                       # everything
     python benchmarks/bench_video.py --only decode --keep /tmp/vbench --files 1 2   # two files, cached
+    python benchmarks/bench_video.py --only wild            # issue 26's structures vs decode-all, decord2
 
 1. transform: 16 decoded 320x240 frames through our VideoMAE processor vs transformers'
    VideoMAEImageProcessorPil (target >= 5x faster).
@@ -9,14 +10,22 @@
    720p/1080p, GOP 0.5-10 s, with and without B-frames) with our reader (exact and keyframe
    modes) vs PyAV decoding every frame and picking, and vs decord2 where it installs.
 3. pipeline: decode + transform in clips/s through a DataLoader with 0, 1 and 2 workers.
+4. wild: exact 16-frame reads (16 frames evenly spaced over the real frames, read by their times) on
+   files with the structures of issue 26 (see WILD: WebM/MKV without Cues, VFR MP4, MPEG-TS, MPEG-PS,
+   h264 4:4:4, long GOPs) with our reader vs PyAV decoding every frame (frame threads) vs decord2 where
+   it installs; every read is checked frame for frame against decode-all. ``--small`` makes tiny files
+   (a smoke run of the script, no figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from mediaformers.processors.datasets import VideoClipDataset, collate_video_clips
 from mediaformers.processors.sampling import ClipSampler, uniform
-from mediaformers.processors.video_io import read_clip
+from mediaformers.processors.video import VideoReader, read_clip, read_frames_at
 from mediaformers.processors.video_processors import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
@@ -135,6 +144,107 @@ def bench_decode(tmp: Path, only: list[int] | None = None, keep: bool = False) -
             path.unlink()
 
 
+class _NoSeek(io.RawIOBase):
+    """A write-only file the muxer cannot seek in: Matroska then writes no Cues (no keyframe index)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, b) -> int:
+        return self.f.write(b)
+
+
+# name: (file suffix, encoder, pix_fmt, GOP seconds, VFR, no index, encoder options)
+WILD = {
+    "WebM VP8, no Cues": (".webm", "libvpx", "yuv420p", 2.0, False, True, {"deadline": "realtime", "cpu-used": "8"}),
+    "MKV h264, no Cues, B-frames": (".mkv", "libx264", "yuv420p", 2.0, False, True, {"preset": "veryfast"}),
+    "MP4 h264 VFR, B-frames": (".mp4", "libx264", "yuv420p", 2.0, True, False, {"preset": "veryfast"}),
+    "MPEG-TS h264, B-frames": (".ts", "libx264", "yuv420p", 2.0, False, False, {"preset": "veryfast"}),
+    "MPEG-PS mpeg2video": (".mpg", "mpeg2video", "yuv420p", 0.5, False, False, {"bf": "2"}),
+    "MP4 h264 High 4:4:4": (".mp4", "libx264", "yuv444p", 2.0, False, False, {"preset": "veryfast"}),
+    "MP4 h264 GOP 10 s, B-frames": (".mp4", "libx264", "yuv420p", 10.0, False, False, {"preset": "veryfast"}),
+}
+
+
+def make_wild_video(path: Path, seconds: float, size: tuple[int, int], fps: int, spec) -> Path:
+    """A file of one WILD structure: a panning picture, VFR as jittered frame times, no index by muxing
+    to a non-seekable output."""
+    _, codec, pix_fmt, gop_s, vfr, no_index, options = spec
+    h, w = size
+    base = natural_frames(1, (h, w), seed=0)[0]
+    loop = [np.roll(base, shift=(i * 7) % w, axis=1) for i in range(2 * fps)]
+    rng = np.random.default_rng(0)
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(open(path, "wb")) if no_index else None
+        fmt = ("webm" if path.suffix == ".webm" else "matroska") if raw else None
+        container = stack.enter_context(av.open(_NoSeek(raw) if raw else str(path), "w", format=fmt))
+        stream = container.add_stream(codec, rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        stream.codec_context.gop_size = max(1, int(gop_s * fps))
+        if vfr:  # frame i at i/fps plus up to half a frame of jitter, in a fine time base
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000 * fps)
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(loop[i % len(loop)], format="rgb24")
+            frame.pts = i * 1000 + int(rng.integers(0, 500)) if vfr else i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def decode_all_at(path: Path, indices: list[int]) -> np.ndarray:
+    """The common approach: decode every frame with frame threads, keep those at ``indices``."""
+    wanted = set(indices)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = {i: f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in wanted}
+    return np.stack([frames[i] for i in indices])
+
+
+def bench_wild(tmp: Path, small: bool = False) -> None:
+    try:
+        import decord
+    except ImportError:
+        decord = None
+        print("    (decord2 is not installed here: pip install decord2 to compare)")
+    seconds, size, fps = (4, (96, 128), 10) if small else (40, (720, 1280), 25)
+    for i, (name, spec) in enumerate(WILD.items()):
+        path = tmp / f"wild{i}{spec[0]}"
+        try:
+            make_wild_video(path, seconds, size, fps, spec)
+        except (av.FFmpegError, ValueError) as e:
+            print(f"[4] {name}: this PyAV cannot write it ({e})")
+            continue
+        with VideoReader(path) as reader:
+            times = reader.frame_times()
+        indices = uniform(times.numel(), 16).tolist()
+        targets = times[indices].tolist()
+        ours = read_frames_at(path, targets).numpy()
+        ref = decode_all_at(path, indices)
+        same = ours.shape == ref.shape and bool((ours == ref).all())
+        t_ref = best_of(lambda p=path, i=indices: decode_all_at(p, i), repeats=1 if small else 2)
+        t_ours = best_of(lambda p=path, t=targets: read_frames_at(p, t), repeats=2 if small else 3)
+        line = (f"[4] {name} ({path.stat().st_size / 1e6:.1f} MB, {times.numel()} frames): decode-all "
+                f"{t_ref * 1e3:.0f} ms | ours {t_ours * 1e3:.0f} ms = {t_ref / t_ours:.2f}x")
+        if decord is not None:
+            def pick(p=path, i=indices):
+                return decord.VideoReader(str(p), num_threads=0).get_batch(i).asnumpy()
+            try:
+                dec_same = bool((pick() == ref).all())
+                t_dec = best_of(pick, repeats=2 if small else 3)
+                line += f" | decord2 {t_dec * 1e3:.0f} ms = {t_ref / t_dec:.2f}x (frames = decode-all's: {dec_same})"
+            except Exception as e:  # noqa: BLE001 (decord raises its own DECORDError on some files)
+                line += f" | decord2 failed ({type(e).__name__}: {str(e)[:60]})"
+        print(line + f" | our frames = decode-all's: {same}", flush=True)
+        path.unlink()
+
+
 def bench_pipeline(tmp: Path) -> None:
     files = [make_long_video(tmp / f"clip{i}.mp4", seconds=10, size=(360, 640), gop_s=2.0) for i in range(4)]
     processor = VideoMAEVideoProcessor()
@@ -150,14 +260,15 @@ def bench_pipeline(tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["transform", "decode", "pipeline"], action="append",
+    parser.add_argument("--only", choices=["transform", "decode", "pipeline", "wild"], action="append",
                         help="run only these parts (repeatable; default: all)")
     parser.add_argument("--files", type=int, nargs="+", metavar="N",
                         help="decode: only these files of FILES (0-%d, in order)" % (len(FILES) - 1))
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="decode: make the files in DIR and keep them; reuse those already there")
+    parser.add_argument("--small", action="store_true", help="wild: tiny files (a smoke run, no figures)")
     args = parser.parse_args()
-    parts = args.only or ["transform", "decode", "pipeline"]
+    parts = args.only or ["transform", "decode", "pipeline", "wild"]
     set_threads(max(torch.get_num_threads(), 1))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"torch {torch.__version__}, av {av.__version__}, {torch.get_num_threads()} threads, {cores} cores usable")
@@ -170,6 +281,8 @@ def main() -> None:
             bench_decode(args.keep or Path(d), args.files, keep=args.keep is not None)
         if "pipeline" in parts:
             bench_pipeline(Path(d))
+        if "wild" in parts:
+            bench_wild(Path(d), small=args.small)
 
 
 if __name__ == "__main__":
