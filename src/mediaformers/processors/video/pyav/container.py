@@ -13,6 +13,7 @@ import torch
 from ..backend import VideoDecodeError, VideoMetadata, VideoSource, source_name
 from .convert import normalise_rotation
 from .stamps import stamp_frames
+from .state import ReaderState
 
 # Containers whose seeks land on frames with trustworthy timestamps. In MPEG-PS/TS, raw streams and
 # the like, the first frames a decoder gives after a seek can carry another frame's pts (B-frames
@@ -50,8 +51,8 @@ def _open(source: VideoSource, stamps_only: bool = False) -> av.container.InputC
         if path.stat().st_size == 0:
             raise VideoDecodeError(f"cannot open video '{name}': the file is empty (0 bytes)")
     try:
-        container = av.open(source if not isinstance(source, os.PathLike) else os.fspath(source),
-                            metadata_errors="ignore", options={"fflags": "nofillin"} if stamps_only else None)
+        container: av.container.InputContainer = av.open(source if not isinstance(source, os.PathLike) else os.fspath(source),
+                            metadata_errors="ignore", options={"fflags": "nofillin"} if stamps_only else None)  # type: ignore[assignment]
     except av.FFmpegError as e:
         raise VideoDecodeError(
             f"cannot open video '{name}': not a readable media file or truncated before its header "
@@ -103,7 +104,7 @@ def _rotation_from_tag(stream: av.video.stream.VideoStream) -> int:
 
 
 
-class ContainerFacts:
+class ContainerFacts(ReaderState):
     """What the container and its packets say: metadata, the time of each frame, trust in the header.
     A mixin of ``VideoReader`` (reads ``_stream``, ``_container``, ``_format``, ``_by_order``)."""
 

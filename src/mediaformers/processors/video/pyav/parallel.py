@@ -9,13 +9,15 @@ import os
 import numpy as np
 import torch
 
+from .state import ReaderState
+
 # Seek-heavy exact requests are split over up to this many readers of the file in threads, each decoder
 # single-threaded (FFmpeg decodes without the GIL), never more than torch's thread count (which follows
 # the CPU affinity, and is 1 in DataLoader workers).
 _MAX_PARALLEL_READERS = 4
 
 
-class ParallelDecode:
+class ParallelDecode(ReaderState):
     """A mixin of ``VideoReader``: cut a request into runs of keyframe intervals, one reader per run."""
 
     def _decode_sorted(self, targets: list[float], allow_partial: bool) -> list[np.ndarray]:
@@ -41,7 +43,8 @@ class ParallelDecode:
             return [targets]
         gop = [bisect.bisect_right(keyframes, t + 1e-6) - 1 for t in targets]
         work = [t - keyframes[max(g, 0)] + 0.1 for t, g in zip(targets, gop)]
-        share, total, chunks, start = sum(work) / workers, 0.0, [], 0
+        share, total, start = sum(work) / workers, 0.0, 0
+        chunks: list[list[float]] = []
         for i in range(1, len(targets)):
             total += work[i - 1]
             if gop[i] != gop[i - 1] and total >= share * (len(chunks) + 1) and len(chunks) < workers - 1:

@@ -228,7 +228,8 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
         """The keyframe at or before each target: one checked seek and one decoded frame per target."""
         if not self._can_seek():  # decoded forward anyway: the exact frames cost no more
             return self._decode_sorted(targets, allow_partial)
-        results, cache = [], {}
+        results: list[np.ndarray] = []
+        cache: dict[int | None, np.ndarray] = {}
         self._seeking = True
         if self._threads:
             self._reopen("SLICE")

@@ -12,6 +12,7 @@ import av
 
 from ..backend import VideoDecodeError
 from .container import _SEEKABLE, _open, _video_streams
+from .state import ReaderState
 
 # Without a keyframe index, a seek is tried only for a target at least this far ahead.
 _NO_INDEX_SEEK_S = 4.0
@@ -22,7 +23,7 @@ _SEEK_COST_FRAMES = 4
 _SEEK_RETRIES = 4
 
 
-class SeekPolicy:
+class SeekPolicy(ReaderState):
     """A mixin of ``VideoReader``: keyframe index, seek-or-decode decisions, checked seeks."""
 
     def _seek(self, seconds_abs: float) -> None:

@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from .container import _SEEKABLE
+from .state import ReaderState
 
 # Codecs whose decoders honour ``skip_frame = NONREF`` packet by packet (also under frame threads, which
 # copy it per submitted packet) and drop only frames no other frame predicts from: h264/hevc (nal_ref_idc
@@ -25,7 +26,7 @@ class _SkipUnsafe(Exception):
 
 
 
-class SkipNonref:
+class SkipNonref(ReaderState):
     """A mixin of ``VideoReader``: which packets to feed with NONREF, and the safety check."""
 
     def _skip_frame_for(self, packet: av.Packet, targets: list[float], recent: deque) -> str:

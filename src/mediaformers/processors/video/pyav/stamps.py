@@ -21,8 +21,9 @@ from collections.abc import Iterable, Iterator
 
 # Stamps to see (or frames to hold) before choosing the step.
 _DECIDE_STAMPS = 4
-# Unstamped frames held while waiting for the next stamp; past this they follow the last one by the step.
-_MAX_HELD = 1024
+# Unstamped frames held while waiting for the next stamp (decoded pictures: memory); past this they follow
+# the last stamp by the step, as FFmpeg would time them.
+_MAX_HELD = 64
 # How far a spacing may differ from the step and still count as "the same".
 _TOLERANCE = 0.1
 
@@ -47,11 +48,12 @@ def spread(n: int, last: int | None, nxt: int | None, step: int) -> list[int]:
     ``nxt`` (None: not known)."""
     if n == 0:
         return []
-    if last is None and nxt is None:
-        return [step * k for k in range(n)]
-    if last is None:  # frames before the first stamp
+    if nxt is None:
+        base = last if last is not None else -step
+        return [base + step * (k + 1) for k in range(n)]
+    if last is None:  # frames before the first stamp (nxt is known here)
         return [nxt - step * (n - k) for k in range(n)]
-    if nxt is None or nxt <= last:  # no later stamp, or one out of order
+    if nxt <= last:  # a later stamp out of order
         return [last + step * (k + 1) for k in range(n)]
     even = (nxt - last) / (n + 1)
     if _close(even, step):
