@@ -207,3 +207,27 @@ def test_unstamped_frames_are_timed_without_waiting_forever():
     n = stamps._MAX_HELD * 2 + 5
     out = list(stamps.stamp_frames((Frame() for _ in range(n)), 10))
     assert len(out) == n and [s for _, s in out] == [10 * k for k in range(n)]
+
+
+@pytest.mark.timeout(30)
+def test_public_functions_go_through_the_backend_registry(corpus, monkeypatch):
+    """A second decoder is one entry in ``BACKENDS``: the public functions reach it by name, and clip
+    sampling needs only the ``VideoBackend`` methods."""
+    import mediaformers.processors.video as video
+
+    item, _, _, _ = _get(corpus, "nocues.mkv")
+    opened = []
+
+    class Wrapped(VideoReader):  # stands in for another decoder
+        def __init__(self, source, *, threads=True):
+            opened.append(source)
+            super().__init__(source, threads=threads)
+
+    monkeypatch.setitem(video.BACKENDS, "other", Wrapped)
+    with video.open_video(item.path, backend="other") as reader:
+        assert isinstance(reader, Wrapped) and reader.get_frames_at([0.0]).shape == (1, 48, 64, 3)
+    clip = read_clip(item.path, ClipSampler("uniform", 4), backend="other")[0].numpy()
+    assert [frame_index_of(f) for f in clip] == [0, 13, 26, 39] and len(opened) == 2
+    assert probe_video(item.path, backend="other").width == 64
+    with pytest.raises(ValueError, match=r"backend: expected one of \['other', 'pyav'\], got 'nope'"):
+        read_frames_at(item.path, [0.0], backend="nope")

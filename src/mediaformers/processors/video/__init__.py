@@ -32,7 +32,7 @@ The backend interface is ``backend.VideoBackend``; PyAV (``pyav/``) is the one i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from ..sampling import ClipSampler, indices_to_timestamps
 from ..time_range import time_range
 from .backend import (
     MAX_PIXELS,
+    TRUNCATION_SLACK_S,
     VideoBackend,
     VideoDecodeError,
     VideoMetadata,
@@ -48,15 +49,24 @@ from .backend import (
     source_name,
 )
 from .pyav import VideoReader
-from .pyav.reader import _TRUNCATION_SLACK_S
 
-__all__ = ["MAX_PIXELS", "VideoBackend", "VideoDecodeError", "VideoMetadata", "VideoReader", "VideoSource",
-           "probe_video", "read_clip", "read_frames_at", "source_name"]
+__all__ = ["BACKENDS", "MAX_PIXELS", "VideoBackend", "VideoDecodeError", "VideoMetadata", "VideoReader",
+           "VideoSource", "open_video", "probe_video", "read_clip", "read_frames_at", "source_name"]
+
+# Decoders by name: a class taking ``(source, *, threads)`` and implementing ``VideoBackend``.
+BACKENDS: dict[str, Callable[..., VideoBackend]] = {"pyav": VideoReader}
 
 
-def probe_video(source: VideoSource) -> VideoMetadata:
+def open_video(source: VideoSource, *, backend: str = "pyav", threads: bool = True) -> VideoBackend:
+    """An open reader of ``source`` by the named backend (see ``BACKENDS``); use it as a context manager."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {sorted(BACKENDS)}, got {backend!r}")
+    return BACKENDS[backend](source, threads=threads)
+
+
+def probe_video(source: VideoSource, *, backend: str = "pyav") -> VideoMetadata:
     """Metadata of ``source`` (see ``VideoMetadata``) without decoding more than one frame."""
-    with VideoReader(source, threads=False) as reader:
+    with open_video(source, backend=backend, threads=False) as reader:
         return reader.metadata
 
 
@@ -66,12 +76,13 @@ def read_frames_at(
     *,
     allow_partial: bool = False,
     seek_mode: str = "exact",
+    backend: str = "pyav",
 ) -> torch.Tensor:
     """Open ``source`` and return the frames on screen at ``timestamps``: ``(n, H, W, 3)`` uint8.
 
     ``seek_mode="keyframe"`` trades exactness for speed (see ``VideoReader.get_frames_at``).
     """
-    with VideoReader(source) as reader:
+    with open_video(source, backend=backend) as reader:
         return reader.get_frames_at(timestamps, allow_partial=allow_partial, seek_mode=seek_mode)
 
 
@@ -83,6 +94,7 @@ def read_clip(
     allow_partial: bool = False,
     exact_times: bool = False,
     seek_mode: str = "exact",
+    backend: str = "pyav",
 ) -> torch.Tensor:
     """Sample and decode clip(s) from ``source``.
 
@@ -101,11 +113,11 @@ def read_clip(
         ``(num_clips, num_frames, H, W, 3)`` uint8, upright.
     """
     span = time_range(source)
-    with VideoReader(source) as reader:
+    with open_video(source, backend=backend) as reader:
         meta = reader.metadata
         total = meta.estimated_num_frames
         if (span is not None or exact_times or total is None or meta.fps is None or meta.num_frames is None
-                or not reader._reliable_duration()):
+                or not reader.reliable_duration()):
             # Frame times from the packets (demuxing only): VFR files and headers without counts.
             times = reader.frame_times()
             if times.numel() == 0:
@@ -113,8 +125,8 @@ def read_clip(
             fps = meta.fps or 25.0
             # The last frame's own duration where the packets carry one (a VFR file's last frame can be long).
             end = reader.packets_end if reader.packets_end is not None else float(times[-1]) + 2.0 / fps
-            if (not allow_partial and meta.duration and reader._reliable_duration()
-                    and end + _TRUNCATION_SLACK_S < meta.duration):
+            if (not allow_partial and meta.duration and reader.reliable_duration()
+                    and end + TRUNCATION_SLACK_S < meta.duration):
                 raise VideoDecodeError(
                     f"cannot decode video '{reader.name}': the packets end at {end:.3f}s but the "
                     f"header says {meta.duration:.3f}s (truncated?); pass allow_partial=True to sample what is there")

@@ -1,7 +1,7 @@
 """What every video backend shares: the source type, the error, the metadata, and the interface a
 decoder implements (``VideoBackend``). PyAV is the one backend (``pyav/``); another decoder (decord,
-torchcodec, a hardware decoder) would be a class with these methods, registered in ``BACKENDS``.
-Nothing here imports a decoder.
+torchcodec, a hardware decoder) would be a class with these methods in ``video/<name>/``, registered in
+``video.BACKENDS``. Nothing here imports a decoder.
 """
 
 from __future__ import annotations
@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Protocol, Union
+from typing import IO, Protocol, Self, Union
 
 import numpy as np
 import torch
 
 VideoSource = Union[str, os.PathLike, IO[bytes]]  # noqa: UP007 (a runtime alias)
 
+# A request left unanswered at end of stream counts as truncation only when it lies this far past the
+# end of the last frame (its own duration, or two nominal ones): headers round durations a little.
+TRUNCATION_SLACK_S = 0.25
 # A frame larger than this is scaled down inside FFmpeg (same aspect): models take a few hundred pixels,
 # and a 16000x16000 picture would otherwise take gigabytes per copy.
 MAX_PIXELS = 3840 * 2160
@@ -72,6 +75,7 @@ class VideoBackend(Protocol):
 
     name: str
     metadata: VideoMetadata
+    packets_end: float | None  # set by frame_times(): where the last frame leaves the screen, if known
 
     def get_frames_at(self, timestamps: Sequence[float] | torch.Tensor | np.ndarray, *,
                       allow_partial: bool = False, seek_mode: str = "exact") -> torch.Tensor:
@@ -82,8 +86,12 @@ class VideoBackend(Protocol):
         """``(n,)`` float64 times of every frame, from the packets (no decoding where possible)."""
         ...
 
+    def reliable_duration(self) -> bool:
+        """Whether ``metadata.duration`` can be believed (not a bit-rate estimate): truncation checks."""
+        ...
+
     def close(self) -> None: ...
 
-    def __enter__(self) -> VideoBackend: ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc) -> None: ...

@@ -207,7 +207,7 @@ class ContainerFacts(ReaderState):
             return t + float(frame.duration * frame.time_base)
         return t + 2.0 / (self.metadata.fps or 25.0)
 
-    def _reliable_duration(self) -> bool:
+    def reliable_duration(self) -> bool:
         """Whether the header's duration can be believed (not an estimate from a bit rate)."""
         return self._format not in _UNRELIABLE_DURATION
 

@@ -22,7 +22,7 @@ def to_rgb(frame: av.VideoFrame, max_pixels: int | None) -> np.ndarray:
 
 def normalise_rotation(degrees: float) -> int:
     # Only quarter turns are meaningful for video; round anything else to the nearest one.
-    return (int(round(degrees / 90.0)) * 90) % 360
+    return (round(degrees / 90.0) * 90) % 360
 
 
 def rotate(frames: torch.Tensor, rotation: int) -> torch.Tensor:

@@ -12,21 +12,25 @@ import math
 import os
 from collections import deque
 from collections.abc import Sequence
+from typing import Self
 
 import av
 import numpy as np
 import torch
 
-from ..backend import MAX_PIXELS, VideoDecodeError, VideoSource, source_name
+from ..backend import (
+    MAX_PIXELS,
+    TRUNCATION_SLACK_S,
+    VideoDecodeError,
+    VideoSource,
+    source_name,
+)
 from .container import _BY_ORDER, _SPARSE_STAMPS, ContainerFacts, _open, _video_streams
 from .convert import rotate, to_rgb
 from .parallel import ParallelDecode
 from .seek import SeekPolicy
 from .skip import _SKIP_LOOKBACK, SkipNonref, _SkipUnsafe
 
-# A request left unanswered at end of stream counts as truncation only when it lies this far past
-# the end of the last decoded frame: headers round durations a little.
-_TRUNCATION_SLACK_S = 0.25
 # Undecodable packets skipped after a seek before the first frame (a stream starting on non-key data).
 _SKIP_AFTER_SEEK = 512
 
@@ -96,7 +100,7 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
         if self._threads:
             self._stream.thread_type = thread_type or "AUTO"
 
-    def __enter__(self) -> VideoReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -260,8 +264,8 @@ class VideoReader(ContainerFacts, SeekPolicy, ParallelDecode, SkipNonref):
             cause = f"FFmpeg: {error}" if error else "no decodable video frames"
             raise VideoDecodeError(f"cannot decode video '{self.name}': {cause}")
         damaged = error is not None or (
-            self.metadata.duration is not None and self._reliable_duration()
-            and self._shown_until(last, last_t) + _TRUNCATION_SLACK_S < min(targets[pending[-1]], self.metadata.duration)
+            self.metadata.duration is not None and self.reliable_duration()
+            and self._shown_until(last, last_t) + TRUNCATION_SLACK_S < min(targets[pending[-1]], self.metadata.duration)
         )
         if damaged and not allow_partial:
             cause = f"FFmpeg: {error}" if error else (

@@ -28,7 +28,7 @@ class SeekPolicy(ReaderState):
 
     def _seek(self, seconds_abs: float) -> None:
         """Seek to the keyframe at or before ``seconds_abs`` (absolute stream time) and drop decoder state."""
-        offset = int(math.floor(seconds_abs / self._stream.time_base))
+        offset = math.floor(seconds_abs / self._stream.time_base)
         self._fresh = False
         try:
             self._container.seek(offset, backward=True, any_frame=False, stream=self._stream)
