@@ -141,13 +141,14 @@ def test_encrypted_mp4_is_refused(tmp_path):
 def test_a_start_time_after_the_first_frame_yields_to_the_packets(corpus, monkeypatch):
     """Issue 26.6 (VVC in MP4: start 2.12 s, packets from 1.16 s), injected: the header states a start
     1 s after the first frame. Frames before it stay reachable; the end is not taken for a cut."""
-    item, _, _, _ = _get(corpus, "nocues.mkv")
+    item, _, _, _ = _get(corpus, "vfr_long_last.mp4")  # frames at 0 ... 1.3 s, the last lasting to 2.87 s
     real = VideoReader._stated_start
     monkeypatch.setattr(VideoReader, "_stated_start", lambda self: real(self) + 1.0)
     with VideoReader(item.path) as reader:
         assert reader.metadata.start_time == pytest.approx(real(reader))
-        got = reader.get_frames_at([0.05, 0.55, 3.85, 3.95]).numpy()
-    assert [frame_index_of(f) for f in got] == [0, 5, 38, 39]
+        assert reader.metadata.duration == pytest.approx(2.87)  # the track's, from its first packet
+        got = reader.get_frames_at([0.05, 0.55, 1.25, 2.8, 3.5]).numpy()
+    assert [frame_index_of(f) for f in got] == [0, 3, 8, 9, 9]
 
 
 @pytest.mark.timeout(60)

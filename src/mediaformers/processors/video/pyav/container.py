@@ -114,10 +114,11 @@ class ContainerFacts(ReaderState):
         tb = s.time_base
         stated = self._stated_start()
         # The packets win over a header whose start lies after the first frame (VVC in MP4: start 2.12 s,
-        # frames from 1.16 s): frames before it stay reachable, and the duration counts from the real start.
+        # frames from 1.16 s): frames before it stay reachable. The track's duration spans its packets,
+        # so it counts from the real start.
         start = min(stated, self._first_time) if self._first_time is not None else stated
         if s.duration is not None and tb:
-            duration = float(s.duration * tb) + (stated - start)
+            duration = float(s.duration * tb)
         elif c.duration is not None:
             # Container duration is in AV_TIME_BASE (microseconds) and counts from its own start.
             duration = c.duration / av.time_base - max(0.0, start - (c.start_time or 0) / av.time_base)
