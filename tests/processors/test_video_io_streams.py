@@ -214,7 +214,7 @@ def test_unstamped_frames_are_timed_without_waiting_forever():
 def test_public_functions_go_through_the_backend_registry(corpus, monkeypatch):
     """A second decoder is one entry in ``BACKENDS``: the public functions reach it by name, and clip
     sampling needs only the ``VideoBackend`` methods."""
-    import mediaformers.processors.video as video
+    from mediaformers.processors import video
 
     item, _, _, _ = _get(corpus, "nocues.mkv")
     opened = []
@@ -232,3 +232,18 @@ def test_public_functions_go_through_the_backend_registry(corpus, monkeypatch):
     assert probe_video(item.path, backend="other").width == 64
     with pytest.raises(ValueError, match=r"backend: expected one of \['other', 'pyav'\], got 'nope'"):
         read_frames_at(item.path, [0.0], backend="nope")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", ["mpeg1_header25.mpg", "mpeg2_header25.ts", "mpeg1_15fps_pause.mpg"])
+def test_mpeg_frame_times_by_demuxing_equal_the_decoded_ones(corpus, name):
+    """read_clip's frame times for MPEG-1/2 come from the packets (picture types give the display order),
+    not from a decode; they equal the times the decode loop gives every frame."""
+    item, times, _, _ = _get(corpus, name)
+    with VideoReader(item.path) as reader:
+        from_packets = reader.frame_times().tolist()
+        assert reader.frames_decoded == 0
+        reader._fresh = False
+        reader._reopen()
+        decoded = sorted(t for _, t in reader._timed(reader._frames()))
+    assert from_packets == pytest.approx(decoded, abs=1e-9) and from_packets == pytest.approx(times, abs=1e-4)

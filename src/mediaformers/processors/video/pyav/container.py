@@ -12,7 +12,7 @@ import torch
 
 from ..backend import VideoDecodeError, VideoMetadata, VideoSource, source_name
 from .convert import normalise_rotation
-from .stamps import stamp_frames
+from .stamps import mpeg_stamps_in_output_order, picture_type, stamp_frames
 from .state import ReaderState
 
 # Containers whose seeks land on frames with trustworthy timestamps. In MPEG-PS/TS, raw streams and
@@ -218,17 +218,21 @@ class ContainerFacts(ReaderState):
         Sets ``packets_end``: when the last frame leaves the screen by the packets' durations (None:
         they carry none). Cheap (no decoding): for exact frame-indexed sampling on variable-frame-rate files and
         files whose header counts are estimates. Raw streams and AVI (``_BY_ORDER``) count packets,
-        stamped or not; MPEG-PS/TS whose packets are not all stamped are decoded (MPEG-1/2 decode
-        fast) so that frames between stamps get the times reads give them (``_timed``).
+        stamped or not; in MPEG-PS/TS whose packets are not all stamped, frames between stamps get the
+        times reads give them (``_timed``): from the picture types for MPEG-1/2, else by decoding.
         """
         self._reopen()
         tb = self._stream.time_base
         pts: list[int] = []
         unstamped, end = 0, -math.inf
+        mpeg = self._sparse and self._stream.codec_context.name in ("mpeg1video", "mpeg2video")
+        kinds: list[tuple[int | None, int | None]] = []  # MPEG-1/2 in PS/TS: (pts, picture type)
         self._fresh = False
         try:
             for packet in self._container.demux(self._stream):
                 if packet.size > 0:
+                    if mpeg:
+                        kinds.append((packet.pts, picture_type(bytes(packet))))
                     if packet.pts is None:
                         unstamped += 1
                     else:
@@ -240,10 +244,17 @@ class ContainerFacts(ReaderState):
         if self._by_order:  # one frame per packet, at the nominal rate (see _BY_ORDER)
             return torch.arange(len(pts) + unstamped, dtype=torch.float64) / (self.metadata.fps or 25.0)
         if self._sparse and unstamped:
-            self._fresh = False
-            times = [t for _, t in self._timed(self._frames())]  # bounded: one pass over the file
-            self._reopen()
-            return torch.tensor(sorted(times), dtype=torch.float64)
+            # Frames between stamps, timed as reads time them: from the packets' picture types (MPEG-1/2),
+            # else by decoding once (bounded: one pass over the file).
+            nominal = max(1, round(1 / ((self.metadata.fps or 25.0) * tb)))
+            stamps = mpeg_stamps_in_output_order(kinds, nominal) if mpeg else None
+            if stamps is None:
+                self._fresh = False
+                seconds = [t for _, t in self._timed(self._frames())]
+                self._reopen()
+            else:
+                seconds = [float(p * tb) - self.metadata.start_time for p in stamps]
+            return torch.tensor(sorted(seconds), dtype=torch.float64)
         if not pts:
             return torch.zeros(0, dtype=torch.float64)
         # Where the last frame leaves the screen, by the packets' durations (read_clip's truncation check).

@@ -102,3 +102,41 @@ def stamp_frames(frames: Iterable, nominal: int) -> Iterator[tuple[object, int]]
 def _chain(first: list, rest: Iterator) -> Iterator:
     yield from first
     yield from rest
+
+
+class _Stamp:
+    """A packet's stamp standing in for its frame (``stamp_frames`` reads only ``pts``)."""
+
+    __slots__ = ("pts",)
+
+    def __init__(self, pts: int | None) -> None:
+        self.pts = pts
+
+
+def picture_type(data: bytes) -> int | None:
+    """MPEG-1/2 picture_coding_type of a packet (1 I, 2 P, 3 B), from its picture header; None if absent."""
+    i = data.find(b"\x00\x00\x01\x00")
+    if i < 0 or len(data) < i + 6:
+        return None
+    return (data[i + 5] >> 3) & 7  # after the start code: temporal_reference (10 bits), then the type
+
+
+def mpeg_stamps_in_output_order(packets: list[tuple[int | None, int | None]], nominal: int) -> list[int] | None:
+    """Stamps of every frame of an MPEG-1/2 stream from its packets ``(pts or None, picture type)`` in
+    decode order, without decoding: B-pictures are shown as they come, an I/P picture when the next I/P
+    arrives (the standard's reordering); then timed as ``stamp_frames`` times decoded frames. None when
+    a packet's picture type is unknown."""
+    if any(kind not in (1, 2, 3) for _, kind in packets):
+        return None
+    shown: list[_Stamp] = []
+    anchor: _Stamp | None = None
+    for pts, kind in packets:
+        if kind == 3:
+            shown.append(_Stamp(pts))
+            continue
+        if anchor is not None:
+            shown.append(anchor)
+        anchor = _Stamp(pts)
+    if anchor is not None:
+        shown.append(anchor)
+    return [stamp for _, stamp in stamp_frames(shown, nominal)]
