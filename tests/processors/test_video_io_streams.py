@@ -247,3 +247,26 @@ def test_mpeg_frame_times_by_demuxing_equal_the_decoded_ones(corpus, name):
         reader._reopen()
         decoded = sorted(t for _, t in reader._timed(reader._frames()))
     assert from_packets == pytest.approx(decoded, abs=1e-9) and from_packets == pytest.approx(times, abs=1e-4)
+
+
+@pytest.mark.timeout(30)
+def test_an_index_built_while_probing_is_not_taken_for_cues(tmp_path, monkeypatch):
+    """Without Cues the demuxer's index holds the keyframes the probe happened to read (two here): the
+    reader still reads them all from the packets; a file with Cues or an MP4 is never scanned."""
+    from tests.media import make_video
+    from tests.wild.video_corpus import _encode, _NoSeek
+
+    short_gops = tmp_path / "nocues_gop2.mkv"
+    with open(short_gops, "wb") as raw:
+        _encode(_NoSeek(raw), "matroska", "libx264", 10, [i / 10 for i in range(100)], gop=2, options={"bf": "2"})
+    with VideoReader(short_gops) as reader:
+        assert reader._keyframe_times() == pytest.approx([0.2 * k for k in range(50)])
+
+    def refuse(self):
+        raise AssertionError("scanned a file that has an index")
+
+    monkeypatch.setattr(VideoReader, "_scan_keyframes", refuse)
+    for name in ("cues.mkv", "index.mp4"):
+        path = make_video(tmp_path / name, frames=100, size=(48, 64), fps=10, gop=2)
+        with VideoReader(path) as reader:
+            assert len(reader._keyframe_times()) == 50

@@ -16,11 +16,31 @@ from .state import ReaderState
 
 # Without a keyframe index, a seek is tried only for a target at least this far ahead.
 _NO_INDEX_SEEK_S = 4.0
+# An index whose last keyframe lies further than this (or a quarter of the file) before the end was
+# built from the packets read so far, not loaded from the file: the keyframes are read from the packets.
+_INDEX_REACH_S = 10.0
 # A seek pays off when it skips more than this many frames of decoding.
 _SEEK_COST_FRAMES = 4
 # A seek whose first frame lands after the target is retried this many times, each time further back,
 # before decoding from the start.
 _SEEK_RETRIES = 4
+
+
+def _index(stream) -> tuple[list, list[float]]:
+    """The demuxer's index entries of ``stream`` and its sorted keyframe times (absolute seconds)."""
+    tb = float(stream.time_base)
+    try:
+        entries = list(stream.index_entries)
+        return entries, sorted(e.timestamp * tb for e in entries if e.is_keyframe)
+    except (TypeError, AttributeError):
+        return [], []
+
+
+def _has_cues(path) -> bool:
+    """Whether a Matroska file's SeekHead points at Cues (SeekID 0x53AB, 4 bytes, Cues' ID 0x1C53BB6B),
+    read from the head of the file: muxers that write Cues (FFmpeg, mkvmerge) list them there."""
+    with open(path, "rb") as f:
+        return b"\x53\xab\x84\x1c\x53\xbb\x6b" in f.read(1 << 16)
 
 
 class SeekPolicy(ReaderState):
@@ -43,15 +63,44 @@ class SeekPolicy(ReaderState):
         so every seek is checked against the frame it actually yields.
         """
         if not hasattr(self, "_keyframes"):
-            tb = float(self._stream.time_base)
-            try:
-                times = sorted(e.timestamp * tb for e in self._stream.index_entries if e.is_keyframe)
-            except (TypeError, AttributeError):
-                times = []
-            if len(times) <= 1 and self._can_seek() and isinstance(self._source, (str, os.PathLike)):
-                times = self._scan_keyframes()
+            entries, times = _index(self._stream)
+            if self._partial_index(entries, times) and self._can_seek() and isinstance(self._source, (str, os.PathLike)):
+                times = self._keyframes_from_file()
             self._keyframes = [t - times[0] for t in times] if len(times) > 1 else None
         return self._keyframes
+
+    def _keyframes_from_file(self) -> list[float]:
+        """The whole file's keyframes (absolute seconds). Matroska parses its Cues only at the first seek,
+        so one seek in a container of our own loads them; files without an index (Matroska without Cues,
+        FLV without keyframe metadata) have their packets read (``_scan_keyframes``)."""
+        if self._format == "matroska" and _has_cues(self._source):
+            container = _open(self._source)
+            try:
+                stream = _video_streams(container)[0]
+                try:
+                    container.seek(0, stream=stream)
+                except av.FFmpegError:
+                    pass
+                times = _index(stream)[1]
+            finally:
+                container.close()
+            if len(times) > 1:
+                return times
+        return self._scan_keyframes()
+
+    def _partial_index(self, entries: list, times: list[float]) -> bool:
+        """Whether the demuxer's index lacks most of the file: only the entries the reads so far added
+        (Matroska before its first seek or without Cues, FLV without keyframe metadata), as opposed to
+        MP4/MOV sample tables (always whole) or an index reaching near the stated end."""
+        if self._format == "mov":
+            return False
+        if self._format == "matroska" or len(entries) <= 1:  # Matroska: Cues parsed at the first seek
+            return True
+        duration = self.metadata.duration
+        if duration is None:  # muxed to a stream, so no Cues either (and no duration)
+            return True
+        last = times[-1] - self.metadata.start_time if times else 0.0
+        return last < duration - max(_INDEX_REACH_S, 0.25 * duration)
 
     def _scan_keyframes(self) -> list[float]:
         """Keyframe times (absolute seconds) from the packets' key flags, by demuxing only: the index of a
