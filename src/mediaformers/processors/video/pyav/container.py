@@ -89,7 +89,7 @@ def _encrypted(packet: av.Packet) -> bool:
     would decode the ciphertext into noise that varies with threading."""
     try:
         return bool(packet.has_sidedata("encryption_info"))
-    except (AttributeError, ValueError, KeyError):  # a PyAV without side data access
+    except (AttributeError, TypeError, ValueError, KeyError):  # a PyAV without side data access
         return False
 
 
