@@ -11,8 +11,8 @@ wheel=$(ls "$work"/dist/*.whl)
 unzip -l "$wheel" | grep -q "mediaformers/py.typed" || { echo "py.typed missing from $wheel"; exit 1; }
 python -m venv "$work/venv"
 # torch first and pinned, as in the README: the CPU wheel; an unpinned resolve could pick a CUDA build.
-"$work/venv/bin/pip" install --quiet torch==2.13.0
-"$work/venv/bin/pip" install --quiet "$wheel"
+"$work/venv/bin/pip" install --quiet torch==2.13.0 2>"$work/pip.log" || { tail "$work/pip.log"; exit 1; }
+"$work/venv/bin/pip" install --quiet "$wheel" 2>>"$work/pip.log" || { tail "$work/pip.log"; exit 1; }
 (cd "$work" && "$work/venv/bin/mediaformers" --help >/dev/null)
 (cd "$work" && "$work/venv/bin/python" -c "import mediaformers as mf; assert 'videomae-base-kinetics' in mf.list_models()")
 echo "package check: $(basename "$wheel") and the sdist build, pass twine check, install and run"
