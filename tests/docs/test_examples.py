@@ -5,7 +5,7 @@ A block is skipped only when the line before its opening fence is a marker that 
 blocks of one page run in order in one namespace (a page reads as one session); shell blocks run one by one
 under ``bash -eo pipefail``. Both run in a workspace made once: ``demo/`` (``mediaformers demo --quick``:
 trained VideoMAE and AST checkpoints, fresh media), ``checkpoints/<family>`` (a tiny checkpoint of each
-family, with processor files), ``clip.mp4``, ``sound.wav``, ``photo.png``.
+family; ``<family>-pretraining`` where it pre-trains), ``clip.mp4``, ``sound.wav``, ``photo.png``.
 
 Marked ``docs``: not in the default run (``-m "not docs"``); CI runs ``python -m pytest -m docs tests/docs``.
 """
@@ -85,6 +85,8 @@ for fam in families().values():
         continue
     cls = fam.head() or fam.backbone
     cls(fam.config_for(cls, fam.config(**fam.tiny))).save_pretrained(ws / "checkpoints" / fam.name)
+    for pre in [c for c in fam.classes if c.__name__.endswith("ForPreTraining")]:
+        pre(fam.config_for(pre, fam.config(**fam.tiny))).save_pretrained(ws / "checkpoints" / f"{fam.name}-pretraining")
 Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(ws / "photo.png")
 """
 
