@@ -5,7 +5,8 @@ A block is skipped only when the line before its opening fence is a marker that 
 blocks of one page run in order in one namespace (a page reads as one session); shell blocks run one by one
 under ``bash -eo pipefail``. Both run in a workspace made once: ``demo/`` (``mediaformers demo --quick``:
 trained VideoMAE and AST checkpoints, fresh media), ``checkpoints/<family>`` (a tiny checkpoint of each
-family; ``<family>-pretraining`` where it pre-trains), ``clip.mp4``, ``sound.wav``, ``photo.png``.
+family; ``<family>-pretraining`` where it pre-trains), ``clip.mp4``, ``sound.wav``, ``photo.png``;
+``$MEDIAFORMERS_REPO`` names the repository (for ``examples/``).
 
 Marked ``docs``: not in the default run (``-m "not docs"``); CI runs ``python -m pytest -m docs tests/docs``.
 """
@@ -103,6 +104,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(
         [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["MEDIAFORMERS_REPO"] = str(ROOT)  # for examples that run the repository's own scripts (examples/)
     return env
 
 
