@@ -24,10 +24,14 @@ def videomae_pair(tmp_path_factory):
     return ours.train(), theirs.train(), folder
 
 
-@pytest.fixture(scope="session")
-def clips():
+def make_clips() -> list[dict]:
     g = torch.Generator().manual_seed(0)
     return [{"pixel_values": torch.randn(4, 3, 32, 32, generator=g), "labels": i % 3} for i in range(4)]
+
+
+@pytest.fixture(scope="session")
+def clips():
+    return make_clips()
 
 
 def fresh(model):
