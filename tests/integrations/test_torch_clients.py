@@ -56,7 +56,7 @@ def test_quantize_dynamic_keeps_the_q_v_biases(videomae_pair, clips):
 
 
 def _prune_and_train(model, clips, steps: int = 2):
-    linears = [(m, "weight") for m in model.modules() if isinstance(m, nn.Linear)]
+    linears = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv3d))]  # patch embedding too
     prune.global_unstructured(linears, pruning_method=prune.L1Unstructured, amount=0.3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     model.train()

@@ -24,8 +24,8 @@ def _quiet():
 
 
 def train(model, data, out, trainer=MediaformersTrainer, resume=None, **kwargs):
-    args = dict(max_steps=2, per_device_train_batch_size=2, use_cpu=True, report_to=[], save_strategy="no",
-                logging_steps=1, learning_rate=1e-2, disable_tqdm=True)
+    args = {"max_steps": 2, "per_device_train_batch_size": 2, "use_cpu": True, "report_to": [],
+            "save_strategy": "no", "logging_steps": 1, "learning_rate": 1e-2, "disable_tqdm": True}
     t = trainer(model=model, args=transformers.TrainingArguments(str(out), **{**args, **kwargs}),
                 train_dataset=data, eval_dataset=data[:2])
     t.train(resume_from_checkpoint=resume)
@@ -61,8 +61,8 @@ def test_bf16_mixed_precision(videomae_pair, clips, reference_losses, tmp_path):
 def test_checkpoints_resume_and_best_model(videomae_pair, clips, tmp_path):
     ours, _, _ = videomae_pair
     model = fresh(ours)
-    kw = dict(save_strategy="steps", save_steps=1, eval_strategy="steps", eval_steps=1, load_best_model_at_end=True,
-              metric_for_best_model="loss", greater_is_better=False)
+    kw = {"save_strategy": "steps", "save_steps": 1, "eval_strategy": "steps", "eval_steps": 1,
+          "load_best_model_at_end": True, "metric_for_best_model": "loss", "greater_is_better": False}
     trainer, _ = train(model, clips, tmp_path / "run", **kw)
     x = clips[0]["pixel_values"][None]
     ckpts = {s: tmp_path / "run" / f"checkpoint-{s}" for s in (1, 2)}
