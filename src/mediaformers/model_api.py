@@ -94,6 +94,10 @@ def push_to_hub(folder: str, repo_id: str, *, token: str | bool | None = None, p
                              revision=revision)
 
 
+def _output_requires_grad(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+    output.requires_grad_(True)
+
+
 class ModelAPI:
     """Methods of transformers' PreTrainedModel, for an nn.Module with a ``config`` and ``base_model_prefix``.
 
@@ -178,22 +182,73 @@ class ModelAPI:
     def _checkpointed(self) -> list[nn.Module]:
         return [m for m in self.modules() if hasattr(m, "gradient_checkpointing")]
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        """Recompute each block's activations in backward; kwargs go to torch.utils.checkpoint
-        (``use_reentrant`` defaults to False here; transformers' default is True, which needs inputs that
-        require grad to produce gradients at all)."""
-        kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None,
+                                        every_n_layers: int = 1, offload: bool = False) -> None:
+        """Recompute the blocks' activations in backward (transformers 5's name and keywords; its Trainer
+        calls this for ``gradient_checkpointing=True``).
+
+        ``activation_checkpointing_kwargs`` go to torch.utils.checkpoint (``use_reentrant`` defaults to
+        False, as transformers 5 does); ``every_n_layers`` checkpoints blocks 0, n, 2n, ... of the whole
+        model; ``offload`` keeps the saved activations in pinned host memory (a no-op on the CPU). As in
+        transformers, a text model (and a PEFT-wrapped one) also makes its input embeddings require grad,
+        which reentrant checkpointing needs to reach frozen-embedding adapters.
+        """
+        if isinstance(every_n_layers, bool) or not isinstance(every_n_layers, int) or every_n_layers < 1:
+            raise ValueError(f"every_n_layers: expected a positive int, got {every_n_layers!r}")
+        kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+        seen = 0
         for m in self._checkpointed():
             m.gradient_checkpointing = True
             m.checkpoint_kwargs = kwargs
+            m.checkpoint_every, m.checkpoint_offset, m.checkpoint_offload = every_n_layers, seen, bool(offload)
+            seen += len(getattr(m, "blocks", ()))
+        if self.main_input_name == "input_ids" or getattr(self, "_hf_peft_config_loaded", False):
+            self.enable_input_require_grads()
 
-    def gradient_checkpointing_disable(self) -> None:
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
+        """transformers' older name of :meth:`activation_checkpointing_enable` (``every_n_layers``,
+        ``offload`` as keywords)."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def activation_checkpointing_disable(self) -> None:
         for m in self._checkpointed():
             m.gradient_checkpointing = False
+        if getattr(self, "_hf_peft_config_loaded", False):
+            self.disable_input_require_grads()
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.activation_checkpointing_disable()
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        return any(m.gradient_checkpointing for m in self._checkpointed())
 
     @property
     def is_gradient_checkpointing(self) -> bool:
-        return any(m.gradient_checkpointing for m in self._checkpointed())
+        return self.is_activation_checkpointing
+
+    def enable_input_require_grads(self) -> None:
+        """Make the input embeddings' output require grad (transformers' method; PEFT calls it), so
+        gradients reach adapters through reentrant checkpointing while the embeddings stay frozen. Every
+        sub-model with an input embedding gets the hook (both AltCLIP towers)."""
+        self.disable_input_require_grads()
+        hooks, seen = [], set()
+        for m in self.modules():
+            if not isinstance(m, ModelAPI):
+                continue
+            try:
+                embeddings = m.get_input_embeddings()
+            except NotImplementedError:
+                continue
+            if id(embeddings) not in seen:
+                seen.add(id(embeddings))
+                hooks.append(embeddings.register_forward_hook(_output_requires_grad))
+        self._require_grads_hooks = hooks
+
+    def disable_input_require_grads(self) -> None:
+        for hook in getattr(self, "_require_grads_hooks", ()):
+            hook.remove()
+        self._require_grads_hooks = []
 
     # ---- head pruning -------------------------------------------------------------------------
     def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:

@@ -164,9 +164,11 @@ class PreTrainedModel(ModelAPI, nn.Module):
                 nn.init.zeros_(m.bias)
 
     # ---- state dict in transformers' layout -----------------------------------------------
-    def hf_state_dict(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Our weights (or ``state``, in our names) under transformers' names (what save_pretrained writes)."""
-        return self.converter.to_hf(self.state_dict() if state is None else state)
+    def hf_state_dict(self, state: dict[str, torch.Tensor] | None = None, *, layout: str = "file") -> dict[str, torch.Tensor]:
+        """Our weights (or ``state``, in our names) under transformers' names: those of its files
+        (``layout="file"``, what save_pretrained writes) or of its modules (``"memory"``: what
+        ``hf_model.load_state_dict`` takes in the installed transformers 5). load_hf_state_dict takes either."""
+        return self.converter.to_hf(self.state_dict() if state is None else state, layout)
 
     def load_hf_state_dict(
         self, hf_state: dict[str, torch.Tensor], *, strict: bool = True, ignore_mismatched_sizes: bool = False
@@ -215,8 +217,7 @@ class PreTrainedModel(ModelAPI, nn.Module):
     def _hf_shapes(self, key: str, hf_state: dict, ours: torch.Tensor) -> list[tuple[str, tuple, tuple]]:
         """(transformers' name, checkpoint shape, model shape) of each tensor our ``key`` is made of."""
         names = self.converter.hf_names(key)
-        if self.converter.normalise is not None:
-            hf_state = self.converter.normalise(hf_state)
+        hf_state = self.converter.as_file(hf_state)
         model_parts = ours.chunk(len(names)) if len(names) > 1 else (ours,)
         return [(n, tuple(hf_state[n].shape), tuple(p.shape)) for n, p in zip(names, model_parts)]
 

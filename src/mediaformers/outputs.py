@@ -1,6 +1,6 @@
 """Model outputs that behave as transformers' ModelOutput, and the forward options every model shares.
 
-An output is a dataclass *and* an ordered dict of its non-None fields, as in transformers: ``out.logits``,
+An output is a dataclass *and* a mapping of its non-None fields, in order, as in transformers: ``out.logits``,
 ``out["logits"]``, ``out[0]``, ``"loss" in out``, ``out.keys()``, iteration over the keys, ``to_tuple()``.
 """
 from __future__ import annotations
@@ -8,50 +8,81 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 
 
-class ModelOutput(OrderedDict):
-    """Ordered dict of the fields that are not None; attributes and keys stay in step."""
+class ModelOutput(Mapping):
+    """A mapping of the fields that are not None, read from the dataclass fields (so attributes and keys
+    cannot drift apart).
+
+    Not a ``dict`` subclass, unlike transformers' ModelOutput: transformers' pipelines rebuild any dict
+    that is not their own ModelOutput as a plain dict on each device move, which loses ``out.logits``;
+    a Mapping passes through them unchanged. Every other client reads it as transformers' (keys, index,
+    ``type(out)(a_dict)`` as accelerate rebuilds outputs, a pytree node for torch.export).
+    """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _register_pytree(cls)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                super().__setitem__(f.name, value)
+        # transformers' convention: one mapping (or the other fields all None) fills the fields by name,
+        # as ``type(out)({"loss": l, "logits": x})`` does in accelerate's output conversion.
+        names = [f.name for f in fields(self)]
+        first = getattr(self, names[0])
+        if isinstance(first, Mapping) and all(getattr(self, n) is None for n in names[1:]):
+            unknown = sorted(set(first) - set(names))
+            if unknown:
+                raise TypeError(f"{type(self).__name__}: expected fields {names}, got {unknown}")
+            object.__setattr__(self, names[0], None)
+            for key, value in first.items():
+                object.__setattr__(self, key, value)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in {f.name for f in fields(self)}:
-            if value is None:
-                super().pop(name, None)
-            else:
-                super().__setitem__(name, value)
-        super().__setattr__(name, value)
+    def _present(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in {f.name for f in fields(self)} or getattr(self, key) is None:
+                raise KeyError(key)
+            return getattr(self, key)
+        return self.to_tuple()[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key not in {f.name for f in fields(self)}:
             raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {[f.name for f in fields(self)]}")
         setattr(self, key, value)
 
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            return dict(self.items())[key]
-        return self.to_tuple()[key]
-
     def __delitem__(self, key) -> None:
         raise TypeError(f"{type(self).__name__}: fields cannot be deleted; set them to None")
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._present())
+
+    def __len__(self) -> int:
+        return len(self._present())
+
     def to_tuple(self) -> tuple:
         """The non-None fields in declaration order."""
-        return tuple(self[k] for k in self.keys())
+        return tuple(getattr(self, k) for k in self._present())
 
-    # A dataclass with eq=True would drop the dict's hash anyway; equality compares the fields.
-    def __reduce__(self):
-        return type(self), tuple(getattr(self, f.name) for f in fields(self))
+
+def _register_pytree(cls: type) -> None:
+    """Flatten an output to its non-None fields (as transformers registers its ModelOutput subclasses), so
+    torch.export, DDP and torch.compile see the tensors inside."""
+    def unflatten(values, keys, cls=cls):
+        return cls(**dict(zip(keys, values)))
+
+    pytree.register_pytree_node(
+        cls, lambda out: (list(out.values()), list(out.keys())), unflatten,
+        serialized_type_name=f"{cls.__module__}.{cls.__qualname__}",
+        flatten_with_keys_fn=lambda out: ([(pytree.MappingKey(k), v) for k, v in out.items()], list(out.keys())),
+    )
 
 
 Tensors = tuple[torch.Tensor, ...] | None

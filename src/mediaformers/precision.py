@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers.packed import can_pack
+from .layers.attention import Attention
+from .layers.blocks import Block, PostNormBlock
+from .layers.packed import can_pack, pack_linears
 
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
 
@@ -62,27 +64,11 @@ def _cast_inputs(module: nn.Module, args: tuple, kwargs: dict[str, Any]):
     return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
 
-def _attention_layers(model: nn.Module):
-    from .layers.attention import Attention
-
+def _attention_layers(model: nn.Module) -> list[Attention]:
     return [m for m in model.modules() if isinstance(m, Attention)]
 
 
-def _pack_linears(model: nn.Module) -> None:
-    """Swap every Linear for a PackedLinear (bf16 weights laid out once for oneDNN).
-
-    Attention's fused q/k/v projection gets its q/k/v biases folded in; weights and state_dict keys
-    are unchanged, so a packed model still saves.
-    """
-    from .layers.packed import PackedLinear
-
-    for attn in _attention_layers(model):
-        if isinstance(attn.qkv, nn.Linear):
-            attn.qkv = PackedLinear(attn.qkv.weight, attn.qkv_bias_parts())
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is nn.Linear:
-                setattr(module, name, PackedLinear.from_linear(child))
+_pack_linears = pack_linears  # the old name, kept for callers
 
 
 def _quantise_blocks(model: nn.Module) -> int:
@@ -93,8 +79,6 @@ def _quantise_blocks(model: nn.Module) -> int:
     elsewhere): with int8 projections its inputs already carry int8's error, and fp32 attention
     would dominate the time on long sequences (ViViT's 3137 tokens).
     """
-    from .layers.blocks import Block, PostNormBlock
-
     engines = torch.backends.quantized.supported_engines
     if "onednn" in engines:  # oneDNN's int8 GEMM uses VNNI/AMX; measured ~2x fbgemm's here
         torch.backends.quantized.engine = "onednn"
@@ -106,6 +90,7 @@ def _quantise_blocks(model: nn.Module) -> int:
                 folded.weight.copy_(attn.qkv.weight)
                 folded.bias.copy_(torch.cat(attn.qkv_bias_parts()))
             attn.qkv = folded
+            attn.qkv_bias_folded = True
         attn.compute_dtype = attention_dtype
     targets: dict[str, type] = {}
     for name, module in model.named_modules():
@@ -133,7 +118,7 @@ def apply_precision(model: nn.Module, precision: str | None, device: torch.devic
         model.to(torch.bfloat16)
         model.precision_dtype = torch.bfloat16
         if can_pack(device):
-            _pack_linears(model)
+            pack_linears(model)
         if not getattr(model, "_precision_hook", None):
             model._precision_hook = model.register_forward_pre_hook(_cast_inputs, with_kwargs=True)
     elif chosen == "int8":

@@ -1,5 +1,5 @@
 """AST: our names -> transformers' (legacy layout, which save_pretrained writes)."""
-from .convert import Converter, vit_embedding_rules, vit_layer_rules
+from .convert import VIT_MEMORY, Converter, vit_embedding_rules, vit_layer_rules
 
 CONVERTER = Converter(
     [
@@ -9,5 +9,6 @@ CONVERTER = Converter(
         (r"head\.norm\.(weight|bias)", r"classifier.layernorm.\1"),
         (r"head\.fc\.(weight|bias)", r"classifier.dense.\1"),
         (r"norm\.(weight|bias)", r"layernorm.\1"),
-    ]
+    ],
+    memory=VIT_MEMORY,
 )

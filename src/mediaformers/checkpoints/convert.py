@@ -14,6 +14,31 @@ from collections.abc import Iterable
 import torch
 
 Rule = tuple[str, "str | list[str]"]
+# (file name, in-memory name) pieces of transformers' own modules where the installed release names its
+# modules otherwise than its files (transformers 5 renames on load and back on save); "{n}" is a layer index.
+MemoryRule = tuple[str, str]
+LAYOUTS = ("file", "memory")
+
+
+def _memory_rules(pairs: Iterable[MemoryRule], to_memory: bool):
+    rules = []
+    for file, memory in pairs:
+        src, dst = (file, memory) if to_memory else (memory, file)
+        rules.append((re.compile(r"(?:^|(?<=\.))" + re.escape(src).replace(r"\{n\}", r"(\d+)")), dst.replace("{n}", r"\1")))
+    return rules
+
+
+def _rename(state: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
+    """Each key renamed by the first rule that matches it (others kept)."""
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in rules:
+            new, hits = pattern.subn(repl, key, count=1)
+            if hits:
+                key = new
+                break
+        out[key] = value
+    return out
 
 
 def _compile(rules: Iterable[Rule]):
@@ -34,23 +59,36 @@ def hf_names(key: str, rules) -> list[str]:
 class Converter:
     """Maps a model's state dict to transformers' layout and back."""
 
-    def __init__(self, rules: Iterable[Rule], *, normalise=None):
+    def __init__(self, rules: Iterable[Rule], *, normalise=None, memory: Iterable[MemoryRule] = ()):
         """``normalise``: state -> state, applied to checkpoints before matching, for other layouts
-        of the same weights that transformers versions have written."""
+        of the same weights that transformers versions have written. ``memory``: how transformers' modules
+        name what its files hold (``model.state_dict()`` of the installed release), accepted on loading
+        and written with ``layout="memory"``."""
         self.rules = _compile(rules)
         self.normalise = normalise
+        self.memory = tuple(memory)
+        self._to_memory, self._from_memory = _memory_rules(self.memory, True), _memory_rules(self.memory, False)
+
+    def as_file(self, hf_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A transformers state dict (file or in-memory names) under the file names the table uses."""
+        hf_state = _rename(hf_state, self._from_memory) if self._from_memory else hf_state
+        return hf_state if self.normalise is None else self.normalise(hf_state)
 
     def hf_names(self, key: str) -> list[str]:
         """transformers' name(s) of our ``key`` (several where we fuse their tensors)."""
         return hf_names(key, self.rules)
 
-    def to_hf(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def to_hf(self, state: dict[str, torch.Tensor], layout: str = "file") -> dict[str, torch.Tensor]:
+        """Our state dict under transformers' names: those of its files (``layout="file"``, what
+        save_pretrained writes) or of its modules (``"memory"``, for ``hf_model.load_state_dict``)."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
         out = {}
         for key, value in state.items():
             names = hf_names(key, self.rules)
             parts = value.chunk(len(names), dim=0) if len(names) > 1 else (value,)
             out.update(zip(names, parts))
-        return out
+        return _rename(out, self._to_memory) if layout == "memory" else out
 
     def from_hf(
         self, hf_state: dict[str, torch.Tensor], our_keys: Iterable[str]
@@ -60,8 +98,7 @@ class Converter:
         Returns (state, missing, unexpected): ``missing`` lists transformers' names we needed and did
         not find; ``unexpected`` the checkpoint keys nothing consumed.
         """
-        if self.normalise is not None:
-            hf_state = self.normalise(hf_state)
+        hf_state = self.as_file(hf_state)
         state, missing, used = {}, [], set()
         for key in our_keys:
             names = hf_names(key, self.rules)
@@ -112,6 +149,17 @@ def block_rules(ours: str, theirs: str, names: dict[str, str | list[str]]) -> li
         targets = [rf"{theirs}.\1.{t}.\2" for t in ([their] if isinstance(their, str) else their)]
         rules.append((rf"{ours}\.(\d+)\.{re.escape(sub)}\.(weight|bias)", targets if len(targets) > 1 else targets[0]))
     return rules
+
+
+# transformers 5's in-memory names of the ViT-style layers (AST, ViViT): ``encoder.layer.N`` is ``layers.N``
+# and the attention/MLP projections are q/k/v/o_proj and mlp.fc1/fc2 (its files keep the old names).
+VIT_MEMORY: tuple[MemoryRule, ...] = (
+    *((f"encoder.layer.{{n}}.attention.attention.{w}.", f"layers.{{n}}.attention.{w[0]}_proj.") for w in ("query", "key", "value")),
+    ("encoder.layer.{n}.attention.output.dense.", "layers.{n}.attention.o_proj."),
+    ("encoder.layer.{n}.intermediate.dense.", "layers.{n}.mlp.fc1."),
+    ("encoder.layer.{n}.output.dense.", "layers.{n}.mlp.fc2."),
+    ("encoder.layer.{n}.", "layers.{n}."),
+)
 
 
 def vit_layer_rules(ours: str, theirs: str) -> list[Rule]:

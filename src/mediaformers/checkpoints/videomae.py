@@ -30,4 +30,7 @@ CONVERTER = Converter(
         (r"norm\.(weight|bias)", r"layernorm.\1"),
     ],
     normalise=_named_biases,
+    # transformers 5's modules hold the q/v biases as the query/value Linear's bias (the key has none)
+    memory=[("attention.attention.q_bias", "attention.attention.query.bias"),
+            ("attention.attention.v_bias", "attention.attention.value.bias")],
 )

@@ -1,5 +1,5 @@
 """ViViT: our names -> transformers' (legacy layout, which save_pretrained writes)."""
-from .convert import VIT_BLOCK, Converter, block_rules, vit_embedding_rules, vit_layer_rules
+from .convert import VIT_BLOCK, VIT_MEMORY, Converter, block_rules, vit_embedding_rules, vit_layer_rules
 
 # Model 3's second attention per block, named like the first one with a ``temporal_`` prefix.
 _TEMPORAL = {"attn_t.qkv": [f"temporal_{q}" for q in VIT_BLOCK["attn.qkv"]],
@@ -16,5 +16,6 @@ CONVERTER = Converter(
         *vit_layer_rules(r"encoder\.blocks", "encoder.layer"),
         *vit_embedding_rules("cls_token", "pos_embed"),
         (r"norm\.(weight|bias)", r"layernorm.\1"),
-    ]
+    ],
+    memory=VIT_MEMORY,
 )

@@ -16,8 +16,9 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 
-from .packed import PackedLinear
+from .packed import PackedLinear, pack_linears
 
 ATTENTION_MODES = ("auto", "sdpa", "math")
 ATTENTION_ENV = "MEDIAFORMERS_ATTENTION"
@@ -209,6 +210,10 @@ class Attention(nn.Module):
         self.attention_mode: str | None = None  # "auto" | "sdpa" | "math"; None: see resolve_kernel
         # The dtype the attention product runs in when not the projections' (int8 models: bf16 where native).
         self.compute_dtype: torch.dtype | None = None
+        # Whether calling ``qkv`` already adds the q/k/v biases (set by our packing and int8 code, which fold
+        # them in). Never inferred from the module's type: a wrapper (PEFT's LoRA, torch's quantize_dynamic,
+        # pruning) of the unfolded Linear still needs them added.
+        self.qkv_bias_folded = False
 
     def qkv_bias_parts(self) -> tuple[torch.Tensor, ...]:
         """The q/k/v projection's bias as stored: (q, zero k, v) for VideoMAE's variant, else (bias,) or ()."""
@@ -220,6 +225,20 @@ class Attention(nn.Module):
         if self.q_bias is None:
             return self.qkv.bias
         return torch.cat(self.qkv_bias_parts())
+
+    def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens, dim) -> (batch, tokens, 3 * heads * head_dim): q, k, v with their biases.
+
+        A bare Linear runs as one GEMM with the biases joined; anything else (LoRA, pruning's weight hook,
+        quantisation) is called as a module, and the biases kept outside it (VideoMAE's q_bias/v_bias)
+        are added unless our packing/int8 code folded them in.
+        """
+        if bare(self.qkv):
+            return F.linear(x, self.qkv.weight, self._qkv_bias())
+        qkv = self.qkv(x)
+        if self.q_bias is not None and not self.qkv_bias_folded:
+            qkv = qkv + self._qkv_bias().to(qkv.dtype)
+        return qkv
 
     def prune_heads(self, heads) -> None:
         """Remove heads (indices as in the unpruned layer; already removed ones are ignored), as
@@ -247,9 +266,7 @@ class Attention(nn.Module):
         if self.q_bias is not None:
             self.k_bias = self.k_bias[cols].clone()
         if packed:  # bf16 packed for oneDNN: pack the pruned weights again, as apply_precision does
-            from ..precision import _pack_linears
-
-            _pack_linears(self)
+            pack_linears(self)
         self.num_heads = len(keep)
         self.pruned_heads |= drop
 
@@ -273,16 +290,11 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         c = self.num_heads * self.head_dim  # the width of q/k/v: the model's width unless heads were pruned
         m = n if num_queries is None else num_queries
-        if not isinstance(self.qkv, nn.Linear):
-            # An inference projection (precision.py: packed bf16 or int8) with the q/k/v biases folded
-            # in: one call, the queries cut to the leading tokens after.
-            qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim)
+        if num_queries is None or not bare(self.qkv):
+            qkv = self.project_qkv(x).view(b, n, 3, self.num_heads, self.head_dim)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
             q = q[:, :, :m]
-        elif num_queries is None:
-            qkv = F.linear(x, self.qkv.weight, self._qkv_bias()).view(b, n, 3, self.num_heads, self.head_dim)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        else:
+        else:  # only the leading tokens attend: their queries alone, from the q rows
             (wq, wkv), (bq, bkv) = self.qkv.weight.split((c, 2 * c)), (None, None)
             bias = self._qkv_bias()
             if bias is not None:
@@ -312,6 +324,13 @@ class Attention(nn.Module):
             out = attend(self.attention_mode, q, k, v, attn_bias, drop, self.training)
         out = out.transpose(1, 2).reshape(b, m, c).to(out_dtype)
         return self.proj_drop(self.proj(out)), weights
+
+
+def bare(module: nn.Module, cls: type[nn.Module] = nn.Linear) -> bool:
+    """``module`` is a ``cls`` itself (not a subclass, as parametrize and FSDP make) with no hook (pruning
+    recomputes ``weight`` in one): reading its weights is what calling it does. Anything else is called."""
+    return (type(module) is cls and not module._forward_pre_hooks and not module._forward_hooks
+            and not _global_forward_pre_hooks and not _global_forward_hooks)
 
 
 def _pruned(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:

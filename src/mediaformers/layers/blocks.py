@@ -1,6 +1,7 @@
 """Transformer blocks and the encoder stack shared by every family."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -97,6 +98,9 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.gradient_checkpointing = False
         self.checkpoint_kwargs: dict = {"use_reentrant": False}  # torch.utils.checkpoint options
+        # transformers' every_n_layers (block offset + i checkpointed when divisible; the offset counts the
+        # blocks of the model's earlier stacks) and offload (saved activations in pinned host memory)
+        self.checkpoint_every, self.checkpoint_offset, self.checkpoint_offload = 1, 0, False
 
     @classmethod
     def stack(cls, depth: int, dim: int, num_heads: int, mlp_hidden: int, *, block: type = Block, **kwargs):
@@ -112,6 +116,10 @@ class Encoder(nn.Module):
         for i, block in enumerate(self.blocks):
             if hasattr(block, "drop_path"):
                 block.drop_path = rate * i / max(n - 1, 1)
+
+    def _checkpointed(self, i: int) -> bool:
+        return (self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+                and (self.checkpoint_offset + i) % self.checkpoint_every == 0)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, *, output_hidden_states: bool = False,
                 output_attentions: bool = False, num_queries: int | None = None,
@@ -129,8 +137,10 @@ class Encoder(nn.Module):
             kw = {"num_queries": num_queries} if num_queries is not None and i == last else {}
             if layer_masks[i] is not None:
                 kw["head_mask"] = layer_masks[i]
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x, w = checkpoint(block, x, attn_bias, output_attentions, **kw, **self.checkpoint_kwargs)
+            if self._checkpointed(i):
+                offload = self.checkpoint_offload and x.device.type != "cpu"  # on the CPU they already are
+                with torch.autograd.graph.save_on_cpu(pin_memory=True) if offload else contextlib.nullcontext():
+                    x, w = checkpoint(block, x, attn_bias, output_attentions, **kw, **self.checkpoint_kwargs)
             else:
                 x, w = block(x, attn_bias, output_attentions, **kw)
             if hidden is not None:

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import bare
+
 
 def _pair(v) -> tuple[int, ...]:
     return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
@@ -35,7 +37,8 @@ class PatchEmbed(nn.Module):
         return tuple((s - k) // st + 1 for s, k, st in zip(spatial, self.kernel, self.stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel != self.stride:
+        # The conv is called when patches overlap or when something wraps it (pruning's weight hook).
+        if self.kernel != self.stride or not bare(self.proj, nn.Conv3d if len(self.kernel) == 3 else nn.Conv2d):
             return self.proj(x).flatten(2).transpose(1, 2)
         b, c = x.shape[:2]
         g = self.grid(tuple(x.shape[2:]))

@@ -86,3 +86,20 @@ class PackedLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={bool(self._bias_parts)}, packed bf16"
+
+
+def pack_linears(model: nn.Module) -> None:
+    """Swap every Linear of ``model`` for a PackedLinear (bf16 weights laid out once for oneDNN).
+
+    An attention's fused q/k/v projection (a module with ``qkv_bias_parts``) gets its q/k/v biases folded
+    in, and says so (``qkv_bias_folded``), so the attention no longer adds them. Weights and state_dict
+    keys are unchanged, so a packed model still saves.
+    """
+    for module in model.modules():
+        if hasattr(module, "qkv_bias_parts") and isinstance(module.qkv, nn.Linear):
+            module.qkv = PackedLinear(module.qkv.weight, module.qkv_bias_parts())
+            module.qkv_bias_folded = True
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.Linear:
+                setattr(module, name, PackedLinear.from_linear(child))

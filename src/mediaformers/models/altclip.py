@@ -313,8 +313,9 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         self.vision_model._init_weights()
         self._init_projections()
 
-    def hf_state_dict(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        return text_layers_as_hub(super().hf_state_dict(state))
+    def hf_state_dict(self, state: dict[str, torch.Tensor] | None = None, *, layout: str = "file") -> dict[str, torch.Tensor]:
+        hf = super().hf_state_dict(state, layout=layout)
+        return text_layers_as_hub(hf) if layout == "file" else hf  # transformers' modules: layers.N in both towers
 
     @forward_options
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -34,8 +34,7 @@ class SpaceTimeAttention(Attention):
         b, n, c = x.shape
         t, s = grid
         hs = self.num_heads // 2
-        bias = self.qkv.bias if self.q_bias is None else torch.cat((self.q_bias, self.k_bias, self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, bias).view(b, t, s, 3, self.num_heads, self.head_dim)
+        qkv = self.project_qkv(x).view(b, t, s, 3, self.num_heads, self.head_dim)
         drop = self.attn_drop if self.training else 0.0
         d, ht = self.head_dim, self.num_heads - hs
         # 4-D (batch, groups, tokens, dim) so SDPA takes its fused kernel (5-D falls back to plain math).

@@ -5,6 +5,8 @@ from typing import Any
 
 import torch
 
+from .batch_feature import BatchFeature
+
 RETURN_TENSORS = ("pt", "np", None)
 
 
@@ -13,12 +15,13 @@ def check_return_tensors(return_tensors: Any) -> None:
         raise ValueError(f"return_tensors: expected 'pt', 'np' or None, got {return_tensors!r}")
 
 
-def convert(out: dict[str, torch.Tensor], return_tensors: str | None) -> dict[str, Any]:
-    """Batched tensors -> ``return_tensors``: tensors, arrays, or (None) a list of one array per example."""
+def convert(out: dict[str, torch.Tensor], return_tensors: str | None) -> BatchFeature:
+    """Batched tensors -> ``return_tensors``: tensors, arrays, or (None) a list of one array per example,
+    in a BatchFeature (a dict with ``.to(device/dtype)``)."""
     check_return_tensors(return_tensors)
     if return_tensors == "pt":
-        return out
+        return BatchFeature(out)
     arrays = {k: v.detach().cpu().numpy() for k, v in out.items()}
     if return_tensors == "np":
-        return arrays
-    return {k: list(v) for k, v in arrays.items()}
+        return BatchFeature(arrays)
+    return BatchFeature({k: list(v) for k, v in arrays.items()})

@@ -10,6 +10,7 @@ import torch
 from ..checkpoints.hub import resolve
 from ._config_files import find_processor_fields
 from ._tensors import check_return_tensors
+from .batch_feature import BatchFeature
 from .clip_image_processor import CLIPImageProcessor
 from .tokenizer import SPM_FILES, TOKENIZER_FILE, Tokenizer
 
@@ -84,7 +85,7 @@ class AltCLIPProcessor:
             raise ValueError("images/videos: pass one of them; both would fill pixel_values")
         check_return_tensors(return_tensors)
         text_kwargs = {k: kwargs.pop(k) for k in _TEXT_OPTIONS if k in kwargs}
-        out: dict[str, Any] = {}
+        out = BatchFeature()
         if text is not None:
             if self.tokenizer is None:
                 raise ValueError("text: this processor has no tokenizer")

@@ -25,6 +25,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import Unigram
 
 from ._config_files import check_fields, read_json_object
+from .batch_feature import BatchFeature
 
 TOKENIZER_FILE = "tokenizer.json"
 SPM_FILES = ("sentencepiece.bpe.model", "spiece.model", "tokenizer.model")
@@ -532,8 +533,8 @@ def _as_tensors(out: dict[str, list], return_tensors: str | None, single: bool) 
     if any(len({len(r) for r in v}) > 1 for v in out.values() if v and isinstance(v[0], list)):
         raise ValueError("return_tensors: rows have different lengths; pass padding=True (or return_tensors=None)")
     if return_tensors == "np":
-        return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
-    return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+        return BatchFeature({k: np.asarray(v, dtype=np.int64) for k, v in out.items()})
+    return BatchFeature({k: torch.tensor(v, dtype=torch.long) for k, v in out.items()})
 
 
 class XLMRobertaTokenizer(Tokenizer):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ._audio_features import CONFIG_NAME
+from .batch_feature import BatchFeature
 from .tvlt_audio import TvltFeatureExtractor
 from .video_processors import TvltImageProcessor
 
@@ -72,7 +73,7 @@ class TvltProcessor:
         if images is None and audio is None:
             raise ValueError("images/audio: expected at least one of them, got neither")
         audio_kwargs = {k: kwargs.pop(k) for k in _AUDIO_OPTIONS if k in kwargs}
-        out: dict[str, Any] = {}
+        out = BatchFeature()
         if audio is not None:
             out.update(self.feature_extractor(audio, return_tensors=return_tensors, sampling_rate=sampling_rate,
                                               mask_audio=mask_audio, **audio_kwargs))
