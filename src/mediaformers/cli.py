@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--aggregate", default="mean", choices=["mean", "max"], help="how views/windows combine")
     c.add_argument("--views", action="store_true", help="also list each view's/window's labels")
     _ray_flags(c)
+    from .tasks.timeline_cli import add_flags as add_timeline_flags  # timelines and streams: their own module
+
+    add_timeline_flags(c)
     z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (image-text checkpoints)",
                        epilog=EPILOG["zero-shot"], formatter_class=fmt)
     _common(z)
@@ -289,6 +292,9 @@ def _check_labels(labels: list[str], template: str) -> None:
 
 
 def cmd_classify(args) -> int:
+    from .tasks import timeline_cli
+
+    timeline_cli.check(args)
     _check_ray(args)
     if args.ray is None:
         _check_output_first(args)
@@ -299,6 +305,12 @@ def cmd_classify(args) -> int:
     views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
     options = {"top_k": args.top_k, "aggregate": args.aggregate, **views,
                **({"hop": args.hop} if args.hop is not None else {})}
+    if timeline_cli.wanted(args):  # long or live media as window and segment records
+        from .tasks.output import RecordWriter
+
+        pipe = _pipeline(args, None, loaded, **options, **timeline_cli.timeline_options(args))
+        with RecordWriter(args.output, overwrite=args.overwrite) as out:
+            return timeline_cli.run(args, pipe, out)
     pipe = _pipeline(args, None, loaded, **options)
     if args.ray is not None:
         return _ray(args, None, pipe, options, {"views": args.views}, _hinted)

@@ -129,15 +129,15 @@ class LiveSource:
                     raise
                 delay = next(delays, None)
                 if delay is None:
-                    raise ValueError(f"stream: cannot open {self.source} ({_why(err)})") from err
-                self.log(f"cannot open {self.source} ({_why(err)}); retrying in {delay:g}s")
+                    raise ValueError(f"stream: cannot open {self.source} ({_why(err, self.options.read_timeout)})") from err
+                self.log(f"cannot open {self.source} ({_why(err, self.options.read_timeout)}); retrying in {delay:g}s")
                 time.sleep(delay)
 
     def _reopen(self, err: BaseException | None, got: bool) -> bool:
         """After a connection ended: reopen a network stream (True), or say why it ends (False). At most
         ``reconnect`` tries in a row: only a connection that delivered media resets the count."""
         self.close()
-        why = _why(err) if err is not None else "end of stream"
+        why = _why(err, self.options.read_timeout) if err is not None else "end of stream"
         if not is_network(self.source):
             if err is not None:
                 self.log(f"{self.source}: stopped ({why})")
@@ -155,7 +155,7 @@ class LiveSource:
                 self.reconnections += 1
                 return True
             except _DROPS as again:
-                why = _why(again)
+                why = _why(again, self.options.read_timeout)
         self.log(f"{self.source}: ended ({why})")
         return False
 
@@ -204,5 +204,7 @@ def _delays(o: LiveOptions) -> Iterator[float]:
         yield min(o.backoff * 2 ** k, o.max_backoff)
 
 
-def _why(err: BaseException) -> str:
+def _why(err: BaseException, timeout: float | None = None) -> str:
+    if isinstance(err, av.ExitError):  # the read timeout, through FFmpeg's interrupt callback
+        return f"no data for {timeout:g}s" if timeout else "no data in time"
     return getattr(err, "strerror", None) or str(err) or type(err).__name__

@@ -171,12 +171,17 @@ class Timeline:
         """Window records and, as they close, segment records (``kind`` says which). ``extra(window)`` adds
         fields to a window's record; ``collect`` gathers ``(start, end, scores)`` for a picture."""
         merger = SegmentMerger(self.id2label, **self.merge_options)
-        for window, scores in scored:
-            if collect is not None:
-                collect.append((window.start, window.end, scores.numpy().astype(np.float16)))
-            yield {**self.window_record(key, window, scores), **(extra(window) if extra else {})}
-            for seg in merger.push(window.start, window.end, scores):
+        try:
+            for window, scores in scored:
+                if collect is not None:
+                    collect.append((window.start, window.end, scores.numpy().astype(np.float16)))
+                yield {**self.window_record(key, window, scores), **(extra(window) if extra else {})}
+                for seg in merger.push(window.start, window.end, scores):
+                    yield {"input": key, "kind": "segment", **seg}
+        except KeyboardInterrupt:  # Ctrl-C on a stream: the segments so far still close, then it stops
+            for seg in merger.flush():
                 yield {"input": key, "kind": "segment", **seg}
+            raise
         for seg in merger.flush():
             yield {"input": key, "kind": "segment", **seg}
 
