@@ -11,10 +11,12 @@ import torch
 import mediaformers as mf
 from mediaformers.family import families
 from mediaformers.models.mae import patchify
+from mediaformers.cli import main
 from mediaformers.plots import check_picture_path, require_matplotlib
 from mediaformers.plots.mae import reconstruct, unpatchify
 from mediaformers.plots.timeline import plot_timeline
 from mediaformers.plots.training import epoch_pictures, plot_confusion, plot_curves
+from mediaformers.tasks.explain import attention_rollout, explain, patch_heat
 from mediaformers.train import Recipe
 from tests.media import make_video, natural_frames
 
@@ -97,3 +99,67 @@ def test_a_classification_evaluation_draws_its_confusion(tmp_path):
     task = SimpleNamespace(name="classification", labels=["tone", "noise"])
     epoch_pictures(tmp_path, task, None, None, {"confusion": [[1, 1], [0, 2]]}, 1, print)
     assert (tmp_path / "confusion.png").read_bytes().startswith(PNG)
+
+
+# ---- explain --------------------------------------------------------------------------------------
+def test_rollout_multiplies_the_layers_residual_included():
+    a1, a2 = torch.rand(1, 2, 3, 3).softmax(-1), torch.rand(1, 2, 3, 3).softmax(-1)
+    eye = torch.eye(3)
+
+    def layer(a):
+        m = a[0].mean(0) + eye
+        return m / m.sum(-1, keepdim=True)
+
+    got = attention_rollout([a1, a2])[0]
+    torch.testing.assert_close(got, layer(a2) @ layer(a1))
+    torch.testing.assert_close(got.sum(-1), torch.ones(3))
+    with pytest.raises(ValueError, match=r"attentions: expected one .* per layer, got none"):
+        attention_rollout([])
+
+
+def test_heat_follows_the_attended_patch_with_and_without_class_tokens():
+    grid, j = (2, 3, 4), 17  # 24 patches; every token attends to patch 17 in every layer
+    for special in (0, 2):
+        n = special + 24
+        a = torch.zeros(1, 2, n, n)
+        a[..., special + j] = 1.0
+        heat = patch_heat([a, a], grid)
+        assert heat.shape == grid and heat.max() == 1.0
+        assert np.unravel_index(int(heat.argmax()), grid) == np.unravel_index(j, grid)
+    with pytest.raises(ValueError, match=r"explain: 20 tokens attend, fewer than the 24 patches"):
+        patch_heat([torch.rand(1, 1, 20, 20)], grid)
+
+
+def test_explain_maps_onto_the_reference_patch_grid_and_draws(tmp_path):
+    from transformers import ASTConfig as RefConfig
+    from transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer import (
+        ASTEmbeddings)
+
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, max_length=100,
+                 num_mel_bins=32, id2label={0: "tone", 1: "noise"})
+    mf.ASTForAudioClassification(mf.ASTConfig(**small)).save_pretrained(tmp_path / "ast")
+    wav = tmp_path / "a.wav"
+    import soundfile as sf
+
+    sf.write(wav, (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32), 16000)
+    result = explain(mf.pipeline(model=tmp_path / "ast"), wav)
+    ref = ASTEmbeddings(RefConfig(**small)).get_shape(RefConfig(**small))  # (frequency patches, time patches)
+    assert result["grid"] == tuple(ref) and result["input"].shape == (1, 32, 100)
+    assert result["label"] in ("tone", "noise")
+    assert main(["explain", str(tmp_path / "ast"), str(wav), "-o", str(tmp_path / "x.png")]) == 0
+    assert (tmp_path / "x.png").read_bytes().startswith(PNG)
+
+
+def test_explain_cli_checks_the_picture_first(capsys):
+    assert main(["explain", "no-such-model", "x.wav", "-o", "x.jpg"]) == 2
+    assert "-o: expected a .png or .svg file, got 'x.jpg'" in capsys.readouterr().err
+
+
+def test_explain_a_video_classifier(tmp_path):
+    cfg = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48, image_size=32,
+               num_frames=4, id2label={0: "a", 1: "b"})
+    mf.VideoMAEForVideoClassification(mf.VideoMAEConfig(**cfg)).save_pretrained(tmp_path / "m")
+    video = make_video(tmp_path / "v.mp4", frames=8, size=(32, 32), fps=8)
+    result = explain(mf.pipeline(model=tmp_path / "m"), video)
+    assert result["grid"] == (2, 2, 2) and result["input"].shape == (3, 4, 32, 32)  # (C, T, H, W) into Conv3d
+    assert main(["explain", str(tmp_path / "m"), str(video), "-o", str(tmp_path / "x.svg")]) == 0

@@ -24,6 +24,8 @@ EPILOG = {
               "  mediaformers export BAAI/AltCLIP -o altclip-onnx/ --part all",
 }
 
+EPILOG_EXPLAIN = "example:\n  mediaformers explain demo/runs/videomae/best demo/fresh/video/circle_0.mp4 -o where.png"
+
 
 def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
     p.add_argument("model", help="checkpoint folder, hub id (org/name) or registry name")
@@ -148,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", help="work folder: data/, runs/<model>/best, fresh/, results.jsonl")
     d.add_argument("--quick", action="store_true", help="less data and fewer steps: a fast check, lower accuracy")
     d.add_argument("--seed", type=int, default=0, help="seed of the training data (fresh media: seed + 1)")
+    ex = sub.add_parser("explain", help="where a classifier looked: attention rollout as a heat map on the "
+                        "frames or spectrogram", epilog=EPILOG_EXPLAIN, formatter_class=fmt)
+    ex.add_argument("model", help="classification checkpoint folder, hub id or registry name")
+    ex.add_argument("input", help="a video or audio file")
+    ex.add_argument("-o", "--output", required=True, help="the picture: FILE.png or FILE.svg (needs the plot extra)")
+    ex.add_argument("--view", type=int, default=0, help="which view (audio window, video clip) to explain (default 0)")
+    ex.add_argument("--device", type=_device, default=None, help="cpu, cuda, ... (default cpu)")
     from .train.cli import add_parser as add_train_parser  # training's flags live with training
 
     add_train_parser(sub)
@@ -433,6 +442,22 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from .plots import check_picture_path
+
+    check_picture_path(args.output, "-o")  # before the model loads
+    from .plots.explain import plot_explanation
+    from .tasks.explain import explain
+    from .tasks.loading import load_model
+    from .tasks.pipelines import pipeline
+
+    pipe = pipeline(None, load_model(args.model, device=args.device), batch_size=1)
+    result = explain(pipe, args.input, view=args.view)
+    plot_explanation(result, args.output, title=f"{Path(args.input).name}: {result['label']} ({result['score']:.3f})")
+    print(json.dumps({"input": args.input, "label": result["label"], "score": result["score"], "output": args.output}))
+    return 0
+
+
 def cmd_train(args) -> int:
     from .train.cli import run
 
@@ -461,6 +486,7 @@ def cmd_demo(args) -> int:
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
             "export": cmd_export, "train": cmd_train, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
+COMMANDS["explain"] = cmd_explain
 
 
 # Python option -> the flag that does the same on the command line, for error hints.
