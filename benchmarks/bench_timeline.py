@@ -180,8 +180,8 @@ def memory_child(model: str, media: str, kw: str) -> None:
 
 
 def memory(model: Path, media: Path, **kw) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(model), str(media), json.dumps(kw), PRECISION],
-                         capture_output=True, text=True, check=True)
+    argv = [sys.executable, __file__, "--memory-child", str(model), str(media), json.dumps(kw), PRECISION]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -215,8 +215,8 @@ def main() -> None:
     video = make_video(work / f"video-{secs:g}s-{size[0]}p.mp4", secs, size)
     video_kw = {"stride": 2.0}
     print(json.dumps({"case": "rtf", "model": f"ast-{PRECISION}", **rtf(models["ast"], audio, secs)}), flush=True)
-    print(json.dumps({"case": "rtf", "model": f"videomae-s-{PRECISION}", **rtf(models["videomae"], video, secs, **video_kw)}),
-          flush=True)
+    vmae = rtf(models["videomae"], video, secs, **video_kw)
+    print(json.dumps({"case": "rtf", "model": f"videomae-s-{PRECISION}", **vmae}), flush=True)
     live_s = args.live_seconds
     a_live = to_ts(make_audio(work / f"audio-{live_s:g}s.wav", live_s), work / f"audio-{live_s:g}s.ts")
     v_live = to_ts(make_video(work / f"video-{live_s:g}s-{size[0]}p.mp4", live_s, size),

@@ -98,7 +98,7 @@ def test_clip_windows_hold_a_bounded_number_of_frames_however_long_the_video():
 
     tracemalloc.start()
     count = 0
-    for w in clip_windows(frames(6000), num_frames=8, step=4, stride=2.0, fps=25):
+    for _ in clip_windows(frames(6000), num_frames=8, step=4, stride=2.0, fps=25):
         count += 1
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

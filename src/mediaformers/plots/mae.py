@@ -26,7 +26,8 @@ def unpatchify(patches: torch.Tensor, frames: int, height: int, width: int, tube
 
 
 @torch.no_grad()
-def reconstruct(model: Any, pixel_values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def reconstruct(model: Any, pixel_values: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One video ``(1, T, C, H, W)`` and its mask ``(1, tubelets)`` -> input, masked input (NaN where
     masked) and reconstruction, each ``(T, C, H, W)`` float in the input's space."""
     c = model.config
@@ -43,14 +44,15 @@ def reconstruct(model: Any, pixel_values: torch.Tensor, mask: torch.Tensor) -> t
     recon, hidden = patches.clone(), patches.clone()
     recon[m] = pred[0].to(recon.dtype)
     hidden[m] = float("nan")
-    return tuple(unpatchify(v, t, h, w, tub, p)[0] for v in (patches, hidden, recon))
+    inp, hid, rec = (unpatchify(v, t, h, w, tub, p)[0] for v in (patches, hidden, recon))
+    return inp, hid, rec
 
 
 def _display(frames: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> np.ndarray:
     """(T, C, H, W) -> (T, H, W, C or no C) in [0, 1] with the input's per-channel range; NaN -> grey."""
-    x = ((frames - lo) / (hi - lo + 1e-8)).clamp(0, 1)
-    x = torch.nan_to_num(x, nan=0.5).permute(0, 2, 3, 1).cpu().numpy()
-    return x[..., 0] if x.shape[-1] == 1 else x
+    scaled = torch.nan_to_num(((frames - lo) / (hi - lo + 1e-8)).clamp(0, 1), nan=0.5)
+    out = scaled.permute(0, 2, 3, 1).cpu().numpy()
+    return out[..., 0] if out.shape[-1] == 1 else out
 
 
 def plot_reconstruction(inp: torch.Tensor, hidden: torch.Tensor, recon: torch.Tensor, path: str | Path, *,

@@ -17,7 +17,8 @@ _NOT_CURVES = {"step", "epoch", "train_loss", "val_loss", "val_failed", "evaluat
 
 def read_metrics(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """metrics.jsonl -> (step rows, validation rows); a line cut by an interruption is skipped."""
-    steps, evals = [], []
+    steps: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
             row = json.loads(line)

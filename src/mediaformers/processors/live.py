@@ -128,9 +128,10 @@ class LiveSource:
                 if isinstance(err, FileNotFoundError):
                     raise
                 delay = next(delays, None)
+                why = _why(err, self.options.read_timeout)
                 if delay is None:
-                    raise ValueError(f"stream: cannot open {self.source} ({_why(err, self.options.read_timeout)})") from err
-                self.log(f"cannot open {self.source} ({_why(err, self.options.read_timeout)}); retrying in {delay:g}s")
+                    raise ValueError(f"stream: cannot open {self.source} ({why})") from err
+                self.log(f"cannot open {self.source} ({why}); retrying in {delay:g}s")
                 time.sleep(delay)
 
     def _reopen(self, err: BaseException | None, got: bool) -> bool:

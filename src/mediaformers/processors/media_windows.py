@@ -54,7 +54,7 @@ class _ChunkWindows(AudioWindows):
         self.rate, self.window, self.hop, self.grid, self.return_numpy, self.name = rate, window, hop, grid, True, name
         self.info = None
 
-    def over(self, chunks: Iterable[np.ndarray]) -> Iterator[tuple[float, np.ndarray]]:
+    def over(self, chunks: Iterable[np.ndarray]) -> Iterator[tuple[float, Any]]:
         def finish() -> AudioInfo:
             return AudioInfo(self.name, self.rate, 1, "ffmpeg", "live", "live")
         return self._windows(iter(chunks), finish)
@@ -78,7 +78,8 @@ class _Clip:
     __slots__ = ("start", "targets", "frames")
 
     def __init__(self, start: float, offsets: list[float]):
-        self.start, self.targets, self.frames = start, [start + o for o in offsets], []
+        self.start, self.targets = start, [start + o for o in offsets]
+        self.frames: list[np.ndarray] = []
 
 
 def clip_step(stride: float, fps: float, num_frames: int) -> int:
@@ -91,8 +92,9 @@ def clip_windows(frames: Iterable[tuple[float, Callable[[], np.ndarray], float]]
                  step: int | None, stride: float, fps: float) -> Iterator[Window]:
     """Clips from ``(seconds, rgb getter, arrival)`` frames in presentation order: one clip every ``stride``
     seconds from 0, its frames at ``start + (k * step + 0.5) / fps`` (as ``indices_to_timestamps``), each the
-    last frame at or before that time (``step`` None: see :func:`clip_step`). A clip cut by the end of the stream repeats its last frame (as the
-    samplers pad short videos). Each frame is converted once, whatever the number of clips it is in."""
+    last frame at or before that time (``step`` None: see :func:`clip_step`). A clip cut by the end of the
+    stream repeats its last frame (as the samplers pad short videos). Each frame is converted once, whatever
+    the number of clips it is in."""
     if not (stride > 0 and math.isfinite(stride)):
         raise ValueError(f"stride: expected a positive number of seconds, got {stride!r}")
     step = clip_step(stride, fps, num_frames) if step is None else step
@@ -174,8 +176,9 @@ def stream_fps(container: av.container.InputContainer) -> float:
 def video_frames(container: av.container.InputContainer, name: str, *, offset: float = 0.0,
                  live: bool = False) -> Iterator[tuple[float, Callable[[], np.ndarray], float]]:
     """``(seconds, rgb getter, arrival)`` of each decoded frame: seconds from the stream's start time (``live``:
-    from its first frame, as a live sender's clock starts anywhere) plus ``offset``. Decoder and demuxer errors propagate (the caller decides
-    between damage, a dropped connection and the end of a growing file)."""
+    from its first frame, as a live sender's clock starts anywhere) plus ``offset``. Decoder and demuxer
+    errors propagate (the caller decides between damage, a dropped connection and the end of a growing
+    file)."""
     streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
         raise VideoDecodeError(f"cannot read video '{name}': it has no video stream")
@@ -203,7 +206,7 @@ def audio_chunks(container: av.container.InputContainer, name: str, rate: int) -
     """``(mono float32 samples at rate, arrival)`` of the first audio stream, as it decodes: channels mixed
     by their mean and resampled by soxr, as ``load_audio`` does for files."""
     if not container.streams.audio:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        kinds = sorted({str(s.type) for s in container.streams}) or ["none"]
         raise AudioDecodeError(f"cannot decode audio of {name}: it has no audio stream (streams: {', '.join(kinds)})")
     stream = container.streams.audio[0]
     convert = resample = None

@@ -23,12 +23,13 @@ def attention_rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
     draws on each input token through all the layers."""
     if not attentions:
         raise ValueError("attentions: expected one (batch, heads, tokens, tokens) tensor per layer, got none")
-    out = None
+    out: torch.Tensor | None = None
     for a in attentions:
         a = a.float().mean(1)
         a = a + torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
         a = a / a.sum(-1, keepdim=True)
         out = a if out is None else a @ out
+    assert out is not None  # at least one layer, checked above
     return out
 
 
@@ -51,7 +52,9 @@ class _Patches:
         embed = next((m for m in model.modules() if isinstance(m, PatchEmbed)), None)
         if embed is None:
             raise ValueError(f"explain: {type(model).__name__} has no patch embedding to map attention onto")
-        self.embed, self.input, self.grid = embed, None, None
+        self.embed = embed
+        self.input: torch.Tensor | None = None
+        self.grid: tuple[int, ...] = ()
         self.handle = embed.register_forward_pre_hook(self)
 
     def __call__(self, module: PatchEmbed, args: tuple) -> None:
@@ -80,8 +83,8 @@ def explain(pipe: Any, source: Any, *, view: int = 0) -> dict[str, Any]:
             out = model(**inputs, output_attentions=True)
     finally:
         hook.handle.remove()
-    if not out.attentions:
-        raise ValueError(f"explain: {type(model).__name__} returned no attention weights")
+    if not out.attentions or hook.input is None:
+        raise ValueError(f"explain: {type(model).__name__} returned no attention weights over its patches")
     heat = patch_heat(out.attentions, hook.grid)
     best = pipe.labels(_scores(out.logits[0], pipe.loaded.config.problem_type, pipe.activation), 1)[0]
     return {"label": best["label"], "score": best["score"], "heat": heat.cpu(), "input": hook.input[0].float().cpu(),

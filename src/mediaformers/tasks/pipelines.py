@@ -118,7 +118,7 @@ def pipeline(
     batch_size: int = 4,
     num_workers: int = 0,
     **options: Any,
-) -> Pipeline:
+) -> Pipeline | Timeline:
     """Build a task pipeline over a checkpoint folder, a hub id or a registry name.
 
     ``task`` None picks the family's natural task (what ``mediaformers classify`` runs).

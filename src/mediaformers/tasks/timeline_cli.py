@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # flag -> (Timeline option, what it takes); None defaults, so a flag given without --timeline/--stream is caught
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace, timeline, writer) -> int:
     collect: list | None = [] if args.plot else None
     segments: list[dict[str, Any]] = []
     failed = windows = 0
+    sources: list[tuple[str, Callable[[], Iterator[dict[str, Any]]]]]
     if args.stream is not None:
         from .stream import stream_records
 
