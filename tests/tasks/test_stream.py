@@ -9,6 +9,7 @@ import time
 
 import av
 import pytest
+import torch
 
 import mediaformers as mf
 from mediaformers.cli import main
@@ -233,3 +234,19 @@ def test_cli_stream_writes_one_record_per_window(ckpts, ts, tmp_path, capsys):
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["start"] for r in recs if r["kind"] == "window"] == [0.0, 2.0]
     assert "ended (end of stream)" in capsys.readouterr().err
+
+
+def test_ctrl_c_closes_the_open_segments_then_stops(pipes):
+    from mediaformers.processors.media_windows import Window
+
+    def scored():
+        for k in range(3):
+            yield Window(k * 1.0, k + 1.0, None, 0.0), torch.tensor([0.2, 0.7, 0.1])
+        raise KeyboardInterrupt
+
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for rec in pipes["video"].merged("live", scored()):
+            got.append(rec)
+    assert [r["kind"] for r in got] == ["window"] * 3 + ["segment"]
+    assert got[-1]["start"] == 0.0 and got[-1]["end"] == 3.0

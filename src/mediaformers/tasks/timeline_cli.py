@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 # flag -> (Timeline option, what it takes); None defaults, so a flag given without --timeline/--stream is caught
@@ -127,7 +128,8 @@ def run(args: argparse.Namespace, timeline, writer) -> int:
         if collect:
             from ..plots.timeline import plot_timeline
 
-            plot_timeline(collect, timeline.id2label, args.plot, segments=segments, title=sources[0][0])
+            title = sources[0][0] if args.stream is not None else Path(sources[0][0]).name
+            plot_timeline(collect, timeline.id2label, args.plot, segments=segments, title=title)
     if args.stream is not None and not windows:
         print(f"mediaformers: {args.stream}: no window was classified", file=sys.stderr)
         return 1
