@@ -144,6 +144,8 @@ def test_timeline_refuses_models_and_tasks_it_does_not_fit(ckpts):
         mf.pipeline(model=ckpts["videomae"], timeline=True, stride=0)
     with pytest.raises(ValueError, match=r"hop: applies to audio models"):
         mf.pipeline(model=ckpts["videomae"], timeline=True, hop=4)
+    with pytest.raises(ValueError, match=r"stride: applies with timeline=True"):
+        mf.pipeline(model=ckpts["videomae"], stride=1.0)
     assert isinstance(mf.pipeline(model=ckpts["videomae"], timeline=True), Timeline)
 
 

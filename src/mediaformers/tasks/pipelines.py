@@ -147,5 +147,7 @@ def pipeline(
         raise ValueError(f"task {task!r} does not fit a {loaded.family} model; it takes {fits} "
                          f"(this model's task is {fam.task!r})")
     timeline = {k: options.pop(k) for k in Timeline.OPTIONS if k in options} if options.pop("timeline", False) else None
+    if timeline is None and set(options) & set(Timeline.OPTIONS):
+        raise ValueError(f"{sorted(set(options) & set(Timeline.OPTIONS))[0]}: applies with timeline=True")
     pipe = _pipeline_class(task)(loaded, batch_size=batch_size, num_workers=num_workers, **options)
     return Timeline(pipe, **timeline) if timeline is not None else pipe
