@@ -177,3 +177,20 @@ def test_cli_timeline_flags_are_checked_before_the_model_loads(argv, message, cl
 def test_cli_classify_without_inputs_says_what_it_needs(capsys):
     assert main(["classify", "no-such-model"]) == 2
     assert "inputs: expected media files, folders or .txt lists (or --stream URL), got none" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_keeps_the_records_and_draws_what_was_classified(ckpts, clip_video, tmp_path, monkeypatch, capsys):
+    real = Timeline.iter_records
+
+    def interrupted(self, source, collect=None):
+        for n, rec in enumerate(real(self, source, collect=collect)):
+            if n == 2:
+                raise KeyboardInterrupt
+            yield rec
+
+    monkeypatch.setattr(Timeline, "iter_records", interrupted)
+    out, pic = tmp_path / "t.jsonl", tmp_path / "t.png"
+    assert main(["classify", str(ckpts["videomae"]), str(clip_video), "--timeline", "--stride", "1", "-o", str(out),
+                 "--plot", str(pic)]) == 130
+    assert [json.loads(line)["start"] for line in out.read_text().splitlines()] == [0.0, 1.0]
+    assert pic.is_file() and "interrupted; the records written so far are kept" in capsys.readouterr().err

@@ -124,6 +124,9 @@ def run(args: argparse.Namespace, timeline, writer) -> int:
                 if rec["kind"] == "segment":
                     segments.append(rec)
                 writer.write(rec)
+    except KeyboardInterrupt:  # Ctrl-C: a stream's normal end; what was written stays (no --resume here)
+        print("mediaformers classify: interrupted; the records written so far are kept", file=sys.stderr)
+        return 130
     finally:  # also after Ctrl-C: the picture of what was classified
         if collect:
             from ..plots.timeline import plot_timeline
