@@ -24,6 +24,8 @@ EPILOG = {
               "  mediaformers export BAAI/AltCLIP -o altclip-onnx/ --part all",
 }
 
+EPILOG_EXPLAIN = "example:\n  mediaformers explain demo/runs/videomae/best demo/fresh/video/circle_0.mp4 -o where.png"
+
 
 def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
     p.add_argument("model", help="checkpoint folder, hub id (org/name) or registry name")
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--aggregate", default="mean", choices=["mean", "max"], help="how views/windows combine")
     c.add_argument("--views", action="store_true", help="also list each view's/window's labels")
     _ray_flags(c)
+    from .tasks.timeline_cli import add_flags as add_timeline_flags  # timelines and streams: their own module
+
+    add_timeline_flags(c)
     z = sub.add_parser("zero-shot", help="score images or videos against labels in any language (image-text checkpoints)",
                        epilog=EPILOG["zero-shot"], formatter_class=fmt)
     _common(z)
@@ -145,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", help="work folder: data/, runs/<model>/best, fresh/, results.jsonl")
     d.add_argument("--quick", action="store_true", help="less data and fewer steps: a fast check, lower accuracy")
     d.add_argument("--seed", type=int, default=0, help="seed of the training data (fresh media: seed + 1)")
+    ex = sub.add_parser("explain", help="where a classifier looked: attention rollout as a heat map on the "
+                        "frames or spectrogram", epilog=EPILOG_EXPLAIN, formatter_class=fmt)
+    ex.add_argument("model", help="classification checkpoint folder, hub id or registry name")
+    ex.add_argument("input", help="a video or audio file")
+    ex.add_argument("-o", "--output", required=True, help="the picture: FILE.png or FILE.svg (needs the plot extra)")
+    ex.add_argument("--view", type=int, default=0, help="which view (audio window, video clip) to explain (default 0)")
+    ex.add_argument("--device", type=_device, default=None, help="cpu, cuda, ... (default cpu)")
     from .train.cli import add_parser as add_train_parser  # training's flags live with training
 
     add_train_parser(sub)
@@ -289,6 +301,9 @@ def _check_labels(labels: list[str], template: str) -> None:
 
 
 def cmd_classify(args) -> int:
+    from .tasks import timeline_cli
+
+    timeline_cli.check(args)
     _check_ray(args)
     if args.ray is None:
         _check_output_first(args)
@@ -299,6 +314,12 @@ def cmd_classify(args) -> int:
     views = {"num_clips": args.clips, "num_crops": args.crops} if (args.clips, args.crops) != (1, 1) else {}
     options = {"top_k": args.top_k, "aggregate": args.aggregate, **views,
                **({"hop": args.hop} if args.hop is not None else {})}
+    if timeline_cli.wanted(args):  # long or live media as window and segment records
+        from .tasks.output import RecordWriter
+
+        pipe = _pipeline(args, None, loaded, **options, **timeline_cli.timeline_options(args))
+        with RecordWriter(args.output, overwrite=args.overwrite) as out:
+            return timeline_cli.run(args, pipe, out)
     pipe = _pipeline(args, None, loaded, **options)
     if args.ray is not None:
         return _ray(args, None, pipe, options, {"views": args.views}, _hinted)
@@ -421,6 +442,22 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from .plots import check_picture_path
+
+    check_picture_path(args.output, "-o")  # before the model loads
+    from .plots.explain import plot_explanation
+    from .tasks.explain import explain
+    from .tasks.loading import load_model
+    from .tasks.pipelines import pipeline
+
+    pipe = pipeline(None, load_model(args.model, device=args.device), batch_size=1)
+    result = explain(pipe, args.input, view=args.view)
+    plot_explanation(result, args.output, title=f"{Path(args.input).name}: {result['label']} ({result['score']:.3f})")
+    print(json.dumps({"input": args.input, "label": result["label"], "score": result["score"], "output": args.output}))
+    return 0
+
+
 def cmd_train(args) -> int:
     from .train.cli import run
 
@@ -449,6 +486,7 @@ def cmd_demo(args) -> int:
 
 COMMANDS = {"classify": cmd_classify, "zero-shot": cmd_zero_shot, "embed": cmd_embed, "info": cmd_info,
             "export": cmd_export, "train": cmd_train, "index": cmd_index, "search": cmd_search, "serve": cmd_serve, "demo": cmd_demo}
+COMMANDS["explain"] = cmd_explain
 
 
 # Python option -> the flag that does the same on the command line, for error hints.

@@ -13,6 +13,7 @@ from ..family import TASKS, families
 from .embedding import model_inputs, pooled_embedding
 from .loading import Loaded, load_model
 from .pipeline_base import Pipeline
+from .timeline import Timeline
 from .views import make_views
 from .zero_shot_pipeline import ZeroShotClassification
 
@@ -117,12 +118,13 @@ def pipeline(
     batch_size: int = 4,
     num_workers: int = 0,
     **options: Any,
-) -> Pipeline:
+) -> Pipeline | Timeline:
     """Build a task pipeline over a checkpoint folder, a hub id or a registry name.
 
     ``task`` None picks the family's natural task (what ``mediaformers classify`` runs).
     ``options`` go to the task: ``top_k``, ``aggregate`` ('mean'/'max'), ``activation``,
     ``num_clips``/``num_crops`` (video), ``hop`` (audio windows, in frames), ``template`` (zero-shot).
+    ``timeline=True``: long media as labelled segments (``Timeline``, with its options ``stride``, ...).
     ``precision``: fp32, bf16, int8 or auto (bf16 where the hardware has it); see mediaformers.precision.
     ``frames``/``size``: video models take that many frames of that size instead of their config's.
     """
@@ -144,4 +146,8 @@ def pipeline(
         fits = sorted(f.model_type for f in families().values() if task in f.tasks)
         raise ValueError(f"task {task!r} does not fit a {loaded.family} model; it takes {fits} "
                          f"(this model's task is {fam.task!r})")
-    return _pipeline_class(task)(loaded, batch_size=batch_size, num_workers=num_workers, **options)
+    timeline = {k: options.pop(k) for k in Timeline.OPTIONS if k in options} if options.pop("timeline", False) else None
+    if timeline is None and set(options) & set(Timeline.OPTIONS):
+        raise ValueError(f"{sorted(set(options) & set(Timeline.OPTIONS))[0]}: applies with timeline=True")
+    pipe = _pipeline_class(task)(loaded, batch_size=batch_size, num_workers=num_workers, **options)
+    return Timeline(pipe, **timeline) if timeline is not None else pipe

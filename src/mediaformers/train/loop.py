@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..plots.training import epoch_pictures
 from . import checkpointing as ck  # module attribute: tests patch ck.save_state to kill a run mid-write
 from .data import DataError
 from .optim import build_optimizer, warmup_cosine
@@ -194,6 +195,8 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
         mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
         rep.row({"step": step, "epoch": epoch, "train_loss": mean, **metrics})
         log(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+        if dist.main:  # curves.png, confusion.png, MAE reconstructions (plots.training)
+            epoch_pictures(run, task, model, val_loader, metrics, step, log, single_process=dist.world == 1)
         if metrics["score"] > best:
             best = metrics["score"]
             dist.save_model_folder(model, procs, run / "best")
