@@ -236,9 +236,9 @@ def test_errors_are_clear(fitted, media, tmp_path):
 
 @pytest.mark.timeout(120)
 def test_ann_index_is_built_when_large(fitted, tmp_path, monkeypatch):
-    import mediaformers.library as library
+    import mediaformers.search.store as store
 
-    monkeypatch.setattr(library, "ANN_MIN_ROWS", 300)
+    monkeypatch.setattr(store, "ANN_MIN_ROWS", 300)
     lib = Library(tmp_path / "lib", model=str(fitted))
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((400, 16)).astype(np.float32)
@@ -261,17 +261,19 @@ def test_http_search_and_no_traversal(served, media):
 
     from mediaformers.serve import make_app
 
-    client = TestClient(make_app(served))
+    client = TestClient(make_app(served, token="tok"), base_url="http://127.0.0.1")
     hits = client.get("/api/search", params={"q": "una imagen roja"}).json()["results"]
     assert hits[0]["name"] == "red.png"
     assert client.get(f"/thumb/{hits[0]['id']}").headers["content-type"] == "image/jpeg"
     assert client.get(f"/media/{hits[0]['id']}").content == (media / "pics" / "red.png").read_bytes()
-    for bad in ("/media/99", "/media/-1", "/media/..%2F..%2Fetc%2Fpasswd", "/../etc/passwd", "/media/",
+    for bad in ("/media/99", "/media/-1", "/media/0", "/media/..%2F..%2Fetc%2Fpasswd", "/../etc/passwd", "/media/",
                 "/thumb/abc", "/db/", "/library.json"):
         assert client.get(bad).status_code == 404, bad
-    upload = client.post("/api/like", files={"file": ("q.png", (media / "pics" / "green.png").read_bytes())})
+    token = {"X-Mediaformers-Token": "tok"}
+    upload = client.post("/api/like?name=q.png", content=(media / "pics" / "green.png").read_bytes(), headers=token)
     assert upload.json()["results"][0]["name"] == "green.png"
-    assert client.post("/api/like", files={"file": ("q.png", b"not an image")}).status_code == 400
+    bad = client.post("/api/like?name=q.png", content=b"not an image", headers=token)
+    assert bad.status_code == 400 and bad.json()["error"].startswith("q.png: ")
 
 
 def test_serve_refuses_a_non_loopback_host(served):

@@ -128,14 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("library")
     se.add_argument("text", nargs="?", help="what to look for, in any language")
     se.add_argument("--like", help="an example image, video or sound")
-    se.add_argument("-k", type=int, default=10, help="results (default 10)")
+    se.add_argument("-k", type=_positive("results"), default=10, help="files (or rows with --rows) to list (default 10)")
     se.add_argument("--where", help="SQL filter on path, start, end, kind, whole, e.g. \"kind = 'video'\"")
+    se.add_argument("--rows", action="store_true", help="every matching row (a video's segments separately) "
+                                                        "instead of one line per file with its other times")
     se.add_argument("--device", default=None)
     _precision_flag(se)
     sv = sub.add_parser("serve", help="a local search page over a library", epilog=EPILOG["serve"], formatter_class=fmt)
     sv.add_argument("library")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
+    sv.add_argument("--max-upload", type=_positive("megabytes"), default=256,
+                    help="largest search-by-example upload in MB (default 256)")
     sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
     sv.add_argument("--device", default=None)
     _precision_flag(sv)
@@ -406,18 +410,29 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    lib = _library(args)
-    for hit in lib.search(text=args.text, like=args.like, k=args.k, where=args.where):
-        print(json.dumps(hit.record(), ensure_ascii=False))
+    from .search.client import running_server, search_remote
+
+    server = None  # a running `serve` of this library answers text queries with its models already loaded
+    if args.text is not None and args.like is None and not (args.where or args.rows or args.device or args.precision):
+        server = running_server(args.library) if os.path.isdir(args.library) else None
+    if server is not None:
+        records = search_remote(server, args.text, args.k)
+    else:
+        lib = _library(args)
+        hits = lib.search(text=args.text, like=args.like, k=args.k, where=args.where, group=not args.rows)
+        records = [hit.record() for hit in hits]
+    for rec in records:
+        print(json.dumps(rec, ensure_ascii=False))
     return 0
 
 
 def cmd_serve(args) -> int:
+    from .search.server import check_port
     from .serve import serve
 
+    check_port(args.port)  # before the models load
     lib = _library(args)
-    print(f"mediaformers: serving {args.library} on http://{args.host}:{args.port}", file=sys.stderr)
-    serve(lib, host=args.host, port=args.port, allow_remote=args.allow_remote)
+    serve(lib, host=args.host, port=args.port, allow_remote=args.allow_remote, max_upload=args.max_upload << 20)
     return 0
 
 
