@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", help="work folder: data/, runs/<model>/best, fresh/, results.jsonl")
     d.add_argument("--quick", action="store_true", help="less data and fewer steps: a fast check, lower accuracy")
     d.add_argument("--seed", type=int, default=0, help="seed of the training data (fresh media: seed + 1)")
+    d.add_argument("--search", action="store_true",
+                   help="the search demo instead: captions in four languages, a tiny AltCLIP, a library to search")
     from .train.cli import add_parser as add_train_parser  # training's flags live with training
 
     add_train_parser(sub)
@@ -450,6 +452,10 @@ def cmd_demo(args) -> int:
     if args.folder and args.workdir and Path(args.folder) != Path(args.workdir):
         raise ValueError(f"demo: expected one work folder, got {args.folder} and --workdir {args.workdir}")
     folder = Path(args.folder or args.workdir or tempfile.mkdtemp(prefix="mediaformers-demo-"))
+    if args.search:
+        from .search.demo import run_search_demo
+
+        return 0 if run_search_demo(folder, seed=args.seed, quick=args.quick)["recall@5"] >= 0.8 else 1
     print(f"mediaformers demo: working in {folder}/ (data/, runs/<model>/best, fresh/, results.jsonl)",
           file=sys.stderr)
 

@@ -185,7 +185,7 @@ def test_usage_errors_come_before_any_work(clip, tmp_path):
         with pytest.raises(LibraryError, match="no CUDA device"):
             Library(tmp_path / "lib", model=str(clip), device="cuda")
     (tmp_path / "notamodel").mkdir()
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
         Library(tmp_path / "lib", model=str(tmp_path / "notamodel"))
     assert not (tmp_path / "lib").exists()  # nothing created, nothing pinned to the bad model
     run = subprocess.run([sys.executable, "-m", "mediaformers", "index", str(tmp_path), "-o", str(tmp_path / "lib"),

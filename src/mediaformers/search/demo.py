@@ -122,11 +122,16 @@ def make_checkpoint(folder: Path, corpus: list[str], seed: int) -> Path:
 
 def run_search_demo(folder: Path, *, seed: int = 0, quick: bool = False, out=None, log=None) -> dict[str, float]:
     """Generate, train, index fresh media, query in four languages; returns ``{"recall@5": ...}``."""
+    import shutil
+
     import torch
 
+    from ..demo import prepare_folder
     from ..train import Recipe
     from .library import Library
 
+    prepare_folder(folder)  # refuses a folder of the user's; clears an earlier demo's data, runs, fresh
+    shutil.rmtree(folder / "library", ignore_errors=True)
     out, log = out or sys.stdout, log or sys.stderr
     say = lambda text="", stream=out: print(text, file=stream, flush=True)  # noqa: E731
     threads = torch.get_num_threads()
