@@ -202,3 +202,17 @@ def test_wrong_vector_size_and_bad_k(clip, media, tmp_path):
     for k, message in ((10 ** 23, "up to"), ("abc", "whole number"), (0, "positive"), (True, "positive")):
         with pytest.raises(LibraryError, match=message):
             lib.search(text="a", k=k)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "meta"], "device: expected cpu, cuda"),
+    (["--segment", "nan"], "segment: expected finite seconds"),
+    (["--segment", "1e-4"], "segment: expected finite seconds >= 0.25"),
+])
+def test_index_usage_errors_are_one_line(clip, media, tmp_path, capsys, argv, message):
+    from mediaformers import cli
+
+    code = cli.main(["index", str(media), "-o", str(tmp_path / "lib"), "--model", str(clip), "--quiet", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and message in err, err
+    assert not (tmp_path / "lib").exists()

@@ -47,8 +47,8 @@ def draw(shape: str, colour: str, rng: np.random.Generator, shift: float = 0.0) 
     """One (SIZE, SIZE, 3) uint8 picture: the shape on a noisy grey ground; ``shift`` moves it right."""
     img = rng.normal(128, 18, (SIZE, SIZE, 3))
     y, x = np.mgrid[:SIZE, :SIZE]
-    r = rng.uniform(8, 13)
-    cy, cx = rng.uniform(r, SIZE - r), np.clip(rng.uniform(r, SIZE - r) + shift, r, SIZE - r)
+    r = rng.uniform(12, 16)  # large and near the middle: a tiny model tells the shapes apart by their corners
+    cy, cx = SIZE / 2 + rng.uniform(-3, 3), np.clip(SIZE / 2 + rng.uniform(-3, 3) + shift, r, SIZE - r)
     if shape == "circle":
         mask = (y - cy) ** 2 + (x - cx) ** 2 <= r ** 2
     elif shape == "square":
@@ -153,7 +153,7 @@ def run_search_demo(folder: Path, *, seed: int = 0, quick: bool = False, out=Non
             log)
         run = folder / "runs" / "clip"
         Recipe(model=str(base), data=str(folder / "data" / "search.csv"), output=str(run), task="contrastive",
-               epochs=8 if quick else 20, batch_size=24, lr=2e-3, warmup_steps=5, seed=seed, keep_last=1,
+               epochs=8 if quick else 20, batch_size=16, lr=2e-3, warmup_steps=5, seed=seed, keep_last=1,
                val_fraction=0.1).fit()
         say(f"trained: runs/clip/best ({time.perf_counter() - t0:.0f} s so far)", log)
         fresh = write_media(folder / "fresh" / "search", 2, seed + 1, videos=True)
