@@ -91,6 +91,13 @@ def test_only_our_host_names_are_answered(files):
         assert client.get(f"/media/{_id(files['a'])}", headers={"host": host}).status_code == 421
     named = _client(FakeLibrary(files["lib"], [files["a"]]), host="box.lan")
     assert named.get("/", headers={"host": "box.lan:8000"}).status_code == 200
+    from starlette.testclient import TestClient
+
+    # a wildcard bind reached from another machine by the address the connection arrived at
+    remote = TestClient(make_app(FakeLibrary(files["lib"], [files["a"]]), host="0.0.0.0"), base_url="http://10.1.2.3")
+    assert remote.get("/").status_code == 200
+    assert remote.get("/", headers={"host": "10.9.9.9"}).status_code == 421
+    assert remote.get("/", headers={"host": "evil.example.com"}).status_code == 421
 
 
 def test_files_are_served_by_stable_id_only_while_unchanged(files):

@@ -64,6 +64,16 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+def _is_ip(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 class HostGuard:
     """ASGI middleware: a request whose Host header is not one of ours gets 421 (DNS rebinding)."""
 
@@ -74,7 +84,10 @@ class HostGuard:
         if scope["type"] == "http":
             headers = dict(scope.get("headers") or [])
             name = host_name(headers.get(b"host", b"").decode("latin-1"))
-            if name not in self.hosts:
+            server = (scope.get("server") or ("",))[0] or ""
+            # the address literal the connection arrived at is ours too (a --host 0.0.0.0 server reached
+            # from another machine); a rebinding attack always comes under a domain name
+            if name not in self.hosts and not (name and name == server.lower() and _is_ip(name)):
                 from starlette.responses import PlainTextResponse
 
                 await PlainTextResponse(f"Host {name!r} is not served here", status_code=421)(scope, receive, send)
