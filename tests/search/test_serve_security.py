@@ -260,6 +260,15 @@ def test_search_command_uses_the_running_server(running, monkeypatch, capsys):
     assert len(out) == 1 and json.loads(out[0])["path"] == str(files_a(lib)) and lib.queries[-1]["k"] == 1
     assert cli.main(["search", str(lib.path), "bad"]) == 2
     assert "text: a bad query" in capsys.readouterr().err
+    # a fresh `mediaformers search` process answers without importing torch (nor loading any model)
+    import subprocess
+    import sys
+
+    script = ("import sys; from mediaformers.cli import main; rc = main(['search', sys.argv[1], 'x', '-k', '1']); "
+              "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
+    run = subprocess.run([sys.executable, "-c", script, str(lib.path)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 0 and json.loads(run.stdout)["path"] == files_a(lib), run.stderr
 
 
 def files_a(lib) -> str:
