@@ -297,3 +297,15 @@ def test_cli_port_error_is_one_line(files, capsys):
     assert cli.main(["serve", str(files["lib"]), "--port", "99999"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--port: expected 0..65535" in err and "Traceback" not in err
+
+
+def test_served_files_do_not_leak_descriptors(files):
+    lib = FakeLibrary(files["lib"], [files["a"], files["wav"]], kinds={"tone.wav": "audio"})
+    client = _client(lib)
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for _ in range(20):
+        assert client.get(f"/media/{_id(files['a'])}").status_code == 200
+        assert client.get(f"/media/{_id(files['wav'])}", headers={"range": "bytes=10-99"}).status_code == 206
+        assert client.get(f"/thumb/{_id(files['wav'])}").status_code == 200
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) <= before + 2

@@ -126,7 +126,6 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
     """The Starlette app over an open :class:`mediaformers.search.Library`. ``extra_hosts``: Host names
     answered besides loopback and ``host``; ``token``: what a POST must carry (default: a new random one)."""
     from starlette.applications import Starlette
-    from starlette.background import BackgroundTask
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
@@ -206,9 +205,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         if found is None:
             return Response("not found", status_code=404)
         fd, row = found
-        # /proc/self/fd/N reopens this very file even if the path is swapped meanwhile
-        return FileResponse(f"/proc/self/fd/{fd}", stat_result=os.fstat(fd), filename=None,
-                            media_type=_media_type(row["path"]), background=BackgroundTask(os.close, fd))
+        return _FdResponse(fd, row["path"], FileResponse)
 
     async def thumb(request: Request):
         try:
@@ -242,6 +239,23 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
                             Route("/api/like", like, methods=["POST"]), Route("/media/{id}", media),
                             Route("/thumb/{id}", thumb)])
     return HostGuard(app, allowed_hosts(host), extra_hosts)
+
+
+class _FdResponse:
+    """The checked, open file as a FileResponse (range requests, for seeking), closed however the response
+    ends (a browser aborts many video range requests). /proc/self/fd/N reopens this very file even if the
+    path is swapped meanwhile; without /proc (macOS) the path is reopened."""
+
+    def __init__(self, fd: int, path: str, response_class):
+        self.fd = fd
+        via = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        self.response = response_class(via, stat_result=os.fstat(fd), media_type=_media_type(path))
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            os.close(self.fd)
 
 
 def _media_type(path: str) -> str | None:
