@@ -216,3 +216,12 @@ def test_index_usage_errors_are_one_line(clip, media, tmp_path, capsys, argv, me
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and message in err, err
     assert not (tmp_path / "lib").exists()
+
+
+def test_an_unchanged_rerun_writes_nothing(clip, media, tmp_path):
+    lib = Library(tmp_path / "lib", model=str(clip))
+    list(lib.add([media]))
+    versions = {n: lib.store.table(n).version for n in ("visual", "files")}
+    again = Library(tmp_path / "lib")
+    assert {r["status"] for r in again.add([media])} == {"unchanged"}
+    assert again.store.writes == 0 and {n: again.store.table(n).version for n in versions} == versions

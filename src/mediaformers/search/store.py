@@ -41,6 +41,7 @@ class Store:
 
         self.folder = folder
         self.db = lancedb.connect(str(folder))
+        self.writes = 0  # writes and deletes since opened: upkeep is due after a run that made some
 
     def _committed(self, name: str) -> bool:
         versions = self.folder / f"{name}.lance" / "_versions"
@@ -71,6 +72,7 @@ class Store:
                                 ("kind", pa.string()), ("whole", pa.bool_()),
                                 ("vector", pa.list_(pa.float32(), dim))])
             data = pa.Table.from_pylist(rows, schema=schema)
+        self.writes += 1
         with self.guard(f"writing the {name} table"):
             if table is None:
                 shutil.rmtree(self.folder / f"{name}.lance", ignore_errors=True)  # a half-made first write
@@ -84,6 +86,7 @@ class Store:
             table = self.table(name)
             if table is None:
                 continue
+            self.writes += 1
             with self.guard(f"updating the {name} table"):
                 for i in range(0, len(paths), 200):
                     table.delete("path IN (" + ", ".join(sql(p) for p in paths[i:i + 200]) + ")")

@@ -70,7 +70,8 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
                 raise LibraryError(f"embed_many: expected a result for every file, got none for {sorted(todo)[:3]}")
         if prune:
             yield from _prune(lib, inputs, known, seen)
-        store.upkeep()
+        if store.writes:  # compacting costs a pass over every table: only after a run that wrote
+            store.upkeep()
     finally:
         lock.close()
 
