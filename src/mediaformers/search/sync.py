@@ -157,7 +157,7 @@ def embed_file(lib: Library, path: str, kind: str):
             visual, duration = video_rows(lib, path)
     if (kind == "audio" or (kind == "video" and models.has_audio(path))) and lib.meta.get("audio_model"):
         emb, spans = models.audio_windows(path)
-        for v, (s, e) in zip(emb, spans):
+        for v, (s, e) in zip(emb, spans, strict=True):
             audio.append(row(path, s, e, kind, False, v))
         if len(emb) > 1:
             audio.append(row(path, 0.0, spans[-1][1], kind, True, F.normalize(emb.mean(0), dim=0)))
@@ -168,7 +168,7 @@ def embed_file(lib: Library, path: str, kind: str):
 
 def video_rows(lib: Library, path: str) -> tuple[list[dict[str, Any]], float]:
     bounds, seg_emb, duration = lib.embedder.video_segments(path, lib.meta["segment"])
-    rows = [row(path, s, e, "video", False, v) for (s, e), v in zip(bounds, seg_emb)]
+    rows = [row(path, s, e, "video", False, v) for (s, e), v in zip(bounds, seg_emb, strict=True)]
     rows.append(row(path, 0.0, duration, "video", True, F.normalize(seg_emb.mean(0), dim=0)))
     return rows, duration
 
