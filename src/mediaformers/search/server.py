@@ -125,9 +125,13 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD)
     url = url_for(host, port)
     state = Path(library.path) / STATE_FILE
-    fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a secret: owner only
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"pid": os.getpid(), "port": port, "url": url, "token": token}, fh)
+    try:
+        fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a secret: owner only
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"pid": os.getpid(), "port": port, "url": url, "token": token}, fh)
+    except OSError as err:  # a read-only library is still served; `search` just loads its own models
+        print(f"mediaformers: note: cannot write {state} ({err.strerror}); `search` will not use this server",
+              file=sys.stderr)
     (announce or (lambda u: print(f"mediaformers: serving {library.path} on {u}"
                                   + (f" (listening on {host})" if u != f"http://{host}:{port}" else ""),
                                   file=sys.stderr, flush=True)))(url)
