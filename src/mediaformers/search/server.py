@@ -126,7 +126,8 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     url = url_for(host, port)
     state = Path(library.path) / STATE_FILE
     try:
-        fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a secret: owner only
+        state.unlink(missing_ok=True)  # a new file gets the owner-only mode; an old one would keep its own
+        fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is a secret: owner only
         with os.fdopen(fd, "w") as fh:
             json.dump({"pid": os.getpid(), "port": port, "url": url, "token": token}, fh)
     except OSError as err:  # a read-only library is still served; `search` just loads its own models
