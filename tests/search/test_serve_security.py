@@ -167,8 +167,9 @@ def test_parameters_are_checked(files):
 
 
 @pytest.fixture
-def running(files):
+def running(files, request):
     """serve() in a thread on a free loopback port, with short timeouts; stopped at the end."""
+    options = {"head_timeout": 0.5, "max_connections": 8, **getattr(request, "param", {})}
     lib = FakeLibrary(files["lib"], [files["a"]])
     urls: list[str] = []
     servers = []
@@ -182,7 +183,7 @@ def running(files):
 
     uvicorn.Server.run = run
     thread = threading.Thread(target=serve, args=(lib, "127.0.0.1", 0), daemon=True,
-                              kwargs={"head_timeout": 0.5, "max_connections": 8, "announce": urls.append})
+                              kwargs={**options, "announce": urls.append})
     thread.start()
     try:
         for _ in range(200):
@@ -239,6 +240,32 @@ def test_slow_and_idle_connections_are_closed(running):
             s.settimeout(5)
             assert s.recv(100) == b""  # closed by the server after its head timeout, not left open
         assert _get(url + "/")[0] == 200  # normal requests still get through
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("running", [{"head_timeout": 60}], indirect=True)
+def test_a_flood_of_idle_connections_does_not_crowd_out_requests(running):
+    _, url, server = running
+    port = int(url.rsplit(":", 1)[1])
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(30)]  # cap is 8
+    try:
+        for s in socks:
+            s.sendall(b"GET / HTTP/1.1\r\n")
+        assert _get(url + "/", timeout=5)[0] == 200  # at once, not after the 60 s head timeout
+        closed = 0
+        for s in socks:
+            s.settimeout(5)
+            try:
+                closed += s.recv(100) == b""
+            except ConnectionResetError:  # closed with our unread request bytes: a reset
+                closed += 1
+            except TimeoutError:
+                pass
+            if closed >= 22:
+                break
+        assert closed >= 22  # the oldest idle ones made room
     finally:
         for s in socks:
             s.close()

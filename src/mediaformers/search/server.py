@@ -54,14 +54,32 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def guarded_protocol(head_timeout: float):
+def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS):
     """uvicorn's h11 protocol, plus a deadline for each request head: a connection that opens and then
-    sends a request slowly (or never) is closed after ``head_timeout`` seconds."""
+    sends a request slowly (or never) is closed after ``head_timeout`` seconds; and a cap: past
+    ``max_connections`` open connections, the oldest that has not yet sent a complete request head is
+    closed, so a flood of idle connections cannot crowd out a real request (nor exhaust the fds)."""
+    import itertools
+
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
+    born = itertools.count()
+
     class Guarded(H11Protocol):
         _head_timer = None
+        _born = 0
+
+        def _waiting_for_head(self) -> bool:
+            return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+
+        def _evict(self) -> None:
+            excess = len(self.connections) - max_connections
+            if excess > 0:
+                idle = sorted((c for c in self.connections if c is not self and isinstance(c, Guarded)
+                               and c._waiting_for_head()), key=lambda c: c._born)
+                for victim in idle[:excess]:
+                    victim.transport.close()
 
         def _arm(self) -> None:
             self._disarm()
@@ -73,11 +91,13 @@ def guarded_protocol(head_timeout: float):
                 self._head_timer = None
 
         def _expired(self) -> None:
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self._waiting_for_head():
                 self.transport.close()
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
+            self._born = next(born)
+            self._evict()
             self._arm()
 
         def handle_events(self) -> None:
@@ -136,8 +156,9 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     (announce or (lambda u: print(f"mediaformers: serving {library.path} on {u}"
                                   + (f" (listening on {host})" if u != f"http://{host}:{port}" else ""),
                                   file=sys.stderr, flush=True)))(url)
-    config = uvicorn.Config(app, log_level="warning", http=guarded_protocol(head_timeout),
-                            limit_concurrency=max_connections, timeout_keep_alive=5,
+    # uvicorn's own limit (503 past it) sits above the cap: the cap closes idle connections first
+    config = uvicorn.Config(app, log_level="warning", http=guarded_protocol(head_timeout, max_connections),
+                            limit_concurrency=max_connections + 16, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
     try:
         uvicorn.Server(config).run(sockets=[sock])
