@@ -8,6 +8,9 @@
    p50/p95 latency, and recall@10 of the ANN results against the exact ones.
 2. Index throughput: `Library.add` on generated 4 s videos with a small AltCLIP, files/s, against
    the model-only rate (the same frames embedded without decoding or writing), measured in one run.
+3. `mediaformers search` as a user runs it (a new process per query): with a `serve` of the library
+   running (the query goes to its loaded models) against without (the process loads them), median of
+   ``--searches`` runs each, measured in one run.
 """
 from __future__ import annotations
 
@@ -102,18 +105,60 @@ def bench_index(files: int, tmp: Path) -> None:
           "writing dominate; with AltCLIP ViT-L the model does)")
 
 
+def bench_cli_search(tmp: Path, searches: int) -> None:
+    import os
+    import re
+    import subprocess
+
+    from mediaformers.library import Library
+    from tests.altclip_tiny import make_folder
+
+    lib_dir = tmp / "cli-lib"
+    media = tmp / "cli-media"
+    media.mkdir()
+    from PIL import Image
+
+    for i in range(8):
+        Image.fromarray(np.full((32, 32, 3), 30 * i, np.uint8)).save(media / f"p{i}.png")
+    list(Library(lib_dir, model=str(make_folder(tmp / "cli-altclip"))).add([media]))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "mediaformers", "search", str(lib_dir), "a red picture", "-k", "3"]
+
+    def timed() -> float:
+        with stopwatch() as took:
+            subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=300)
+        return took[0]
+
+    cold = statistics.median(timed() for _ in range(searches))
+    server = subprocess.Popen([sys.executable, "-m", "mediaformers", "serve", str(lib_dir), "--port", "0"],
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = server.stderr.readline()
+        assert re.search(r"http://127.0.0.1:\d+", line), line
+        timed()  # the server loads its models on the first query
+        warm = statistics.median(timed() for _ in range(searches))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"[3] `mediaformers search` (new process per query, tiny AltCLIP): {warm:.2f} s with `serve` running vs "
+          f"{cold:.2f} s loading the models itself: {cold / warm:.1f}x (real AltCLIP: the load is seconds more)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--files", type=int, default=24, help="generated videos for the index throughput (0: skip it)")
+    p.add_argument("--searches", type=int, default=5, help="`mediaformers search` runs per setting (0: skip it)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         for n in args.sizes:
             bench_queries(n, args.dim, args.queries, Path(d))
         if args.files:
             bench_index(args.files, Path(d))
+        if args.searches:
+            bench_cli_search(Path(d), args.searches)
 
 
 if __name__ == "__main__":

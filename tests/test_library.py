@@ -2,6 +2,7 @@
 example, the CLI, and the web page (through HTTP and a real headless browser)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -236,9 +237,9 @@ def test_errors_are_clear(fitted, media, tmp_path):
 
 @pytest.mark.timeout(120)
 def test_ann_index_is_built_when_large(fitted, tmp_path, monkeypatch):
-    import mediaformers.library as library
+    import mediaformers.search.store as store
 
-    monkeypatch.setattr(library, "ANN_MIN_ROWS", 300)
+    monkeypatch.setattr(store, "ANN_MIN_ROWS", 300)
     lib = Library(tmp_path / "lib", model=str(fitted))
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((400, 16)).astype(np.float32)
@@ -250,8 +251,8 @@ def test_ann_index_is_built_when_large(fitted, tmp_path, monkeypatch):
 
 # ---- the web page ---------------------------------------------------------------------------------
 @pytest.fixture
-def served(fitted, media, tmp_path):
-    lib = Library(tmp_path / "lib", model=str(fitted), segment=2.0)
+def served(fitted, audio_model, media, tmp_path):
+    lib = Library(tmp_path / "lib", model=str(fitted), audio_model=str(audio_model), segment=2.0)
     list(lib.add([media]))
     return lib
 
@@ -261,17 +262,19 @@ def test_http_search_and_no_traversal(served, media):
 
     from mediaformers.serve import make_app
 
-    client = TestClient(make_app(served))
+    client = TestClient(make_app(served, token="tok"), base_url="http://127.0.0.1")
     hits = client.get("/api/search", params={"q": "una imagen roja"}).json()["results"]
     assert hits[0]["name"] == "red.png"
     assert client.get(f"/thumb/{hits[0]['id']}").headers["content-type"] == "image/jpeg"
     assert client.get(f"/media/{hits[0]['id']}").content == (media / "pics" / "red.png").read_bytes()
-    for bad in ("/media/99", "/media/-1", "/media/..%2F..%2Fetc%2Fpasswd", "/../etc/passwd", "/media/",
+    for bad in ("/media/99", "/media/-1", "/media/0", "/media/..%2F..%2Fetc%2Fpasswd", "/../etc/passwd", "/media/",
                 "/thumb/abc", "/db/", "/library.json"):
         assert client.get(bad).status_code == 404, bad
-    upload = client.post("/api/like", files={"file": ("q.png", (media / "pics" / "green.png").read_bytes())})
+    token = {"X-Mediaformers-Token": "tok"}
+    upload = client.post("/api/like?name=q.png", content=(media / "pics" / "green.png").read_bytes(), headers=token)
     assert upload.json()["results"][0]["name"] == "green.png"
-    assert client.post("/api/like", files={"file": ("q.png", b"not an image")}).status_code == 400
+    bad = client.post("/api/like?name=q.png", content=b"not an image", headers=token)
+    assert bad.status_code == 400 and bad.json()["error"].startswith("q.png: ")
 
 
 def test_serve_refuses_a_non_loopback_host(served):
@@ -282,8 +285,28 @@ def test_serve_refuses_a_non_loopback_host(served):
 
 
 @pytest.mark.timeout(180)
-def test_page_in_a_real_browser(served, tmp_path):
-    """Headless Chromium (the system's, through its chromedriver): search, see thumbnails, play a video."""
+def _wait(driver, script: str, tries: int = 100):
+    for _ in range(tries):
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    return value
+
+
+def _loaded_thumbs(driver) -> list:
+    for _ in range(100):
+        thumbs = driver.find_elements("css selector", ".hit img")
+        if thumbs and all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", t)
+                          for t in thumbs):
+            return thumbs
+        time.sleep(0.1)
+    raise AssertionError("no results, or thumbnails that never loaded")
+
+
+def test_page_in_a_real_browser(served, media, tmp_path):
+    """Headless Chromium (the system's, through its chromedriver): search, see thumbnails (a sound's waveform
+    too), play a video from a segment, drop a file on the page."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver")
@@ -317,22 +340,26 @@ def test_page_in_a_real_browser(served, tmp_path):
         box = driver.find_element("id", "q")
         box.send_keys("ein gelbes Bild")
         driver.find_element("css selector", "button").click()
-        for _ in range(100):
-            thumbs = driver.find_elements("css selector", ".hit img")
-            if thumbs and all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", t)
-                              for t in thumbs):
-                break
-            time.sleep(0.1)
-        assert thumbs, "no results shown"
+        thumbs = _loaded_thumbs(driver)
         first = driver.find_element("css selector", "#hit0 div").text
-        assert "clip.mp4" in first and "0.0-2.0 s" in first, first
-        driver.find_element("id", "hit0").click()
-        for _ in range(100):
-            state = driver.execute_script("const v = document.getElementById('media'); return v && v.readyState")
-            if state and state >= 1:
-                break
-            time.sleep(0.1)
-        assert state >= 1  # the video loaded its metadata from /media/<id>
+        assert "clip.mp4" in first and "0.0-2.0 s" in first, first  # the file, with its segments' times
+        # play from a segment: the time link after the best one starts the video there
+        times = driver.find_elements("css selector", "#hit0 .t")
+        later = next(t for t in times if t.text.startswith("2.0"))
+        later.click()
+        state = _wait(driver, "const v = document.getElementById('media'); return v && v.readyState >= 1 && "
+                              "[v.currentTime, v.src]")
+        assert state and state[0] >= 1.9 and state[1].endswith("#t=2"), state  # loaded from /media/<id>, at 2 s
+        # a sound dropped on the page: search by example, the audio hit shows its waveform
+        wav = base64.b64encode((media / "tone.wav").read_bytes()).decode()
+        driver.execute_script("""const b = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+            const dt = new DataTransfer(); dt.items.add(new File([b], 'query.wav', {type: 'audio/wav'}));
+            document.body.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));""", wav)
+        _wait(driver, "return document.getElementById('status').textContent.endsWith('results') && "
+                      "document.querySelector('#hit0 div').textContent.includes('tone.wav')")
+        thumbs = _loaded_thumbs(driver)
+        assert "tone.wav" in driver.find_element("css selector", "#hit0 div").text
+        assert driver.execute_script("return arguments[0].naturalWidth", thumbs[0]) == 320  # the waveform PNG
         shot = tmp_path / "page.png"
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 5000

@@ -133,14 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("library")
     se.add_argument("text", nargs="?", help="what to look for, in any language")
     se.add_argument("--like", help="an example image, video or sound")
-    se.add_argument("-k", type=int, default=10, help="results (default 10)")
+    se.add_argument("-k", type=_positive("results"), default=10, help="files (or rows with --rows) to list (default 10)")
     se.add_argument("--where", help="SQL filter on path, start, end, kind, whole, e.g. \"kind = 'video'\"")
+    se.add_argument("--rows", action="store_true", help="every matching row (a video's segments separately) "
+                                                        "instead of one line per file with its other times")
     se.add_argument("--device", default=None)
     _precision_flag(se)
     sv = sub.add_parser("serve", help="a local search page over a library", epilog=EPILOG["serve"], formatter_class=fmt)
     sv.add_argument("library")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
+    sv.add_argument("--max-upload", type=_positive("megabytes"), default=256,
+                    help="largest search-by-example upload in MB (default 256)")
     sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
     sv.add_argument("--device", default=None)
     _precision_flag(sv)
@@ -150,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", help="work folder: data/, runs/<model>/best, fresh/, results.jsonl")
     d.add_argument("--quick", action="store_true", help="less data and fewer steps: a fast check, lower accuracy")
     d.add_argument("--seed", type=int, default=0, help="seed of the training data (fresh media: seed + 1)")
+    d.add_argument("--search", action="store_true",
+                   help="the search demo instead: captions in four languages, a tiny AltCLIP, a library to search")
     ex = sub.add_parser("explain", help="where a classifier looked: attention rollout as a heat map on the "
                         "frames or spectrogram", epilog=EPILOG_EXPLAIN, formatter_class=fmt)
     ex.add_argument("model", help="classification checkpoint folder, hub id or registry name")
@@ -427,18 +433,29 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    lib = _library(args)
-    for hit in lib.search(text=args.text, like=args.like, k=args.k, where=args.where):
-        print(json.dumps(hit.record(), ensure_ascii=False))
+    from .search.client import running_server, search_remote
+
+    server = None  # a running `serve` of this library answers text queries with its models already loaded
+    if args.text is not None and args.like is None and not (args.where or args.rows or args.device or args.precision):
+        server = running_server(args.library) if os.path.isdir(args.library) else None
+    if server is not None:
+        records = search_remote(server, args.text, args.k)
+    else:
+        lib = _library(args)
+        hits = lib.search(text=args.text, like=args.like, k=args.k, where=args.where, group=not args.rows)
+        records = [hit.record() for hit in hits]
+    for rec in records:
+        print(json.dumps(rec, ensure_ascii=False))
     return 0
 
 
 def cmd_serve(args) -> int:
+    from .search.server import check_port
     from .serve import serve
 
+    check_port(args.port)  # before the models load
     lib = _library(args)
-    print(f"mediaformers: serving {args.library} on http://{args.host}:{args.port}", file=sys.stderr)
-    serve(lib, host=args.host, port=args.port, allow_remote=args.allow_remote)
+    serve(lib, host=args.host, port=args.port, allow_remote=args.allow_remote, max_upload=args.max_upload << 20)
     return 0
 
 
@@ -472,6 +489,10 @@ def cmd_demo(args) -> int:
     if args.folder and args.workdir and Path(args.folder) != Path(args.workdir):
         raise ValueError(f"demo: expected one work folder, got {args.folder} and --workdir {args.workdir}")
     folder = Path(args.folder or args.workdir or tempfile.mkdtemp(prefix="mediaformers-demo-"))
+    if args.search:
+        from .search.demo import run_search_demo
+
+        return 0 if run_search_demo(folder, seed=args.seed, quick=args.quick)["recall@5"] >= 0.8 else 1
     print(f"mediaformers demo: working in {folder}/ (data/, runs/<model>/best, fresh/, results.jsonl)",
           file=sys.stderr)
 

@@ -1,0 +1,264 @@
+"""The HTTP app of ``mediaformers serve``: Starlette routes over an open :class:`Library`.
+
+What keeps it safe on a desktop, where any web page the user visits can send requests to localhost:
+- only the Host names the server was started for are answered (DNS rebinding);
+- files are addressed by a stable id (a digest of path and content), never by a path from the request,
+  and served only while they are still the regular file the index recorded (no symlink on the way,
+  same size and mtime), opened once with O_NOFOLLOW and streamed from that descriptor;
+- a POST needs the per-run token the page carries (a cross-origin page cannot read it, and its custom
+  header needs a CORS preflight the app never grants); uploads are capped and streamed to disk;
+- the model and FFmpeg run in worker threads, a few at a time, with a bounded queue: pages stay fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+import os
+import secrets
+import stat
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from .page import PAGE
+from .records import LibraryError
+
+TOKEN_HEADER = "x-mediaformers-token"
+MAX_UPLOAD = 256 << 20  # bytes of one search-by-example upload
+MAX_WAITING = 32  # requests queued for the model/FFmpeg before the server answers 503
+
+
+def file_id(path: str, digest: str) -> str:
+    """A page id that stays with the file (not its position in a list): it changes only with the file."""
+    return hashlib.blake2b(f"{path}\0{digest}".encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+def open_indexed(row: dict[str, Any]) -> int | None:
+    """An fd on the indexed file, or None when it is no longer the regular file the index recorded."""
+    path = row["path"]
+    if os.path.realpath(path) != path:  # a link now sits on the way (the index stores resolved paths)
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime_ns != row["mtime_ns"]:
+        os.close(fd)
+        return None
+    return fd
+
+
+def allowed_hosts(host: str) -> set[str]:
+    names = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower()}
+    return names - {"0.0.0.0", "::"}  # a wildcard bind is reached by an address, never by that name
+
+
+def host_name(header: str) -> str:
+    """``[::1]:8000`` -> ``::1``; ``LocalHost:80`` -> ``localhost``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def _is_ip(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class HostGuard:
+    """ASGI middleware: a request whose Host header is not one of ours gets 421 (DNS rebinding)."""
+
+    def __init__(self, app, hosts: set[str], extra: set[str] = frozenset()):
+        self.app, self.hosts = app, set(hosts) | set(extra)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            name = host_name(headers.get(b"host", b"").decode("latin-1"))
+            server = (scope.get("server") or ("",))[0] or ""
+            # the address literal the connection arrived at is ours too (a --host 0.0.0.0 server reached
+            # from another machine); a rebinding attack always comes under a domain name
+            if name not in self.hosts and not (name and name == server.lower() and _is_ip(name)):
+                from starlette.responses import PlainTextResponse
+
+                await PlainTextResponse(f"Host {name!r} is not served here", status_code=421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class Work:
+    """Blocking work (model, FFmpeg) in worker threads, ``workers`` at a time, at most MAX_WAITING queued."""
+
+    def __init__(self, workers: int = 2):
+        import anyio
+
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.waiting = 0
+        self.model_lock = threading.Lock()  # one model call at a time: torch already uses every core
+
+    async def run(self, fn, *args):
+        from anyio import to_thread
+
+        if self.waiting >= MAX_WAITING:
+            raise Busy
+        self.waiting += 1
+        try:
+            return await to_thread.run_sync(fn, *args, limiter=self.limiter)
+        finally:
+            self.waiting -= 1
+
+
+class Busy(Exception):
+    pass
+
+
+def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_upload: int = MAX_UPLOAD,
+             workers: int = 2, extra_hosts: set[str] = frozenset()):
+    """The Starlette app over an open :class:`mediaformers.search.Library`. ``extra_hosts``: Host names
+    answered besides loopback and ``host``; ``token``: what a POST must carry (default: a new random one)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    token = token or secrets.token_urlsafe(24)
+    work = Work(workers)
+    page_html = PAGE.replace("{TOKEN}", token)
+
+    def catalogue() -> dict[str, dict[str, Any]]:
+        return {file_id(p, r["sha256"]): r for p, r in library.files().items() if r["status"] == "ok"}
+
+    def error(message: str, status: int = 400) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def searched(prefix: str = "", **query) -> Response:
+        def find():
+            with work.model_lock:
+                return library.search(group=True, **query)
+        try:
+            hits = await work.run(find)
+        except Busy:
+            return error("busy: too many searches waiting; try again", 503)
+        except (ValueError, OSError) as err:  # a bad query or an unreadable upload: the user's error
+            return error(prefix + str(err))
+        ids = {r["path"]: i for i, r in catalogue().items()}
+        return JSONResponse({"results": [{**h.record(), "id": ids[h.path], "name": html.escape(Path(h.path).name)}
+                                         for h in hits if h.path in ids]})
+
+    async def page(request: Request):
+        return HTMLResponse(page_html)
+
+    def authorised(request: Request) -> bool:
+        return secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), token)
+
+    async def ping(request: Request):
+        if not authorised(request):
+            return error("token: expected this server's token", 403)
+        return JSONResponse({"library": str(library.path.resolve()), "pid": os.getpid()})
+
+    async def search(request: Request):
+        q = request.query_params.get("q", "")
+        try:
+            from .records import check_k
+
+            k = check_k(request.query_params.get("k", "24"))
+        except LibraryError as err:
+            return error(str(err))
+        return await searched(text=q, k=k)
+
+    async def like(request: Request):
+        if not authorised(request):
+            return error("token: a search by example needs the page's token (X-Mediaformers-Token)", 403)
+        name = request.query_params.get("name", "upload")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_upload:
+            return error(f"{name}: expected at most {max_upload} bytes, got {declared}", 413)
+        suffix = Path(name).suffix.lower()[:12]
+        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_upload:
+                    return error(f"{name}: expected at most {max_upload} bytes, got more", 413)
+                tmp.write(chunk)
+            tmp.flush()
+            if size == 0:
+                return error("file: expected an uploaded file, got no bytes")
+            return await searched(f"{name}: ", like=tmp.name, k=24)
+
+    def opened(request: Request) -> tuple[int, dict] | None:
+        row = catalogue().get(request.path_params["id"])
+        fd = open_indexed(row) if row is not None else None
+        return (fd, row) if fd is not None else None
+
+    async def media(request: Request):
+        found = opened(request)
+        if found is None:
+            return Response("not found", status_code=404)
+        fd, row = found
+        return _FdResponse(fd, row["path"], FileResponse)
+
+    async def thumb(request: Request):
+        try:
+            t = float(request.query_params.get("t", "0"))
+        except ValueError:
+            t = math.nan
+        if not math.isfinite(t) or t < 0:
+            return Response(f"t: expected finite seconds >= 0, got {request.query_params.get('t')!r}",
+                            status_code=400)
+        found = opened(request)
+        if found is None:
+            return Response("not found", status_code=404)
+        fd, row = found
+        from .thumbs import frame_jpeg, waveform_png
+
+        def draw() -> tuple[bytes, str]:
+            with os.fdopen(fd, "rb") as fh:
+                if row["kind"] == "audio":
+                    return waveform_png(fh, t), "image/png"
+                return frame_jpeg(fh, t), "image/jpeg"
+        try:
+            body, kind = await work.run(draw)
+        except Busy:
+            os.close(fd)
+            return Response("busy", status_code=503)
+        except (ValueError, OSError) as err:
+            return Response(f"thumbnail: {err}", status_code=422)
+        return Response(body, media_type=kind)
+
+    app = Starlette(routes=[Route("/", page), Route("/api/search", search), Route("/api/ping", ping),
+                            Route("/api/like", like, methods=["POST"]), Route("/media/{id}", media),
+                            Route("/thumb/{id}", thumb)])
+    return HostGuard(app, allowed_hosts(host), extra_hosts)
+
+
+class _FdResponse:
+    """The checked, open file as a FileResponse (range requests, for seeking), closed however the response
+    ends (a browser aborts many video range requests). /proc/self/fd/N reopens this very file even if the
+    path is swapped meanwhile; without /proc (macOS) the path is reopened."""
+
+    def __init__(self, fd: int, path: str, response_class):
+        self.fd = fd
+        via = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        self.response = response_class(via, stat_result=os.fstat(fd), media_type=_media_type(path))
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.response(scope, receive, send)
+        finally:
+            os.close(self.fd)
+
+
+def _media_type(path: str) -> str | None:
+    import mimetypes
+
+    return mimetypes.guess_type(path)[0]

@@ -1,0 +1,113 @@
+"""The small shared pieces of the media library: errors, hits, file digests and checkpoint fingerprints."""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LIBRARY_FILE = "library.json"
+VISUAL_KINDS = ("image", "video")
+MIN_SEGMENT = 0.25  # seconds: shorter video segments cost memory and time without finding anything new
+MAX_K = 10_000  # results per query: more is a dump of the library, not a search
+
+
+class LibraryError(ValueError):
+    pass
+
+
+def sql(value: str) -> str:
+    """A string literal for a LanceDB filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_name(path: str) -> None:
+    """Arrow stores text as UTF-8: a file name with undecodable bytes (surrogateescape) cannot be a row."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise LibraryError(f"{shown}: expected a UTF-8 file name, got undecodable bytes; rename the file "
+                           "to index it") from None
+
+
+def check_segment(segment: Any) -> float:
+    try:
+        value = float(segment)
+    except (TypeError, ValueError):
+        raise LibraryError(f"segment: expected seconds, got {segment!r}") from None
+    if not math.isfinite(value) or value < MIN_SEGMENT:
+        raise LibraryError(f"segment: expected finite seconds >= {MIN_SEGMENT}, got {segment!r}")
+    return value
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, str):
+        try:
+            k = int(k)
+        except ValueError:
+            raise LibraryError(f"k: expected a whole number of results, got {k!r}") from None
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise LibraryError(f"k: expected a positive number of results up to {MAX_K}, got {k!r}")
+    return k
+
+
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+
+
+def fingerprint(folder: str | os.PathLike) -> str:
+    """A digest of a checkpoint folder's weights: names, sizes and the first and last MiB of each file
+    (cheap on a GB checkpoint, and retraining or replacing the weights changes it)."""
+    h = hashlib.sha256()
+    files = sorted({p for pattern in _WEIGHTS for p in Path(folder).glob(pattern)})
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"{p.name}\0{size}\0".encode())
+        with open(p, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read())
+    return h.hexdigest()[:32]
+
+
+@dataclass
+class Hit:
+    """One search result; ``times`` lists the file's other matching (start, end, score) segments when grouped."""
+
+    path: str
+    start: float
+    end: float
+    score: float
+    kind: str
+    whole: bool
+    times: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        out = {"path": self.path, "start": round(self.start, 3), "end": round(self.end, 3),
+               "score": round(self.score, 6), "kind": self.kind, "whole": self.whole}
+        if self.times:
+            out["times"] = [[round(s, 3), round(e, 3), round(c, 6)] for s, e, c in self.times]
+        return out
+
+
+@dataclass(frozen=True)
+class Todo:
+    """A new or changed file to embed: its path, media kind, stat, content hash and old files row."""
+
+    path: str
+    kind: str
+    st: os.stat_result
+    digest: str
+    old: dict[str, Any] | None
+    found: str = ""  # the path as the walk found it (a symlink's own path), for pruning
