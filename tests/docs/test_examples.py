@@ -5,7 +5,8 @@ A block is skipped only when the line before its opening fence is a marker that 
 blocks of one page run in order in one namespace (a page reads as one session); shell blocks run one by one
 under ``bash -eo pipefail``. Both run in a workspace made once: ``demo/`` (``mediaformers demo --quick``:
 trained VideoMAE and AST checkpoints, fresh media), ``checkpoints/<family>`` (a tiny checkpoint of each
-family; ``<family>-pretraining`` where it pre-trains), ``clip.mp4``, ``sound.wav``, ``photo.png``;
+family; ``<family>-pretraining`` where it pre-trains), ``clip.mp4`` (and as MPEG-TS ``clip.ts``), ``sound.wav``,
+``photo.png``;
 ``$MEDIAFORMERS_REPO`` names the repository (for ``examples/``).
 
 Marked ``docs``: not in the default run (``-m "not docs"``); CI runs ``python -m pytest -m docs tests/docs``.
@@ -24,7 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 CODE = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
-REASONS = {"needs the hub", "needs a GPU", "needs several machines", "is run by .ci/run", "sets up from nothing"}
+REASONS = {"needs the hub", "needs a GPU", "needs several machines", "needs a camera or a network stream",
+           "is run by .ci/run", "sets up from nothing"}
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
 MARKER = re.compile(r"<!-- example: (?P<reason>[^>]*?) -->\s*$")
 
@@ -68,6 +70,8 @@ def workspace(tmp_path_factory) -> Path:
     fresh = ws / "demo" / "fresh"
     shutil.copy(next((fresh / "video").rglob("*.mp4")), ws / "clip.mp4")
     shutil.copy(next((fresh / "audio").rglob("*.wav")), ws / "sound.wav")
+    subprocess.run([sys.executable, "-c", REMUX_TS, str(ws / "clip.mp4"), str(ws / "clip.ts")], check=True, env=env,
+                   timeout=120)
     return ws
 
 
@@ -98,6 +102,18 @@ def cwd(workspace, tmp_path) -> Path:
     for entry in workspace.iterdir():
         (tmp_path / entry.name).symlink_to(entry)
     return tmp_path
+
+
+REMUX_TS = """
+import sys, av
+with av.open(sys.argv[1]) as src, av.open(sys.argv[2], "w", format="mpegts") as dst:
+    video = src.streams.video[0]
+    out = dst.add_stream("mpeg2video", rate=video.average_rate)
+    out.width, out.height = video.codec_context.width, video.codec_context.height
+    for frame in src.decode(video):
+        dst.mux(out.encode(frame.reformat(format="yuv420p")))
+    dst.mux(out.encode())
+"""
 
 
 def _env() -> dict[str, str]:

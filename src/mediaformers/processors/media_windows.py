@@ -125,7 +125,8 @@ def clip_windows(frames: Iterable[tuple[float, Callable[[], np.ndarray], float]]
 def video_file_windows(source: Any, *, num_frames: int, step: int | None, stride: float,
                        allow_partial: bool = False) -> Iterator[Window]:
     """Clips every ``stride`` seconds over a whole video file (see :func:`clip_windows`), one forward decode."""
-    from .video_io import _open, source_name
+    from .video.backend import source_name
+    from .video.pyav.container import _open
 
     name = source_name(source)
     container = _open(source)
