@@ -1,9 +1,9 @@
 """Every Python and shell block in README.md and docs/ runs, on small local data, or says why it cannot.
 
 A block is skipped only when the line before its opening fence is a marker that names the reason, one of
-``REASONS`` (``<!-- example: needs the hub -->``); every other ``python``/``bash`` block runs here. Python
-blocks of one page run in order in one namespace (a page reads as one session); shell blocks run one by one
-under ``bash -eo pipefail``. Both run in a workspace made once: ``demo/`` (``mediaformers demo --quick``:
+``REASONS`` (``<!-- example: needs the hub -->``); every other ``python``/``bash`` block runs here. A page's
+blocks run in page order in one folder (a page reads as one session): Python blocks in one namespace, shell
+blocks under ``bash -eo pipefail``. Both run in a workspace made once: ``demo/`` (``mediaformers demo --quick``:
 trained VideoMAE and AST checkpoints, fresh media), ``checkpoints/<family>`` (a tiny checkpoint of each
 family; ``<family>-pretraining`` where it pre-trains), ``clip.mp4`` (and as MPEG-TS ``clip.ts``), ``sound.wav``,
 ``photo.png``;
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 CODE = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
 REASONS = {"needs the hub", "needs a GPU", "needs several machines", "needs a camera or a network stream",
-           "is run by .ci/run", "sets up from nothing"}
+           "starts a server (tests/test_library.py drives one)", "is run by .ci/run", "sets up from nothing"}
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
 MARKER = re.compile(r"<!-- example: (?P<reason>[^>]*?) -->\s*$")
 
@@ -98,7 +98,7 @@ Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.
 
 @pytest.fixture
 def cwd(workspace, tmp_path) -> Path:
-    """A fresh folder per test that links the workspace's entries: what one example writes, the next does not see."""
+    """A fresh folder per page that links the workspace's entries: what one page writes, the next does not see."""
     for entry in workspace.iterdir():
         (tmp_path / entry.name).symlink_to(entry)
     return tmp_path
@@ -124,26 +124,26 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if any(k == "python" and r is None for _, k, _, r in blocks(p))],
-                         ids=_id)
-def test_python_blocks_run(page, cwd, monkeypatch):
+RUN = [p for p in PAGES if any(reason is None for _, _, _, reason in blocks(p))]
+
+
+@pytest.mark.parametrize("page", RUN, ids=_id)
+def test_page_runs(page, cwd, monkeypatch):
+    """A page's blocks run top to bottom, as a reader would run them: in one folder, Python blocks in one
+    namespace, shell blocks under ``bash -eo pipefail``."""
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     namespace: dict = {"__name__": "__doc_example__"}
     for line, kind, code, reason in blocks(page):
-        if kind != "python" or reason is not None:
+        if reason is not None:
             continue
-        try:
-            exec(compile(code, f"{_id(page)}:{line}", "exec"), namespace)
-        except Exception as err:
-            raise AssertionError(f"{_id(page)}:{line}: the example raised {type(err).__name__}: {err}") from err
-
-
-SHELL = [(p, line, code) for p in PAGES for line, kind, code, reason in blocks(p) if kind == "bash" and reason is None]
-
-
-@pytest.mark.parametrize(("page", "line", "code"), SHELL, ids=[f"{_id(p)}:{line}" for p, line, _ in SHELL])
-def test_shell_blocks_run(page, line, code, cwd):
-    run = subprocess.run(["bash", "-eo", "pipefail", "-c", code], cwd=cwd, env=_env(), capture_output=True,
-                         text=True, timeout=600)
-    assert run.returncode == 0, f"{_id(page)}:{line}: exit {run.returncode}\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}"
+        where = f"{_id(page)}:{line}"
+        if kind == "python":
+            try:
+                exec(compile(code, where, "exec"), namespace)
+            except Exception as err:
+                raise AssertionError(f"{where}: the example raised {type(err).__name__}: {err}") from err
+        else:
+            run = subprocess.run(["bash", "-eo", "pipefail", "-c", code], cwd=cwd, env=_env(), capture_output=True,
+                                 text=True, timeout=600)
+            assert run.returncode == 0, f"{where}: exit {run.returncode}\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}"

@@ -143,7 +143,9 @@ def run_search_demo(folder: Path, *, seed: int = 0, quick: bool = False, out=Non
         rows, corpus = [], []
         for i, (path, shape, colour) in enumerate(train):
             for lang, templates in TRAIN_TEMPLATES.items():
-                rows.append((str(path), caption(lang, templates[i % len(templates)], shape, colour)))
+                # manifest paths are relative to the manifest (data/), whatever folder the demo was given
+                rows.append((str(Path(path).resolve().relative_to((folder / "data").resolve())),
+                             caption(lang, templates[i % len(templates)], shape, colour)))
         corpus = [c for _, c in rows] + [caption(lang, HELD_OUT[lang], s, c) for lang in HELD_OUT
                                           for s in SHAPES for c in COLOURS]
         with (folder / "data" / "search.csv").open("w", newline="", encoding="utf-8") as fh:
