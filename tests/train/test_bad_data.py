@@ -54,7 +54,7 @@ def test_corrupt_files_skipped_named_and_limited(audio_classes, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_nan_loss_names_step_and_keeps_checkpoint(audio_classes, tmp_path, monkeypatch):
-    import mediaformers.train.tasks as fitmod
+    import mediaformers.train.objectives.classification as fitmod
 
     run = tmp_path / "run"
     real = fitmod._loss

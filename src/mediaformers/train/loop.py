@@ -11,9 +11,9 @@ import torch
 
 from . import checkpointing as ck  # module attribute: tests patch ck.save_state to kill a run mid-write
 from .data import DataError
+from .objectives import make_task
 from .optim import build_optimizer, warmup_cosine
 from .report import Reporter
-from .tasks import make_task
 
 if TYPE_CHECKING:  # the recipe imports this module in fit(); a type-only import keeps one direction
     from .recipe import Recipe
@@ -89,7 +89,7 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     log = rep.log
 
     # data first: every check before any model is built or step runs
-    task = make_task(r)  # classification, pre-training or contrastive (tasks.py)
+    task = make_task(r)  # classification, pre-training or contrastive (objectives/)
     train_items, val_items = task.read_data()
 
     torch.manual_seed(r.seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("classification", "pretraining", "contrastive")  # what ``Recipe.task`` names (besides "auto")
+from .task_names import TASKS  # noqa: F401  (re-exported: the CLI lists them from here)
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Recipe:
     random weights. data/val: a folder of class subfolders or a .csv/.jsonl manifest; without val,
     ``val_fraction`` of data is held out (seeded).
 
-    task (see :mod:`mediaformers.train.tasks`): "classification" (labels), "pretraining" (masked
+    task (see :mod:`mediaformers.train.objectives`): "classification" (labels), "pretraining" (masked
     autoencoding on unlabelled media: a folder of files or a manifest with ``path`` only),
     "contrastive" (media-text pairs: a manifest with ``path`` and ``caption``), or "auto": the one
     the model's family can train, and where it can train several, the one the data fits (labels:
