@@ -1,5 +1,6 @@
 import pytest
 
+from mediaformers.errors import TrainingError
 from mediaformers.train import Recipe, fit
 
 from .conftest import TINY_AUDIO, write_audio_classes
@@ -83,7 +84,8 @@ def test_failed_save_keeps_previous(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", boom)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(TrainingError, match="could not write .*step-00000002.pt: No space left on device; the "
+                                            "previous checkpoints are kept"):
         ck.save_state(tmp_path, {"w": torch.zeros(2)}, 2, keep=1)
     monkeypatch.undo()
     assert [p.name for p in ck.list_states(tmp_path)] == ["step-00000001.pt"]
