@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -70,8 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediaformers", description="Video, audio, audio-visual and image-text transformers on media files.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  mediaformers demo demo/\n  mediaformers classify demo/videomae demo/media\n"
-               "  mediaformers info demo/videomae")
+        epilog="examples (the demo makes these paths):\n  mediaformers demo demo/\n"
+               "  mediaformers classify demo/runs/videomae/best demo/fresh/video\n"
+               "  mediaformers classify demo/runs/ast/best demo/fresh/audio\n"
+               "  mediaformers info demo/runs/videomae/best\n\n"
+               "errors are one line (exit 2: arguments or inputs; 1: some inputs or a run failed);\n"
+               "--debug anywhere on the line shows the traceback")
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
     c = sub.add_parser("classify", help="label videos, audio or both (classification checkpoints)",
@@ -94,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG["embed"], formatter_class=fmt)
     _common(e, outputs=False)
     e.add_argument("-o", "--output", required=True, help="FILE.parquet or FILE.npy (written atomically at the end; "
-                   "finished embeddings wait in FILE.partial.jsonl)")
+                   "finished embeddings wait in FILE.partial.jsonl; beside FILE.npy, FILE.inputs.jsonl names "
+                   "each row's input)")
     e.add_argument("--resume", action="store_true", help="continue an interrupted run from FILE.partial.jsonl")
     e.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (and its partial file)")
     _ray_flags(e)
@@ -326,6 +332,8 @@ def cmd_embed(args) -> int:
         raise ValueError(f"-o: expected a .npy or .parquet file, got {path.name}")
     # Everything about the output is checked before the model loads and the work starts.
     check_output_path(path, overwrite=args.overwrite, resumable=False)
+    if path.suffix == ".npy":
+        check_output_path(rows_sidecar(path), overwrite=args.overwrite or args.resume, resumable=False)
     parts = partial_path(path)
     if parts.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"-o: an interrupted run left {parts}; pass --resume to continue it or --overwrite to "
@@ -350,9 +358,25 @@ def cmd_embed(args) -> int:
                 print(dumps({"input": rec["input"], "row": row}))
                 row += 1
             out.write(rec)
-        write_embeddings(path, *read_parts(parts))
+        keys, rows = read_parts(parts)
+        if path.suffix == ".npy":  # an array has no room for names: row i's input is line i of the sidecar
+            _write_rows_sidecar(rows_sidecar(path), keys)
+        write_embeddings(path, keys, rows)
         os.unlink(parts)  # under the lock: OUTPUT now holds every part
     return 1 if failed else 0
+
+
+def rows_sidecar(path: Path) -> Path:
+    """``x.npy`` -> ``x.inputs.jsonl``: one ``{"row": i, "input": ...}`` a line, row i of the array."""
+    return path.with_name(path.stem + ".inputs.jsonl")
+
+
+def _write_rows_sidecar(file: Path, keys: list[str]) -> None:
+    tmp = file.with_name(f".{file.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, key in enumerate(keys):
+            f.write(json.dumps({"row": i, "input": key}, ensure_ascii=False) + "\n")
+    os.replace(tmp, file)
 
 
 def cmd_info(args) -> int:
@@ -366,8 +390,9 @@ def cmd_export(args) -> int:
     from .export import export_model
     from .tasks.loading import load_model
 
-    if args.batch < 1:
-        raise ValueError(f"--batch: expected a positive batch size, got {args.batch}")
+    # torch's ONNX exporter logs "torchvision is not installed" once per torchvision op it could register:
+    # notes about a package this library never uses (the export does not need it)
+    logging.getLogger("torch.onnx._internal.exporter._registration").addFilter(_NoTorchvisionNote())
     loaded = load_model(args.model)
     model, folder = loaded.model, loaded.folder
     inputs = loaded.declaration.dummy_inputs(type(model), model.config, args.batch)
@@ -381,6 +406,11 @@ def cmd_export(args) -> int:
                               source_folder=folder)
         print(result.summary())
     return 0
+
+
+class _NoTorchvisionNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "torchvision is not installed" not in record.getMessage()
 
 
 def _library(args, **new):

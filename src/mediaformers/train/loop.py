@@ -129,6 +129,7 @@ def _clear(run: Path, keep_folder: bool) -> None:
 
 def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_items, record, recorded) -> dict[str, Any]:
     log = rep.log
+    task.derive_config(train_items, log)
     torch.manual_seed(r.seed)
     loaded = task.build()
     record["model_config"] = run_record.model_config(loaded.model)

@@ -1,6 +1,8 @@
 """Which objective a run trains and the base every objective shares: data -> model -> loss -> metrics."""
 from __future__ import annotations
 
+import math
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -8,6 +10,7 @@ import torch
 
 from ...auto import read_config
 from ...family import families, get_family
+from ...processors.audio_io import load_audio
 from ...tasks.loading import Loaded, processor
 from ...tasks.views import make_views
 from ..data import Item, MediaDataset, read_items, split
@@ -17,6 +20,8 @@ from ..task_names import NEEDS, TASKS
 if TYPE_CHECKING:  # type only: the recipe runs the loop, which runs these (one direction at run time)
     from ..recipe import Recipe
 
+WINDOW_SAMPLE = 16  # training clips measured to size an audio window from the data
+FRAMES_PER_SECOND = 100  # audio families' spectrogram frames: a 10 ms hop
 _FLAG = {"classification": "is_classifier", "pretraining": "is_pretraining", "contrastive": "is_contrastive"}
 
 
@@ -71,6 +76,7 @@ class Task:
 
     def __init__(self, r: Recipe, family, folder):
         self.r, self.family, self.folder = r, family, folder
+        self.derived: dict = {}  # config keywords derived from the data (derive_config)
         self.model = None
 
     def read_data(self) -> tuple[list[Item], list[Item]]:
@@ -80,6 +86,28 @@ class Task:
         if self.r.val is not None:
             return items, read_items(self.r.val, need)
         return split(items, self.r.val_fraction, self.r.seed)
+
+    def derive_config(self, items: list[Item], log) -> None:
+        """From a family name (random weights): an audio window (``max_length`` frames) the user's config
+        leaves at the family's default is fitted to the longest of a seeded sample of the training clips,
+        so one-second clips are not padded to a 10-second window (slow, and mostly padding)."""
+        default = getattr(self.family.config(**self.r.config), "max_length", None)
+        if (self.folder is not None or "max_length" in self.r.config or not isinstance(default, int)
+                or "audio" not in self.family.processors):
+            return
+        sample = items if len(items) <= WINDOW_SAMPLE else random.Random(self.r.seed).sample(items, WINDOW_SAMPLE)
+        longest = 0.0
+        for it in sample:
+            try:
+                longest = max(longest, len(load_audio(it.source, 16000, return_numpy=True)) / 16000)
+            except Exception:  # noqa: BLE001  a corrupt file is data: the loop names it when it reaches it
+                continue
+        frames = max(16, math.ceil(longest * FRAMES_PER_SECOND))
+        if longest and frames < default:
+            self.derived["max_length"] = frames
+            log(f"max_length: {frames} frames ({frames / FRAMES_PER_SECOND:g} s, the longest of {len(sample)} "
+                f"training clips) instead of the family's {default} ({default / FRAMES_PER_SECOND:g} s); "
+                "--config '{\"max_length\": N}' sets another")
 
     def build(self):
         """The model (pre-trained weights where the checkpoint has them, the rest initialised)."""

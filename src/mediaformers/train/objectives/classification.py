@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # type only (see base.py)
     from ..recipe import Recipe
 
 
-def _build_model(r: Recipe, fam, folder, labels: list[str], multi_label: bool):
+def _build_model(r: Recipe, fam, folder, labels: list[str], multi_label: bool, derived: dict | None = None):
     """The classifier of family ``fam``, its head sized to ``labels``: from the checkpoint ``folder``, or from
     ``r.config`` when ``folder`` is None."""
     id2label = dict(enumerate(labels))
@@ -31,7 +31,7 @@ def _build_model(r: Recipe, fam, folder, labels: list[str], multi_label: bool):
         model = fam.head().from_pretrained(folder, ignore_mismatched_sizes=True, strict=False, **extra)
     else:  # a family name: random weights from a config
         folder = r.output
-        model = fam.head()(fam.config(**{**r.config, **extra}))
+        model = fam.head()(fam.config(**{**r.config, **(derived or {}), **extra}))
     return Loaded(model, str(folder), fam.model_type)
 
 
@@ -89,7 +89,7 @@ class ClassificationTask(Task):
         return train, val
 
     def build(self):
-        loaded = _build_model(self.r, self.family, self.folder, self.labels, self.multi_label)
+        loaded = _build_model(self.r, self.family, self.folder, self.labels, self.multi_label, self.derived)
         self.model = loaded.model
         return loaded
 
