@@ -194,3 +194,13 @@ def test_kill_during_a_checkpoint_write_leaks_no_temp_file_and_no_duplicate_step
     steps = [r["step"] for r in _rows(run) if "lr" in r]
     assert steps == [1, 2, 3, 4]
     assert "removed .step-00000003.pt." in (run / "train.log").read_text()
+
+
+def test_a_family_name_fits_the_audio_window_to_the_data_and_says_so(audio_classes, tmp_path):
+    """0.7 s clips: a 70-frame window (10 ms hop) instead of the family's 1024 frames (10.24 s)."""
+    config = {k: v for k, v in TINY_AUDIO.items() if k != "max_length"}
+    _fit(audio_classes, tmp_path / "run", config=config, max_steps=1)
+    assert json.loads((tmp_path / "run" / "final" / "config.json").read_text())["max_length"] == 70
+    assert json.loads((tmp_path / "run" / "final" / "preprocessor_config.json").read_text())["max_length"] == 70
+    assert "max_length: 70 frames (0.7 s, the longest of 10 training clips) instead of the family's 1024" in (
+        tmp_path / "run" / "train.log").read_text()
