@@ -530,9 +530,11 @@ def _check_args(args) -> None:
             raise UsageError(f"{name}: expected a path or name, got an empty string")
     if isinstance(getattr(args, "model", None), str):
         _check_model_path(args.model)
-    if args.command == "export" and not 1 <= args.batch <= _MAX_EXPORT_BATCH:
-        raise UsageError(f"--batch: expected a batch size from 1 to {_MAX_EXPORT_BATCH} for the example inputs "
-                         f"(--dynamic-batch frees it at run time), got {args.batch}")
+    if args.command == "export" and args.batch < 1:
+        raise UsageError(f"--batch: expected a positive batch size, got {args.batch}")
+    if args.command == "export" and args.batch > _MAX_EXPORT_BATCH:
+        raise UsageError(f"--batch: expected a positive batch size of at most {_MAX_EXPORT_BATCH} for the example "
+                         f"inputs (--dynamic-batch frees it at run time), got {args.batch}")
     if args.command == "train":
         from .train.cli import check
 

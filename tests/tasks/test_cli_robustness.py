@@ -208,7 +208,7 @@ def test_list_file_that_includes_itself(ckpts, media, tmp_path):
 def test_empty_input_is_not_the_current_folder(ckpts, tmp_path):
     run = cli("classify", ckpts["videomae"], "", "--quiet", cwd=tmp_path)
     no_traceback(run)
-    assert "empty path" in run.stdout
+    assert run.returncode == 2 and not run.stdout and "got an empty string (input 1)" in run.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -284,7 +284,7 @@ def test_empty_input_export_batch_and_run_folder_are_usage_errors(capsys, tmp_pa
     code, err = run_main(capsys, "classify", ckpts["ast"], "")
     assert code == 2 and "inputs: expected a file, folder or .txt list, got an empty string (input 1)" in err
     code, err = run_main(capsys, "export", ckpts["ast"], "-o", tmp_path / "x", "--batch", "1000000000")
-    assert code == 2 and "--batch: expected a batch size from 1 to 1024" in err and not (tmp_path / "x").exists()
+    assert code == 2 and "--batch: expected a positive batch size of at most 1024" in err and not (tmp_path / "x").exists()
     run = tmp_path / "runs" / "x"
     shutil.copytree(ckpts["ast"], run / "best")
     (run / "metrics.jsonl").write_text("{}\n")
@@ -392,3 +392,19 @@ def test_precision_auto_is_the_default_printed_once_and_fp32_is_exact(capsys, tm
         assert other[0]["label"] == fp32[0]["label"]
         got = {x["label"]: x["score"] for x in other}
         assert all(abs(got[x["label"]] - x["score"]) <= 0.02 for x in fp32)
+
+
+def test_train_resume_with_another_model_size_or_lr_is_one_line(capsys, tmp_path):
+    from tests.train.conftest import TINY_AUDIO, write_audio_classes
+
+    from mediaformers.cli import main
+
+    data, run = write_audio_classes(tmp_path / "data", n_per_class=4), tmp_path / "run"
+    base = ["train", "ast", str(data), "-o", str(run), "--max-steps", "1", "--quiet"]
+    assert main([*base, "--config", json.dumps(TINY_AUDIO)]) == 0
+    capsys.readouterr()
+    bigger = json.dumps({**TINY_AUDIO, "hidden_size": 64})
+    code, err = run_main(capsys, *base, "--config", bigger, "--resume", "--max-steps", "2")
+    assert code == 2 and "was trained with model config hidden_size 32, got 64" in err
+    code, err = run_main(capsys, *base, "--config", json.dumps(TINY_AUDIO), "--resume", "--lr", "0.5")
+    assert code == 2 and "was trained with lr 0.0001, got 0.5" in err and "--epochs" in err
