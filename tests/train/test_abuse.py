@@ -146,6 +146,9 @@ def test_a_run_rejected_before_its_first_step_leaves_nothing(audio_classes, tmp_
     with pytest.raises(DataError, match="expected a folder of class subfolders"):
         _fit(tmp_path / "typo", run)
     assert not run.exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="output: expected a run folder, got a file"):
+        _fit(audio_classes, tmp_path / "file")
     run.mkdir()  # a folder the user made: emptied again, not removed
     with pytest.raises(ValueError, match="hidden_size"):  # found when the model is built, after the folder is made
         _fit(audio_classes, run, config={**TINY_AUDIO, "hidden_size": 31})

@@ -89,6 +89,8 @@ def fit(r: Recipe) -> dict[str, Any]:
 def _fit(r: Recipe, dist) -> dict[str, Any]:
     r.check()  # every number in range before anything is read, built or written
     run = Path(r.output)
+    if run.exists() and not run.is_dir():
+        raise DataError(f"output: expected a run folder, got a file {run}")
     existed = run.exists()
     fresh = not existed or not any(run.iterdir())
     if not fresh and not (r.resume or r.eval_only):
@@ -127,7 +129,8 @@ def _clear(run: Path, keep_folder: bool) -> None:
         run.rmdir()
 
 
-def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_items, record, recorded) -> dict[str, Any]:
+def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_items, record: dict,
+           recorded: dict | None) -> dict[str, Any]:
     log = rep.log
     task.derive_config(train_items, log)
     torch.manual_seed(r.seed)
