@@ -129,3 +129,13 @@ def test_demo_decodes_and_encodes_through_the_processors_only():
     names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "av" not in names and "av" not in modules
+
+
+def test_top_level_help_examples_name_paths_the_demo_makes():
+    from mediaformers.cli import build_parser
+
+    epilog = build_parser().epilog
+    made = {f"demo/runs/{m}/best" for m in MODELS} | {f"demo/fresh/{kind}" for kind in MODELS.values()}
+    named = {w for line in epilog.splitlines() if line.strip().startswith("mediaformers ")
+             for w in line.split()[2:] if w.startswith("demo/") and w != "demo/"}
+    assert named and named <= made, named - made
