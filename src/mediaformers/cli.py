@@ -611,8 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         kept = ("finished records are kept (use --resume)" if args.command in ("classify", "zero-shot")
                 else "finished embeddings are kept in OUTPUT.partial.jsonl (use --resume)"
                 if args.command == "embed" else
-                f"the run in {getattr(args, 'output', 'OUTPUT')} is kept: the same command with --resume continues "
-                "it from its last checkpoint" if args.command == "train" else "stopped")
+                f"the same command with --resume continues the run in {getattr(args, 'output', 'OUTPUT')} from its "
+                "last checkpoint" if args.command == "train" else "stopped")
         print(f"mediaformers {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
 

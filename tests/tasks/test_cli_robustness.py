@@ -309,7 +309,7 @@ def test_ctrl_c_during_train_says_resume_continues_it(capsys, tmp_path, monkeypa
     from mediaformers.cli import main
 
     assert main(["train", "ast", str(tmp_path), "-o", str(tmp_path / "run")]) == 130
-    assert "the same command with --resume continues it" in capsys.readouterr().err
+    assert "the same command with --resume continues the run in" in capsys.readouterr().err
 
 
 def test_out_of_memory_and_full_disk_are_one_line(capsys, tmp_path, monkeypatch, ckpts):
