@@ -114,7 +114,7 @@ def run_ours(s: dict) -> dict:
     from mediaformers.train.data import MediaDataset
     from mediaformers.train.distributed import Dist
     from mediaformers.train.report import Reporter
-    from mediaformers.train.tasks import ClassificationTask
+    from mediaformers.train.objectives import ClassificationTask
 
     total, marks, out = s["warmup"] + s["steps"], {}, {}
     write, start = Reporter.row, Reporter.start

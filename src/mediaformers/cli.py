@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import MediaformersError, TrainingError, UsageError
 
 EPILOG = {
     "classify": "example:\n  mediaformers classify MCG-NJU/videomae-base-finetuned-kinetics clips/ --top-k 3 -o out.jsonl",
@@ -54,7 +57,8 @@ def _common(p: argparse.ArgumentParser, *, outputs: bool = True) -> None:
 def _precision_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, choices=["fp32", "bf16", "int8", "auto"],
                    help="inference precision: bf16 uses the CPU's/GPU's bf16 units, int8 quantises the "
-                        "encoder's Linear layers (CPU), auto = bf16 where the hardware has it")
+                        "encoder's Linear layers (CPU), auto = bf16 where the hardware has it (default auto, "
+                        "printed once on stderr; --dtype alone keeps its dtype; fp32 for bit-exact work)")
 
 
 def _ray_flags(p: argparse.ArgumentParser) -> None:
@@ -69,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediaformers", description="Video, audio, audio-visual and image-text transformers on media files.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  mediaformers demo demo/\n  mediaformers classify demo/videomae demo/media\n"
-               "  mediaformers info demo/videomae")
+        epilog="examples (the demo makes these paths):\n  mediaformers demo demo/\n"
+               "  mediaformers classify demo/runs/videomae/best demo/fresh/video\n"
+               "  mediaformers classify demo/runs/ast/best demo/fresh/audio\n"
+               "  mediaformers info demo/runs/videomae/best\n\n"
+               "errors are one line (exit 2: arguments or inputs; 1: some inputs or a run failed);\n"
+               "--debug anywhere on the line shows the traceback")
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
     c = sub.add_parser("classify", help="label videos, audio or both (classification checkpoints)",
@@ -96,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG["embed"], formatter_class=fmt)
     _common(e, outputs=False)
     e.add_argument("-o", "--output", required=True, help="FILE.parquet or FILE.npy (written atomically at the end; "
-                   "finished embeddings wait in FILE.partial.jsonl)")
+                   "finished embeddings wait in FILE.partial.jsonl; beside FILE.npy, FILE.inputs.jsonl names "
+                   "each row's input)")
     e.add_argument("--resume", action="store_true", help="continue an interrupted run from FILE.partial.jsonl")
     e.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (and its partial file)")
     _ray_flags(e)
@@ -350,6 +359,8 @@ def cmd_embed(args) -> int:
         raise ValueError(f"-o: expected a .npy or .parquet file, got {path.name}")
     # Everything about the output is checked before the model loads and the work starts.
     check_output_path(path, overwrite=args.overwrite, resumable=False)
+    if path.suffix == ".npy":
+        check_output_path(rows_sidecar(path), overwrite=args.overwrite or args.resume, resumable=False)
     parts = partial_path(path)
     if parts.exists() and not (args.resume or args.overwrite):
         raise ValueError(f"-o: an interrupted run left {parts}; pass --resume to continue it or --overwrite to "
@@ -374,9 +385,25 @@ def cmd_embed(args) -> int:
                 print(dumps({"input": rec["input"], "row": row}))
                 row += 1
             out.write(rec)
-        write_embeddings(path, *read_parts(parts))
+        keys, rows = read_parts(parts)
+        if path.suffix == ".npy":  # an array has no room for names: row i's input is line i of the sidecar
+            _write_rows_sidecar(rows_sidecar(path), keys)
+        write_embeddings(path, keys, rows)
         os.unlink(parts)  # under the lock: OUTPUT now holds every part
     return 1 if failed else 0
+
+
+def rows_sidecar(path: Path) -> Path:
+    """``x.npy`` -> ``x.inputs.jsonl``: one ``{"row": i, "input": ...}`` a line, row i of the array."""
+    return path.with_name(path.stem + ".inputs.jsonl")
+
+
+def _write_rows_sidecar(file: Path, keys: list[str]) -> None:
+    tmp = file.with_name(f".{file.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, key in enumerate(keys):
+            f.write(json.dumps({"row": i, "input": key}, ensure_ascii=False) + "\n")
+    os.replace(tmp, file)
 
 
 def cmd_info(args) -> int:
@@ -390,8 +417,9 @@ def cmd_export(args) -> int:
     from .export import export_model
     from .tasks.loading import load_model
 
-    if args.batch < 1:
-        raise ValueError(f"--batch: expected a positive batch size, got {args.batch}")
+    # torch's ONNX exporter logs "torchvision is not installed" once per torchvision op it could register:
+    # notes about a package this library never uses (the export does not need it)
+    logging.getLogger("torch.onnx._internal.exporter._registration").addFilter(_NoTorchvisionNote())
     loaded = load_model(args.model)
     model, folder = loaded.model, loaded.folder
     inputs = loaded.declaration.dummy_inputs(type(model), model.config, args.batch)
@@ -405,6 +433,11 @@ def cmd_export(args) -> int:
                               source_folder=folder)
         print(result.summary())
     return 0
+
+
+class _NoTorchvisionNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "torchvision is not installed" not in record.getMessage()
 
 
 def _library(args, **new):
@@ -545,27 +578,108 @@ def _device(value: str) -> str:
     return value
 
 
+def _check_args(args) -> None:
+    """What every command's arguments must be, checked before anything loads."""
+    for i, value in enumerate(getattr(args, "inputs", None) or [], 1):
+        if not value.strip():
+            raise UsageError(f"inputs: expected a file, folder or .txt list, got an empty string (input {i})")
+    for name in ("model", "library"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            raise UsageError(f"{name}: expected a path or name, got an empty string")
+    if isinstance(getattr(args, "model", None), str):
+        _check_model_path(args.model)
+    if args.command == "export" and args.batch < 1:
+        raise UsageError(f"--batch: expected a positive batch size, got {args.batch}")
+    if args.command == "export" and args.batch > _MAX_EXPORT_BATCH:
+        raise UsageError(f"--batch: expected a positive batch size of at most {_MAX_EXPORT_BATCH} for the example "
+                         f"inputs (--dynamic-batch frees it at run time), got {args.batch}")
+    if args.command == "train":
+        from .train.cli import check
+
+        check(args)
+
+
+_MAX_EXPORT_BATCH = 1024  # example inputs only: their size does not limit the exported model with --dynamic-batch
+
+
+def _check_model_path(model: str) -> None:
+    """A training run folder given where a model is expected: point at the model folders it holds."""
+    run = Path(model)
+    if run.is_dir() and not (run / "config.json").exists() and (run / "metrics.jsonl").exists():
+        inside = [n for n in ("best", "final") if (run / n / "config.json").exists()]
+        hint = f"; use {run / inside[0]}" if inside else ""
+        raise UsageError(f"model: {run} is a training run folder, not a model (it holds "
+                         f"{', '.join(inside) or 'no model folder yet'}){hint}")
+
+
+def _print_precision(args) -> None:
+    """The precision a command runs in, once on stderr: ``auto`` unless --precision (or --dtype) says."""
+    if args.command not in _AUTO_PRECISION or getattr(args, "precision", "") is not None:
+        return
+    if getattr(args, "dtype", None) is None:
+        args.precision = "auto"
+        from .precision import resolve_precision
+
+        chosen = resolve_precision("auto", args.device or "cpu")
+        print(f"mediaformers {args.command}: precision {chosen} (auto; --precision fp32 for bit-exact float32)",
+              file=sys.stderr)
+
+
+_AUTO_PRECISION = ("classify", "zero-shot", "embed", "index", "search", "serve")
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [x.strip() for x in str(err).strip().splitlines() if x.strip()]
+    return lines[0] if len(lines) == 1 else (lines[0] + " ...") if lines else type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     from .allocator import keep_freed_memory
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line: a traceback for every error, as Python gives it
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     keep_freed_memory()  # batch after batch reuses the activation memory instead of faulting it in again
     try:
+        _check_args(args)
+        _print_precision(args)
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the Python docs advise
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         print(f"mediaformers {args.command}: output closed early; stopped", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as err:  # OSError: read-only location, disk full, permissions
+    except TrainingError as err:  # a run that started and stopped part way: what it finished is kept
+        if debug:
+            raise
+        print(f"mediaformers {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError, MediaformersError) as err:  # OSError: read-only location, disk full, permissions
+        if debug:
+            raise
         print(f"mediaformers {args.command}: error: {_cli_hint(err)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as err:
+        if debug or not _out_of_memory(err):
+            raise  # a real bug: the traceback is what a report needs
+        print(f"mediaformers {args.command}: error: out of memory ({_one_line(err)[:200]}); try a smaller "
+              "--batch-size (or --batch), or fewer --workers", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         kept = ("finished records are kept (use --resume)" if args.command in ("classify", "zero-shot")
                 else "finished embeddings are kept in OUTPUT.partial.jsonl (use --resume)"
-                if args.command == "embed" else "stopped")
+                if args.command == "embed" else
+                f"the same command with --resume continues the run in {getattr(args, 'output', 'OUTPUT')} from its "
+                "last checkpoint" if args.command == "train" else "stopped")
         print(f"mediaformers {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err)
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or any(
+        s in text for s in ("can't allocate memory", "out of memory", "DefaultCPUAllocator"))
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ def test_list_file_that_includes_itself(ckpts, media, tmp_path):
 def test_empty_input_is_not_the_current_folder(ckpts, tmp_path):
     run = cli("classify", ckpts["videomae"], "", "--quiet", cwd=tmp_path)
     no_traceback(run)
-    assert "empty path" in run.stdout
+    assert run.returncode == 2 and not run.stdout and "got an empty string (input 1)" in run.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -254,3 +254,157 @@ def test_hints_name_cli_flags_not_python_options(ckpts, tmp_path):
     assert run.returncode == 1 and "--allow-partial" in rec["error"] and "allow_partial=True" not in run.stderr
     partial = cli("classify", ckpts["videomae"], cut, "--quiet", "--allow-partial")
     assert partial.returncode == 0 and "labels" in json.loads(partial.stdout)
+
+
+# ---- issue 25: one line for every mistake, arguments checked before anything loads ---------------
+def run_main(capsys, *argv) -> tuple[int, str]:
+    from mediaformers.cli import main
+
+    code = main([os.fspath(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return code, err
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--grad-accum", "0"], "--grad-accum: expected a whole number >= 1, got 0"),
+    (["--label-smoothing", "5"], "--label-smoothing: expected a finite number in [0, 1), got 5.0"),
+    (["--lr", "inf"], "--lr: expected a finite number > 0, got inf"),
+    (["--lr", "nan"], "--lr: expected a finite number > 0, got nan"),
+])
+def test_train_numbers_are_checked_before_anything_loads(capsys, tmp_path, monkeypatch, flags, message):
+    import mediaformers.train.loop as loop
+
+    monkeypatch.setattr(loop, "fit", lambda r: pytest.fail("fit ran"))
+    code, err = run_main(capsys, "train", "ast", tmp_path / "no-data", "-o", tmp_path / "run", *flags)
+    assert code == 2 and message in err and not (tmp_path / "run").exists()
+
+
+def test_empty_input_export_batch_and_run_folder_are_usage_errors(capsys, tmp_path, ckpts):
+    code, err = run_main(capsys, "classify", ckpts["ast"], "")
+    assert code == 2 and "inputs: expected a file, folder or .txt list, got an empty string (input 1)" in err
+    code, err = run_main(capsys, "export", ckpts["ast"], "-o", tmp_path / "x", "--batch", "1000000000")
+    assert code == 2 and "--batch: expected a positive batch size of at most 1024" in err and not (tmp_path / "x").exists()
+    run = tmp_path / "runs" / "x"
+    shutil.copytree(ckpts["ast"], run / "best")
+    (run / "metrics.jsonl").write_text("{}\n")
+    code, err = run_main(capsys, "classify", run, "a.wav")
+    assert code == 2 and f"is a training run folder, not a model (it holds best); use {run / 'best'}" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from mediaformers.cli import main
+
+    with pytest.raises(ValueError, match="--grad-accum"):
+        main(["train", "ast", str(tmp_path), "-o", str(tmp_path / "r"), "--grad-accum", "0", "--debug"])
+
+
+def test_ctrl_c_during_train_says_resume_continues_it(capsys, tmp_path, monkeypatch):
+    import mediaformers.train.loop as loop
+
+    def interrupted(r):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "fit", interrupted)
+    from mediaformers.cli import main
+
+    assert main(["train", "ast", str(tmp_path), "-o", str(tmp_path / "run")]) == 130
+    assert "the same command with --resume continues the run in" in capsys.readouterr().err
+
+
+def test_out_of_memory_and_full_disk_are_one_line(capsys, tmp_path, monkeypatch, ckpts):
+    """An allocator failure (export --batch at the limit of memory) and a full disk while a checkpoint is written
+    (torch.save's "unexpected pos") end in one line, never a traceback; a real bug keeps its traceback."""
+    import mediaformers.cli as cli_mod
+
+    def oom(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 1000000000000 bytes.\nmore lines")
+
+    monkeypatch.setitem(cli_mod.COMMANDS, "export", oom)
+    code, err = run_main(capsys, "export", ckpts["ast"], "-o", tmp_path / "x")
+    assert code == 2 and "out of memory" in err
+    monkeypatch.setitem(cli_mod.COMMANDS, "export", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli_mod.main(["export", str(ckpts["ast"]), "-o", str(tmp_path / "x")])
+
+    import torch
+
+    from mediaformers.train import checkpointing as ck
+
+    def full(obj, f, *a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1536 vs 1430")
+
+    monkeypatch.setattr(ck.torch, "save", full)
+    with pytest.raises(Exception) as info:
+        ck.save_state(tmp_path, {"w": torch.ones(1)}, 1, keep=1)
+    monkeypatch.setitem(cli_mod.COMMANDS, "train", lambda args: (_ for _ in ()).throw(info.value))
+    code, err = run_main(capsys, "train", "ast", tmp_path, "-o", tmp_path / "r")
+    assert code == 1 and "could not write" in err and "is the disk full?" in err and "--resume" in err
+
+
+def test_export_silences_the_exporters_torchvision_notes(capsys, tmp_path):
+    import logging
+
+    from mediaformers.cli import main
+
+    main(["export", str(tmp_path / "missing"), "-o", str(tmp_path / "x")])  # fails at loading: the filter is on
+    log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    record = log.makeRecord(log.name, logging.WARNING, __file__, 1, "torchvision is not installed. Skipping %s",
+                            ("torchvision::nms",), None)
+    assert not all(f.filter(record) for f in log.filters)
+
+
+def test_embed_npy_writes_a_sidecar_naming_each_row(capsys, tmp_path, ckpts, media):
+    import numpy as np
+
+    from mediaformers.cli import main
+
+    out = tmp_path / "e.npy"
+    assert main(["embed", str(ckpts["ast"]), str(media / "tone.wav"), str(media / "long.wav"), "-o", str(out),
+                 "--quiet"]) == 0
+    rows = records(tmp_path / "e.inputs.jsonl")
+    assert [r["row"] for r in rows] == [0, 1] and {Path(r["input"]).name for r in rows} == {"tone.wav", "long.wav"}
+    assert np.load(out).shape[0] == 2
+    assert main(["embed", str(ckpts["ast"]), str(media / "tone.wav"), "-o", str(out), "--quiet"]) == 2  # kept
+
+
+def test_precision_auto_is_the_default_printed_once_and_fp32_is_exact(capsys, tmp_path, ckpts, media):
+    """classify without --precision runs `auto` (said once on stderr); --precision fp32 gives the Python API's
+    float32 scores bit for bit; bf16 (what auto picks on hardware with bf16 units) stays within the stated
+    tolerance of fp32: the same top-1 label, probabilities within 0.02."""
+    from mediaformers.cli import main
+    from mediaformers.tasks.loading import load_model
+    from mediaformers.tasks.pipelines import pipeline
+
+    def classify(*flags):
+        out = tmp_path / f"o{len(list(tmp_path.iterdir()))}.jsonl"
+        assert main(["classify", str(ckpts["videomae"]), str(media / "a.mp4"), "-o", str(out), "--quiet", *flags]) == 0
+        return records(out)[0]["labels"], capsys.readouterr().err
+
+    auto, err = classify()
+    assert err.count("mediaformers classify: precision ") == 1 and "(auto; --precision fp32 for bit-exact" in err
+    fp32, err = classify("--precision", "fp32")
+    assert "precision" not in err
+    api = pipeline(None, load_model(str(ckpts["videomae"])), top_k=5)(str(media / "a.mp4"))
+    assert [(x["label"], x["score"]) for x in fp32] == [(x["label"], x["score"]) for x in api["labels"]]
+    for other in (auto, classify("--precision", "bf16")[0]):
+        assert other[0]["label"] == fp32[0]["label"]
+        got = {x["label"]: x["score"] for x in other}
+        assert all(abs(got[x["label"]] - x["score"]) <= 0.02 for x in fp32)
+
+
+def test_train_resume_with_another_model_size_or_lr_is_one_line(capsys, tmp_path):
+    from tests.train.conftest import TINY_AUDIO, write_audio_classes
+
+    from mediaformers.cli import main
+
+    data, run = write_audio_classes(tmp_path / "data", n_per_class=4), tmp_path / "run"
+    base = ["train", "ast", str(data), "-o", str(run), "--max-steps", "1", "--quiet"]
+    assert main([*base, "--config", json.dumps(TINY_AUDIO)]) == 0
+    capsys.readouterr()
+    bigger = json.dumps({**TINY_AUDIO, "hidden_size": 64})
+    code, err = run_main(capsys, *base, "--config", bigger, "--resume", "--max-steps", "2")
+    assert code == 2 and "was trained with model config hidden_size 32, got 64" in err
+    code, err = run_main(capsys, *base, "--config", json.dumps(TINY_AUDIO), "--resume", "--lr", "0.5")
+    assert code == 2 and "was trained with lr 0.0001, got 0.5" in err and "--epochs" in err

@@ -118,3 +118,24 @@ def test_full_demo_labels_fresh_files_right(tmp_path):
         mine = [r for r in recs if r["model"] == model]
         accuracy = sum(r["labels"][0]["label"] == r["true"] for r in mine) / len(mine)
         assert accuracy >= 0.8, (model, accuracy)
+
+
+def test_demo_decodes_and_encodes_through_the_processors_only():
+    """No `import av` in the demo: video files are written by processors.video_writer, read by the processors."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(demo))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "av" not in names and "av" not in modules
+
+
+def test_top_level_help_examples_name_paths_the_demo_makes():
+    from mediaformers.cli import build_parser
+
+    epilog = build_parser().epilog
+    made = {f"demo/runs/{m}/best" for m in MODELS} | {f"demo/fresh/{kind}" for kind in MODELS.values()}
+    named = {w for line in epilog.splitlines() if line.strip().startswith("mediaformers ")
+             for w in line.split()[2:] if w.startswith("demo/") and w != "demo/"}
+    assert named and named <= made, named - made

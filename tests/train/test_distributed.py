@@ -265,7 +265,7 @@ def _contrastive_grads_worker(rank: int, folder: str, port: int, inputs: dict, f
 
     torch.set_num_threads(1)
     td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    from mediaformers.train.tasks import ContrastiveStep, gather_interleaved
+    from mediaformers.train.objectives import ContrastiveStep, gather_interleaved
 
     mine, my_frames = _split_pairs(inputs, frames, rank, 2)
     grads = {"order": gather_interleaved(torch.arange(rank, 5, 2.0)[:, None], 2).flatten()}  # 3 rows and 2
@@ -289,7 +289,7 @@ def test_contrastive_gradients_under_ddp_and_fsdp_are_the_one_process_gradients(
     import torch.multiprocessing as mp
 
     import mediaformers as mf
-    from mediaformers.train.tasks import ContrastiveStep
+    from mediaformers.train.objectives import ContrastiveStep
 
     g = torch.Generator().manual_seed(0)
     frames = [1, 2, 2, 1]  # images and 2-frame videos, unevenly over the ranks' rows

@@ -15,7 +15,6 @@ import torch
 import mediaformers as mf
 from mediaformers.family import families
 from mediaformers.train import DataError, Recipe
-from mediaformers.train.metrics import recall_at_k
 from tests.media import make_video, natural_frames
 
 FAMILIES = {f.name: f for f in families().values()}
@@ -130,7 +129,7 @@ def test_contrastive_loss_falls_recall_and_reloads(altclip, pairs, tmp_path):
 def test_images_train_through_the_models_own_loss_and_videos_match_it(altclip, pairs, tmp_path):
     """The contrastive step (frames averaged per item, the unit DDP / FSDP wrap) gives the model's own
     ``return_loss=True`` loss on a batch of images (one frame each)."""
-    from mediaformers.train.tasks import ContrastiveStep, make_task
+    from mediaformers.train.objectives import ContrastiveStep, make_task
 
     task = make_task(Recipe(model=str(altclip), data=str(pairs), output=str(tmp_path / "r")))
     assert task.name == "contrastive"
@@ -145,18 +144,33 @@ def test_images_train_through_the_models_own_loss_and_videos_match_it(altclip, p
     torch.testing.assert_close(task.loss(step, batch), model(**batch["inputs"], return_loss=True).loss)
 
 
-def test_recall_at_k_from_a_known_similarity_matrix():
+def test_contrastive_recall_is_the_one_recall_at_k():
+    """Training's recall@k is tasks.retrieval's (one meaning): pair i is media i with text i."""
+    from mediaformers.tasks.retrieval import recall_at_k
+    from mediaformers.train.objectives.contrastive import _recall
+
     sim = torch.tensor([[0.9, 0.1, 0.0],   # media 0: its text first
                         [0.8, 0.5, 0.1],   # media 1: its text second
                         [0.7, 0.6, 0.2]])  # media 2: its text third
-    r = recall_at_k(sim, ks=(1, 2, 3), names=("media_to_text", "text_to_media"))
+    r = _recall(sim, ks=(1, 2, 3))
     assert r["media_to_text_R@1"] == pytest.approx(1 / 3)
     assert r["media_to_text_R@2"] == pytest.approx(2 / 3)
     assert r["media_to_text_R@3"] == 1.0
     # columns: text 0 -> media 0 first; text 1 -> media 2 (0.6), media 1 (0.5): second; text 2 -> media 2 first
     assert r["text_to_media_R@1"] == pytest.approx(2 / 3) and r["text_to_media_R@2"] == 1.0
-    with pytest.raises(ValueError, match=r"sim: expected a square \(n, n\) similarity matrix, got shape \(2, 3\)"):
-        recall_at_k(torch.zeros(2, 3))
+    ref = recall_at_k(sim, [0, 1, 2], ks=(1, 2, 3))
+    assert [r[f"media_to_text_R@{k}"] for k in (1, 2, 3)] == [ref["image_to_text"][k] for k in (1, 2, 3)]
+
+
+def test_one_clip_loss_for_model_and_training():
+    from mediaformers.models import altclip
+    from mediaformers.train import objectives
+
+    assert altclip.contrastive_loss is objectives.clip_loss
+    logits = torch.randn(4, 4)
+    t = torch.arange(4)
+    want = (torch.nn.functional.cross_entropy(logits, t) + torch.nn.functional.cross_entropy(logits.t(), t)) / 2
+    torch.testing.assert_close(objectives.clip_loss(logits), want)
 
 
 @pytest.mark.timeout(60)
@@ -234,7 +248,7 @@ def test_norm_stats_need_a_model_normalising_with_mean_std(unlabelled, tmp_path)
 
 def test_task_is_chosen_from_the_family_declarations_and_the_data(unlabelled, pairs, audio_classes):
     from mediaformers.train.data import data_fields
-    from mediaformers.train.tasks import choose_task, trainable
+    from mediaformers.train.objectives import choose_task, trainable
 
     assert trainable(FAMILIES["videomae"]) == trainable(FAMILIES["tvlt"]) == ["classification", "pretraining"]
     assert trainable(FAMILIES["altclip"]) == ["contrastive"] and trainable(FAMILIES["ast"]) == ["classification"]
@@ -250,7 +264,7 @@ def test_task_is_chosen_from_the_family_declarations_and_the_data(unlabelled, pa
     with pytest.raises(ValueError, match=r"task: expected one of \['auto', 'classification', 'pretraining', "
                                          r"'contrastive'\], got 'mae'"):
         choose_task(FAMILIES["ast"], "mae", set())
-    from mediaformers.train.tasks import make_task
+    from mediaformers.train.objectives import make_task
 
     with pytest.raises(ValueError, match=r"mask_ratio: expected a number between 0 and 1, got 1.5"):
         make_task(Recipe(model="videomae", data=str(unlabelled / "media"), output="unused", mask_ratio=1.5))
@@ -302,3 +316,10 @@ def test_pretraining_inputs_mask_and_mismatch_as_declared():
     assert 0 < labels.sum() < 4, labels  # this seed mixes both kinds
     for i, match in enumerate(labels.tolist()):
         assert torch.equal(extra["pixel_values_mixed"][i], pixels[i] if match else pixels[i - 1])
+
+
+def test_old_objectives_path_still_imports():
+    import mediaformers.train.objectives as new
+    import mediaformers.train.tasks as old
+
+    assert old.ContrastiveStep is new.ContrastiveStep and old.make_task is new.make_task

@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints.altclip import CONVERTER, normalise, text_layers_as_hub
 from ..config import Config
 from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Block, Encoder, PatchEmbed, resample_grid
+from ..layers.losses import clip_loss as contrastive_loss
 from ..modeling import LoadReport, PreTrainedModel
 from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensors, forward_options
 from .common import check_float, frame_settings, pair
@@ -141,12 +141,6 @@ class AltCLIPOutput(ModelOutput):
 
     def to_tuple(self) -> tuple:
         return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
-
-
-def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric cross-entropy; matching pairs sit on the diagonal."""
-    target = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
-    return (F.cross_entropy(logits_per_text, target) + F.cross_entropy(logits_per_text.t(), target)) / 2
 
 
 class AltCLIPPreTrainedModel(PreTrainedModel):

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import TrainingError
+
 
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
@@ -37,6 +39,11 @@ def atomic_save(obj, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # a full disk reaches torch.save as "inline_container.cc: unexpected pos"
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0][:200]
+        full = " (is the disk full?)" if isinstance(err, RuntimeError) or getattr(err, "errno", None) == 28 else ""
+        raise TrainingError(f"checkpoint: could not write {path}: {reason}{full}; the previous checkpoints are "
+                            "kept: free space and continue with resume=True (--resume)") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -49,6 +56,23 @@ def save_state(run: Path, state: dict, step: int, keep: int) -> Path:
     for old in list_states(run)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
+
+
+def clean_stale(run: Path) -> list[Path]:
+    """Remove what a run killed mid-write left: checkpoint temp files, and model folders caught between
+    their old and new copy (the whole old or new one is put back first). Returns what was removed."""
+    removed = sorted((run / "checkpoints").glob(".step-*.pt.*.tmp")) if (run / "checkpoints").is_dir() else []
+    for f in removed:
+        f.unlink(missing_ok=True)
+    for name in ("best", "final"):
+        folder, tmp, old = run / name, run / f".{name}.tmp", run / f".{name}.old"
+        if not folder.exists() and old.is_dir():  # killed between the two renames: the old copy is whole
+            os.replace(old, folder)
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+                removed.append(leftover)
+    return removed
 
 
 def list_states(run: Path) -> list[Path]:

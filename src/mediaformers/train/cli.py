@@ -24,7 +24,24 @@ manifests (.csv with a header row, or .jsonl one object a line; paths relative t
   path,caption          contrastive media-text pairs (captions in any language)
   path                  pre-training
   start,end             optional, any of the above: seconds; only that part of the file is decoded
+  JSONL labels may be text, whole numbers or lists of them (one type in a manifest); files are UTF-8.
+
+resume (--resume): the run goes on from its last checkpoint only with the data, model, task and options it
+was trained with (recorded in OUTPUT/run.json; a mismatch is refused, naming the field). These may change:
+  --epochs, --max-steps, --save-every, --keep-last, --workers, --quiet, --compile, --gradient-checkpointing,
+  --max-bad-fraction
+files that fail to decode are skipped and named; the run stops once more distinct files have failed than
+--max-bad-fraction of the files one epoch holds (a bad file early in an epoch does not stop it alone).
 """
+
+
+HELP = {
+    "max_bad_fraction": "stop once more distinct files fail to decode than this fraction of the files one epoch "
+                        "holds (default 0.1; the files that fail are skipped and named)",
+    "label_smoothing": "in [0, 1) (default 0)", "grad_accum": "batches per optimizer step, >= 1 (default 1)",
+    "epochs": "may change on --resume", "max_steps": "stop after this many optimizer steps; may change on --resume",
+    "save_every": "steps between resumable checkpoints (default 0: each epoch's end); may change on --resume",
+}
 
 
 def add_parser(sub) -> None:
@@ -54,10 +71,10 @@ def add_parser(sub) -> None:
         flag = "--" + f.name.replace("_", "-")
         flags = (flag, "--workers") if f.name == "num_workers" else (flag,)
         if f.type in ("bool", bool):
-            t.add_argument(*flags, action="store_true")
+            t.add_argument(*flags, action="store_true", help=HELP.get(f.name))
         else:
             kind = int if str(f.type).startswith("int") else float
-            t.add_argument(*flags, type=kind, default=f.default)
+            t.add_argument(*flags, type=kind, default=f.default, help=HELP.get(f.name))
     t.add_argument("--resume", action="store_true", help="continue the run in OUTPUT from its last checkpoint")
     t.add_argument("--eval-only", action="store_true", help="evaluate the model on the validation data only")
     t.add_argument("--quiet", action="store_true")
@@ -73,12 +90,26 @@ def _recipe():
     return _recipe_module().Recipe
 
 
-def run(args) -> int:
-    from .loop import fit
-
+def check(args):
+    """The recipe the flags make, every number checked before anything loads; errors name the flag."""
     Recipe = _recipe()
     names = {f.name for f in fields(Recipe)}
-    metrics = fit(Recipe(**{k: v for k, v in vars(args).items() if k in names}))
+    recipe = Recipe(**{k: v for k, v in vars(args).items() if k in names})
+    try:
+        recipe.check()
+    except ValueError as err:
+        field, _, rest = str(err).partition(":")
+        flag = {"model": "MODEL", "data": "DATA", "output": "-o", "num_workers": "--workers"}.get(
+            field, "--" + field.replace("_", "-"))
+        raise ValueError(f"{flag}:{rest}") from None
+    return recipe
+
+
+def run(args) -> int:
+    recipe = check(args)
+    from .loop import fit
+
+    metrics = fit(recipe)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, once
         print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, default=str))
     return 0

@@ -4,6 +4,7 @@ views and skips (and names) files that do not decode."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -12,12 +13,10 @@ from typing import Any, Callable
 
 import torch
 
+from ..errors import DataError
+
 MEDIA_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".wav", ".flac", ".mp3", ".ogg", ".m4a",
                   ".jpg", ".jpeg", ".png"}
-
-
-class DataError(ValueError):
-    """Data a run cannot train on, found before any step."""
 
 
 @dataclass(frozen=True)
@@ -51,18 +50,54 @@ def _folder_items(root: Path) -> list[Item]:
     return items
 
 
+def _manifest_text(path: Path) -> str:
+    """The manifest as text: UTF-8 (a byte-order mark, as spreadsheets write one, is dropped); anything
+    else is an error naming the file."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        guess = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:200] else ""
+        raise DataError(f"{path}: expected a UTF-8 text manifest, got bytes that are not UTF-8 at byte {err.start}"
+                        f"{guess}; save it as UTF-8") from None
+
+
 def _manifest_rows(path: Path) -> list[dict[str, Any]]:
+    text = _manifest_text(path)
     if path.suffix == ".jsonl":
         rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise DataError(f"{path}:{n}: expected a JSON object, got {line[:60]!r} ({err})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}: row {n}: expected a JSON object with 'path', got {line.strip()[:60]}")
+                rows.append(row)
         return rows
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def _labels(value: Any, where: str, csv_row: bool) -> tuple[str, ...]:
+    """A row's labels: CSV text (several joined by ';'), or in JSONL a string, a whole number or a list of them."""
+    if value is None:
+        what = "an empty field (the row has fewer fields than the header)" if csv_row else "null"
+        raise DataError(f"{where}: expected a label, got {what}")
+    items = value if isinstance(value, list) and not csv_row else [value]
+    for x in items:
+        if isinstance(x, bool) or not isinstance(x, (str, int)):
+            raise DataError(f"{where}: expected a label (text, a whole number or a list of them), got {value!r}")
+    labels = tuple(str(x) for x in items) if not csv_row else tuple(x for x in value.split(";") if x)
+    labels = tuple(x for x in labels if x.strip())
+    if not labels:
+        raise DataError(f"{where}: expected at least one label, got {value!r}")
+    return labels
+
+
+def _label_kind(value: Any) -> str:
+    items = value if isinstance(value, list) else [value]
+    return "numbers" if any(isinstance(x, int) for x in items) else "text"
 
 
 def _seconds(row: dict, key: str, where: str) -> float | None:
@@ -82,22 +117,27 @@ def _manifest_items(path: Path, need: str | None = "label") -> list[Item]:
     """Rows with ``path`` and the field ``need`` names: ``label`` (several joined by ``;`` in CSV, a
     list in JSONL) or ``caption``; optional ``start``/``end`` seconds; paths relative to the
     manifest's folder."""
-    items = []
+    items: list[Item] = []
+    kinds: dict[str, int] = {}  # label type -> first row with it (JSONL)
     for n, row in enumerate(_manifest_rows(path), 2 if path.suffix != ".jsonl" else 1):
         where = f"{path}: row {n}"
         if "path" not in row or (need is not None and need not in row):
             wanted = "'path'" + (f" and '{need}'" if need else "")
-            raise DataError(f"{where}: expected {wanted} fields, got {sorted(row)}")
+            raise DataError(f"{where}: expected {wanted} fields, got {sorted(map(str, row))}")
+        if not isinstance(row["path"], str) or not row["path"].strip():
+            raise DataError(f"{where}: expected 'path' to be a file path (text), got {row['path']!r}")
         file = Path(row["path"])
         file = file if file.is_absolute() else path.parent / file
         if not file.is_file():
             raise DataError(f"{where}: expected an existing file, got {row['path']!r} (does not exist)")
         labels, caption = (), None
         if need == "label":
-            label = row["label"]
-            labels = tuple(label) if isinstance(label, list) else tuple(x for x in str(label).split(";") if x)
-            if not labels:
-                raise DataError(f"{where}: expected at least one label, got {label!r}")
+            labels = _labels(row["label"], where, path.suffix != ".jsonl")
+            kind = _label_kind(row["label"])
+            if kinds.setdefault(kind, n) == n and len(kinds) > 1:  # classes named 1 and "1" would be one class
+                first = next(k for k in kinds if k != kind)
+                raise DataError(f"{where}: expected labels of one type, got {kind} here and {first} in row "
+                                f"{kinds[first]}; write every label as text (or every one as a number)")
         elif need == "caption":
             caption = row["caption"]
             if not isinstance(caption, str) or not caption.strip():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..plots.training import epoch_pictures
+from ..errors import NonFiniteLossError, ResumeError, TrainingError
 from . import checkpointing as ck  # module attribute: tests patch ck.save_state to kill a run mid-write
+from . import run_record
 from .data import DataError
+from .objectives import make_task
 from .optim import build_optimizer, warmup_cosine
 from .report import Reporter
-from .tasks import make_task
 
 if TYPE_CHECKING:  # the recipe imports this module in fit(); a type-only import keeps one direction
     from .recipe import Recipe
@@ -44,18 +47,24 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 class _BadFiles:
-    def __init__(self, limit: float, log):
-        self.limit, self.log, self.seen, self.bad = limit, log, 0, []
+    """Files that failed to decode, judged against a whole epoch: the run stops once more distinct files
+    have failed than ``limit`` of the files an epoch holds (a bad file early in an epoch alone does not
+    stop it; the same bad file in every epoch counts once)."""
 
-    def add(self, batch: dict, n_ok: int) -> None:
-        self.seen += n_ok + len(batch["failed"])
+    def __init__(self, limit: float, epoch_files: int, log):
+        self.limit, self.epoch_files, self.log, self.bad = limit, epoch_files, log, []
+
+    def add(self, batch: dict) -> None:
         for path, err in batch["failed"]:
+            if path in self.bad:
+                continue
             self.bad.append(path)
             self.log(f"skipped {path}: {err}")
             print(f"mediaformers train: skipped {path}: {err}", flush=True)
-        if self.bad and len(self.bad) / self.seen > self.limit:
-            raise RuntimeError(f"data: expected at most {self.limit:.0%} of files to fail decoding, got "
-                               f"{len(self.bad)} of {self.seen} (first: {self.bad[0]})")
+        if len(self.bad) > self.limit * self.epoch_files:
+            raise TrainingError(f"data: expected at most {self.limit:.0%} of the {self.epoch_files} training files to "
+                                f"fail decoding (max_bad_fraction, --max-bad-fraction), got {len(self.bad)} "
+                                f"(first: {self.bad[0]})")
 
 
 def fit(r: Recipe) -> dict[str, Any]:
@@ -79,22 +88,57 @@ def fit(r: Recipe) -> dict[str, Any]:
 
 
 def _fit(r: Recipe, dist) -> dict[str, Any]:
+    r.check()  # every number in range before anything is read, built or written
     run = Path(r.output)
-    if run.exists() and any(run.iterdir()) and not (r.resume or r.eval_only):
+    if run.exists() and not run.is_dir():
+        raise DataError(f"output: expected a run folder, got a file {run}")
+    existed = run.exists()
+    fresh = not existed or not any(run.iterdir())
+    if not fresh and not (r.resume or r.eval_only):
         raise DataError(f"output: {run} exists and is not empty; pass resume=True (--resume) to continue that "
                         "run, or name a new folder")
+    # data first: every check before any model is built, step runs or file is written
+    task = make_task(r)  # classification, pre-training or contrastive (objectives/)
+    train_items, val_items = task.read_data()
+    record = run_record.describe(r, task, train_items, val_items)
+    recorded = run_record.read(run) if r.resume else None
+    if recorded is not None:
+        run_record.check(recorded, record, run)
     dist.barrier()  # every rank has looked before rank 0 writes
     if dist.main:
         run.mkdir(parents=True, exist_ok=True)
     rep = Reporter(run, r.quiet, dist.main)
+    try:
+        return _train(r, dist, run, rep, task, train_items, val_items, record, recorded)
+    except BaseException:
+        rows = rep.rows
+        rep.close()
+        if fresh and dist.main and rows == 0 and not ck.list_states(run):
+            _clear(run, existed)  # rejected before its first checkpoint: nothing to resume, nothing blocks a rerun
+        raise
+
+
+def _clear(run: Path, keep_folder: bool) -> None:
+    """Remove what a run wrote into ``run`` (empty or new when it started), and ``run`` itself unless the
+    user made it."""
+    for p in run.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    if not keep_folder:
+        run.rmdir()
+
+
+def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_items, record: dict,
+           recorded: dict | None) -> dict[str, Any]:
     log = rep.log
-
-    # data first: every check before any model is built or step runs
-    task = make_task(r)  # classification, pre-training or contrastive (tasks.py)
-    train_items, val_items = task.read_data()
-
+    task.derive_config(train_items, log)
     torch.manual_seed(r.seed)
     loaded = task.build()
+    record["model_config"] = run_record.model_config(loaded.model)
+    if recorded is not None:
+        run_record.check(recorded, record, run)
     model = loaded.model.to(dist.device)
     task.dist = dist
     dist.seed(r.seed)
@@ -130,20 +174,39 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     opt = build_optimizer(model, r.lr, r.weight_decay, r.layer_decay)
     sched = warmup_cosine(opt, r.warmup_steps, total)
     step, epoch, batch_in_epoch, best = 0, 0, 0, -math.inf
+    state = None
     if r.resume:
+        if dist.main:
+            for stale in ck.clean_stale(run):
+                log(f"removed {stale.name}, left by a run killed while writing it")
+        dist.barrier()
         state = ck.latest_state(run)
-        if state is not None:
+    if state is not None:
+        if recorded is None and "run" in state:  # a run folder without run.json (written before it existed)
+            run_record.check(state["run"], record, run)
+        try:
             dist.load_train_state(model, opt, state)
-            sched.load_state_dict(state["scheduler"])
-            step, epoch, batch_in_epoch, best = state["step"], state["epoch"], state["batch"], state["best"]
-            log(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
+        except RuntimeError as err:  # tensors of another shape: the model is not the one the run trained
+            first = str(err).strip().splitlines()
+            raise ResumeError(f"resume: the checkpoint in {run / 'checkpoints'} does not fit this model "
+                              f"({first[-1].strip()[:200] if first else err}); resume with the model the run "
+                              "trained, or train into a new -o folder") from None
+        sched.load_state_dict(state["scheduler"])
+        step, epoch, batch_in_epoch, best = state["step"], state["epoch"], state["batch"], state["best"]
+        rep.keep_rows(state.get("metrics_rows"), step)
+        log(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
+    elif r.resume:
+        rep.keep_rows(0, 0)  # a run that died before its first checkpoint starts again from nothing
+    if dist.main and state is None:
+        run_record.write(run, record)
     forward = torch.compile(forward) if r.compile else forward
-    bad = _BadFiles(r.max_bad_fraction, log)
+    bad = _BadFiles(r.max_bad_fraction, len(sampler.order()), log)
     metrics: dict[str, Any] = {}
 
     def save_state() -> None:  # every rank gathers, rank 0 writes
         state = {**dist.train_state(model, opt), "scheduler": sched.state_dict(), "step": step, "epoch": epoch,
-                 "batch": batch_in_epoch, "best": best, "recipe": asdict(r)}
+                 "batch": batch_in_epoch, "best": best, "recipe": asdict(r), "run": record,
+                 "metrics_rows": rep.rows}
         if dist.main:
             ck.save_state(run, state, step, r.keep_last)
 
@@ -159,14 +222,17 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
         accum, epoch_losses = 0, []
         for batch in dist.on_device(loader):
             batch_in_epoch += 1
-            bad.add(batch, 0 if batch["inputs"] is None else task.count(batch))
+            bad.add(batch)
             if dist.any(batch["inputs"] is None):  # all ranks skip together
                 continue
             dist.grad_sync(accum + 1 == r.grad_accum)
             loss = task.loss(forward, batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss: expected a finite value, got {loss.item()} at step {step + 1}; "
-                                         f"the last good checkpoint in {run / 'checkpoints'} is kept")
+                kept = ck.list_states(run)
+                where = (f"the last good checkpoint {kept[-1]} is kept (continue from it with --resume and a lower "
+                         "--lr)" if kept else "no checkpoint was written yet (try a lower --lr)")
+                raise NonFiniteLossError(f"loss: expected a finite value, got {loss.item()} at step {step + 1}; "
+                                         f"{where}")
             (loss / r.grad_accum).backward()
             accum += 1
             seen += task.count(batch)

@@ -5,6 +5,7 @@ is silent."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,24 @@ class Reporter:
         self.run, self.quiet, self.main = run, quiet, main
         self._log = (run / "train.log").open("a", encoding="utf-8") if main else None
         self._bar = self._tb = None
+        self.rows = 0  # metrics.jsonl rows this run has (saved in checkpoints: a resume cuts what came after)
+
+    def keep_rows(self, n: int | None, step: int) -> None:
+        """Resume: metrics.jsonl back to the rows it had when the checkpoint was written (``n``; for an
+        older checkpoint, the rows up to its ``step``), so a step run again is not listed twice."""
+        if not self.main:
+            return
+        file = self.run / "metrics.jsonl"
+        lines = file.read_text(encoding="utf-8").splitlines(keepends=True) if file.exists() else []
+        if n is None:
+            keep = [x for x in lines if x.strip() and json.loads(x).get("step", 0) <= step]
+        else:
+            keep = lines[:n]
+        if keep != lines:
+            tmp = file.with_name(".metrics.jsonl.tmp")
+            tmp.write_text("".join(keep), encoding="utf-8")
+            os.replace(tmp, file)
+        self.rows = len(keep)
 
     def log(self, msg: str) -> None:
         if not self.main:
@@ -51,6 +70,7 @@ class Reporter:
             return
         with (self.run / "metrics.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        self.rows += 1
         step = row.get("step", 0)
         if self._tb is not None:
             per_step = "lr" in row  # else a validation row, with the epoch's mean training loss
