@@ -6,7 +6,7 @@ blocks run in page order in one folder (a page reads as one session): Python blo
 blocks under ``bash -eo pipefail``. Both run in a workspace made once: ``demo/`` (``mediaformers demo --quick``:
 trained VideoMAE and AST checkpoints, fresh media), ``checkpoints/<family>`` (a tiny checkpoint of each
 family; ``<family>-pretraining`` where it pre-trains), ``clip.mp4`` (and as MPEG-TS ``clip.ts``), ``sound.wav``,
-``photo.png``;
+``photo.png``, ``talks/`` (two short videos with sound);
 ``$MEDIAFORMERS_REPO`` names the repository (for ``examples/``).
 
 Marked ``docs``: not in the default run (``-m "not docs"``); CI runs ``python -m pytest -m docs tests/docs``.
@@ -93,6 +93,10 @@ for fam in families().values():
     for pre in [c for c in fam.classes if c.__name__.endswith("ForPreTraining")]:
         pre(fam.config_for(pre, fam.config(**fam.tiny))).save_pretrained(ws / "checkpoints" / f"{fam.name}-pretraining")
 Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(ws / "photo.png")
+from tests.media import make_video
+(ws / "talks").mkdir()
+for i in range(2):  # videos with sound (audio-visual models)
+    make_video(ws / "talks" / f"talk-{i}.mp4", frames=20, fps=10, audio=True)
 """
 
 
