@@ -185,7 +185,7 @@ def _load(args):
 
 
 def _task_options(args, task: str | None, options: dict[str, Any]) -> dict[str, Any]:
-    if args.allow_partial and task != "zero-shot-classification":
+    if args.allow_partial:
         return {**options, "allow_partial": True}
     return options
 
@@ -340,7 +340,7 @@ def cmd_embed(args) -> int:
         for rec in _progress(pipe.iter(inputs) if inputs else iter(()), len(inputs), args.quiet):
             if "error" in rec:
                 failed += 1
-                _report(rec)
+                _report(_hinted(rec))
                 print(dumps(rec))
             else:
                 rec = _embedding_record(rec)  # float32: the parts read back bit for bit

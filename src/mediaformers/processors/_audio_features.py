@@ -14,6 +14,7 @@ import torch
 
 from ._config_files import check_fields, find_processor_fields
 from .audio_io import load_audio
+from .time_range import ClipPath
 
 CONFIG_NAME = "preprocessor_config.json"
 
@@ -165,3 +166,36 @@ class FeatureExtractorFiles:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.to_dict()})"
+
+    # -- the one route from media to model inputs ---------------------------------------------------
+    sampling_rate: int
+
+    def __call__(self, raw_speech: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def windows(self, wave: torch.Tensor, hop: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """A mono waveform at ``sampling_rate`` -> model inputs with one row per window, and each
+        window's ``(start, end)`` in seconds ``(windows, 2)``. Here the whole clip is one window, cut or
+        padded as the extractor does; an extractor whose model takes a fixed length windows long audio."""
+        if hop is not None:
+            raise ValueError(f"hop: {type(self).__name__} takes the whole clip as one window, got hop={hop}")
+        inputs = self(wave, sampling_rate=self.sampling_rate)
+        return inputs, torch.tensor([[0.0, wave.shape[-1] / self.sampling_rate]])
+
+    def prepare(self, source: Any, *, allow_partial: bool = False,
+                time_range: tuple[float, float | None] | None = None,
+                hop: int | None = None) -> dict[str, torch.Tensor]:
+        """A file (path, bytes, file object: decoded and resampled here) or a waveform already at
+        ``sampling_rate`` -> the model inputs of its windows (see ``windows``) and ``window_start``
+        (seconds into the file). ``allow_partial`` keeps the audio before the damage of a cut file."""
+        offset = 0.0
+        if _is_source(source):
+            if time_range is not None:
+                source, offset = ClipPath(source, *time_range), float(time_range[0] or 0.0)
+            wave = load_audio(source, self.sampling_rate, allow_partial=allow_partial)
+        else:
+            if time_range is not None:
+                raise ValueError(f"time_range: applies to media files, got {type(source).__name__}")
+            wave = torch.as_tensor(source, dtype=torch.float32)
+        inputs, spans = self.windows(wave, hop)
+        return {**inputs, "window_start": spans[:, 0] + offset}

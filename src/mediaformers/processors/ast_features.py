@@ -8,7 +8,7 @@ import torch
 
 from ._audio_features import FeatureExtractorFiles, collate_audio
 from ._tensors import check_return_tensors, convert
-from .fbank import fbank
+from .fbank import fbank, kaldi_framing, kaldi_num_frames
 
 __all__ = ["ASTFeatureExtractor"]
 
@@ -83,7 +83,7 @@ class ASTFeatureExtractor(FeatureExtractorFiles):
         values = feats  # (batch, max_length, mel): fbank pads with zeros, everything below is in place
         valid = torch.arange(max_length, device=feats.device)[None, :] < num_frames[:, None]
         if self.do_normalize:
-            values.sub_(self.mean).div_(self.std * 2)
+            self.normalize_(values)
         if self.padding_value != 0:  # fbank's zero padding went through the normalisation already
             pad = float(self.padding_value)
             values.masked_fill_(~valid[..., None], (pad - self.mean) / (self.std * 2) if self.do_normalize else pad)
@@ -91,3 +91,35 @@ class ASTFeatureExtractor(FeatureExtractorFiles):
         if with_mask:
             out["attention_mask"] = valid.long()
         return convert(out, return_tensors)
+
+    def normalize_(self, values: torch.Tensor) -> torch.Tensor:
+        """AST's normalisation, in place: ``(x - mean) / (2 * std)`` with the dataset's statistics."""
+        return values.sub_(self.mean).div_(self.std * 2)
+
+    def windows(self, wave: torch.Tensor, hop: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Long audio as the model sees it: ``input_values (windows, max_length, mel)`` and each window's
+        ``(start, end)`` seconds. Audio up to ``max_length`` frames is one window, padded as ``__call__``
+        pads; longer audio is cut every ``hop`` frames (default half a window), the last window flush
+        with the end."""
+        length = self.max_length
+        hop = length // 2 if hop is None else hop
+        if isinstance(hop, bool) or not isinstance(hop, int) or hop < 1:
+            raise ValueError(f"hop: expected a positive number of frames, got {hop!r}")
+        win, shift, _ = kaldi_framing(self.sampling_rate)
+        # frames counted first, so the features are computed once (by __call__ for one window)
+        total = kaldi_num_frames(wave.shape[-1], self.sampling_rate)
+        if total <= length:
+            end = wave.shape[-1] / self.sampling_rate
+            return ({"input_values": self(wave, sampling_rate=self.sampling_rate)["input_values"]},
+                    torch.tensor([[0.0, end]]))
+        feats, _ = fbank(wave, sample_frequency=self.sampling_rate, num_mel_bins=self.num_mel_bins)
+        frames = feats[0, :total]
+        starts = list(range(0, total - length + 1, hop))
+        if starts[-1] != total - length:
+            starts.append(total - length)
+        values = torch.stack([frames[s:s + length] for s in starts])
+        if self.do_normalize:
+            self.normalize_(values)
+        first = torch.tensor(starts, dtype=torch.float64) * shift
+        spans = torch.stack([first, first + (length - 1) * shift + win], 1) / self.sampling_rate
+        return {"input_values": values}, spans.float()

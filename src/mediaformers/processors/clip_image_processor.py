@@ -15,7 +15,10 @@ from .base_processor import (
     _as_tensor,
     _channels_first,
     _is_array,
+    _is_path,
 )
+from .kinds import media_kind
+from .sampling import ClipSampler
 from .transforms import rescale_normalize
 
 
@@ -57,6 +60,21 @@ class CLIPImageProcessor(BaseVideoProcessor):
         else:
             pixels = proc._process([frames])[0]
         return convert({"pixel_values": pixels}, return_tensors)
+
+    def prepare(self, source: Any, *, allow_partial: bool = False,
+                time_range: tuple[float, float | None] | None = None,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """An image file (one frame), a video file (``num_frames`` frames) or decoded images ->
+        ``{"pixel_values": (frames, 3, H, W)}``: each frame is one view of an image tower."""
+        if _is_path(source):
+            still = media_kind(source) == "image"  # PyAV decodes stills too, as one frame
+            sampler = ClipSampler("uniform", 1) if still else None
+            clip = self.decode(source, allow_partial=allow_partial, time_range=None if still else time_range,
+                               sampler=sampler, generator=generator)[0]
+            return {"pixel_values": self._process([clip])[0]}
+        if time_range is not None:
+            raise ValueError(f"time_range: applies to media files, got {type(source).__name__}")
+        return {"pixel_values": self(source)["pixel_values"]}
 
     def _images(self, images: Any) -> torch.Tensor | list[torch.Tensor]:
         """One image, a list of images or a ``(B, H, W, 3)`` array -> ``(B, 3, H, W)`` (a list of

@@ -23,7 +23,8 @@ class ZeroShotClassification(Pipeline):
 
     task = "zero-shot-classification"
 
-    def __init__(self, loaded: Loaded, *, template: str | None = "{}", top_k: int | None = None, **kw: Any):
+    def __init__(self, loaded: Loaded, *, template: str | None = "{}", top_k: int | None = None,
+                 allow_partial: bool = False, **kw: Any):
         super().__init__(loaded, **kw)
         text_processor = processor(loaded, "text")
         if text_processor.tokenizer is None:
@@ -32,7 +33,7 @@ class ZeroShotClassification(Pipeline):
         model = loaded.model
         encode_text = loaded.compiled("text_features", lambda **t: model.get_text_features(**t).pooler_output)
         self.classifier = ZeroShotClassifier(model, text_processor, template=template, encode_text=encode_text)
-        self.frames = make_views(loaded)
+        self.frames = make_views(loaded, allow_partial=allow_partial)
         self.top_k = top_k
 
     def prepare(self):
