@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.cli import add_parser as add_train_parser  # training's flags live with training
 
     add_train_parser(sub)
+    for command in sub.choices.values():  # one thread policy for every command (mediaformers.threads)
+        command.add_argument("--threads", type=_positive("threads"), default=None,
+                             help="compute threads (default: the cores available minus --workers; "
+                                  "or MEDIAFORMERS_THREADS)")
     return parser
 
 
@@ -488,10 +492,13 @@ def _device(value: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from .allocator import keep_freed_memory
+    from .threads import apply_threads
 
     args = build_parser().parse_args(argv)
     keep_freed_memory()  # batch after batch reuses the activation memory instead of faulting it in again
     try:
+        # DataLoader workers (inference's --workers, train's --num-workers) decode on cores of their own
+        apply_threads(getattr(args, "workers", None) or getattr(args, "num_workers", 0) or 0, args.threads)
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the Python docs advise
         devnull = os.open(os.devnull, os.O_WRONLY)
