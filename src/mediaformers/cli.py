@@ -365,7 +365,7 @@ def cmd_info(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import export_model
-    from .tasks.loading import load_model
+    from .tasks.loading import load_model, processor
 
     if args.batch < 1:
         raise ValueError(f"--batch: expected a positive batch size, got {args.batch}")
@@ -381,6 +381,9 @@ def cmd_export(args) -> int:
                               dynamic_batch=args.dynamic_batch, part=part,
                               source_folder=folder)
         print(result.summary())
+    if set(loaded.declaration.processors) == {"video"}:
+        # the settings classify uses, complete (file + model config), so torch-free preprocessing follows them
+        processor(loaded, "video").save_pretrained(args.output)
     return 0
 
 
