@@ -227,7 +227,8 @@ class Library:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.close()
-            raise LibraryError(f"library: {self.path} is being written by another process; try again when it ends")
+            raise LibraryError(f"library: {self.path} is being written by another process; try again when it ends"
+                               ) from None
         return fh
 
     def kinds(self) -> set[str]:
