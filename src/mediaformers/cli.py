@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- output -----------------------------------------------------------------------------------
-def _progress(records: Iterator[dict], total: int, quiet: bool) -> Iterator[dict]:
+def _progress(records: Iterator[dict], total: int | None, quiet: bool) -> Iterator[dict]:
     if quiet or not sys.stderr.isatty():
         yield from records
         return

@@ -9,23 +9,28 @@ import contextvars
 import functools
 import inspect
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
 from typing import Any, Callable
 
 import torch
+
+
+def _fields(output: Any) -> tuple[Field, ...]:
+    """The fields of an output (its subclasses are dataclasses; ModelOutput itself is not)."""
+    return fields(output)
 
 
 class ModelOutput(OrderedDict):
     """Ordered dict of the fields that are not None; attributes and keys stay in step."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
+        for f in _fields(self):
             value = getattr(self, f.name)
             if value is not None:
                 super().__setitem__(f.name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in {f.name for f in fields(self)}:
+        if name in {f.name for f in _fields(self)}:
             if value is None:
                 super().pop(name, None)
             else:
@@ -33,8 +38,8 @@ class ModelOutput(OrderedDict):
         super().__setattr__(name, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key not in {f.name for f in fields(self)}:
-            raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {[f.name for f in fields(self)]}")
+        if key not in {f.name for f in _fields(self)}:
+            raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {[f.name for f in _fields(self)]}")
         setattr(self, key, value)
 
     def __getitem__(self, key):
@@ -51,7 +56,7 @@ class ModelOutput(OrderedDict):
 
     # A dataclass with eq=True would drop the dict's hash anyway; equality compares the fields.
     def __reduce__(self):
-        return type(self), tuple(getattr(self, f.name) for f in fields(self))
+        return type(self), tuple(getattr(self, f.name) for f in _fields(self))
 
 
 Tensors = tuple[torch.Tensor, ...] | None

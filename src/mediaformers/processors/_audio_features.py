@@ -7,7 +7,7 @@ import json
 import numbers
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -19,6 +19,11 @@ from .time_range import ClipPath
 CONFIG_NAME = "preprocessor_config.json"
 
 
+def _load(source: Any, rate: int, **options: Any) -> torch.Tensor:
+    """``load_audio`` as the tensor it returns without ``return_numpy``/``return_info``."""
+    return cast(torch.Tensor, load_audio(source, rate, **options))
+
+
 def _is_source(x: Any) -> bool:
     """A file to decode (path, bytes, file object) rather than samples."""
     return isinstance(x, (str, os.PathLike, bytes, bytearray)) or hasattr(x, "read")
@@ -27,7 +32,7 @@ def _is_source(x: Any) -> bool:
 def _waveform(item: Any, sampling_rate: int | None, target_rate: int, device: torch.device | None) -> torch.Tensor:
     """One example -> float32 mono ``(samples,)`` at ``target_rate`` on ``device``."""
     if _is_source(item):
-        return load_audio(item, target_rate).to(device or "cpu")
+        return _load(item, target_rate).to(device or "cpu")
     rate = target_rate if sampling_rate is None else sampling_rate
     if isinstance(item, torch.Tensor) and item.ndim == 1 and item.is_floating_point() and rate == target_rate:
         # already what we need: stay on the tensor's device (no round trip through numpy)
@@ -42,7 +47,7 @@ def _waveform(item: Any, sampling_rate: int | None, target_rate: int, device: to
         raise ValueError(
             f"audio items must be a path, file object, bytes, array, tensor or list of floats; got {type(item).__name__}"
         )
-    wave = load_audio(item, target_rate, sampling_rate=rate)
+    wave = _load(item, target_rate, sampling_rate=rate)
     return wave.to(device or (item.device if isinstance(item, torch.Tensor) else "cpu"))
 
 
@@ -152,9 +157,9 @@ class FeatureExtractorFiles:
         return {"feature_extractor_type": self.feature_extractor_type, **{k: getattr(self, k) for k in self.config_keys}}
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path):
+    def from_pretrained(cls, folder: str | os.PathLike):
         """Read ``folder/preprocessor_config.json`` (or that file's path)."""
-        config, path = read_preprocessor_config(folder, cls.feature_extractor_type)
+        config, path = read_preprocessor_config(Path(folder), cls.feature_extractor_type)
         try:
             return cls(**config)
         except ValueError as err:  # name the file the bad value came from
@@ -192,7 +197,7 @@ class FeatureExtractorFiles:
         if _is_source(source):
             if time_range is not None:
                 source, offset = ClipPath(source, *time_range), float(time_range[0] or 0.0)
-            wave = load_audio(source, self.sampling_rate, allow_partial=allow_partial)
+            wave = _load(source, self.sampling_rate, allow_partial=allow_partial)
         else:
             if time_range is not None:
                 raise ValueError(f"time_range: applies to media files, got {type(source).__name__}")

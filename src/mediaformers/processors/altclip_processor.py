@@ -98,11 +98,16 @@ class AltCLIPProcessor:
             raise TypeError(f"AltCLIPProcessor: unexpected keyword argument(s) {sorted(kwargs)}")
         return out
 
+    def _tokens(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise ValueError("ids: decoding needs a tokenizer; this processor has none")
+        return self.tokenizer
+
     def batch_decode(self, ids, skip_special_tokens: bool = False) -> list[str]:
-        return self.tokenizer.batch_decode(ids, skip_special_tokens=skip_special_tokens)
+        return self._tokens().batch_decode(ids, skip_special_tokens=skip_special_tokens)
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+        return self._tokens().decode(ids, skip_special_tokens=skip_special_tokens)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tokenizer={self.tokenizer!r}, image_processor={self.image_processor!r})"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -106,8 +106,9 @@ class AudioDecoder:
         if declared is not None and self.size < declared - 1:  # 1: writers often omit the pad byte
             # libsndfile and FFmpeg both quietly stop at the end of a short WAV; the RIFF header knows better.
             self.damage = f"truncated WAV, header declares {declared} bytes, file has {self.size}"
-        self._sf: sf.SoundFile | None = None
-        self._av = None
+        # Any: typed Optional, these would need a None check on every use after open() set them
+        self._sf: Any = None
+        self._av: Any = None
         self._sf_error: str | None = None
         try:
             self._sf = sf.SoundFile(fh)
@@ -144,7 +145,7 @@ class AudioDecoder:
             container.close()
             raise AudioDecodeError(f"cannot decode audio file {self.name}: unknown format or corrupt file (text)")
         if not container.streams.audio:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            kinds: list[str] = sorted({s.type for s in container.streams}) or ["no streams"]
             container.close()
             raise AudioDecodeError(
                 f"cannot decode audio file {self.name}: it has no audio stream (streams: {', '.join(kinds)}); "
@@ -180,7 +181,7 @@ class AudioDecoder:
         # Planar float: FFmpeg neither mixes channels (its matrix is not a plain mean) nor resamples
         # (soxr does that better, in audio_io).
         self._converter = av.AudioResampler(format="fltp", layout=first.layout, rate=first.sample_rate)
-        self._first = first
+        self._first: av.AudioFrame | None = first
 
     def _ffmpeg_frames(self) -> Iterator[av.AudioFrame]:
         """Decoded frames, packet by packet; a demuxer or decoder error ends the stream as damage."""

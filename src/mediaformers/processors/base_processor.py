@@ -19,7 +19,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ _STRATEGIES = ("uniform", "stride", "segments")
 _SCHEMA = {"do_resize": "bool", "do_center_crop": "bool", "do_rescale": "bool", "do_normalize": "bool",
            "offset": "bool", "rescale_factor": "number", "num_frames": "pos_int", "frame_step": "pos_int",
            "patch_size": "pos_int_pair", "frame_sampling": "str"}
+
+
+_P = TypeVar("_P", bound="BaseVideoProcessor")
 
 
 def _positive(v: Any) -> bool:
@@ -125,10 +128,10 @@ class BaseVideoProcessor:
 
     # -- (de)serialisation -----------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> BaseVideoProcessor:
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> Any:
         """Read ``folder/preprocessor_config.json`` (or transformers 5's ``processor_config.json``)
         when present, else the family defaults; ``overrides`` replace fields."""
-        found = find_processor_fields(folder, "image_processor")
+        found = find_processor_fields(Path(folder), "image_processor")
         if found is None and not Path(folder).exists():
             raise FileNotFoundError(f"folder: '{folder}' does not exist")
         config, path = found if found is not None else ({}, Path(folder) / CONFIG_NAME)
@@ -211,6 +214,8 @@ class BaseVideoProcessor:
         raise ValueError(f"videos: expected a path, tensor/ndarray, PIL image or a list of them, "
                          f"got {type(videos).__name__}")
 
+    _to_clips = to_clips  # the name before the split
+
     def _process(self, clips: list[torch.Tensor]) -> torch.Tensor:
         """Transform a list of ``(T, 3, H, W)`` clips -> ``(B, T, 3, h, w)`` float32."""
         if len({tuple(c.shape) for c in clips}) == 1:
@@ -223,7 +228,7 @@ class BaseVideoProcessor:
                              "the same number of frames (and set a crop size for mixed aspect ratios)")
         return torch.stack(out)
 
-    def for_call(self, overrides: dict[str, Any]) -> BaseVideoProcessor:
+    def for_call(self: _P, overrides: dict[str, Any]) -> _P:
         """This processor, or a copy with ``overrides`` (None values mean "as configured", as in transformers)."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
         unknown = sorted(set(overrides) - set(_FIELDS))
@@ -294,6 +299,5 @@ def _channels_first(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-# The names used before the split (tasks/ and user code); same objects.
+# The name used before the split (tasks/ and user code); the same class.
 _BaseProcessor = BaseVideoProcessor
-BaseVideoProcessor._to_clips = BaseVideoProcessor.to_clips

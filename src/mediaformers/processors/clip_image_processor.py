@@ -36,8 +36,9 @@ class CLIPImageProcessor(BaseVideoProcessor):
                     do_normalize=True, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD,
                     num_frames=8, frame_sampling="uniform", frame_step=1)
 
-    def __call__(self, images: Any = None, *, videos: Any = None, return_tensors: str | None = "pt",
-                 generator: torch.Generator | None = None, **overrides: Any) -> dict[str, Any]:
+    def __call__(  # type: ignore[override]  # transformers' signature: images first, videos by keyword
+            self, images: Any = None, *, videos: Any = None, return_tensors: str | None = "pt",
+            generator: torch.Generator | None = None, **overrides: Any) -> dict[str, Any]:
         """``overrides``: any field for this call only (``size``, ``crop_size``, ``do_normalize``...)."""
         if (images is None) == (videos is None):
             raise ValueError("images/videos: expected exactly one of them, got "

@@ -68,7 +68,7 @@ class VideoClipDataset(Dataset):
         self.files = [os.fspath(f) for f in files]
         self.labels = list(labels) if labels is not None else None
         self.processor = processor
-        self.sampler = sampler if sampler is not None else processor.sampler
+        self.sampler = sampler if sampler is not None else processor.sampler  # type: ignore[union-attr]
         self.on_error = on_error
         self.allow_partial = allow_partial
         self.seed = seed

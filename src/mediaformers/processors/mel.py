@@ -38,7 +38,7 @@ def get_window(name: str, length: int, periodic: bool, device: torch.device, dty
     return win[:length].to(device=device, dtype=dtype)
 
 
-def _hz_to_mel(freq: np.ndarray, scale: str) -> np.ndarray:
+def _hz_to_mel(freq: np.ndarray | float, scale: str) -> np.ndarray:
     if scale == "htk":
         return 2595.0 * np.log10(1.0 + freq / 700.0)
     if scale == "kaldi":

@@ -97,7 +97,7 @@ class TvltFeatureExtractor(FeatureExtractorFiles):
         self.n_fft = n_fft
         self.padding_value = padding_value  # fills time frames past the end of a clip
         # transformers saves the derived hop_length (and not hop_length_to_sampling_rate): honour it
-        self.hop_length = hop_length
+        self.hop_length: int = hop_length  # type: ignore[assignment]  # None until checked, then derived
         self._check()
         if hop_length is None:
             self.hop_length = sampling_rate // hop_length_to_sampling_rate

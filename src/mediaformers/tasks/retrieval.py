@@ -84,11 +84,12 @@ class Retriever:
                     attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if (texts is None) == (input_ids is None):
             raise ValueError("texts / input_ids: pass exactly one of them")
-        if input_ids is None:
+        if texts is not None:
             if self.processor is None:
                 raise ValueError("texts: tokenising needs a processor; or pass input_ids")
             tokens = self.processor(text=list(texts), padding=True, truncation=True)
             input_ids, attention_mask = tokens["input_ids"], tokens["attention_mask"]
+        assert input_ids is not None  # given, or just tokenised
         return text_embeddings(self.model, input_ids, attention_mask, self.batch_size)
 
     def search(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, k: int | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ into model batches; results are split back per item, so one bad item never stops
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -109,11 +109,11 @@ def forward_prepared(
     return outputs
 
 
-def _as_is(record: dict[str, Any]) -> dict[str, Any]:
+def _as_is(record: Any) -> Any:  # batch_size=None: the loader's items one by one
     return record
 
 
-def _groups(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _groups(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     group = []
     for record in records:
         group.append(record)
