@@ -10,7 +10,7 @@ import torch
 from ..checkpoints.hub import resolve
 from ._config_files import find_processor_fields
 from ._tensors import check_return_tensors
-from .clip_image_processor import CLIPImageProcessor
+from .image.clip_image_processor import CLIPImageProcessor
 from .tokenizer import SPM_FILES, TOKENIZER_FILE, Tokenizer
 
 _TEXT_OPTIONS = ("add_special_tokens", "padding", "truncation", "max_length", "pad_to_multiple_of",

@@ -28,7 +28,7 @@ from ._config_files import check_fields, find_processor_fields
 from ._tensors import check_return_tensors, convert
 from .sampling import ClipSampler
 from .time_range import ClipPath
-from .transforms import PIL_CODES, PIL_RESAMPLE, VideoTransform
+from .image.transforms import PIL_CODES, PIL_RESAMPLE, VideoTransform
 from .video_io import read_clip
 
 CONFIG_NAME = "preprocessor_config.json"

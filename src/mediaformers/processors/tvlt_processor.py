@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from ._audio_features import CONFIG_NAME
+from .audio._audio_features import CONFIG_NAME
 from .base_processor import prepare_audio_visual
-from .tvlt_audio import TvltFeatureExtractor
+from .audio.tvlt_audio import TvltFeatureExtractor
 from .video_processors import TvltImageProcessor
 
 _AUDIO_OPTIONS = ("return_attention_mask", "resample", "device")

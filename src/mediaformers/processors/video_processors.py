@@ -21,7 +21,7 @@ from .base_processor import (
     BaseVideoProcessor,
     _BaseProcessor,
 )
-from .clip_image_processor import (
+from .image.clip_image_processor import (
     CLIPImageProcessor,  # re-exported: it lived here before the split
 )
 

@@ -11,7 +11,7 @@ import torch
 
 from ..processors.base_processor import prepare_audio_visual
 from ..processors.sampling import ClipSampler
-from ..processors.transforms import rescale_normalize, resize_shortest_edge, three_crop
+from ..processors.image.transforms import rescale_normalize, resize_shortest_edge, three_crop
 from .loading import processor
 
 # Keys views add beside the model's inputs (not passed to the model).

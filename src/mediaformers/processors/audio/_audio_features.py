@@ -12,9 +12,9 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from ._config_files import check_fields, find_processor_fields
+from .._config_files import check_fields, find_processor_fields
 from .audio_io import load_audio
-from .time_range import ClipPath
+from ..time_range import ClipPath
 
 CONFIG_NAME = "preprocessor_config.json"
 

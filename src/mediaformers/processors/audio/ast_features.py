@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ._audio_features import FeatureExtractorFiles, collate_audio
-from ._tensors import check_return_tensors, convert
+from .._tensors import check_return_tensors, convert
 from .fbank import fbank, kaldi_framing, kaldi_num_frames
 
 __all__ = ["ASTFeatureExtractor"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ._audio_features import FeatureExtractorFiles, collate_audio
-from ._tensors import check_return_tensors, convert
+from .._tensors import check_return_tensors, convert
 from .mel import get_mel_filters, get_window, mel_spectrogram
 
 __all__ = ["TvltFeatureExtractor", "tvlt_log_mel"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ._tensors import check_return_tensors, convert
-from .base_processor import (
+from .._tensors import check_return_tensors, convert
+from ..base_processor import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
     BaseVideoProcessor,
@@ -17,8 +17,8 @@ from .base_processor import (
     _is_array,
     _is_path,
 )
-from .kinds import media_kind
-from .sampling import ClipSampler
+from ..kinds import media_kind
+from ..sampling import ClipSampler
 from .transforms import rescale_normalize
 
 
