@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import bad_input
 from .base_processor import BaseVideoProcessor
 from .sampling import ClipSampler
 from .video_io import read_clip
@@ -100,7 +101,7 @@ class VideoClipDataset(Dataset):
             message = f"dataset item {index} ('{path}'): {e}"
             if self.on_error == "raise":
                 raise type(e)(message) if isinstance(e, ValueError) else ValueError(message) from e
-            return {"error": message, "path": path, "index": index}
+            return bad_input(index, path, message)
         item: dict[str, Any] = {k: (v[0] if v.shape[0] == 1 else v) for k, v in out.items()}
         item.update(path=path, index=index)
         if self.labels is not None:

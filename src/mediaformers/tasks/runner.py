@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import bad_input
 from .inputs import Item
 
 Prepared = dict[str, torch.Tensor]
@@ -29,16 +30,16 @@ class _Items(Dataset):
 
 
 def prepare_item(item: Item, prepare: Callable[[Any], Prepared], index: int) -> dict[str, Any]:
-    """``{"index", "inputs"}``, or ``{"index", "error"}`` naming the input when it cannot be prepared."""
+    """``{"index", "inputs"}``, or the bad-input record (``errors.bad_input``) when it cannot be prepared."""
     if item.error is not None:
-        return {"index": index, "error": item.error}
+        return bad_input(index, item.key, item.error)
     try:
         return {"index": index, "inputs": prepare(item.source)}
     except (ValueError, OSError, RuntimeError) as err:  # decoder and processor failures name the cause
         message = str(err)
         if item.key not in message:
             message = f"{item.key}: {message}"
-        return {"index": index, "error": message}
+        return bad_input(index, item.key, message)
 
 
 def concat(parts: list[Prepared]) -> Prepared:

@@ -20,6 +20,12 @@ def _batches(n: int, size: int):
         yield slice(start, min(start + size, n))
 
 
+def mean_unit(embeddings: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """A video's embedding from its frames': each frame's unit vector, their mean, re-normalised (CLIP's
+    mean pooling for video), over ``dim``; the one place every command averages frames."""
+    return F.normalize(F.normalize(embeddings.float(), dim=-1).mean(dim), dim=-1)
+
+
 @torch.inference_mode()
 def image_embeddings(model, pixel_values: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """(N, 3, H, W) images or (N, T, 3, H, W) videos -> unit-length embeddings (N, projection_dim), float32.
@@ -32,10 +38,10 @@ def image_embeddings(model, pixel_values: torch.Tensor, batch_size: int = 32) ->
     frames = pixel_values.flatten(0, 1) if pixel_values.dim() == 5 else pixel_values
     frames = frames.to(model.device)
     parts = [model.get_image_features(pixel_values=frames[s]).pooler_output for s in _batches(len(frames), batch_size)]
-    emb = F.normalize(torch.cat(parts).float(), dim=-1)
+    emb = torch.cat(parts)
     if pixel_values.dim() == 5:
-        emb = F.normalize(emb.view(*pixel_values.shape[:2], -1).mean(1), dim=-1)
-    return emb
+        return mean_unit(emb.view(*pixel_values.shape[:2], -1), dim=1)
+    return F.normalize(emb.float(), dim=-1)
 
 
 @torch.inference_mode()
