@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--audio-model", default=None, help="audio checkpoint for sounds (new library)")
     ix.add_argument("--segment", type=float, default=4.0, help="seconds per video segment (new library; default 4)")
     ix.add_argument("--no-prune", action="store_true", help="keep files that vanished from the given folders")
+    ix.add_argument("--allow-partial", action="store_true",
+                    help="damaged or cut media: index what decodes instead of skipping the file")
     ix.add_argument("--device", default=None)
     _precision_flag(ix)
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -404,10 +406,12 @@ def cmd_index(args) -> int:
                                       device=args.device, quiet=args.quiet, precision=args.precision)
     lib = _library(args, model=args.model, audio_model=args.audio_model, segment=args.segment)
     counts: dict[str, int] = {}
-    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many), None, args.quiet):
+    partial = {"allow_partial": True} if args.allow_partial else {}  # Library.add passes it to processor.prepare
+    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many, **partial), None,
+                         args.quiet):
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         if rec["status"] == "error":
-            print(f"mediaformers index: skipped {rec['path']}: {rec['error']}", file=sys.stderr)
+            print(f"mediaformers index: skipped {rec['path']}: {_cli_hint(ValueError(rec['error']))}", file=sys.stderr)
     print(json.dumps({"library": str(args.library), **dict(sorted(counts.items()))}))
     return 1 if counts.get("error") else 0
 
