@@ -91,12 +91,13 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.files[index]
         try:
-            clips = read_clip(path, self.sampler, generator=self._generator(index),
-                              allow_partial=self.allow_partial)  # (K, T, H, W, 3) uint8
-            if self.processor is not None:
-                out = self.processor(list(clips))
+            if self.processor is not None:  # the processor decodes (with this dataset's sampler)
+                clips = self.processor.decode(path, sampler=self.sampler, generator=self._generator(index),
+                                              allow_partial=self.allow_partial)  # (K, T, 3, H, W) uint8
+                out = self.processor._inputs(list(clips))
             else:  # raw uint8 frames, channels first
-                out = {"pixel_values": clips.permute(0, 1, 4, 2, 3)}
+                out = {"pixel_values": read_clip(path, self.sampler, generator=self._generator(index),
+                                                 allow_partial=self.allow_partial).permute(0, 1, 4, 2, 3)}
         except (ValueError, OSError) as e:  # VideoDecodeError is a ValueError
             message = f"dataset item {index} ('{path}'): {e}"
             if self.on_error == "raise":
