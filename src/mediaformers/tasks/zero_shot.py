@@ -44,6 +44,20 @@ def image_embeddings(model, pixel_values: torch.Tensor, batch_size: int = 32) ->
     return F.normalize(emb.float(), dim=-1)
 
 
+def media_embeddings(model, processor=None, images: Any = None, *, videos: Any = None,
+                     pixel_values: torch.Tensor | None = None, batch_size: int = 32) -> torch.Tensor:
+    """(N, projection_dim) unit embeddings of raw images or videos (through ``processor``, an image-text
+    processor) or of ``pixel_values``; exactly one of the three."""
+    if sum(x is not None for x in (images, videos, pixel_values)) != 1:
+        raise ValueError("images / videos / pixel_values: pass exactly one of them")
+    if pixel_values is None:
+        if processor is None or getattr(processor, "image_processor", None) is None:
+            raise ValueError("images/videos: preprocessing needs a processor with an image processor; "
+                             "or pass pixel_values")
+        pixel_values = processor(images=images, videos=videos)["pixel_values"]
+    return image_embeddings(model, pixel_values, batch_size)
+
+
 @torch.inference_mode()
 def text_embeddings(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                     batch_size: int = 64, encode: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
@@ -115,15 +129,8 @@ class ZeroShotClassifier:
     def media_embeddings(self, images: Any = None, *, videos: Any = None,
                          pixel_values: torch.Tensor | None = None) -> torch.Tensor:
         """(N, projection_dim) from raw images, videos (through the processor) or pixel_values."""
-        given = [x is not None for x in (images, videos, pixel_values)]
-        if sum(given) != 1:
-            raise ValueError("images / videos / pixel_values: pass exactly one of them")
-        if pixel_values is None:
-            if self.processor is None or self.processor.image_processor is None:
-                raise ValueError("images/videos: preprocessing needs a processor with an image processor; "
-                                 "or pass pixel_values")
-            pixel_values = self.processor(images=images, videos=videos)["pixel_values"]
-        return image_embeddings(self.model, pixel_values, self.batch_size)
+        return media_embeddings(self.model, self.processor, images, videos=videos, pixel_values=pixel_values,
+                                batch_size=self.batch_size)
 
     def __call__(self, images: Any = None, labels: Sequence[str] = (), *, videos: Any = None,
                  pixel_values: torch.Tensor | None = None, template: str | None = None) -> torch.Tensor:
