@@ -98,45 +98,67 @@ def test_output_must_be_a_directory(cases, tmp_path):
 
 
 @pytest.mark.timeout(180)
-def test_onnx_example_runs_without_torch(tmp_path):
-    """The README's no-torch recipe: export, then examples/onnx_video_classify.py under a torch-less Python."""
+def test_onnx_example_runs_without_torch_and_scores_as_classify(tmp_path):
+    """The README's no-torch recipe: `mediaformers export`, then examples/onnx_video_classify.py under a
+    torch-less Python gives classify's scores (stride sampling from the saved processor, static batch)."""
     import subprocess
     import sys
     from pathlib import Path
 
-    import numpy as np
-
     import mediaformers as mf
+    from mediaformers.cli import main
     from mediaformers.processors.video_processors import VideoMAEVideoProcessor
+    from mediaformers.tasks.pipelines import pipeline
     from tests.media import make_video
 
     ckpt, out = tmp_path / "ckpt", tmp_path / "exported"
     config = mf.VideoMAEConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                                image_size=32, patch_size=16, num_frames=4, num_labels=3,
                                id2label={0: "cat", 1: "dog", 2: "owl"})
-    model = mf.VideoMAEForVideoClassification(config).eval()
-    model.save_pretrained(ckpt)
-    processor = VideoMAEVideoProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32},
-                                       num_frames=4)
-    processor.save_pretrained(ckpt)
-    video = make_video(tmp_path / "clip.mp4", frames=20, size=(40, 48))
-    export_model(model, out, {"pixel_values": torch.randn(1, 4, 3, 32, 32)}, source_folder=ckpt)
+    torch.manual_seed(0)
+    mf.VideoMAEForVideoClassification(config).save_pretrained(ckpt)
+    # bicubic, a non-square crop of a resized frame, stride sampling 4 x 3 of 20 frames (not uniform's)
+    VideoMAEVideoProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}, resample=3,
+                           num_frames=4, frame_sampling="stride", frame_step=3).save_pretrained(ckpt)
+    video = make_video(tmp_path / "clip.mp4", frames=20, size=(40, 54))
+    assert main(["export", str(ckpt), "-o", str(out), "--batch", "2"]) == 0  # a fixed batch of 2
     example = Path(__file__).parents[1] / "examples" / "onnx_video_classify.py"
     blocker = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = sys.argv[1:]; "
                "runpy.run_path(sys.argv[0], run_name='__main__')")
     run = subprocess.run([sys.executable, "-c", blocker, str(example), str(out), str(video), "--top-k", "3"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert sorted(r["label"] for r in lines) == ["cat", "dog", "owl"]
-    assert abs(sum(r["score"] for r in lines) - 1) < 1e-4
+    theirs = {r["label"]: r["score"] for r in map(json.loads, run.stdout.splitlines())}
+    ours = {r["label"]: r["score"] for r in pipeline(None, str(ckpt), top_k=3)(str(video))["labels"]}
+    assert sorted(theirs) == ["cat", "dog", "owl"]
+    assert max(abs(theirs[k] - ours[k]) for k in ours) <= 1e-4, (theirs, ours)
 
-    # Its numpy preprocessing agrees with ours on the same frames (FFmpeg bilinear vs antialiased resize).
+
+def test_onnx_example_preprocessing_equals_the_processors():
+    """Its numpy frame indices and pixels are mediaformers' own (no torch in the example)."""
     import runpy
+    from pathlib import Path
 
-    helpers = runpy.run_path(str(example))
-    frames = helpers["sample_frames"](str(video), 4)
-    theirs = helpers["preprocess"](frames, json.loads((out / "preprocessor_config.json").read_text()))
-    ours = processor(torch.from_numpy(np.stack([f.to_ndarray(format="rgb24") for f in frames])))["pixel_values"]
-    assert theirs.shape == tuple(ours.shape)
-    assert np.abs(theirs - ours.numpy()).mean() < 0.1  # ~0.05 measured: a few of 255 levels after std 0.225
+    import numpy as np
+
+    from mediaformers.processors.sampling import ClipSampler
+    from mediaformers.processors.video_processors import VideoMAEImageProcessor, VivitImageProcessor
+
+    helpers = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "onnx_video_classify.py"))
+    for strategy in ("uniform", "stride", "segments"):
+        for step in (1, 2, 5):
+            for frames in (1, 3, 8):
+                cfg = {"frame_sampling": strategy, "frame_step": step}
+                for total in range(1, 60):
+                    want = ClipSampler(strategy, frames, step)(total)[0].numpy()
+                    assert np.array_equal(helpers["frame_indices"](total, cfg, frames), want), (cfg, frames, total)
+    rng = np.random.default_rng(0)
+    for proc in (VideoMAEImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 28, "width": 24}),
+                 VideoMAEImageProcessor(size={"shortest_edge": 50}, crop_size={"height": 40, "width": 40}, resample=3),
+                 VivitImageProcessor(size={"height": 17, "width": 33}, crop_size={"height": 16, "width": 16}),
+                 VideoMAEImageProcessor(size={"shortest_edge": 20}, crop_size={"height": 26, "width": 26}, resample=0)):
+        frames = rng.integers(0, 256, (3, 37, 61, 3), dtype=np.uint8)
+        frames[:, :10] = frames[:, :10] // 128 * 255  # hard edges: where rounding differences would show
+        want = proc.prepare(torch.from_numpy(frames))["pixel_values"].numpy()
+        got = helpers["preprocess"](frames, proc.to_dict())
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1e-6, proc

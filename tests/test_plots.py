@@ -32,7 +32,7 @@ def test_without_matplotlib_the_error_names_the_extra(monkeypatch):
 
 def test_timeline_picture(tmp_path):
     windows = [(float(s), s + 2.0, np.array([0.9, 0.1, 0.0]) if s < 4 else np.array([0.1, 0.2, 0.7]))
-               for s in range(0, 8)]
+               for s in range(8)]
     out = plot_timeline(windows, {0: "speech", 1: "music", 2: "dog"}, tmp_path / "t.png", lanes=2,
                         segments=[{"label": "speech", "start": 0.0, "end": 5.0}])
     assert out.read_bytes().startswith(PNG)

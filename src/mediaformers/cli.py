@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--audio-model", default=None, help="audio checkpoint for sounds (new library)")
     ix.add_argument("--segment", type=float, default=4.0, help="seconds per video segment (new library; default 4)")
     ix.add_argument("--no-prune", action="store_true", help="keep files that vanished from the given folders")
+    ix.add_argument("--allow-partial", action="store_true",
+                    help="damaged or cut media: index what decodes instead of skipping the file")
     ix.add_argument("--device", default=None)
     _precision_flag(ix)
     ix.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -175,11 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.cli import add_parser as add_train_parser  # training's flags live with training
 
     add_train_parser(sub)
+    for command in sub.choices.values():  # one thread policy for every command (mediaformers.threads)
+        command.add_argument("--threads", type=_positive("threads"), default=None,
+                             help="compute threads (default: the cores available minus --workers; "
+                                  "or MEDIAFORMERS_THREADS)")
     return parser
 
 
 # ---- output -----------------------------------------------------------------------------------
-def _progress(records: Iterator[dict], total: int, quiet: bool) -> Iterator[dict]:
+def _progress(records: Iterator[dict], total: int | None, quiet: bool) -> Iterator[dict]:
     if quiet or not sys.stderr.isatty():
         yield from records
         return
@@ -212,7 +218,7 @@ def _load(args):
 
 
 def _task_options(args, task: str | None, options: dict[str, Any]) -> dict[str, Any]:
-    if args.allow_partial and task != "zero-shot-classification":
+    if args.allow_partial:
         return {**options, "allow_partial": True}
     return options
 
@@ -378,7 +384,7 @@ def cmd_embed(args) -> int:
         for rec in _progress(pipe.iter(inputs) if inputs else iter(()), len(inputs), args.quiet):
             if "error" in rec:
                 failed += 1
-                _report(rec)
+                _report(_hinted(rec))
                 print(dumps(rec))
             else:
                 rec = _embedding_record(rec)  # float32: the parts read back bit for bit
@@ -415,7 +421,7 @@ def cmd_info(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import export_model
-    from .tasks.loading import load_model
+    from .tasks.loading import load_model, processor
 
     # torch's ONNX exporter logs "torchvision is not installed" once per torchvision op it could register:
     # notes about a package this library never uses (the export does not need it)
@@ -432,6 +438,9 @@ def cmd_export(args) -> int:
                               dynamic_batch=args.dynamic_batch, part=part,
                               source_folder=folder)
         print(result.summary())
+    if set(loaded.declaration.processors) == {"video"}:
+        # the settings classify uses, complete (file + model config), so torch-free preprocessing follows them
+        processor(loaded, "video").save_pretrained(args.output)
     return 0
 
 
@@ -457,10 +466,12 @@ def cmd_index(args) -> int:
                                       device=args.device, quiet=args.quiet, precision=args.precision)
     lib = _library(args, model=args.model, audio_model=args.audio_model, segment=args.segment)
     counts: dict[str, int] = {}
-    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many), None, args.quiet):
+    partial = {"allow_partial": True} if args.allow_partial else {}  # Library.add passes it to processor.prepare
+    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many, **partial), None,
+                         args.quiet):
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         if rec["status"] == "error":
-            print(f"mediaformers index: skipped {rec['path']}: {rec['error']}", file=sys.stderr)
+            print(f"mediaformers index: skipped {rec['path']}: {_cli_hint(ValueError(rec['error']))}", file=sys.stderr)
     print(json.dumps({"library": str(args.library), **dict(sorted(counts.items()))}))
     return 1 if counts.get("error") else 0
 
@@ -636,6 +647,7 @@ def _one_line(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from .allocator import keep_freed_memory
+    from .threads import apply_threads
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # anywhere on the line: a traceback for every error, as Python gives it
@@ -643,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # batch after batch reuses the activation memory instead of faulting it in again
     try:
         _check_args(args)
+        # DataLoader workers (inference's --workers, train's --num-workers) decode on cores of their own
+        apply_threads(getattr(args, "workers", None) or getattr(args, "num_workers", 0) or 0, args.threads)
         _print_precision(args)
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the Python docs advise

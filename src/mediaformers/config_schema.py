@@ -137,7 +137,7 @@ def _hints(cls: type) -> dict[str, Any]:
 def check_config(config: Any) -> None:
     """Check and normalise every annotated field of a config dataclass in place; then the sizes that
     must agree (heads divide the width, a patch grid of at least one patch)."""
-    hints = _hints(type(config))
+    hints = _hints(config.__class__)
     for f in dataclasses.fields(config):
         if f.name != "extra":
             setattr(config, f.name, check_field(f.name, getattr(config, f.name), hints[f.name], f.default))

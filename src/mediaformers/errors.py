@@ -7,6 +7,10 @@ classes (``VideoDecodeError``, ``OutputError``, ``ExportError``, ...) are ``Valu
 which the command line treats the same way.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class MediaformersError(Exception):
     """Base of the errors this package raises on purpose."""
@@ -35,3 +39,10 @@ class TrainingError(MediaformersError, RuntimeError):
 
 class NonFiniteLossError(TrainingError, FloatingPointError):
     """The loss went NaN or infinite at some step; the last good checkpoint (if any) is kept."""
+
+
+def bad_input(index: int, path: str, message: str) -> dict[str, Any]:
+    """The one shape of the record an input that could not be prepared leaves among the prepared ones
+    (DataLoader items in inference, training and the datasets): ``{"index", "path", "error"}``, the
+    message naming the file. A batch skips these and reports them; one bad file never stops a run."""
+    return {"index": index, "path": path, "error": message}

@@ -130,6 +130,8 @@ def _onnx(graph, args, names, outputs, dynamic, path: Path, check_inputs):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(graph, args, dynamo=True, input_names=names, output_names=outputs,
                                     dynamic_shapes=dynamic, external_data=False, verbose=False)
+    if program is None:  # dynamo=True always returns one; None is the legacy exporter's
+        raise ExportError("format onnx: torch.onnx.export returned no program")
     program.save(str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     diffs = []

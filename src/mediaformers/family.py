@@ -46,7 +46,7 @@ class Processor:
     settings: Callable[[Any], dict[str, Any]] = lambda config: {}
     limits: tuple[str, ...] = ()
 
-    def load(self) -> type:
+    def load(self) -> Any:  # a processor class
         module, _, name = self.path.partition(":")
         return getattr(importlib.import_module(f"mediaformers.processors.{module}"), name)
 
@@ -72,7 +72,7 @@ class Family:
     """
 
     name: str
-    classes: tuple[type, ...]
+    classes: tuple[Any, ...]  # model classes (Any: their config_class/converter are class attributes)
     task: str
     processors: dict[str, Processor]
     accepts: frozenset[str]
@@ -93,7 +93,7 @@ class Family:
                              f"got {sorted(self.processors)} / {sorted(self.accepts)}")
 
     @property
-    def config(self) -> type:
+    def config(self) -> Any:  # the family's config dataclass
         return self.classes[0].config_class
 
     @property
@@ -116,7 +116,7 @@ class Family:
         """The class with a classification head, if the family has one."""
         return next((c for c in self.classes if getattr(c, "is_classifier", False)), None)
 
-    def config_for(self, cls: type, config: Any) -> Any:
+    def config_for(self, cls: Any, config: Any) -> Any:
         """The config ``cls`` is built from: ``config`` itself, or the sub-config of its class inside it
         (a tower of a two-tower model)."""
         if isinstance(config, cls.config_class):

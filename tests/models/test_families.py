@@ -53,7 +53,7 @@ def test_declaration_is_consistent(fam):
         assert cls.converter is fam.converter and getattr(mf, cls.__name__) is cls
     assert getattr(mf, fam.config.__name__) is fam.config
     assert fam.accepts and fam.processors and fam.task in fam.tasks
-    for kind, spec in fam.processors.items():
+    for spec in fam.processors.values():
         spec.load()  # names a class that exists
         assert set(spec.limits) <= set(spec.settings(fam.config(**fam.tiny)))
     for name, change in fam.variants.items():

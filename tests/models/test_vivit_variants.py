@@ -161,3 +161,24 @@ def test_each_variant_learns_a_tiny_task(variant):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gradient_checkpointing_options_reach_every_encoder(variant, monkeypatch):
+    """Models 3 and 4 run the shared Encoder too: checkpointing and its options reach their blocks."""
+    import mediaformers.layers.blocks as blocks
+
+    calls = []
+    real = blocks.checkpoint
+
+    def spy(fn, *args, **kwargs):
+        calls.append(kwargs)
+        return real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(blocks, "checkpoint", spy)
+    m = model(variant).train()
+    m.gradient_checkpointing_enable({"preserve_rng_state": False})
+    m(video(), labels=torch.tensor([0, 2])).loss.backward()
+    layers = BASE["num_hidden_layers"] + (BASE["num_temporal_layers"] if variant == "factorised_encoder" else 0)
+    options = [{k: v for k, v in c.items() if k != "num_queries"} for c in calls]  # model 1's cls-only last block
+    assert len(calls) == layers and all(o == {"use_reentrant": False, "preserve_rng_state": False} for o in options)

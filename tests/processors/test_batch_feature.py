@@ -29,4 +29,4 @@ def test_bad_uses_say_what_was_expected():
     with pytest.raises(ValueError, match=r"BatchFeature.to: expected a device or a dtype, got \[1\]"):
         BatchFeature(_features()).to([1])
     with pytest.raises(AttributeError, match=r"BatchFeature has no key 'nope'; keys: \['n', 'pixel_mask', 'pixel_values'\]"):
-        BatchFeature(_features()).nope
+        BatchFeature(_features()).nope  # noqa: B018 (the access is the test)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from mediaformers.processors.sampling import ClipSampler
 from mediaformers.processors.video_io import VideoDecodeError, probe_video, read_clip, read_frames_at, VideoReader
-from tests.media import frame_index_of, make_video, natural_frames
+from tests.media import frame_index_of, natural_frames
 from tests.wild.video_corpus import _SPECS, build_corpus, make_cover_art_audio, make_images, reference_frames
 
 

@@ -9,7 +9,7 @@ only the forward direction is written; the reverse is derived, so the two cannot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -83,7 +83,7 @@ class Converter:
         save_pretrained writes) or of its modules (``"memory"``, for ``hf_model.load_state_dict``)."""
         if layout not in LAYOUTS:
             raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
-        out = {}
+        out: dict[str, torch.Tensor] = {}
         for key, value in state.items():
             names = hf_names(key, self.rules)
             parts = value.chunk(len(names), dim=0) if len(names) > 1 else (value,)
@@ -142,7 +142,7 @@ def vit_embedding_rules(*params: str) -> list[Rule]:
             *((p, f"embeddings.{VIT_EMBEDDINGS[p]}") for p in params)]
 
 
-def block_rules(ours: str, theirs: str, names: dict[str, str | list[str]]) -> list[Rule]:
+def block_rules(ours: str, theirs: str, names: Mapping[str, str | Sequence[str]]) -> list[Rule]:
     """Rules for a stack ``{ours}.N.<sub>.weight|bias`` stored as ``{theirs}.N.<their sub>.weight|bias``."""
     rules: list[Rule] = []
     for sub, their in names.items():

@@ -124,7 +124,8 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None = None, *, output_hidden_states: bool = False,
                 output_attentions: bool = False, num_queries: int | None = None,
                 head_mask: torch.Tensor | None = None) -> EncoderOutput:
-        """``num_queries``: the last (pre-norm) block computes only the first ``num_queries`` tokens,
+        """``attn_bias`` goes to every block as its second argument (ViViT's factorised blocks take their
+        (time, space) token grid there). ``num_queries``: the last (pre-norm) block computes only the first ``num_queries`` tokens,
         all a pooled head reads (cls tokens); its output, and last_hidden_state, are then that short.
         ``head_mask``: transformers' (heads,) or (layers, heads) factors on the attention probabilities."""
         hidden = [x] if output_hidden_states else None

@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from ..layers import Encoder
 from ..layers.attention import Attention, attend
@@ -88,22 +87,6 @@ class SelfAttentionBlock(nn.Module):
         return x + self.mlp(self.norm2(x)), None
 
 
-class GridEncoder(Encoder):
-    """An encoder whose blocks need the (time, space) grid of the tokens."""
-
-    def forward(self, x: torch.Tensor, grid: tuple[int, int], *, output_hidden_states: bool = False,
-                output_attentions: bool = False):
-        hidden = [x] if output_hidden_states else None
-        for block in self.blocks:
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x, _ = checkpoint(block, x, grid, output_attentions, use_reentrant=False)
-            else:
-                x, _ = block(x, grid, output_attentions)
-            if hidden is not None:
-                hidden.append(x)
-        return x, tuple(hidden) if hidden is not None else None
-
-
 def build(model: nn.Module, c) -> None:
     """Add the variant's modules to a VivitModel (model 1's are built by the model itself)."""
     kw = dict(act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias, drop=c.hidden_dropout_prob,
@@ -116,8 +99,9 @@ def build(model: nn.Module, c) -> None:
                                                c.intermediate_size, **kw)
     elif c.vivit_variant in ("factorised_self_attention", "factorised_dot_product"):
         block = SelfAttentionBlock if c.vivit_variant == "factorised_self_attention" else DotProductBlock
-        model.encoder = GridEncoder.stack(c.num_hidden_layers, dim, c.num_attention_heads, c.intermediate_size,
-                                          block=block, **kw)
+        # the shared Encoder (gradient checkpointing and its options included) hands each block the grid
+        model.encoder = Encoder.stack(c.num_hidden_layers, dim, c.num_attention_heads, c.intermediate_size,
+                                      block=block, **kw)
     else:
         raise ValueError(f"vivit_variant: expected one of {list(VARIANTS)}, got {c.vivit_variant!r}")
 
@@ -135,8 +119,8 @@ def encode(model: nn.Module, x: torch.Tensor, grid: tuple[int, int, int], output
     c = model.config
     t, s = grid[0], grid[1] * grid[2]
     if c.vivit_variant != "factorised_encoder":
-        x, hidden = model.encoder(x, (t, s), output_hidden_states=output_hidden_states)
-        return x, hidden
+        out = model.encoder(x, (t, s), output_hidden_states=output_hidden_states)
+        return out.last_hidden_state, out.hidden_states
     b, dim = x.shape[0], x.shape[-1]
     cls, tokens = x[:, :1], x[:, 1:]
     frames = torch.cat([cls.expand(b, t, dim).reshape(b * t, 1, dim), tokens.reshape(b * t, s, dim)], dim=1)

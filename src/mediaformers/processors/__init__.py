@@ -15,8 +15,8 @@ _EXPORTS = {
     "VideoMAECheckpointProcessor": "video_processors",
     "VivitImageProcessor": "video_processors", "VivitVideoProcessor": "video_processors",
     "TvltImageProcessor": "video_processors", "TvltVideoProcessor": "video_processors",
-    "BaseVideoProcessor": "base_processor", "CLIPImageProcessor": "clip_image_processor",
-    "ASTFeatureExtractor": "ast_features", "TvltFeatureExtractor": "tvlt_audio", "TvltProcessor": "tvlt_processor",
+    "BaseVideoProcessor": "base_processor", "CLIPImageProcessor": "image.clip_image_processor",
+    "ASTFeatureExtractor": "audio.ast_features", "TvltFeatureExtractor": "audio.tvlt_audio", "TvltProcessor": "tvlt_processor",
     "AltCLIPProcessor": "altclip_processor", "Tokenizer": "tokenizer", "XLMRobertaTokenizer": "tokenizer",
     "XLMRobertaTokenizerFast": "tokenizer",
 }

@@ -11,7 +11,7 @@ from ..checkpoints.hub import resolve
 from ._config_files import find_processor_fields
 from ._tensors import check_return_tensors
 from .batch_feature import BatchFeature
-from .clip_image_processor import CLIPImageProcessor
+from .image.clip_image_processor import CLIPImageProcessor
 from .tokenizer import SPM_FILES, TOKENIZER_FILE, Tokenizer
 
 _TEXT_OPTIONS = ("add_special_tokens", "padding", "truncation", "max_length", "pad_to_multiple_of",
@@ -99,11 +99,16 @@ class AltCLIPProcessor:
             raise TypeError(f"AltCLIPProcessor: unexpected keyword argument(s) {sorted(kwargs)}")
         return out
 
+    def _tokens(self) -> Tokenizer:
+        if self.tokenizer is None:
+            raise ValueError("ids: decoding needs a tokenizer; this processor has none")
+        return self.tokenizer
+
     def batch_decode(self, ids, skip_special_tokens: bool = False) -> list[str]:
-        return self.tokenizer.batch_decode(ids, skip_special_tokens=skip_special_tokens)
+        return self._tokens().batch_decode(ids, skip_special_tokens=skip_special_tokens)
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+        return self._tokens().decode(ids, skip_special_tokens=skip_special_tokens)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tokenizer={self.tokenizer!r}, image_processor={self.image_processor!r})"

@@ -19,7 +19,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -27,7 +27,8 @@ import torch
 from ._config_files import check_fields, find_processor_fields
 from ._tensors import check_return_tensors, convert
 from .sampling import ClipSampler
-from .transforms import PIL_CODES, PIL_RESAMPLE, VideoTransform
+from .time_range import ClipPath
+from .image.transforms import PIL_CODES, PIL_RESAMPLE, VideoTransform
 from .video_io import read_clip
 
 CONFIG_NAME = "preprocessor_config.json"
@@ -46,6 +47,9 @@ _STRATEGIES = ("uniform", "stride", "segments")
 _SCHEMA = {"do_resize": "bool", "do_center_crop": "bool", "do_rescale": "bool", "do_normalize": "bool",
            "offset": "bool", "rescale_factor": "number", "num_frames": "pos_int", "frame_step": "pos_int",
            "patch_size": "pos_int_pair", "frame_sampling": "str"}
+
+
+_P = TypeVar("_P", bound="BaseVideoProcessor")
 
 
 def _positive(v: Any) -> bool:
@@ -124,10 +128,10 @@ class BaseVideoProcessor:
 
     # -- (de)serialisation -----------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> BaseVideoProcessor:
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> Any:
         """Read ``folder/preprocessor_config.json`` (or transformers 5's ``processor_config.json``)
         when present, else the family defaults; ``overrides`` replace fields."""
-        found = find_processor_fields(folder, "image_processor")
+        found = find_processor_fields(Path(folder), "image_processor")
         if found is None and not Path(folder).exists():
             raise FileNotFoundError(f"folder: '{folder}' does not exist")
         config, path = found if found is not None else ({}, Path(folder) / CONFIG_NAME)
@@ -153,14 +157,39 @@ class BaseVideoProcessor:
         return f"{type(self).__name__}({self.to_dict()})"
 
     # -- input handling --------------------------------------------------------------------
-    def _decode(self, source: str | os.PathLike, generator: torch.Generator | None) -> list[torch.Tensor]:
-        clips = read_clip(source, self.sampler, generator=generator)  # (K, T, H, W, 3)
-        return [c.permute(0, 3, 1, 2) for c in clips]
+    def decode(self, source: str | os.PathLike, *, allow_partial: bool = False,
+               time_range: tuple[float, float | None] | None = None, sampler: ClipSampler | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """A video file -> uint8 ``(clips, T, 3, H, W)`` frames chosen by ``sampler`` (default: this
+        processor's); ``time_range`` ``(start, end)`` seconds limits sampling to that part; ``allow_partial``
+        keeps what decodes of a damaged or cut file instead of raising."""
+        if time_range is not None:
+            source = ClipPath(source, *time_range)
+        clips = read_clip(source, sampler or self.sampler, generator=generator, allow_partial=allow_partial)
+        return clips.permute(0, 1, 4, 2, 3)  # (K, T, H, W, 3) -> (K, T, 3, H, W), a view
 
-    def to_clips(self, videos: Any, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    def prepare(self, source: Any, *, allow_partial: bool = False,
+                time_range: tuple[float, float | None] | None = None,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The one route from media to model inputs: a path (decoded here) or decoded frames ->
+        ``{"pixel_values": (views, T, 3, H, W)}`` float32 (one view per clip of the sampler)."""
+        if _is_path(source):
+            clips = list(self.decode(source, allow_partial=allow_partial, time_range=time_range, generator=generator))
+        else:
+            if time_range is not None:
+                raise ValueError(f"time_range: applies to media files, got {type(source).__name__}")
+            clips = self.to_clips(source, generator)
+        return self._inputs(clips)
+
+    def _inputs(self, clips: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Decoded ``(T, 3, H, W)`` clips -> the model's inputs (a family with masks overrides this)."""
+        return {"pixel_values": self._process(clips)}
+
+    def to_clips(self, videos: Any, generator: torch.Generator | None = None, *,
+                 allow_partial: bool = False) -> list[torch.Tensor]:
         """Any accepted input -> list of ``(T, 3, H, W)`` clips (views, no copies where possible)."""
-        if isinstance(videos, (str, os.PathLike)):
-            return self._decode(videos, generator)
+        if _is_path(videos):
+            return list(self.decode(videos, allow_partial=allow_partial, generator=generator))
         if _is_array(videos):
             x = _as_tensor(videos)
             if x.dim() == 3:
@@ -180,10 +209,12 @@ class BaseVideoProcessor:
                 return [_channels_first(torch.stack([_as_tensor(f) for f in videos]))]
             clips: list[torch.Tensor] = []
             for v in videos:
-                clips.extend(self.to_clips(v, generator))
+                clips.extend(self.to_clips(v, generator, allow_partial=allow_partial))
             return clips
         raise ValueError(f"videos: expected a path, tensor/ndarray, PIL image or a list of them, "
                          f"got {type(videos).__name__}")
+
+    _to_clips = to_clips  # the name before the split
 
     def _process(self, clips: list[torch.Tensor]) -> torch.Tensor:
         """Transform a list of ``(T, 3, H, W)`` clips -> ``(B, T, 3, h, w)`` float32."""
@@ -197,7 +228,7 @@ class BaseVideoProcessor:
                              "the same number of frames (and set a crop size for mixed aspect ratios)")
         return torch.stack(out)
 
-    def for_call(self, overrides: dict[str, Any]) -> BaseVideoProcessor:
+    def for_call(self: _P, overrides: dict[str, Any]) -> _P:
         """This processor, or a copy with ``overrides`` (None values mean "as configured", as in transformers)."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
         unknown = sorted(set(overrides) - set(_FIELDS))
@@ -209,18 +240,37 @@ class BaseVideoProcessor:
         return type(self)(**{**self.extra, **copy.deepcopy(self.config), **overrides})
 
     def __call__(self, videos: Any, *, return_tensors: str | None = "pt", generator: torch.Generator | None = None,
-                 **overrides: Any) -> dict[str, Any]:
-        """Return ``{"pixel_values": (B, T, 3, H, W) float32}``; ``generator`` feeds random sampling.
+                 allow_partial: bool = False, **overrides: Any) -> dict[str, Any]:
+        """Return ``{"pixel_values": (B, T, 3, H, W) float32}``; ``generator`` feeds random sampling;
+        ``allow_partial`` keeps what decodes of damaged files given by path.
 
         ``overrides``: any field for this call only (``size``, ``crop_size``, ``do_resize``, ``image_mean``...).
         """
         check_return_tensors(return_tensors)
         proc = self.for_call(overrides)
-        return convert({"pixel_values": proc._process(proc.to_clips(videos, generator))}, return_tensors)
+        clips = proc.to_clips(videos, generator, allow_partial=allow_partial)
+        return convert({"pixel_values": proc._process(clips)}, return_tensors)
 
     def preprocess(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """transformers' name for the call."""
         return self(*args, **kwargs)
+
+
+def prepare_audio_visual(video: BaseVideoProcessor, audio: Any, source: str | os.PathLike, *,
+                         allow_partial: bool = False,
+                         time_range: tuple[float, float | None] | None = None) -> dict[str, torch.Tensor]:
+    """A video file -> its frames (``video.prepare``) and its audio track (``audio.prepare``, one window)
+    as one view, for models that take both at once; ``allow_partial`` reaches both decoders."""
+    if not _is_path(source):
+        raise ValueError("this model takes video files (frames and audio track of the same file), "
+                         f"got {type(source).__name__}")
+    sound = audio.prepare(source, allow_partial=allow_partial, time_range=time_range)
+    sound.pop("window_start")
+    return {**video.prepare(source, allow_partial=allow_partial, time_range=time_range), **sound}
+
+
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
 
 
 def _is_array(x: Any) -> bool:
@@ -249,6 +299,5 @@ def _channels_first(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-# The names used before the split (tasks/ and user code); same objects.
+# The name used before the split (tasks/ and user code); the same class.
 _BaseProcessor = BaseVideoProcessor
-BaseVideoProcessor._to_clips = BaseVideoProcessor.to_clips

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import bad_input
 from .base_processor import BaseVideoProcessor
 from .sampling import ClipSampler
 from .video_io import read_clip
@@ -68,7 +69,7 @@ class VideoClipDataset(Dataset):
         self.files = [os.fspath(f) for f in files]
         self.labels = list(labels) if labels is not None else None
         self.processor = processor
-        self.sampler = sampler if sampler is not None else processor.sampler
+        self.sampler = sampler if sampler is not None else processor.sampler  # type: ignore[union-attr]
         self.on_error = on_error
         self.allow_partial = allow_partial
         self.seed = seed
@@ -90,17 +91,18 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.files[index]
         try:
-            clips = read_clip(path, self.sampler, generator=self._generator(index),
-                              allow_partial=self.allow_partial)  # (K, T, H, W, 3) uint8
-            if self.processor is not None:
-                out = self.processor(list(clips))
+            if self.processor is not None:  # the processor decodes (with this dataset's sampler)
+                clips = self.processor.decode(path, sampler=self.sampler, generator=self._generator(index),
+                                              allow_partial=self.allow_partial)  # (K, T, 3, H, W) uint8
+                out = self.processor._inputs(list(clips))
             else:  # raw uint8 frames, channels first
-                out = {"pixel_values": clips.permute(0, 1, 4, 2, 3)}
+                out = {"pixel_values": read_clip(path, self.sampler, generator=self._generator(index),
+                                                 allow_partial=self.allow_partial).permute(0, 1, 4, 2, 3)}
         except (ValueError, OSError) as e:  # VideoDecodeError is a ValueError
             message = f"dataset item {index} ('{path}'): {e}"
             if self.on_error == "raise":
                 raise type(e)(message) if isinstance(e, ValueError) else ValueError(message) from e
-            return {"error": message, "path": path, "index": index}
+            return bad_input(index, path, message)
         item: dict[str, Any] = {k: (v[0] if v.shape[0] == 1 else v) for k, v in out.items()}
         item.update(path=path, index=index)
         if self.labels is not None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from ._audio_features import CONFIG_NAME
+from .audio._audio_features import CONFIG_NAME
+from .audio.tvlt_audio import TvltFeatureExtractor
+from .base_processor import prepare_audio_visual
 from .batch_feature import BatchFeature
-from .tvlt_audio import TvltFeatureExtractor
 from .video_processors import TvltImageProcessor
 
 _AUDIO_OPTIONS = ("return_attention_mask", "resample", "device")
@@ -56,6 +57,13 @@ class TvltProcessor:
         merged = {**image, **audio, "processor_class": "TvltProcessor"}
         path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path
+
+    def prepare(self, source: str | os.PathLike, *, allow_partial: bool = False,
+                time_range: tuple[float, float | None] | None = None) -> dict[str, torch.Tensor]:
+        """A video file -> its frames and its audio track (one view): ``pixel_values``, ``pixel_mask``,
+        ``audio_values``, ``audio_mask``; ``allow_partial`` reaches both decoders."""
+        return prepare_audio_visual(self.image_processor, self.feature_extractor, source,
+                                    allow_partial=allow_partial, time_range=time_range)
 
     def __call__(
         self,

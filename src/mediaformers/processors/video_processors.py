@@ -21,7 +21,7 @@ from .base_processor import (
     BaseVideoProcessor,
     _BaseProcessor,
 )
-from .clip_image_processor import (
+from .image.clip_image_processor import (
     CLIPImageProcessor,  # re-exported: it lived here before the split
 )
 
@@ -86,7 +86,7 @@ class TvltImageProcessor(BaseVideoProcessor):
 
     def __call__(self, videos: Any, *, is_mixed: bool = False, mask_pixel: bool = False,
                  return_tensors: str | None = "pt", generator: torch.Generator | None = None,
-                 **overrides: Any) -> dict[str, Any]:
+                 allow_partial: bool = False, **overrides: Any) -> dict[str, Any]:
         """``pixel_values`` ``(B, T_max, 3, H, W)`` float32 and ``pixel_mask`` ``(B, T_max * P)`` int64.
 
         ``is_mixed``: name them ``pixel_values_mixed`` / ``pixel_mask_mixed`` (video-audio matching
@@ -95,7 +95,12 @@ class TvltImageProcessor(BaseVideoProcessor):
         """
         check_return_tensors(return_tensors)
         self = self.for_call(overrides)
-        clips = self.to_clips(videos, generator)
+        out = self._inputs(self.to_clips(videos, generator, allow_partial=allow_partial))
+        suffix = "_mixed" if is_mixed else ""
+        return convert({k + suffix: v for k, v in out.items()}, return_tensors)
+
+    def _inputs(self, clips: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Clips, each ``(T, 3, H, W)`` (T may differ) -> padded ``pixel_values`` and their ``pixel_mask``."""
         limit = self.config["num_frames"]
         lengths = [c.shape[0] for c in clips]
         if max(lengths) > limit:
@@ -109,8 +114,7 @@ class TvltImageProcessor(BaseVideoProcessor):
         for b, (p, n) in enumerate(zip(processed, lengths)):
             pixel_values[b, :n] = p
             mask[b, :n * per] = 1
-        suffix = "_mixed" if is_mixed else ""
-        return convert({"pixel_values" + suffix: pixel_values, "pixel_mask" + suffix: mask}, return_tensors)
+        return {"pixel_values": pixel_values, "pixel_mask": mask}
 
 
 # transformers 5's video-processor names (same defaults, same output) and our earlier names.

@@ -6,17 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".gif")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from ..processors.kinds import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, KINDS, VIDEO_EXTENSIONS, media_kind
+
 LIST_EXTENSIONS = (".txt", ".lst")
-KINDS = {"video": VIDEO_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "image": IMAGE_EXTENSIONS}
-
-
-def media_kind(path: str | os.PathLike) -> str | None:
-    """'video', 'audio', 'image' by extension, or None."""
-    ext = Path(path).suffix.lower()
-    return next((kind for kind, exts in KINDS.items() if ext in exts), None)
+__all__ = ["AUDIO_EXTENSIONS", "IMAGE_EXTENSIONS", "KINDS", "LIST_EXTENSIONS", "VIDEO_EXTENSIONS", "Item",
+           "expand_inputs", "media_kind"]
 
 
 @dataclass

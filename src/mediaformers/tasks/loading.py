@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 
@@ -16,7 +16,7 @@ from ..family import Family, get_family
 class Loaded:
     """A loaded model, its folder and family; ``compiled`` wraps every forward when ``compile`` was asked."""
 
-    model: torch.nn.Module
+    model: Any  # a PreTrainedModel (nn.Module types its attributes as Tensor | Module)
     folder: str
     family: str  # model_type
     compile: bool = False
@@ -73,7 +73,7 @@ def load_model(
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ValueError(f"{name}: expected a positive whole number, got {value!r}")
     folder, config = read_config(ref, **hub)
-    family = config.get("model_type")
+    family = cast(str, config.get("model_type"))  # None or unknown: get_family says so
     try:
         get_family(family)
     except ValueError as err:

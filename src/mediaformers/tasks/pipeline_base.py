@@ -40,7 +40,7 @@ class Pipeline:
     def forward(self, batch: dict[str, torch.Tensor]) -> Any:
         raise NotImplementedError
 
-    def finish(self, rows: Any, **kwargs: Any) -> dict[str, Any]:
+    def finish(self, rows: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:  # tasks name their options
         raise NotImplementedError
 
     # -- running ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .zero_shot import image_embeddings, text_embeddings
+from .zero_shot import media_embeddings, text_embeddings
 
 
 def similarity(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
@@ -72,23 +72,19 @@ class Retriever:
 
     def embed_images(self, images: Any = None, *, pixel_values: torch.Tensor | None = None,
                      videos: Any = None) -> torch.Tensor:
-        if sum(x is not None for x in (images, videos, pixel_values)) != 1:
-            raise ValueError("images / videos / pixel_values: pass exactly one of them")
-        if pixel_values is None:
-            if self.processor is None:
-                raise ValueError("images: preprocessing needs a processor; or pass pixel_values")
-            pixel_values = self.processor(images=images, videos=videos)["pixel_values"]
-        return image_embeddings(self.model, pixel_values, self.batch_size)
+        return media_embeddings(self.model, self.processor, images, videos=videos, pixel_values=pixel_values,
+                                batch_size=self.batch_size)
 
     def embed_texts(self, texts: Sequence[str] | None = None, *, input_ids: torch.Tensor | None = None,
                     attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if (texts is None) == (input_ids is None):
             raise ValueError("texts / input_ids: pass exactly one of them")
-        if input_ids is None:
+        if texts is not None:
             if self.processor is None:
                 raise ValueError("texts: tokenising needs a processor; or pass input_ids")
             tokens = self.processor(text=list(texts), padding=True, truncation=True)
             input_ids, attention_mask = tokens["input_ids"], tokens["attention_mask"]
+        assert input_ids is not None  # given, or just tokenised
         return text_embeddings(self.model, input_ids, attention_mask, self.batch_size)
 
     def search(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor, k: int | None = None) -> dict[str, Any]:

@@ -6,12 +6,13 @@ into model batches; results are split back per item, so one bad item never stops
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import bad_input
 from .inputs import Item
 
 Prepared = dict[str, torch.Tensor]
@@ -29,16 +30,16 @@ class _Items(Dataset):
 
 
 def prepare_item(item: Item, prepare: Callable[[Any], Prepared], index: int) -> dict[str, Any]:
-    """``{"index", "inputs"}``, or ``{"index", "error"}`` naming the input when it cannot be prepared."""
+    """``{"index", "inputs"}``, or the bad-input record (``errors.bad_input``) when it cannot be prepared."""
     if item.error is not None:
-        return {"index": index, "error": item.error}
+        return bad_input(index, item.key, item.error)
     try:
         return {"index": index, "inputs": prepare(item.source)}
     except (ValueError, OSError, RuntimeError) as err:  # decoder and processor failures name the cause
         message = str(err)
         if item.key not in message:
             message = f"{item.key}: {message}"
-        return {"index": index, "error": message}
+        return bad_input(index, item.key, message)
 
 
 def concat(parts: list[Prepared]) -> Prepared:
@@ -109,11 +110,11 @@ def forward_prepared(
     return outputs
 
 
-def _as_is(record: dict[str, Any]) -> dict[str, Any]:
+def _as_is(record: Any) -> Any:  # batch_size=None: the loader's items one by one
     return record
 
 
-def _groups(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _groups(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     group = []
     for record in records:
         group.append(record)

@@ -20,6 +20,12 @@ def _batches(n: int, size: int):
         yield slice(start, min(start + size, n))
 
 
+def mean_unit(embeddings: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """A video's embedding from its frames': each frame's unit vector, their mean, re-normalised (CLIP's
+    mean pooling for video), over ``dim``; the one place every command averages frames."""
+    return F.normalize(F.normalize(embeddings.float(), dim=-1).mean(dim), dim=-1)
+
+
 @torch.inference_mode()
 def image_embeddings(model, pixel_values: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
     """(N, 3, H, W) images or (N, T, 3, H, W) videos -> unit-length embeddings (N, projection_dim), float32.
@@ -32,10 +38,24 @@ def image_embeddings(model, pixel_values: torch.Tensor, batch_size: int = 32) ->
     frames = pixel_values.flatten(0, 1) if pixel_values.dim() == 5 else pixel_values
     frames = frames.to(model.device)
     parts = [model.get_image_features(pixel_values=frames[s]).pooler_output for s in _batches(len(frames), batch_size)]
-    emb = F.normalize(torch.cat(parts).float(), dim=-1)
+    emb = torch.cat(parts)
     if pixel_values.dim() == 5:
-        emb = F.normalize(emb.view(*pixel_values.shape[:2], -1).mean(1), dim=-1)
-    return emb
+        return mean_unit(emb.view(*pixel_values.shape[:2], -1), dim=1)
+    return F.normalize(emb.float(), dim=-1)
+
+
+def media_embeddings(model, processor=None, images: Any = None, *, videos: Any = None,
+                     pixel_values: torch.Tensor | None = None, batch_size: int = 32) -> torch.Tensor:
+    """(N, projection_dim) unit embeddings of raw images or videos (through ``processor``, an image-text
+    processor) or of ``pixel_values``; exactly one of the three."""
+    if sum(x is not None for x in (images, videos, pixel_values)) != 1:
+        raise ValueError("images / videos / pixel_values: pass exactly one of them")
+    if pixel_values is None:
+        if processor is None or getattr(processor, "image_processor", None) is None:
+            raise ValueError("images/videos: preprocessing needs a processor with an image processor; "
+                             "or pass pixel_values")
+        pixel_values = processor(images=images, videos=videos)["pixel_values"]
+    return image_embeddings(model, pixel_values, batch_size)
 
 
 @torch.inference_mode()
@@ -109,15 +129,8 @@ class ZeroShotClassifier:
     def media_embeddings(self, images: Any = None, *, videos: Any = None,
                          pixel_values: torch.Tensor | None = None) -> torch.Tensor:
         """(N, projection_dim) from raw images, videos (through the processor) or pixel_values."""
-        given = [x is not None for x in (images, videos, pixel_values)]
-        if sum(given) != 1:
-            raise ValueError("images / videos / pixel_values: pass exactly one of them")
-        if pixel_values is None:
-            if self.processor is None or self.processor.image_processor is None:
-                raise ValueError("images/videos: preprocessing needs a processor with an image processor; "
-                                 "or pass pixel_values")
-            pixel_values = self.processor(images=images, videos=videos)["pixel_values"]
-        return image_embeddings(self.model, pixel_values, self.batch_size)
+        return media_embeddings(self.model, self.processor, images, videos=videos, pixel_values=pixel_values,
+                                batch_size=self.batch_size)
 
     def __call__(self, images: Any = None, labels: Sequence[str] = (), *, videos: Any = None,
                  pixel_values: torch.Tensor | None = None, template: str | None = None) -> torch.Tensor:

@@ -4,13 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .embedding import unit_embedding
 from .loading import Loaded, processor
 from .pipeline_base import Pipeline
 from .views import make_views
-from .zero_shot import ZeroShotClassifier, zero_shot_logits
+from .zero_shot import ZeroShotClassifier, mean_unit, zero_shot_logits
 
 
 class ZeroShotClassification(Pipeline):
@@ -23,7 +22,8 @@ class ZeroShotClassification(Pipeline):
 
     task = "zero-shot-classification"
 
-    def __init__(self, loaded: Loaded, *, template: str | None = "{}", top_k: int | None = None, **kw: Any):
+    def __init__(self, loaded: Loaded, *, template: str | None = "{}", top_k: int | None = None,
+                 allow_partial: bool = False, **kw: Any):
         super().__init__(loaded, **kw)
         text_processor = processor(loaded, "text")
         if text_processor.tokenizer is None:
@@ -32,7 +32,7 @@ class ZeroShotClassification(Pipeline):
         model = loaded.model
         encode_text = loaded.compiled("text_features", lambda **t: model.get_text_features(**t).pooler_output)
         self.classifier = ZeroShotClassifier(model, text_processor, template=template, encode_text=encode_text)
-        self.frames = make_views(loaded)
+        self.frames = make_views(loaded, allow_partial=allow_partial)
         self.top_k = top_k
 
     def prepare(self):
@@ -45,7 +45,7 @@ class ZeroShotClassification(Pipeline):
                template: str | None = None) -> dict[str, Any]:
         labels = list(candidate_labels)
         text = self.classifier.label_embeddings(labels, template)
-        media = F.normalize(rows.mean(0, keepdim=True), dim=-1)
+        media = mean_unit(rows)[None]
         probs = zero_shot_logits(media, text, self.loaded.model.logit_scale.detach().float()).softmax(-1)[0]
         k = min(top_k or self.top_k or len(labels), len(labels))
         scores, ids = probs.topk(k)

@@ -1,0 +1,51 @@
+"""--allow-partial over every family and every command that takes media: a cut file gives a record
+with the flag, and without it a one-line error that names the flag (never the Python option)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mediaformers.cli import main
+from tests.media import make_video
+
+# (command, family) for every family each media command serves; index and train: see their own tests.
+CASES = [("classify", f) for f in ("videomae", "vivit", "ast", "tvlt")] + [("zero-shot", "altclip")] + [
+    ("embed", f) for f in ("videomae", "vivit", "ast", "tvlt", "altclip")]
+
+
+@pytest.fixture(scope="module")
+def cut(tmp_path_factory) -> dict[str, Path]:
+    """A video with sound and a WAV file, each cut in half (the headers promise more than is there)."""
+    root = tmp_path_factory.mktemp("cut")
+    video = make_video(root / "cut.mkv", frames=40, size=(48, 64), gop=5, audio=True)
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])
+    wav = root / "cut.wav"
+    sf.write(wav, (0.1 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32), 16000)
+    data = wav.read_bytes()
+    wav.write_bytes(data[: len(data) // 2])
+    return {"video": video, "audio": wav}
+
+
+def _run(capsys, command: str, ckpt: Path, source: Path, tmp_path: Path, *flags: str) -> tuple[int, dict, str]:
+    extra = {"zero-shot": ["--labels", "cat", "dog"], "embed": ["-o", str(tmp_path / "e.npy"), "--overwrite"]}
+    rc = main([command, str(ckpt), str(source), "--quiet", *extra.get(command, []), *flags])
+    out, err = capsys.readouterr()
+    return rc, json.loads(out.splitlines()[0]), err
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("command,family", CASES)
+def test_cut_file(ckpts, cut, capsys, tmp_path, command, family):
+    source = cut["audio" if family == "ast" else "video"]
+    rc, rec, err = _run(capsys, command, ckpts[family], source, tmp_path)
+    assert rc == 1 and "--allow-partial" in rec["error"], rec
+    failed = [line for line in err.splitlines() if line.strip()]
+    assert len(failed) == 1 and "--allow-partial" in failed[0] and "allow_partial=True" not in err, err
+    rc, rec, err = _run(capsys, command, ckpts[family], source, tmp_path, "--allow-partial")
+    assert rc == 0 and "error" not in rec, (rec, err)
+    assert ("labels" in rec) if command != "embed" else ("row" in rec)
