@@ -3,7 +3,8 @@
 The rule (issue 23): an import inside a function is for an optional dependency (ray, lancedb, onnx,
 tqdm, ...) or a genuinely heavy part that most commands never touch (the CLI starts without torch;
 training, export and the library load on first use) -- never to dodge a cycle. So imports inside
-functions count here like any other: a cycle through one is a cycle.
+functions count here like any other: a cycle through one is a cycle. Imports under ``if TYPE_CHECKING:``
+do not run; they name a type for annotations (a ``Library`` parameter of ``search.sync``) and are left out.
 """
 from __future__ import annotations
 
@@ -27,13 +28,23 @@ def _resolve(module: str, is_package: bool, level: int, name: str | None) -> str
     return ".".join(base + ([name] if name else []))
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the package modules it imports (``from x import y`` counts ``x.y`` when that is a module)."""
     files = {_module_name(p): p for p in (SRC / PACKAGE).rglob("*.py")}
     graph: dict[str, set[str]] = {m: set() for m in files}
     for module, path in files.items():
         is_package = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        type_only = {id(n) for guard in ast.walk(tree) if isinstance(guard, ast.If) and _is_type_checking(guard.test)
+                     for stmt in guard.body for n in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
