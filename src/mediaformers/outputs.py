@@ -9,11 +9,16 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import Field, dataclass, fields
 from typing import Any
 
 import torch
 import torch.utils._pytree as pytree
+
+
+def _fields(output: Any) -> tuple[Field, ...]:
+    """The fields of an output (its subclasses are dataclasses; ModelOutput itself is not)."""
+    return fields(output)
 
 
 class ModelOutput(Mapping):
@@ -33,7 +38,7 @@ class ModelOutput(Mapping):
     def __post_init__(self) -> None:
         # transformers' convention: one mapping (or the other fields all None) fills the fields by name,
         # as ``type(out)({"loss": l, "logits": x})`` does in accelerate's output conversion.
-        names = [f.name for f in fields(self)]
+        names = [f.name for f in _fields(self)]
         first = getattr(self, names[0])
         if isinstance(first, Mapping) and all(getattr(self, n) is None for n in names[1:]):
             unknown = sorted(set(first) - set(names))
@@ -44,18 +49,18 @@ class ModelOutput(Mapping):
                 object.__setattr__(self, key, value)
 
     def _present(self) -> list[str]:
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+        return [f.name for f in _fields(self) if getattr(self, f.name) is not None]
 
     def __getitem__(self, key):
         if isinstance(key, str):
-            if key not in {f.name for f in fields(self)} or getattr(self, key) is None:
+            if key not in {f.name for f in _fields(self)} or getattr(self, key) is None:
                 raise KeyError(key)
             return getattr(self, key)
         return self.to_tuple()[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key not in {f.name for f in fields(self)}:
-            raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {[f.name for f in fields(self)]}")
+        if key not in {f.name for f in _fields(self)}:
+            raise KeyError(f"{type(self).__name__} has no field {key!r}; fields: {[f.name for f in _fields(self)]}")
         setattr(self, key, value)
 
     def __delitem__(self, key) -> None:

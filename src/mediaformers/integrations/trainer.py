@@ -39,6 +39,7 @@ class MediaformersTrainer(Trainer):
         if model is None:
             return super()._save(output_dir, state_dict)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
+        assert output_dir is not None  # TrainingArguments fills output_dir
         if not self.args.should_save:
             return None
         os.makedirs(output_dir, exist_ok=True)
@@ -59,5 +60,7 @@ class MediaformersTrainer(Trainer):
         ours = self._ours()
         if ours is None:
             return super()._load_best_model()
-        ours.load_hf_state_dict(load_state_dict(self.state.best_model_checkpoint))
+        best = self.state.best_model_checkpoint
+        assert best is not None  # Trainer calls this only once a best checkpoint exists
+        ours.load_hf_state_dict(load_state_dict(best))
         return None

@@ -100,6 +100,7 @@ class LiveSource:
         self._stdin_fd = stdin_fd
         self.reconnections, self._tries = 0, 0
         self.container = self._open_with_retries()
+        self._closed = False
 
     def _open(self) -> av.container.InputContainer:
         t = self.options.read_timeout
@@ -107,7 +108,7 @@ class LiveSource:
         opts = {"analyzeduration": "1000000", "probesize": "1000000"}
         if self.source == "-":
             fd = sys.stdin.fileno() if self._stdin_fd is None else self._stdin_fd
-            return av.open(_TimedPipe(fd, t, "stdin"), options=opts, timeout=(t, t))
+            return av.open(_TimedPipe(fd, t, "stdin"), "r", options=opts, timeout=(t, t))
         if not is_network(self.source):
             path = self.source[5:] if self.source.startswith("file:") else self.source
             if not os.path.exists(path):
@@ -152,7 +153,7 @@ class LiveSource:
             self.log(f"{self.source}: dropped ({why}); reconnecting in {delay:g}s ({self._tries}/{opts.reconnect})")
             time.sleep(delay)
             try:
-                self.container = self._open()
+                self.container, self._closed = self._open(), False
                 self.reconnections += 1
                 return True
             except _DROPS as again:
@@ -162,7 +163,7 @@ class LiveSource:
 
     def frames(self) -> Iterator[tuple[float, Callable[[], np.ndarray], float]]:
         """Decoded video frames ``(media seconds, rgb getter, arrival)``; seconds run on across reconnections."""
-        offset, last = 0.0, None
+        offset, last = 0.0, 0.0
         while True:
             fps, err, got = stream_fps(self.container), None, False
             try:
@@ -191,12 +192,12 @@ class LiveSource:
 
     @property
     def fps(self) -> float:
-        return stream_fps(self.container) if self.container is not None and self.container.streams.video else 25.0
+        return stream_fps(self.container) if not self._closed and self.container.streams.video else 25.0
 
     def close(self) -> None:
-        if self.container is not None:
+        if not self._closed:
             self.container.close()
-            self.container = None
+            self._closed = True
 
 
 def _delays(o: LiveOptions) -> Iterator[float]:

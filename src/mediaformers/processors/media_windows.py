@@ -23,9 +23,9 @@ import av
 import numpy as np
 import soxr
 
-from .audio_decode import AudioDecodeError, AudioInfo
-from .audio_io import AudioWindows
-from .video_io import MAX_PIXELS, VideoDecodeError
+from .audio.audio_decode import AudioDecodeError, AudioInfo
+from .audio.windows import AudioWindows
+from .video import MAX_PIXELS, VideoDecodeError
 
 # Frame rate assumed when a stream declares none (raw or live streams without timing headers).
 _DEFAULT_FPS = 25.0

@@ -7,6 +7,8 @@ file. Video models: a clip every ``stride`` seconds. Windows are decoded as they
 """
 from __future__ import annotations
 
+from functools import partial
+
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -99,7 +101,8 @@ class Timeline:
         if not hasattr(classification, "labels"):
             raise ValueError(f"timeline: applies to classification; got the {classification.task!r} task")
         self.inner = classification
-        self.views, self.id2label, self.accept = classification.views, classification.id2label, classification.accept
+        self.views, self.id2label = classification.views, classification.id2label  # type: ignore[attr-defined]
+        self.accept = classification.accept
         self.batch_size = classification.batch_size
         loaded = classification.loaded
         self.kind = "".join(sorted(set(loaded.declaration.processors) - {"text"}))
@@ -110,7 +113,7 @@ class Timeline:
         if frame_step is not None and (not isinstance(frame_step, int) or frame_step < 1):
             raise ValueError(f"frame_step: expected a positive number of frames, got {frame_step!r}")
         self.frame_step = frame_step
-        self.merge_options = dict(labels_per_window=labels_per_window, threshold=threshold,
+        self.merge_options: dict[str, Any] = dict(labels_per_window=labels_per_window, threshold=threshold,
                                   min_duration=min_duration, merge_gap=merge_gap)
         SegmentMerger(self.id2label, **self.merge_options)  # checks the options now, not at the first segment
 
@@ -120,14 +123,20 @@ class Timeline:
     # -- windows -------------------------------------------------------------------------------
     def audio_geometry(self) -> dict[str, int]:
         """Samples per window, per hop and per analysis frame (windows stay on the fbank frame grid)."""
-        from ..processors.fbank import kaldi_framing
+        from ..processors.audio.fbank import kaldi_framing
 
         fe = self.views.fe
         length, shift, _ = kaldi_framing(fe.sampling_rate)
-        return {"window": (fe.max_length - 1) * shift + length, "hop": self.views.hop * shift, "grid": shift}
+        hop = self._view_option("hop") or fe.max_length // 2  # the extractor's own default (extractor.windows)
+        return {"window": (fe.max_length - 1) * shift + length, "hop": hop * shift, "grid": shift}
+
+    def _view_option(self, name: str) -> Any:
+        """An option the views were made with (audio views are ``partial(extractor.prepare, ...)``)."""
+        views = self.views
+        return views.keywords.get(name) if isinstance(views, partial) else getattr(views, name, None)
 
     def file_windows(self, source: str | os.PathLike) -> Iterator[Window]:
-        allow_partial = self.views.allow_partial
+        allow_partial = bool(self._view_option("allow_partial"))
         if self.kind == "audio":
             return audio_file_windows(source, self.views.fe.sampling_rate, allow_partial=allow_partial,
                                       **self.audio_geometry())
@@ -194,7 +203,8 @@ class Timeline:
         from .inputs import expand_inputs
 
         for item in expand_inputs(inputs, self.accept):
-            segments, windows = [], []
+            segments: list[dict[str, Any]] = []
+            windows: list[dict[str, Any]] = []
             try:
                 for rec in self.iter_records(item.key):
                     rec.pop("input")

@@ -102,10 +102,16 @@ def run(args: argparse.Namespace, timeline, writer) -> int:
         from .stream import stream_records
 
         options = live_options(args)
-        sources = [(args.stream, lambda: stream_records(timeline, args.stream, options, collect=collect))]
+
+        def live() -> Iterator[dict[str, Any]]:
+            return stream_records(timeline, args.stream, options, collect=collect)
+
+        sources = [(args.stream, live)]
     else:
-        sources = [(it.key, lambda key=it.key: timeline.iter_records(key, collect=collect))
-                   for it in expand_inputs(args.inputs, timeline.accept)]
+        def file_records(key: str) -> Callable[[], Iterator[dict[str, Any]]]:
+            return lambda: timeline.iter_records(key, collect=collect)
+
+        sources = [(it.key, file_records(it.key)) for it in expand_inputs(args.inputs, timeline.accept)]
     try:
         for key, records in sources:
             it = records()
