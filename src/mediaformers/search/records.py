@@ -18,6 +18,23 @@ class LibraryError(ValueError):
     pass
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a small file whole: a process killed meanwhile leaves the old file (and at most a hidden
+    ``.<name>.*`` temp file), never half of the new one."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def sql(value: str) -> str:
     """A string literal for a LanceDB filter."""
     return "'" + value.replace("'", "''") + "'"

@@ -26,7 +26,11 @@ TABLES = ("visual", "audio", "files")
 def crash_point(name: str) -> None:
     """Test hook: ``MEDIAFORMERS_LIBRARY_EXIT_AT=name`` ends the process here at once, as kill -9 would."""
     if os.environ.get("MEDIAFORMERS_LIBRARY_EXIT_AT") == name:
-        os._exit(137)
+        _die()
+
+
+def _die() -> None:  # tests replace this to stop in-process at a crash point
+    os._exit(137)
 
 
 def _disk_full(err: BaseException) -> bool:
@@ -79,6 +83,7 @@ class Store:
                 crash_point(f"create:{name}")
                 self.db.create_table(name, data=data)
             else:
+                crash_point(f"add:{name}")
                 table.add(data)
 
     def delete(self, paths: Sequence[str], tables: Sequence[str] = TABLES) -> None:
@@ -88,6 +93,7 @@ class Store:
                 continue
             self.writes += 1
             with self.guard(f"updating the {name} table"):
+                crash_point(f"delete:{name}")
                 for i in range(0, len(paths), 200):
                     table.delete("path IN (" + ", ".join(sql(p) for p in paths[i:i + 200]) + ")")
 
@@ -125,6 +131,7 @@ class Store:
             if table is None:
                 continue
             with self.guard(f"compacting the {name} table"):
+                crash_point(f"compact:{name}")
                 table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
             if name != "files" and table.count_rows() >= ANN_MIN_ROWS and not table.list_indices():
                 from lancedb.index import IvfPq

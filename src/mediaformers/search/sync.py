@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.nn.functional as F
 
-from .records import LIBRARY_FILE, VISUAL_KINDS, LibraryError, Todo, check_name, file_hash
+from .records import LIBRARY_FILE, VISUAL_KINDS, LibraryError, Todo, check_name, file_hash, write_text_atomic
 from .store import crash_point
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
 
     lock = writer_lock(lib.path)
     try:
-        (lib.path / LIBRARY_FILE).write_text(json.dumps(lib.meta, indent=2) + "\n", encoding="utf-8")
+        crash_point("rewrite:meta")
+        write_text_atomic(lib.path / LIBRARY_FILE, json.dumps(lib.meta, indent=2) + "\n")
         store = lib.store
         known = store.files()
         complete = {p for p, r in known.items() if r["status"] == "ok"}
