@@ -28,6 +28,8 @@ from .records import LibraryError
 TOKEN_HEADER = "x-mediaformers-token"
 MAX_UPLOAD = 256 << 20  # bytes of one search-by-example upload
 MAX_WAITING = 32  # requests queued for the model/FFmpeg before the server answers 503
+MAX_UPLOADS = 4  # uploads received at once (each may take MAX_UPLOAD of disk); more get 503
+BODY_TIMEOUT = 10.0  # seconds an upload may go without a byte; a /media reader without reading
 
 
 def file_id(path: str, digest: str) -> str:
@@ -57,11 +59,13 @@ def allowed_hosts(host: str) -> set[str]:
 
 
 def host_name(header: str) -> str:
-    """``[::1]:8000`` -> ``::1``; ``LocalHost:80`` -> ``localhost``."""
+    """``[::1]:8000`` -> ``::1``; ``LocalHost.:80`` -> ``localhost``; anything malformed (``[::1]x``,
+    ``host:abc``, ``a:b:c``) -> ``""``, which is never ours."""
+    import re
+
     header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    m = re.fullmatch(r"\[([0-9a-f:.]+)\](?::\d{1,5})?", header) or re.fullmatch(r"([^:\[\]]+?)\.?(?::\d{1,5})?", header)
+    return m.group(1) if m else ""
 
 
 def _is_ip(name: str) -> bool:
@@ -72,6 +76,18 @@ def _is_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _loopback_ip(name: str) -> bool:
+    """An address literal on this machine (127.0.0.2, ::ffff:127.0.0.1): a rebinding page always comes
+    under a domain name, never an address."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
 
 
 class HostGuard:
@@ -87,7 +103,10 @@ class HostGuard:
             server = (scope.get("server") or ("",))[0] or ""
             # the address literal the connection arrived at is ours too (a --host 0.0.0.0 server reached
             # from another machine); a rebinding attack always comes under a domain name
-            if name not in self.hosts and not (name and name == server.lower() and _is_ip(name)):
+            if len([v for k, v in scope.get("headers") or [] if k == b"host"]) > 1:
+                name = ""  # two Host headers: which one a proxy or the app would use is anyone's guess
+            if name not in self.hosts and not _loopback_ip(name) and not (name and name == server.lower()
+                                                                         and _is_ip(name)):
                 from starlette.responses import PlainTextResponse
 
                 await PlainTextResponse(f"Host {name!r} is not served here", status_code=421)(scope, receive, send)
@@ -122,9 +141,10 @@ class Busy(Exception):
 
 
 def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_upload: int = MAX_UPLOAD,
-             workers: int = 2, extra_hosts: set[str] = frozenset()):
+             workers: int = 2, extra_hosts: set[str] = frozenset(), body_timeout: float = BODY_TIMEOUT):
     """The Starlette app over an open :class:`mediaformers.search.Library`. ``extra_hosts``: Host names
-    answered besides loopback and ``host``; ``token``: what a POST must carry (default: a new random one)."""
+    answered besides loopback and ``host``; ``token``: what a POST must carry (default: a new random one);
+    ``body_timeout``: seconds an upload may send nothing, or a /media client read nothing, before it is dropped."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -133,6 +153,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
     token = token or secrets.token_urlsafe(24)
     work = Work(workers)
     page_html = PAGE.replace("{TOKEN}", token)
+    uploads = [0]  # uploads being received now
 
     def catalogue() -> dict[str, dict[str, Any]]:
         return {file_id(p, r["sha256"]): r for p, r in library.files().items() if r["status"] == "ok"}
@@ -182,15 +203,50 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_upload:
             return error(f"{name}: expected at most {max_upload} bytes, got {declared}", 413)
-        suffix = Path(name).suffix.lower()[:12]
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        if uploads[0] >= MAX_UPLOADS:  # each may fill max_upload bytes of disk: a few at a time
+            return error(f"busy: {MAX_UPLOADS} uploads are already running; try again", 503)
+        uploads[0] += 1
+        try:
+            return await received(request, name)
+        finally:
+            uploads[0] -= 1
+
+    async def received(request: Request, name: str) -> Response:
+        import re
+
+        import anyio
+        from starlette.requests import ClientDisconnect
+
+        suffix = Path(name).suffix.lower()  # only to tell the media kind: letters and digits only
+        suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
+        stream = request.stream()
+        deadline = anyio.current_time() + 30 * body_timeout  # a trickle of bytes cannot hold it for ever
+        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:  # removed however this ends
             size = 0
-            async for chunk in request.stream():
+            while True:
+                wait = min(body_timeout, deadline - anyio.current_time())
+                chunk = None
+                with anyio.move_on_after(max(wait, 0)) as waited:
+                    try:
+                        chunk = await stream.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except ClientDisconnect:
+                        return Response(status_code=400)  # nobody is left to read it
+                if waited.cancelled_caught:
+                    return error(f"{name}: the upload stalled (no bytes for {body_timeout:g} s, or too slow); "
+                                 "expected the whole file", 408)
                 size += len(chunk)
                 if size > max_upload:
                     return error(f"{name}: expected at most {max_upload} bytes, got more", 413)
-                tmp.write(chunk)
-            tmp.flush()
+                try:
+                    tmp.write(chunk)
+                except OSError as err:  # a full disk: the upload cannot be searched, the server goes on
+                    return error(f"{name}: cannot keep the upload ({err.strerror})", 507)
+            try:
+                tmp.flush()
+            except OSError as err:
+                return error(f"{name}: cannot keep the upload ({err.strerror})", 507)
             if size == 0:
                 return error("file: expected an uploaded file, got no bytes")
             return await searched(f"{name}: ", like=tmp.name, k=24)
@@ -205,7 +261,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         if found is None:
             return Response("not found", status_code=404)
         fd, row = found
-        return _FdResponse(fd, row["path"], FileResponse)
+        return _FdResponse(fd, row["path"], FileResponse, body_timeout)
 
     async def thumb(request: Request):
         try:
@@ -246,14 +302,21 @@ class _FdResponse:
     ends (a browser aborts many video range requests). /proc/self/fd/N reopens this very file even if the
     path is swapped meanwhile; without /proc (macOS) the path is reopened."""
 
-    def __init__(self, fd: int, path: str, response_class):
-        self.fd = fd
+    def __init__(self, fd: int, path: str, response_class, send_timeout: float = BODY_TIMEOUT):
+        self.fd, self.send_timeout = fd, send_timeout
         via = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
         self.response = response_class(via, stat_result=os.fstat(fd), media_type=_media_type(path))
 
     async def __call__(self, scope, receive, send):
+        import anyio
+
+        async def timed(message):  # a client that stops reading would hold the connection and fd for ever
+            with anyio.fail_after(self.send_timeout):
+                await send(message)
         try:
-            await self.response(scope, receive, send)
+            await self.response(scope, receive, timed)
+        except TimeoutError:
+            pass  # the response stays incomplete: the server closes the connection
         finally:
             os.close(self.fd)
 

@@ -142,7 +142,7 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     sock = bind(host, port)
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
-    app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD)
+    app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD, body_timeout=head_timeout)
     url = url_for(host, port)
     state = Path(library.path) / STATE_FILE
     try:

@@ -1,0 +1,107 @@
+"""More attacks on the search server (red team of issue 24): Host header variants, odd upload names,
+stalled and parallel uploads (their temp files removed), a client that stops reading a large file.
+Loopback only; every wait bounded by a socket timeout."""
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import tempfile
+import time
+
+import pytest
+
+from tests.search.test_serve_security import FakeLibrary, _client, _id, files, running  # noqa: F401 (fixtures)
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+
+def test_host_header_variants(files):
+    client = _client(FakeLibrary(files["lib"], [files["a"]]))
+    for host in ("localhost.", "LOCALHOST.:80", "127.0.0.1.:8000", "127.0.0.2", "[::ffff:127.0.0.1]:80", "[::1]"):
+        assert client.get("/api/search", params={"q": "x"}, headers={"host": host}).status_code == 200, host
+    for host in ("[::1]evil.example.com", "[::1].evil.example.com:80", "127.0.0.1:abc", "127.0.0.1:80:80",
+                 "evil.example.com.", "localhost.evil.example.com", "localhost..", ":80", "2130706433", "127.1"):
+        r = client.get("/api/search", params={"q": "x"}, headers={"host": host})
+        assert r.status_code == 421 and "path" not in r.text, host
+
+
+def test_odd_upload_names_are_not_server_errors(files):
+    lib = FakeLibrary(files["lib"], [files["a"]])
+    client = _client(lib)
+    body = files["a"].read_bytes()
+    for name in ("a.%00png", "a.p%2F..%2Fng", "..%5C..%5Cx.png", "x." + "p" * 300, "caf%E9.png", "%FF%FE.%FFpng"):
+        r = client.post(f"/api/like?name={name}", content=body, headers={"X-Mediaformers-Token": "tok"})
+        assert r.status_code == 200, (name, r.text)
+        assert os.path.dirname(lib.queries[-1]["like"]) == tempfile.gettempdir()
+    assert not lib.queries[-6]["like"].endswith("png")  # a NUL in the suffix: no suffix at all
+
+
+def _post_head(port: int, token: str, length: int | None, name: str) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    framing = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
+    s.sendall(f"POST /api/like?name={name} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Mediaformers-Token: {token}\r\n"
+              f"{framing}\r\n\r\n".encode())
+    return s
+
+
+def _status(s: socket.socket) -> int:
+    s.settimeout(10)
+    return int(s.recv(200).split(b" ", 2)[1])
+
+
+def test_stalled_and_parallel_uploads(running):
+    lib, url, _ = running
+    import json
+
+    token = json.loads((lib.path / ".serve.json").read_text())["token"]
+    port = int(url.rsplit(":", 1)[1])
+    name = "q.mfprobe24"
+    leftovers = os.path.join(tempfile.gettempdir(), "*.mfprobe24")
+    slow = _post_head(port, token, 1000, name)
+    slow.sendall(b"x" * 10)  # and then nothing: the body never ends
+    chunked = _post_head(port, token, None, name)
+    chunked.sendall(b"5\r\nxxxxx\r\n")
+    assert _status(slow) == 408 and _status(chunked) == 408  # after the body timeout, not never
+    socks = [_post_head(port, token, 10**6, name) for _ in range(6)]
+    try:
+        for s in socks:
+            s.sendall(b"x" * 1000)
+        codes = sorted(_status(s) for s in socks)
+        assert codes.count(503) >= 2 and set(codes) <= {408, 503}, codes  # at most 4 received at once
+    finally:
+        for s in socks + [slow, chunked]:
+            s.close()
+    gone = _post_head(port, token, 10**6, name)  # the client leaves halfway
+    gone.sendall(b"x" * 100_000)
+    gone.close()
+    for _ in range(100):
+        if not glob.glob(leftovers):
+            break
+        time.sleep(0.05)
+    assert not glob.glob(leftovers)  # every temp file removed, however the upload ended
+
+
+def test_a_client_that_stops_reading_is_dropped(running, tmp_path):
+    lib, url, _ = running
+    big = tmp_path / "big.mp4"
+    with open(big, "wb") as fh:
+        fh.truncate(64 << 20)  # sparse: more than loopback socket buffers hold
+    lib.index(big, "video")
+    port = int(url.rsplit(":", 1)[1])
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"GET /media/{_id(big)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    time.sleep(2.0)  # reads nothing for 4 body timeouts
+    got = 0
+    while chunk := s.recv(1 << 20):  # the server closed it: recv ends (a hang is the 10 s socket timeout)
+        got += len(chunk)
+    s.close()
+    assert got < 64 << 20
+    if fds is not None:
+        for _ in range(50):
+            if len(os.listdir("/proc/self/fd")) <= fds:
+                break
+            time.sleep(0.05)
+        assert len(os.listdir("/proc/self/fd")) <= fds  # the file's descriptor closed with it
