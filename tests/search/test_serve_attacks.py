@@ -105,3 +105,41 @@ def test_a_client_that_stops_reading_is_dropped(running, tmp_path):
                 break
             time.sleep(0.05)
         assert len(os.listdir("/proc/self/fd")) <= fds  # the file's descriptor closed with it
+
+
+@pytest.mark.parametrize("proc", [True, False], ids=["proc", "no-proc"])
+def test_a_folder_swapped_between_check_and_open(files, monkeypatch, proc):
+    """The swap lands after the realpath check and before the open, with a look-alike file (same name,
+    size and mtime) behind the link: O_NOFOLLOW alone would serve it."""
+    from mediaformers.search import app as app_module
+
+    lib = FakeLibrary(files["lib"], [files["b"]])
+    client = _client(lib)
+    evil = files["root"].parent / "evil"
+    evil.mkdir()
+    st = files["b"].stat()
+    (evil / "b.png").write_bytes(b"S" * st.st_size)
+    os.utime(evil / "b.png", ns=(st.st_atime_ns, st.st_mtime_ns))
+    if not proc:  # as on macOS: no /proc/self/fd
+        real_readlink, real_isdir = os.readlink, os.path.isdir
+
+        def readlink(p, *a, **kw):
+            if str(p).startswith("/proc/self/fd"):
+                raise FileNotFoundError(p)
+            return real_readlink(p, *a, **kw)
+        monkeypatch.setattr(app_module.os, "readlink", readlink)
+        monkeypatch.setattr(app_module.os.path, "isdir", lambda p: p != "/proc/self/fd" and real_isdir(p))
+    i = _id(files["b"])
+    good = client.get(f"/media/{i}")
+    assert good.status_code == 200 and good.content == files["b"].read_bytes()  # (/dev/fd without /proc)
+    real_realpath, target = os.path.realpath, str(files["b"].resolve())
+
+    def realpath_then_swap(p, *a, **kw):
+        out = real_realpath(p, *a, **kw)
+        if p == target and not files["root"].is_symlink():
+            files["root"].rename(files["root"].parent / "moved")
+            files["root"].symlink_to(evil)
+        return out
+    monkeypatch.setattr(app_module.os.path, "realpath", realpath_then_swap)
+    r = client.get(f"/media/{i}")
+    assert r.status_code == 404 and b"SSSS" not in r.content

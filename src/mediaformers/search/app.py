@@ -47,10 +47,24 @@ def open_indexed(row: dict[str, Any]) -> int | None:
     except OSError:
         return None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime_ns != row["mtime_ns"]:
+    if (not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime_ns != row["mtime_ns"]
+            or not _opened_at(fd, path, st)):
         os.close(fd)
         return None
     return fd
+
+
+def _opened_at(fd: int, path: str, st: os.stat_result) -> bool:
+    """The file opened is the one at ``path``: a folder on the way swapped for a link between the check
+    above and the open would have led O_NOFOLLOW (which guards only the last part) elsewhere."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == path
+    except OSError:  # no /proc: the path, checked again, must still lead to this very file
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        return os.path.realpath(path) == path and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
 def allowed_hosts(host: str) -> set[str]:
@@ -299,12 +313,12 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
 
 class _FdResponse:
     """The checked, open file as a FileResponse (range requests, for seeking), closed however the response
-    ends (a browser aborts many video range requests). /proc/self/fd/N reopens this very file even if the
-    path is swapped meanwhile; without /proc (macOS) the path is reopened."""
+    ends (a browser aborts many video range requests). /proc/self/fd/N (/dev/fd/N on macOS) reopens this
+    very file even if the path is swapped meanwhile; with neither, the path is reopened."""
 
     def __init__(self, fd: int, path: str, response_class, send_timeout: float = BODY_TIMEOUT):
         self.fd, self.send_timeout = fd, send_timeout
-        via = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        via = next((f"{d}/{fd}" for d in ("/proc/self/fd", "/dev/fd") if os.path.isdir(d)), path)
         self.response = response_class(via, stat_result=os.fstat(fd), media_type=_media_type(path))
 
     async def __call__(self, scope, receive, send):
