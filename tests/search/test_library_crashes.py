@@ -113,3 +113,30 @@ def test_killed_in_an_update(point, clip, embedder, tmp_path, monkeypatch):
     assert rows[str((media / "c.png").resolve())]["mtime_ns"] == 1
     assert rows[str((media / "e.png").resolve())]["status"] == "error"
     assert len(Library(lib).search(text="x", k=5)) == 3
+
+
+def test_files_vanishing_between_listing_and_embedding(clip, embedder, tmp_path, monkeypatch):
+    from mediaformers.tasks import inputs as inputs_module
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for i, name in enumerate("abc"):
+        _png(media / f"{name}.png", 40 * i + 20)
+    lib = tmp_path / "lib"
+    assert not _run(lib, clip, embedder, media)
+    listed = inputs_module.expand_inputs
+
+    def list_then_remove(*a, **kw):
+        items = listed(*a, **kw)
+        (media / "b.png").unlink()  # after the walk saw it, before it is hashed
+        _png(media / "d.png", 200)
+        return items
+    monkeypatch.setattr(inputs_module, "expand_inputs", list_then_remove)
+    records = [(Path(r["path"]).name, r["status"], r.get("error", "")) for r in _open(lib, clip, embedder).add([media])]
+    assert records[:3] == [("a.png", "unchanged", ""), ("b.png", "error", "FileNotFoundError: No such file or "
+                                                                         "directory"), ("c.png", "unchanged", "")]
+    assert records[3:] == [("b.png", "removed", "")]  # its old rows go in the same run
+    monkeypatch.undo()
+    records = {Path(r["path"]).name: r["status"] for r in _open(lib, clip, embedder).add([media])}
+    assert records == {"a.png": "unchanged", "c.png": "unchanged", "d.png": "added"}
+    assert _state(lib)["visual"] == ["a.png", "c.png", "d.png"]

@@ -57,7 +57,12 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
                 yield {"path": path, "status": "error", "error": item.error}
                 continue
             found = os.path.abspath(item.key)
-            planned = plan(lib, path, media_kind(path) or "video", known.get(path), found)
+            try:
+                planned = plan(lib, path, media_kind(path) or "video", known.get(path), found)
+            except OSError as err:  # gone (or unreadable) since the folder was listed: the rest go on
+                seen.discard(path)  # a vanished file's old rows are pruned like any removed file's
+                yield {"path": path, "status": "error", "error": f"{type(err).__name__}: {err.strerror or err}"}
+                continue
             if isinstance(planned, dict):  # unchanged
                 yield planned
             elif embed_many is None:
