@@ -143,3 +143,17 @@ def test_a_folder_swapped_between_check_and_open(files, monkeypatch, proc):
     monkeypatch.setattr(app_module.os.path, "realpath", realpath_then_swap)
     r = client.get(f"/media/{i}")
     assert r.status_code == 404 and b"SSSS" not in r.content
+
+
+def test_a_sound_only_video_gets_a_waveform_thumbnail(files, tmp_path):
+    from tests.media import make_audio_only
+
+    mp4 = make_audio_only(tmp_path / "voice.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\0not a video" * 100)
+    lib = FakeLibrary(files["lib"], [mp4, junk], kinds={"voice.mp4": "video", "junk.mp4": "video"})
+    client = _client(lib)
+    r = client.get(f"/thumb/{_id(mp4)}", params={"t": "0.2"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    bad = client.get(f"/thumb/{_id(junk)}")
+    assert bad.status_code == 422 and bad.text.startswith("thumbnail: ")

@@ -295,7 +295,14 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
             with os.fdopen(fd, "rb") as fh:
                 if row["kind"] == "audio":
                     return waveform_png(fh, t), "image/png"
-                return frame_jpeg(fh, t), "image/jpeg"
+                try:
+                    return frame_jpeg(fh, t), "image/jpeg"
+                except (ValueError, OSError) as err:  # a video file with sound only: its waveform
+                    fh.seek(0)
+                    try:
+                        return waveform_png(fh, t), "image/png"
+                    except (ValueError, OSError):
+                        raise err from None
         try:
             body, kind = await work.run(draw)
         except Busy:
