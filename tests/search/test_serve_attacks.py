@@ -157,3 +157,17 @@ def test_a_sound_only_video_gets_a_waveform_thumbnail(files, tmp_path):
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     bad = client.get(f"/thumb/{_id(junk)}")
     assert bad.status_code == 422 and bad.text.startswith("thumbnail: ")
+
+
+def test_search_asks_only_a_server_on_this_machine(tmp_path, monkeypatch):
+    import json
+    import urllib.request
+
+    from mediaformers.search import client as client_module
+
+    def no_network(*a, **kw):
+        raise AssertionError("the query went to another machine")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    for url in ("http://10.1.2.3:8000", "http://evil.example.com:80", "file:///etc/passwd"):
+        (tmp_path / ".serve.json").write_text(json.dumps({"pid": os.getpid(), "url": url, "token": "t"}))
+        assert client_module.running_server(tmp_path) is None
