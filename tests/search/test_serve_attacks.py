@@ -171,3 +171,12 @@ def test_search_asks_only_a_server_on_this_machine(tmp_path, monkeypatch):
     for url in ("http://10.1.2.3:8000", "http://evil.example.com:80", "file:///etc/passwd"):
         (tmp_path / ".serve.json").write_text(json.dumps({"pid": os.getpid(), "url": url, "token": "t"}))
         assert client_module.running_server(tmp_path) is None
+
+
+@pytest.mark.parametrize("host", ["", " ", "127.0.0.1/x", "user@127.0.0.1", "127.0.0.1 "])
+def test_malformed_hosts_are_refused_by_name(files, host):
+    from mediaformers.search import LibraryError
+    from mediaformers.search.server import serve
+
+    with pytest.raises(LibraryError, match="--host: expected a host name or address"):
+        serve(FakeLibrary(files["lib"], []), host, 0)
