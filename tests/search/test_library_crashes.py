@@ -140,3 +140,22 @@ def test_files_vanishing_between_listing_and_embedding(clip, embedder, tmp_path,
     records = {Path(r["path"]).name: r["status"] for r in _open(lib, clip, embedder).add([media])}
     assert records == {"a.png": "unchanged", "c.png": "unchanged", "d.png": "added"}
     assert _state(lib)["visual"] == ["a.png", "c.png", "d.png"]
+
+
+def test_numbers_of_any_kind_are_checked(clip, embedder, tmp_path):
+    from mediaformers.search import LibraryError
+
+    for bad in (0, -1, 1.5, float("nan"), float("inf"), True, "4", 10**30):
+        with pytest.raises(LibraryError, match="batch_size: expected a whole number"):
+            Library(tmp_path / "new", model=str(clip), batch_size=bad)
+    assert not (tmp_path / "new").exists()
+    media = tmp_path / "media"
+    media.mkdir()
+    _png(media / "a.png", 5)
+    assert not _run(tmp_path / "lib", clip, embedder, media)
+    lib = Library(tmp_path / "lib")
+    lib.embedder = embedder
+    assert len(lib.search(text="x", k=np.int64(3))) == 1  # a numpy int is a whole number
+    for bad in (float("nan"), float("inf"), -0.0, 2.0, 10**23, np.float32(3), None):
+        with pytest.raises(LibraryError, match="k: expected a positive number"):
+            lib.search(text="x", k=bad)

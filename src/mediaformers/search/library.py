@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from . import sync
 from .models import Embedder, check_device, pin
-from .records import LIBRARY_FILE, VISUAL_KINDS, Hit, LibraryError, check_k, check_segment, write_text_atomic
+from .records import LIBRARY_FILE, VISUAL_KINDS, Hit, LibraryError, check_batch_size, check_k, check_segment, write_text_atomic
 from .store import Store, crash_point
 
 NPROBES, REFINE = 32, 100  # ANN search: partitions probed; candidates re-ranked exactly per result (bench_search.py: recall@10 1.000 at 100k and 1M vectors; 30 gave 0.887 at 1M)
@@ -81,6 +81,7 @@ class Library:
         if self.path.exists() and not self.path.is_dir():
             raise LibraryError(f"library: expected a folder, got a file {self.path}")
         device = check_device(device)
+        batch_size = check_batch_size(batch_size)
         with warnings.catch_warnings():  # a bad value fails here, before any model loads; loading warns
             warnings.simplefilter("ignore")
             resolve_precision(precision, device)

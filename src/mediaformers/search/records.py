@@ -74,9 +74,17 @@ def check_k(k: Any) -> int:
             k = int(k)
         except ValueError:
             raise LibraryError(f"k: expected a whole number of results, got {k!r}") from None
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+    if isinstance(k, bool) or not hasattr(k, "__index__"):  # ints, numpy ints; not 2.0, nan, inf
         raise LibraryError(f"k: expected a positive number of results up to {MAX_K}, got {k!r}")
-    return k
+    if not 1 <= int(k) <= MAX_K:
+        raise LibraryError(f"k: expected a positive number of results up to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def check_batch_size(size: Any) -> int:
+    if isinstance(size, bool) or not hasattr(size, "__index__") or not 1 <= int(size) <= 4096:
+        raise LibraryError(f"batch_size: expected a whole number of files 1..4096, got {size!r}")
+    return int(size)
 
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
