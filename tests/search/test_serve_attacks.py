@@ -180,3 +180,14 @@ def test_malformed_hosts_are_refused_by_name(files, host):
 
     with pytest.raises(LibraryError, match="--host: expected a host name or address"):
         serve(FakeLibrary(files["lib"], []), host, 0)
+
+
+def test_an_upload_the_model_chokes_on_is_a_422(files):
+    class Choking(FakeLibrary):
+        def search(self, *, like=None, **kw):
+            if like is not None:
+                raise RuntimeError("shape mismatch\nsecond line")
+            return super().search(**kw)
+    client = _client(Choking(files["lib"], [files["a"]]))
+    r = client.post("/api/like?name=x.wav", content=b"RIFF", headers={"X-Mediaformers-Token": "tok"})
+    assert r.status_code == 422 and r.json()["error"] == "x.wav: cannot search by this file (RuntimeError: shape mismatch)"

@@ -185,6 +185,11 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
             return error("busy: too many searches waiting; try again", 503)
         except (ValueError, OSError) as err:  # a bad query or an unreadable upload: the user's error
             return error(prefix + str(err))
+        except Exception as err:  # an upload the decoders or the model choke on: still that file's fault
+            if "like" not in query:
+                raise
+            first = str(err).splitlines()[0] if str(err) else ""
+            return error(f"{prefix}cannot search by this file ({type(err).__name__}: {first})", 422)
         ids = {r["path"]: i for i, r in catalogue().items()}
         return JSONResponse({"results": [{**h.record(), "id": ids[h.path], "name": html.escape(Path(h.path).name)}
                                          for h in hits if h.path in ids]})
