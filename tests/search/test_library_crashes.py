@@ -52,6 +52,7 @@ def _open(path: Path, clip: Path, embedder) -> Library:
 def _run(path, clip, embedder, media, point=None, monkeypatch=None) -> bool:
     """One `index` run; True when it was killed at ``point``."""
     if point is not None:
+        store_module._passed.clear()
         monkeypatch.setenv("MEDIAFORMERS_LIBRARY_EXIT_AT", point)
         monkeypatch.setattr(store_module, "_die", lambda: (_ for _ in ()).throw(Killed(point)))
     try:
@@ -75,7 +76,9 @@ def _state(path: Path) -> dict[str, list[str]]:
 FIRST = ["create:meta", "rewrite:meta", "create:visual", "add:visual", "before:files-row", "create:files",
          "add:files", "compact:visual", "compact:files"]
 SECOND = ["rewrite:meta", "delete:visual", "delete:files", "add:visual", "before:files-row", "add:files",
-          "compact:visual", "compact:files"]
+          "compact:visual", "compact:files",
+          "delete:files@2", "add:files@2",  # c touched: its files row replaced
+          "add:files@4", "delete:visual@4", "delete:files@5"]  # e's error row; pruning a
 
 
 @pytest.mark.parametrize("point", FIRST)

@@ -23,9 +23,18 @@ KEEP_VERSIONS_FOR = timedelta(minutes=2)  # old versions a running `serve` may s
 TABLES = ("visual", "audio", "files")
 
 
+_passed: dict[str, int] = {}
+
+
 def crash_point(name: str) -> None:
-    """Test hook: ``MEDIAFORMERS_LIBRARY_EXIT_AT=name`` ends the process here at once, as kill -9 would."""
-    if os.environ.get("MEDIAFORMERS_LIBRARY_EXIT_AT") == name:
+    """Test hook: ``MEDIAFORMERS_LIBRARY_EXIT_AT=name`` (or ``name@N``: the N-th time there) ends the
+    process here at once, as kill -9 would."""
+    wanted = os.environ.get("MEDIAFORMERS_LIBRARY_EXIT_AT")
+    if not wanted or wanted.partition("@")[0] != name:
+        return
+    _passed[name] = _passed.get(name, 0) + 1
+    if wanted == name or wanted == f"{name}@{_passed[name]}":
+        _passed.clear()
         _die()
 
 
