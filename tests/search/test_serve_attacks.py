@@ -191,3 +191,32 @@ def test_an_upload_the_model_chokes_on_is_a_422(files):
     client = _client(Choking(files["lib"], [files["a"]]))
     r = client.post("/api/like?name=x.wav", content=b"RIFF", headers={"X-Mediaformers-Token": "tok"})
     assert r.status_code == 422 and r.json()["error"] == "x.wav: cannot search by this file (RuntimeError: shape mismatch)"
+
+
+def test_a_full_disk_during_an_upload_is_a_507(files, monkeypatch):
+    import errno
+
+    real = tempfile.NamedTemporaryFile
+    made = []
+
+    class Full:
+        def __init__(self, *a, **kw):
+            self.fh = real(*a, **kw)
+            self.name = self.fh.name
+            made.append(self.name)
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.fh.__exit__(*exc)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", Full)
+    client = _client(FakeLibrary(files["lib"], [files["a"]]))
+    r = client.post("/api/like?name=q.png", content=b"x" * 100, headers={"X-Mediaformers-Token": "tok"})
+    assert r.status_code == 507 and "No space left" in r.json()["error"] and not os.path.exists(made[0])
