@@ -151,12 +151,21 @@ def test_a_sound_only_video_gets_a_waveform_thumbnail(files, tmp_path):
     mp4 = make_audio_only(tmp_path / "voice.mp4")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\0not a video" * 100)
-    lib = FakeLibrary(files["lib"], [mp4, junk], kinds={"voice.mp4": "video", "junk.mp4": "video"})
+    lib = FakeLibrary(files["lib"], [mp4, junk, files["a"]], kinds={"voice.mp4": "video", "junk.mp4": "video"})
     client = _client(lib)
     r = client.get(f"/thumb/{_id(mp4)}", params={"t": "0.2"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     bad = client.get(f"/thumb/{_id(junk)}")
     assert bad.status_code == 422 and bad.text.startswith("thumbnail: ")
+    from mediaformers.search import thumbs
+
+    def crash(*a, **kw):
+        raise RuntimeError("decoder state\nmore")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(thumbs, "frame_jpeg", crash)
+        mp.setattr(thumbs, "waveform_png", crash)
+        r = client.get(f"/thumb/{_id(files['a'])}")
+        assert r.status_code == 422 and r.text == "thumbnail: decoder state"
 
 
 def test_search_asks_only_a_server_on_this_machine(tmp_path, monkeypatch):

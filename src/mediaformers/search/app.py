@@ -313,8 +313,9 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         except Busy:
             os.close(fd)
             return Response("busy", status_code=503)
-        except (ValueError, OSError) as err:
-            return Response(f"thumbnail: {err}", status_code=422)
+        except Exception as err:  # a file the decoders choke on, whatever they raise: one line, not a 500
+            return Response(f"thumbnail: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+                            status_code=422)
         return Response(body, media_type=kind)
 
     app = Starlette(routes=[Route("/", page), Route("/api/search", search), Route("/api/ping", ping),
