@@ -162,3 +162,16 @@ def test_numbers_of_any_kind_are_checked(clip, embedder, tmp_path):
     for bad in (float("nan"), float("inf"), -0.0, 2.0, 10**23, np.float32(3), None):
         with pytest.raises(LibraryError, match="k: expected a positive number"):
             lib.search(text="x", k=bad)
+
+
+def test_a_damaged_library_json_is_one_line(clip, embedder, tmp_path):
+    from mediaformers.search import LibraryError
+
+    media = tmp_path / "media"
+    media.mkdir()
+    _png(media / "a.png", 5)
+    assert not _run(tmp_path / "lib", clip, embedder, media)
+    for text in ("{", "[1, 2]", "\udcff"):
+        (tmp_path / "lib" / "library.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+        with pytest.raises(LibraryError, match="library.json: expected the library's JSON description"):
+            Library(tmp_path / "lib")
