@@ -28,6 +28,8 @@ from .records import LibraryError
 TOKEN_HEADER = "x-mediaformers-token"
 MAX_UPLOAD = 256 << 20  # bytes of one search-by-example upload
 MAX_WAITING = 32  # requests queued for the model/FFmpeg before the server answers 503
+MAX_UPLOADS = 4  # uploads received at once (each may take MAX_UPLOAD of disk); more get 503
+BODY_TIMEOUT = 10.0  # seconds an upload may go without a byte; a /media reader without reading
 
 
 def file_id(path: str, digest: str) -> str:
@@ -45,10 +47,24 @@ def open_indexed(row: dict[str, Any]) -> int | None:
     except OSError:
         return None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime_ns != row["mtime_ns"]:
+    if (not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime_ns != row["mtime_ns"]
+            or not _opened_at(fd, path, st)):
         os.close(fd)
         return None
     return fd
+
+
+def _opened_at(fd: int, path: str, st: os.stat_result) -> bool:
+    """The file opened is the one at ``path``: a folder on the way swapped for a link between the check
+    above and the open would have led O_NOFOLLOW (which guards only the last part) elsewhere."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == path
+    except OSError:  # no /proc: the path, checked again, must still lead to this very file
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        return os.path.realpath(path) == path and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
 def allowed_hosts(host: str) -> set[str]:
@@ -57,11 +73,13 @@ def allowed_hosts(host: str) -> set[str]:
 
 
 def host_name(header: str) -> str:
-    """``[::1]:8000`` -> ``::1``; ``LocalHost:80`` -> ``localhost``."""
+    """``[::1]:8000`` -> ``::1``; ``LocalHost.:80`` -> ``localhost``; anything malformed (``[::1]x``,
+    ``host:abc``, ``a:b:c``) -> ``""``, which is never ours."""
+    import re
+
     header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    m = re.fullmatch(r"\[([0-9a-f:.]+)\](?::\d{1,5})?", header) or re.fullmatch(r"([^:\[\]]+?)\.?(?::\d{1,5})?", header)
+    return m.group(1) if m else ""
 
 
 def _is_ip(name: str) -> bool:
@@ -72,6 +90,18 @@ def _is_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _loopback_ip(name: str) -> bool:
+    """An address literal on this machine (127.0.0.2, ::ffff:127.0.0.1): a rebinding page always comes
+    under a domain name, never an address."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
 
 
 class HostGuard:
@@ -87,7 +117,10 @@ class HostGuard:
             server = (scope.get("server") or ("",))[0] or ""
             # the address literal the connection arrived at is ours too (a --host 0.0.0.0 server reached
             # from another machine); a rebinding attack always comes under a domain name
-            if name not in self.hosts and not (name and name == server.lower() and _is_ip(name)):
+            if len([v for k, v in scope.get("headers") or [] if k == b"host"]) > 1:
+                name = ""  # two Host headers: which one a proxy or the app would use is anyone's guess
+            if name not in self.hosts and not _loopback_ip(name) and not (name and name == server.lower()
+                                                                         and _is_ip(name)):
                 from starlette.responses import PlainTextResponse
 
                 await PlainTextResponse(f"Host {name!r} is not served here", status_code=421)(scope, receive, send)
@@ -122,9 +155,10 @@ class Busy(Exception):
 
 
 def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_upload: int = MAX_UPLOAD,
-             workers: int = 2, extra_hosts: set[str] = frozenset()):
+             workers: int = 2, extra_hosts: set[str] = frozenset(), body_timeout: float = BODY_TIMEOUT):
     """The Starlette app over an open :class:`mediaformers.search.Library`. ``extra_hosts``: Host names
-    answered besides loopback and ``host``; ``token``: what a POST must carry (default: a new random one)."""
+    answered besides loopback and ``host``; ``token``: what a POST must carry (default: a new random one);
+    ``body_timeout``: seconds an upload may send nothing, or a /media client read nothing, before it is dropped."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -133,6 +167,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
     token = token or secrets.token_urlsafe(24)
     work = Work(workers)
     page_html = PAGE.replace("{TOKEN}", token)
+    uploads = [0]  # uploads being received now
 
     def catalogue() -> dict[str, dict[str, Any]]:
         return {file_id(p, r["sha256"]): r for p, r in library.files().items() if r["status"] == "ok"}
@@ -150,6 +185,11 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
             return error("busy: too many searches waiting; try again", 503)
         except (ValueError, OSError) as err:  # a bad query or an unreadable upload: the user's error
             return error(prefix + str(err))
+        except Exception as err:  # an upload the decoders or the model choke on: still that file's fault
+            if "like" not in query:
+                raise
+            first = str(err).splitlines()[0] if str(err) else ""
+            return error(f"{prefix}cannot search by this file ({type(err).__name__}: {first})", 422)
         ids = {r["path"]: i for i, r in catalogue().items()}
         return JSONResponse({"results": [{**h.record(), "id": ids[h.path], "name": html.escape(Path(h.path).name)}
                                          for h in hits if h.path in ids]})
@@ -182,15 +222,50 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_upload:
             return error(f"{name}: expected at most {max_upload} bytes, got {declared}", 413)
-        suffix = Path(name).suffix.lower()[:12]
-        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        if uploads[0] >= MAX_UPLOADS:  # each may fill max_upload bytes of disk: a few at a time
+            return error(f"busy: {MAX_UPLOADS} uploads are already running; try again", 503)
+        uploads[0] += 1
+        try:
+            return await received(request, name)
+        finally:
+            uploads[0] -= 1
+
+    async def received(request: Request, name: str) -> Response:
+        import re
+
+        import anyio
+        from starlette.requests import ClientDisconnect
+
+        suffix = Path(name).suffix.lower()  # only to tell the media kind: letters and digits only
+        suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
+        stream = request.stream()
+        deadline = anyio.current_time() + 30 * body_timeout  # a trickle of bytes cannot hold it for ever
+        with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:  # removed however this ends
             size = 0
-            async for chunk in request.stream():
+            while True:
+                wait = min(body_timeout, deadline - anyio.current_time())
+                chunk = None
+                with anyio.move_on_after(max(wait, 0)) as waited:
+                    try:
+                        chunk = await stream.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except ClientDisconnect:
+                        return Response(status_code=400)  # nobody is left to read it
+                if waited.cancelled_caught:
+                    return error(f"{name}: the upload stalled (no bytes for {body_timeout:g} s, or too slow); "
+                                 "expected the whole file", 408)
                 size += len(chunk)
                 if size > max_upload:
                     return error(f"{name}: expected at most {max_upload} bytes, got more", 413)
-                tmp.write(chunk)
-            tmp.flush()
+                try:
+                    tmp.write(chunk)
+                except OSError as err:  # a full disk: the upload cannot be searched, the server goes on
+                    return error(f"{name}: cannot keep the upload ({err.strerror})", 507)
+            try:
+                tmp.flush()
+            except OSError as err:
+                return error(f"{name}: cannot keep the upload ({err.strerror})", 507)
             if size == 0:
                 return error("file: expected an uploaded file, got no bytes")
             return await searched(f"{name}: ", like=tmp.name, k=24)
@@ -205,7 +280,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         if found is None:
             return Response("not found", status_code=404)
         fd, row = found
-        return _FdResponse(fd, row["path"], FileResponse)
+        return _FdResponse(fd, row["path"], FileResponse, body_timeout)
 
     async def thumb(request: Request):
         try:
@@ -225,14 +300,22 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
             with os.fdopen(fd, "rb") as fh:
                 if row["kind"] == "audio":
                     return waveform_png(fh, t), "image/png"
-                return frame_jpeg(fh, t), "image/jpeg"
+                try:
+                    return frame_jpeg(fh, t), "image/jpeg"
+                except (ValueError, OSError) as err:  # a video file with sound only: its waveform
+                    fh.seek(0)
+                    try:
+                        return waveform_png(fh, t), "image/png"
+                    except (ValueError, OSError):
+                        raise err from None
         try:
             body, kind = await work.run(draw)
         except Busy:
             os.close(fd)
             return Response("busy", status_code=503)
-        except (ValueError, OSError) as err:
-            return Response(f"thumbnail: {err}", status_code=422)
+        except Exception as err:  # a file the decoders choke on, whatever they raise: one line, not a 500
+            return Response(f"thumbnail: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+                            status_code=422)
         return Response(body, media_type=kind)
 
     app = Starlette(routes=[Route("/", page), Route("/api/search", search), Route("/api/ping", ping),
@@ -243,17 +326,24 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
 
 class _FdResponse:
     """The checked, open file as a FileResponse (range requests, for seeking), closed however the response
-    ends (a browser aborts many video range requests). /proc/self/fd/N reopens this very file even if the
-    path is swapped meanwhile; without /proc (macOS) the path is reopened."""
+    ends (a browser aborts many video range requests). /proc/self/fd/N (/dev/fd/N on macOS) reopens this
+    very file even if the path is swapped meanwhile; with neither, the path is reopened."""
 
-    def __init__(self, fd: int, path: str, response_class):
-        self.fd = fd
-        via = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+    def __init__(self, fd: int, path: str, response_class, send_timeout: float = BODY_TIMEOUT):
+        self.fd, self.send_timeout = fd, send_timeout
+        via = next((f"{d}/{fd}" for d in ("/proc/self/fd", "/dev/fd") if os.path.isdir(d)), path)
         self.response = response_class(via, stat_result=os.fstat(fd), media_type=_media_type(path))
 
     async def __call__(self, scope, receive, send):
+        import anyio
+
+        async def timed(message):  # a client that stops reading would hold the connection and fd for ever
+            with anyio.fail_after(self.send_timeout):
+                await send(message)
         try:
-            await self.response(scope, receive, send)
+            await self.response(scope, receive, timed)
+        except TimeoutError:
+            pass  # the response stays incomplete: the server closes the connection
         finally:
             os.close(self.fd)
 

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .server import STATE_FILE
+from .server import STATE_FILE, is_loopback
 
 TIMEOUT = 0.5  # seconds for the liveness check: a stale or hung server is skipped, not waited for
 
@@ -21,6 +21,8 @@ def running_server(library: str | os.PathLike) -> dict[str, Any] | None:
     try:
         info = json.loads(state.read_text(encoding="utf-8"))
         os.kill(int(info["pid"]), 0)  # raises when that process is gone
+        if not is_loopback(urllib.parse.urlsplit(info["url"]).hostname or ""):
+            return None  # the query and token go only to this machine, whatever the file says
         request = urllib.request.Request(info["url"] + "/api/ping", headers={"X-Mediaformers-Token": info["token"]})
         with urllib.request.urlopen(request, timeout=TIMEOUT) as r:
             same = Path(json.loads(r.read())["library"]) == Path(library).resolve()
@@ -38,5 +40,10 @@ def search_remote(info: dict[str, Any], text: str, k: int, timeout: float = 300.
         with urllib.request.urlopen(request, timeout=timeout) as r:
             results = json.loads(r.read())["results"]
     except urllib.error.HTTPError as err:
-        raise ValueError(json.loads(err.read() or b"{}").get("error", f"server: HTTP {err.code}")) from None
+        body = err.read()
+        try:
+            message = json.loads(body)["error"]
+        except (ValueError, KeyError, TypeError):  # not the app's JSON (a 421, a 503 from the server itself)
+            message = f"server {info['url']}: HTTP {err.code} {body[:200].decode('utf-8', 'replace')}".strip()
+        raise ValueError(message) from None
     return [{key: v for key, v in rec.items() if key not in ("id", "name")} for rec in results]

@@ -28,15 +28,28 @@ import torch.nn.functional as F
 
 from . import sync
 from .models import Embedder, check_device, pin
-from .records import LIBRARY_FILE, VISUAL_KINDS, Hit, LibraryError, check_k, check_segment
-from .store import Store
+from .records import LIBRARY_FILE, VISUAL_KINDS, Hit, LibraryError, check_batch_size, check_k, check_segment, write_text_atomic
+from .store import Store, crash_point
 
 NPROBES, REFINE = 32, 100  # ANN search: partitions probed; candidates re-ranked exactly per result (bench_search.py: recall@10 1.000 at 100k and 1M vectors; 30 gave 0.887 at 1M)
 
 
+def _creation_leftover(p: Path) -> bool:
+    """What a creation killed before its library.json leaves: the lock, an empty db, a temp file."""
+    if p.name == ".lock" or p.name.startswith(f".{LIBRARY_FILE}."):
+        return True
+    return p.name == "db" and p.is_dir() and not any(p.iterdir())
+
+
 def _read_meta(path: Path, model: str | None, audio_model: str | None) -> dict[str, Any]:
     meta_file = path / LIBRARY_FILE
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"a JSON {type(meta).__name__}")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise LibraryError(f"{meta_file}: expected the library's JSON description, got unreadable text "
+                           f"({str(err).splitlines()[0]})") from None
     for name, given in (("model", model), ("audio_model", audio_model)):
         if given is not None and pin(given)["ref"] != meta.get(name) and given != meta.get(name):
             raise LibraryError(f"{name}: this library was built with {meta.get(name)!r}; got {given!r} "
@@ -68,13 +81,14 @@ class Library:
         if self.path.exists() and not self.path.is_dir():
             raise LibraryError(f"library: expected a folder, got a file {self.path}")
         device = check_device(device)
+        batch_size = check_batch_size(batch_size)
         with warnings.catch_warnings():  # a bad value fails here, before any model loads; loading warns
             warnings.simplefilter("ignore")
             resolve_precision(precision, device)
         new = not (self.path / LIBRARY_FILE).is_file()
         if not new:
             meta = _read_meta(self.path, model, audio_model)
-        elif self.path.exists() and any(self.path.iterdir()):
+        elif self.path.exists() and any(not _creation_leftover(p) for p in self.path.iterdir()):
             raise LibraryError(f"library: {self.path} is a folder with other files and no {LIBRARY_FILE}; "
                                "expected a new or an existing library folder")
         else:
@@ -93,6 +107,9 @@ class Library:
                 if meta[which] is not None:
                     self.embedder.loaded(which)
         self.path.mkdir(parents=True, exist_ok=True)
+        if new:  # first, before any table: a folder with tables always says which models made them
+            crash_point("create:meta")
+            write_text_atomic(self.path / LIBRARY_FILE, json.dumps(meta, indent=2) + "\n")
         self.store = Store(self.path / "db")
 
     # ---- the parts, under the names callers used before the split -------------------------------

@@ -18,6 +18,23 @@ class LibraryError(ValueError):
     pass
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a small file whole: a process killed meanwhile leaves the old file (and at most a hidden
+    ``.<name>.*`` temp file), never half of the new one."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def sql(value: str) -> str:
     """A string literal for a LanceDB filter."""
     return "'" + value.replace("'", "''") + "'"
@@ -57,9 +74,17 @@ def check_k(k: Any) -> int:
             k = int(k)
         except ValueError:
             raise LibraryError(f"k: expected a whole number of results, got {k!r}") from None
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+    if isinstance(k, bool) or not hasattr(k, "__index__"):  # ints, numpy ints; not 2.0, nan, inf
         raise LibraryError(f"k: expected a positive number of results up to {MAX_K}, got {k!r}")
-    return k
+    if not 1 <= int(k) <= MAX_K:
+        raise LibraryError(f"k: expected a positive number of results up to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def check_batch_size(size: Any) -> int:
+    if isinstance(size, bool) or not hasattr(size, "__index__") or not 1 <= int(size) <= 4096:
+        raise LibraryError(f"batch_size: expected a whole number of files 1..4096, got {size!r}")
+    return int(size)
 
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")

@@ -134,6 +134,8 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
 
     from .app import MAX_UPLOAD, make_app
 
+    if not isinstance(host, str) or not host.strip() or any(c.isspace() or c in "/?#@" for c in host):
+        raise LibraryError(f"--host: expected a host name or address (127.0.0.1, localhost, ::1), got {host!r}")
     if not is_loopback(host) and not allow_remote:
         raise LibraryError(f"--host: {host} is reachable from other machines; pass --allow-remote to serve the "
                            "library there (anyone who can reach it can search and play every indexed file)")
@@ -142,7 +144,7 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     sock = bind(host, port)
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
-    app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD)
+    app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD, body_timeout=head_timeout)
     url = url_for(host, port)
     state = Path(library.path) / STATE_FILE
     try:

@@ -23,10 +23,23 @@ KEEP_VERSIONS_FOR = timedelta(minutes=2)  # old versions a running `serve` may s
 TABLES = ("visual", "audio", "files")
 
 
+_passed: dict[str, int] = {}
+
+
 def crash_point(name: str) -> None:
-    """Test hook: ``MEDIAFORMERS_LIBRARY_EXIT_AT=name`` ends the process here at once, as kill -9 would."""
-    if os.environ.get("MEDIAFORMERS_LIBRARY_EXIT_AT") == name:
-        os._exit(137)
+    """Test hook: ``MEDIAFORMERS_LIBRARY_EXIT_AT=name`` (or ``name@N``: the N-th time there) ends the
+    process here at once, as kill -9 would."""
+    wanted = os.environ.get("MEDIAFORMERS_LIBRARY_EXIT_AT")
+    if not wanted or wanted.partition("@")[0] != name:
+        return
+    _passed[name] = _passed.get(name, 0) + 1
+    if wanted == name or wanted == f"{name}@{_passed[name]}":
+        _passed.clear()
+        _die()
+
+
+def _die() -> None:  # tests replace this to stop in-process at a crash point
+    os._exit(137)
 
 
 def _disk_full(err: BaseException) -> bool:
@@ -79,6 +92,7 @@ class Store:
                 crash_point(f"create:{name}")
                 self.db.create_table(name, data=data)
             else:
+                crash_point(f"add:{name}")
                 table.add(data)
 
     def delete(self, paths: Sequence[str], tables: Sequence[str] = TABLES) -> None:
@@ -88,6 +102,7 @@ class Store:
                 continue
             self.writes += 1
             with self.guard(f"updating the {name} table"):
+                crash_point(f"delete:{name}")
                 for i in range(0, len(paths), 200):
                     table.delete("path IN (" + ", ".join(sql(p) for p in paths[i:i + 200]) + ")")
 
@@ -125,6 +140,7 @@ class Store:
             if table is None:
                 continue
             with self.guard(f"compacting the {name} table"):
+                crash_point(f"compact:{name}")
                 table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
             if name != "files" and table.count_rows() >= ANN_MIN_ROWS and not table.list_indices():
                 from lancedb.index import IvfPq

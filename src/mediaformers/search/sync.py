@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.nn.functional as F
 
-from .records import LIBRARY_FILE, VISUAL_KINDS, LibraryError, Todo, check_name, file_hash
+from .records import LIBRARY_FILE, VISUAL_KINDS, LibraryError, Todo, check_name, file_hash, write_text_atomic
 from .store import crash_point
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
 
     lock = writer_lock(lib.path)
     try:
-        (lib.path / LIBRARY_FILE).write_text(json.dumps(lib.meta, indent=2) + "\n", encoding="utf-8")
+        crash_point("rewrite:meta")
+        write_text_atomic(lib.path / LIBRARY_FILE, json.dumps(lib.meta, indent=2) + "\n")
         store = lib.store
         known = store.files()
         complete = {p for p, r in known.items() if r["status"] == "ok"}
@@ -56,7 +57,12 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
                 yield {"path": path, "status": "error", "error": item.error}
                 continue
             found = os.path.abspath(item.key)
-            planned = plan(lib, path, media_kind(path) or "video", known.get(path), found)
+            try:
+                planned = plan(lib, path, media_kind(path) or "video", known.get(path), found)
+            except OSError as err:  # gone (or unreadable) since the folder was listed: the rest go on
+                seen.discard(path)  # a vanished file's old rows are pruned like any removed file's
+                yield {"path": path, "status": "error", "error": f"{type(err).__name__}: {err.strerror or err}"}
+                continue
             if isinstance(planned, dict):  # unchanged
                 yield planned
             elif embed_many is None:
