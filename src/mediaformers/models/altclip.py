@@ -200,7 +200,7 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
         )
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.proj = nn.Linear(c.hidden_size, c.project_dim)
-        self.init_weights()
+        self.post_init()
 
     @forward_options
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -243,7 +243,7 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
                    attn_drop=c.attention_dropout) for _ in range(c.num_hidden_layers)]
         )
         self.norm_post = nn.LayerNorm(d, eps=c.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     def _init_weights(self) -> None:
         super()._init_weights()

@@ -83,7 +83,7 @@ class ASTModel(ASTPreTrainedModel):
                                      act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
                                      drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     def positions(self, time_patches: int, pos_mode: str = "auto") -> torch.Tensor:
         """Position embeddings (1, 2 + freq_patches * time_patches, hidden) for a grid of ``time_patches``.
@@ -174,7 +174,7 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         # Named as transformers' base_model_prefix so checkpoint keys need no prefix rule.
         self.audio_spectrogram_transformer = ASTModel(config)
         self.head = ASTHead(config.hidden_size, config.num_labels, config.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     @forward_options
     def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None,

@@ -184,7 +184,7 @@ class TvltModel(TvltPreTrainedModel):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.encoder = _blocks(c, d, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size)
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(d, eps=c.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     @staticmethod
     def as_tuple(out: TvltModelOutput) -> tuple:
@@ -292,7 +292,7 @@ class TvltForPreTraining(TvltPreTrainedModel):
             self.pixel_head = nn.Linear(d, ph * ph * c.num_image_channels)
             at, af = pair(c.audio_patch_size)
             self.audio_head = nn.Linear(d, at * af * c.num_audio_channels)
-        self.init_weights()
+        self.post_init()
 
     # ---- MAE steps (facebookresearch/mae's names) -------------------------------------------------
     def encode(self, pixel_values: torch.Tensor, audio_values: torch.Tensor, pixel_mask=None, audio_mask=None, *,
@@ -411,7 +411,7 @@ class TvltForAudioVisualClassification(TvltPreTrainedModel):
         # A Sequential so its keys (classifier.0/1/3) are transformers' without a table entry.
         self.classifier = nn.Sequential(nn.Linear(d, 2 * d), nn.LayerNorm(2 * d, eps=c.layer_norm_eps), nn.GELU(),
                                         nn.Linear(2 * d, c.num_labels))
-        self.init_weights()
+        self.post_init()
 
     @staticmethod
     def as_tuple(out: SequenceClassifierOutput) -> tuple:
