@@ -176,8 +176,14 @@ def _check_text(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | N
             got = f"shape {tuple(input_ids.shape)}, {input_ids.dtype}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
             raise ValueError(f"input_ids: expected an integer tensor (batch, tokens), got {got}")
     shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
-    if attention_mask is not None and tuple(attention_mask.shape) != tuple(shape):
-        raise ValueError(f"attention_mask: expected shape {tuple(shape)} like the tokens, got {tuple(attention_mask.shape)}")
+    if attention_mask is None or tuple(attention_mask.shape) == tuple(shape):
+        return
+    if attention_mask.dim() == 4:  # transformers' extended mask (batch, 1 or heads, 1 or tokens, tokens)
+        b, h, q, k = attention_mask.shape
+        if b in (1, shape[0]) and q in (1, shape[1]) and k == shape[1]:
+            return
+    raise ValueError(f"attention_mask: expected shape {tuple(shape)} like the tokens, or 4-D "
+                     f"({shape[0]}, 1 or heads, 1 or {shape[1]}, {shape[1]}), got {tuple(attention_mask.shape)}")
 
 
 class AltCLIPTextModel(AltCLIPPreTrainedModel):
@@ -317,6 +323,9 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         return text_layers_as_hub(super().hf_state_dict(state))
 
     @forward_options
+    def _attention_towers(self) -> dict[str, nn.Module]:
+        return {"text_config": self.text_model, "vision_config": self.vision_model}
+
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                           token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None, *,
                           inputs_embeds: torch.Tensor | None = None, output_attentions: bool | None = None,
