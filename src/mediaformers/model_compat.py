@@ -156,4 +156,4 @@ def _set_config_attn(config, name: str) -> None:
     """Record the choice on a config (and its text/vision sub-configs), as transformers' setter does."""
     for c in (config, getattr(config, "text_config", None), getattr(config, "vision_config", None)):
         if c is not None:
-            setattr(c, "_attn_implementation", name)
+            c._attn_implementation = name

@@ -17,8 +17,8 @@ from .config import CONFIG_NAME, Config
 from .errors import CheckpointError
 from .layers.attention import check_attention_mode, set_attention
 from .model_api import ModelAPI, hub_repo_id, loading_info, parse_shard_size, split_config_kwargs
-from .model_compat import TransformersModelAttributes, check_attn_implementation
 from .model_api import push_to_hub as hub_push
+from .model_compat import TransformersModelAttributes, check_attn_implementation
 
 log = logging.getLogger("mediaformers")
 
