@@ -146,6 +146,19 @@ class TransformersModelAttributes:
             model = model.to(dtype)
         return model
 
+    @property
+    def name_or_path(self) -> str:
+        """What from_pretrained was given ("" for a model built from a config), as transformers keeps it."""
+        return getattr(self.config, "_name_or_path", "")
+
+    def get_position_embeddings(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__}: get_position_embeddings is not implemented, as in "
+                                  "transformers (other input sizes: interpolate_pos_encoding=True, AST's pos_mode)")
+
+    def resize_position_embeddings(self, new_num_position_embeddings: int) -> None:
+        raise NotImplementedError(f"{type(self).__name__}: resize_position_embeddings is not implemented, as in "
+                                  "transformers (other input sizes: interpolate_pos_encoding=True, AST's pos_mode)")
+
     def get_memory_footprint(self, return_buffers: bool = True) -> int:
         """Bytes of the parameters (and buffers), as transformers counts them."""
         tensors = [*self.parameters(), *(self.buffers() if return_buffers else ())]

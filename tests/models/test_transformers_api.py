@@ -44,6 +44,9 @@ def test_instance_api_after_post_init():
     model.tie_weights()  # nothing to tie; must not fail
     assert model.config._attn_implementation == "sdpa"  # what an unset choice resolves to, as transformers
     assert model.get_memory_footprint() == sum(t.numel() * 4 for t in (*model.parameters(), *model.buffers()))
+    assert model.name_or_path == ""
+    with pytest.raises(NotImplementedError, match="resize_position_embeddings is not implemented, as in transformers"):
+        model.resize_position_embeddings(10)
 
 
 def test_int_bool_masked_pos_masks_as_transformers_bool(tmp_path):
