@@ -287,6 +287,9 @@ class PreTrainedModel(TransformersModelAttributes, ModelAPI, nn.Module):
         config=cfg, state_dict=sd)``). ``attn_implementation``: "eager" or "sdpa", as in transformers.
         """
         ref = pretrained_model_name_or_path
+        if torch.get_default_device().type == "meta":  # weights loaded under it would be lost; transformers' words
+            raise RuntimeError("You are using `from_pretrained` with a meta device context manager: expected real "
+                               "memory for the weights; build with Model(config) under torch.device('meta') instead")
         if dtype is not None and torch_dtype is not None and dtype != torch_dtype:
             raise ValueError(f"dtype / torch_dtype: give one (torch_dtype is its old name), got {dtype!r} and {torch_dtype!r}")
         dtype = dtype if dtype is not None else torch_dtype

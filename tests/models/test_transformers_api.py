@@ -107,6 +107,8 @@ def test_from_pretrained_none_with_state_dict(tmp_path):
             assert_close(model(x).logits, ref(x).logits)
     # A folder with an explicit config, and a folder whose files a state_dict replaces.
     assert_close(mf.ASTForAudioClassification.from_pretrained(tmp_path, config=config)(x).logits, ref(x).logits)
+    with torch.device("meta"), pytest.raises(RuntimeError, match="with a meta device context manager"):
+        mf.ASTForAudioClassification.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="None needs both config= and state_dict="):
         mf.ASTForAudioClassification.from_pretrained(None, config=config)
     bad = {k: v for k, v in hf_state.items() if "classifier" not in k}
