@@ -122,8 +122,8 @@ class TransformersModelAttributes:
     def _apply_config_attn(self) -> None:
         """At construction: honour ``config._attn_implementation`` (transformers' ``attn_implementation=``)."""
         name = getattr(self.config, "_attn_implementation", None)
-        if name is None:
-            _set_config_attn(self.config, "sdpa")  # what transformers resolves an unset choice to
+        if name is None:  # what transformers resolves an unset choice to; sub-configs keep their own
+            self.config._attn_implementation = "sdpa"
         else:
             check_attn_implementation(name, "config.attn_implementation")
             set_attention(self, ATTN_IMPLEMENTATIONS[name])
