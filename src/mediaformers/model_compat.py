@@ -22,8 +22,9 @@ ATTN_IMPLEMENTATIONS: dict[str, str | None] = {"eager": "math", "sdpa": None}
 def check_attn_implementation(name: Any, where: str = "attn_implementation") -> str:
     """``name`` if it is one transformers has and we run, else a ValueError naming the choices."""
     if name not in ATTN_IMPLEMENTATIONS:
-        raise ValueError(f"{where}: expected one of {sorted(ATTN_IMPLEMENTATIONS)} (flash/flex attention and hub "
-                         f"kernels are not implemented here), got {name!r}")
+        # transformers' opening words (its tests match them), then what was expected.
+        raise ValueError(f"{where}: Specified `attn_implementation=\"{name}\"` is not supported; expected one of "
+                         f"{sorted(ATTN_IMPLEMENTATIONS)} (flash/flex attention and hub kernels are not implemented here)")
     return name
 
 

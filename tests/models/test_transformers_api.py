@@ -135,7 +135,8 @@ def test_attn_implementation_switch(tmp_path):
     assert built.dtype == torch.bfloat16 and built.config._attn_implementation == "eager"
     assert eager.config is not built.config
     for bad in ("flash_attention_2", "flex_attention"):
-        with pytest.raises(ValueError, match="attn_implementation: expected one of \\['eager', 'sdpa'\\]"):
+        with pytest.raises(ValueError, match=f"attn_implementation: Specified `attn_implementation=\"{bad}\"` is not "
+                                             "supported; expected one of \\['eager', 'sdpa'\\]"):
             ours.set_attn_implementation(bad)
         with pytest.raises(ValueError, match="attn_implementation"):
             mf.VivitModel.from_pretrained(tmp_path, attn_implementation=bad)
