@@ -18,6 +18,7 @@ from .errors import CheckpointError
 from .layers.attention import check_attention_mode, set_attention
 from .model_api import ModelAPI, hub_repo_id, loading_info, parse_shard_size, split_config_kwargs
 from .model_api import push_to_hub as hub_push
+from .model_compat import TransformersModelAttributes, check_attn_implementation
 
 log = logging.getLogger("mediaformers")
 
@@ -106,7 +107,7 @@ def check_fits_memory(model: nn.Module) -> None:
                               f"{type(model).__name__} of {need / 2**30:.1f} GiB from its sizes")
 
 
-class PreTrainedModel(ModelAPI, nn.Module):
+class PreTrainedModel(TransformersModelAttributes, ModelAPI, nn.Module):
     """Adds checkpoint I/O to a family model.
 
     Subclasses set ``config_class``, ``base_model_prefix`` (transformers' attribute name of the
@@ -169,6 +170,10 @@ class PreTrainedModel(ModelAPI, nn.Module):
         (``layout="file"``, what save_pretrained writes) or of its modules (``"memory"``: what
         ``hf_model.load_state_dict`` takes in the installed transformers 5). load_hf_state_dict takes either."""
         return self.converter.to_hf(self.state_dict() if state is None else state, layout)
+
+    def as_hf_names(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` under transformers' names: converted when it is in ours (all its keys are ours)."""
+        return self.hf_state_dict(dict(state)) if state and set(state) <= set(self.state_dict()) else dict(state)
 
     def load_hf_state_dict(
         self, hf_state: dict[str, torch.Tensor], *, strict: bool = True, ignore_mismatched_sizes: bool = False
@@ -247,9 +252,11 @@ class PreTrainedModel(ModelAPI, nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        ref: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike | None,
         *,
         config: Config | str | os.PathLike | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        attn_implementation: str | dict[str, str] | None = None,
         dtype: torch.dtype | str | None = None,
         torch_dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
@@ -276,7 +283,14 @@ class PreTrainedModel(ModelAPI, nn.Module):
         any other keyword is a TypeError. ``dtype`` / ``torch_dtype``: a torch.dtype, its name, or
         "auto" for the checkpoint's own. The load report is kept on ``model.load_report``;
         ``output_loading_info=True`` returns ``(model, info)`` with transformers' keys as well.
+        ``state_dict`` (transformers' names, or ours) replaces the folder's weight files; with it the
+        folder may be None, the model then built from ``config`` alone (transformers' ``from_pretrained(None,
+        config=cfg, state_dict=sd)``). ``attn_implementation``: "eager" or "sdpa", as in transformers.
         """
+        ref = pretrained_model_name_or_path
+        if torch.get_default_device().type == "meta":  # weights loaded under it would be lost; transformers' words
+            raise RuntimeError("You are using `from_pretrained` with a meta device context manager: expected real "
+                               "memory for the weights; build with Model(config) under torch.device('meta') instead")
         if dtype is not None and torch_dtype is not None and dtype != torch_dtype:
             raise ValueError(f"dtype / torch_dtype: give one (torch_dtype is its old name), got {dtype!r} and {torch_dtype!r}")
         dtype = dtype if dtype is not None else torch_dtype
@@ -287,12 +301,18 @@ class PreTrainedModel(ModelAPI, nn.Module):
                 raise ValueError(f"precision/dtype: give one of them, got precision={precision!r} and dtype={dtype!r}")
             resolve_precision(precision)  # a bad name is refused here too
         check_attention_mode(attention)
+        if attn_implementation is not None and not isinstance(attn_implementation, dict):
+            check_attn_implementation(attn_implementation)
+        if ref is None and (state_dict is None or config is None):
+            raise ValueError("pretrained_model_name_or_path: None needs both config= and state_dict= "
+                             f"(got config={type(config).__name__}, state_dict={type(state_dict).__name__})")
         if device is not None and device_map is not None and device != device_map:
             raise ValueError(f"device / device_map: give one, got {device!r} and {device_map!r}")
         device = parse_device(device if device is not None else device_map)
         overrides = split_config_kwargs(cls.config_class, config_overrides, f"{cls.__name__}.from_pretrained")
-        folder = resolve(ref, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
-        if subfolder:
+        folder = None if ref is None else resolve(ref, revision=revision, cache_dir=cache_dir,
+                                                  local_files_only=local_files_only, token=token)
+        if subfolder and folder is not None:
             folder = os.path.join(folder, subfolder)
             if not os.path.isdir(folder):
                 raise FileNotFoundError(f"subfolder: {subfolder!r} is not a folder of {os.fspath(ref)}")
@@ -304,12 +324,17 @@ class PreTrainedModel(ModelAPI, nn.Module):
             config = cls.config_class.from_pretrained(folder, **overrides)
         if not isinstance(config, cls.config_class):
             raise ValueError(f"config: expected {cls.config_class.__name__}, got {type(config).__name__}")
-        config._name_or_path = os.fspath(ref)
-        model = cls.build_on_meta(config, os.path.join(folder, CONFIG_NAME))
-        meta_state = {k: torch.empty(shape, device="meta") for k, shape in read_shapes(folder).items()}
+        config._name_or_path = "" if ref is None else os.fspath(ref)
+        model = cls.build_on_meta(config, "config" if folder is None else os.path.join(folder, CONFIG_NAME))
+        if state_dict is None:
+            shapes = read_shapes(folder)
+        else:
+            state_dict = model.as_hf_names(state_dict)
+            shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+        meta_state = {k: torch.empty(shape, device="meta") for k, shape in shapes.items()}
         # Shapes from the files' headers against the meta model: a misfit is refused before allocating.
         model.load_hf_state_dict(meta_state, strict=strict, ignore_mismatched_sizes=ignore_mismatched_sizes)
-        state = load_state_dict(folder)
+        state = load_state_dict(folder) if state_dict is None else state_dict
         if dtype == "auto":
             dtype = config.dtype or next((str(v.dtype) for v in state.values() if v.is_floating_point()), None)
         dtype = _parse_dtype(dtype)
@@ -324,6 +349,8 @@ class PreTrainedModel(ModelAPI, nn.Module):
             apply_precision(model, precision, device)
         if attention is not None:
             set_attention(model, attention)
+        if attn_implementation is not None:
+            model.set_attn_implementation(attn_implementation)
         return (model, loading_info(model.load_report)) if output_loading_info else model
 
     def save_pretrained(
@@ -354,12 +381,7 @@ class PreTrainedModel(ModelAPI, nn.Module):
             raise ValueError(f"save_pretrained: expected a folder, got the file {folder}")
         config = self.config.replace(architectures=[type(self).__name__])
         config.save_pretrained(folder, dtype=str(self.dtype).removeprefix("torch."))
-        if state_dict is None:
-            hf_state = self.hf_state_dict()
-        elif set(state_dict) <= set(self.state_dict()):
-            hf_state = self.hf_state_dict(dict(state_dict))
-        else:
-            hf_state = dict(state_dict)
+        hf_state = self.hf_state_dict() if state_dict is None else self.as_hf_names(state_dict)
         save_state_dict(hf_state, folder, max_shard_bytes=parse_shard_size(max_shard_size), safe=safe_serialization)
         if push_to_hub:
             hub_push(folder, hub_repo_id(folder, hub_kwargs), token=token, **hub_kwargs)

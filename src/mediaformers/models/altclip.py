@@ -13,7 +13,12 @@ from ..family import Family, Pretrained, Processor, register_family
 from ..layers import Block, Encoder, PatchEmbed, resample_grid
 from ..layers.losses import clip_loss as contrastive_loss
 from ..modeling import LoadReport, PreTrainedModel
-from ..outputs import BaseModelOutputWithPooling, ModelOutput, Tensors, forward_options
+from ..outputs import BaseModelOutputWithPooling, forward_options
+from .altclip_outputs import (
+    AltCLIPOutput,
+    BaseModelOutputWithPoolingAndProjection,
+    check_text,
+)
 from .common import check_float, frame_settings, pair
 from .xlmr import XLMRobertaEncoder
 
@@ -43,7 +48,7 @@ class AltCLIPTextConfig(Config):
     project_dim: int = 768  # width after `transformation`, the text tower's output
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "AltCLIPTextConfig":
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> AltCLIPTextConfig:
         if data.get("model_type") == "altclip":  # the text tower of a full AltCLIP checkpoint
             data = AltCLIPConfig.from_dict(data).text_config.to_dict()
         return super().from_dict(data, **overrides)
@@ -73,7 +78,7 @@ class AltCLIPVisionConfig(Config):
         return h // self.patch_size, w // self.patch_size
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "AltCLIPVisionConfig":
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> AltCLIPVisionConfig:
         if data.get("model_type") == "altclip":  # the vision tower of a full AltCLIP checkpoint
             data = AltCLIPConfig.from_dict(data).vision_config.to_dict()
         return super().from_dict(data, **overrides)
@@ -104,7 +109,7 @@ class AltCLIPConfig(Config):
             self.vision_config = AltCLIPVisionConfig.from_dict(self.vision_config or {})
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "AltCLIPConfig":
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> AltCLIPConfig:
         data = dict(data)
         for part in ("text", "vision"):
             # Older checkpoints carry `{part}_config_dict`; transformers lets it override `{part}_config`.
@@ -118,29 +123,6 @@ class AltCLIPConfig(Config):
         out["text_config"] = _sub_dict(self.text_config)
         out["vision_config"] = _sub_dict(self.vision_config)
         return out
-
-
-@dataclass
-class BaseModelOutputWithPoolingAndProjection(ModelOutput):
-    last_hidden_state: torch.Tensor | None = None  # AltCLIP: the projected tokens (batch, tokens, project_dim)
-    pooler_output: torch.Tensor | None = None
-    hidden_states: Tensors = None
-    attentions: Tensors = None
-    projection_state: Tensors = None
-
-
-@dataclass
-class AltCLIPOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits_per_image: torch.Tensor | None = None  # (images, texts)
-    logits_per_text: torch.Tensor | None = None  # (texts, images)
-    text_embeds: torch.Tensor | None = None  # (texts, projection_dim), unit length
-    image_embeds: torch.Tensor | None = None  # (images, projection_dim), unit length
-    text_model_output: BaseModelOutputWithPoolingAndProjection | None = None
-    vision_model_output: BaseModelOutputWithPooling | None = None
-
-    def to_tuple(self) -> tuple:
-        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in super().to_tuple())
 
 
 class AltCLIPPreTrainedModel(PreTrainedModel):
@@ -160,18 +142,6 @@ class AltCLIPPreTrainedModel(PreTrainedModel):
                 nn.init.normal_(m.weight, std=std)
                 if m.padding_idx is not None:
                     nn.init.zeros_(m.weight[m.padding_idx])
-
-
-def _check_text(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, inputs_embeds) -> None:
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("input_ids / inputs_embeds: pass exactly one of them")
-    if input_ids is not None:
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
-            got = f"shape {tuple(input_ids.shape)}, {input_ids.dtype}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-            raise ValueError(f"input_ids: expected an integer tensor (batch, tokens), got {got}")
-    shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
-    if attention_mask is not None and tuple(attention_mask.shape) != tuple(shape):
-        raise ValueError(f"attention_mask: expected shape {tuple(shape)} like the tokens, got {tuple(attention_mask.shape)}")
 
 
 class AltCLIPTextModel(AltCLIPPreTrainedModel):
@@ -194,7 +164,7 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
         )
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.proj = nn.Linear(c.hidden_size, c.project_dim)
-        self.init_weights()
+        self.post_init()
 
     @forward_options
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
@@ -210,7 +180,7 @@ class AltCLIPTextModel(AltCLIPPreTrainedModel):
         ``encoder_hidden_states`` / ``encoder_attention_mask`` are accepted and unused, as in the
         reference: the text tower is an encoder without cross-attention.
         """
-        _check_text(input_ids, attention_mask, inputs_embeds)
+        check_text(input_ids, attention_mask, inputs_embeds)
         out = self.xlmr(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, head_mask=head_mask,
                         output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         x = self.proj(self.norm(out.last_hidden_state))
@@ -237,7 +207,7 @@ class AltCLIPVisionModel(AltCLIPPreTrainedModel):
                    attn_drop=c.attention_dropout) for _ in range(c.num_hidden_layers)]
         )
         self.norm_post = nn.LayerNorm(d, eps=c.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     def _init_weights(self) -> None:
         super()._init_weights()
@@ -312,6 +282,9 @@ class AltCLIPModel(AltCLIPPreTrainedModel):
         return text_layers_as_hub(hf) if layout == "file" else hf  # transformers' modules: layers.N in both towers
 
     @forward_options
+    def _attention_towers(self) -> dict[str, nn.Module]:
+        return {"text_config": self.text_model, "vision_config": self.vision_model}
+
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                           token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None, *,
                           inputs_embeds: torch.Tensor | None = None, output_attentions: bool | None = None,

@@ -83,7 +83,7 @@ class ASTModel(ASTPreTrainedModel):
                                      act=c.hidden_act, eps=c.layer_norm_eps, qkv_bias=c.qkv_bias,
                                      drop=c.hidden_dropout_prob, attn_drop=c.attention_probs_dropout_prob)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     def positions(self, time_patches: int, pos_mode: str = "auto") -> torch.Tensor:
         """Position embeddings (1, 2 + freq_patches * time_patches, hidden) for a grid of ``time_patches``.
@@ -123,8 +123,8 @@ class ASTModel(ASTPreTrainedModel):
         """input_values (batch, frames, num_mel_bins) -> last_hidden_state (batch, 2 + patches, hidden).
 
         ``pooler_output`` (batch, hidden) is the mean of the cls and distillation tokens.
-        ``attention_mask`` (batch, 2 + patches), 1 = attend, masks keys (tokens, not frames: as in
-        transformers). ``frames`` other than ``max_length`` use :meth:`positions` with ``pos_mode``.
+        ``attention_mask`` 1 = attend: per token (batch, 2 + patches) or per frame (batch, frames), as the
+        feature extractor returns it (see :meth:`token_mask`). ``frames`` other than ``max_length`` use :meth:`positions` with ``pos_mode``.
         ``pooled_only`` skips the last block's work for the patch tokens, which the pooled output
         never reads (~7% of a 12-layer forward); last_hidden_state is then (batch, 2, hidden).
         """
@@ -139,17 +139,31 @@ class ASTModel(ASTPreTrainedModel):
         x = self.drop(x + self.positions(time_patches, pos_mode))
         bias = None
         if attention_mask is not None:
-            if attention_mask.shape != x.shape[:2]:
-                raise ValueError(
-                    f"attention_mask: expected shape {tuple(x.shape[:2])} (batch, 2 + patches), "
-                    f"got {tuple(attention_mask.shape)}"
-                )
-            bias = padding_mask_to_bias(attention_mask, x.dtype)
+            bias = padding_mask_to_bias(self.token_mask(attention_mask, x.shape[:2], input_values.shape[1]), x.dtype)
         out = self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
                            num_queries=2 if pooled_only else None, head_mask=head_mask)
         x = self.norm(out.last_hidden_state)
         pooled = (x[:, 0] + x[:, 1]) / 2
         return BaseModelOutputWithPooling(x, pooled, out.hidden_states, out.attentions)
+
+
+    def token_mask(self, attention_mask: torch.Tensor, tokens: tuple[int, int], frames: int) -> torch.Tensor:
+        """A key mask (batch, 2 + patches) from ``attention_mask``: given per token, or per frame as the
+        feature extractor returns it (batch, frames), 1 = real. A patch is masked when every frame it
+        covers is padding; the cls and distillation tokens always attend. (transformers drops an all-ones
+        frame mask and fails on any other, its length not being the tokens'.)"""
+        shape = tuple(attention_mask.shape)
+        if shape == tuple(tokens):
+            return attention_mask
+        if shape != (tokens[0], frames):
+            raise ValueError(f"attention_mask: expected shape {tuple(tokens)} (batch, 2 + patches) or "
+                             f"{(tokens[0], frames)} (batch, frames), got {shape}")
+        c = self.config
+        # Patch t of the time axis covers frames [t * stride, t * stride + patch).
+        real = attention_mask.to(torch.bool).unfold(1, c.kernel[1], c.time_stride).any(-1)  # (batch, time patches)
+        f = (tokens[1] - 2) // real.shape[1]
+        keep = real[:, None, :].expand(-1, f, -1).reshape(tokens[0], -1)  # (frequency, time) order, as patch_embed
+        return torch.cat([keep.new_ones(tokens[0], 2), keep], dim=1)
 
 
 class ASTHead(nn.Module):
@@ -174,7 +188,7 @@ class ASTForAudioClassification(ASTPreTrainedModel):
         # Named as transformers' base_model_prefix so checkpoint keys need no prefix rule.
         self.audio_spectrogram_transformer = ASTModel(config)
         self.head = ASTHead(config.hidden_size, config.num_labels, config.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     @forward_options
     def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None,

@@ -134,7 +134,7 @@ class VideoMAEModel(VideoMAEPreTrainedModel):
         self.register_buffer("pos_embed", sincos_table(c.num_patches, c.hidden_size), persistent=False)
         self.encoder = _blocks(c, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size)
         self.norm = None if c.use_mean_pooling else nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.init_weights()
+        self.post_init()
 
     @forward_options
     def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None,
@@ -207,7 +207,7 @@ class VideoMAEForPreTraining(VideoMAEPreTrainedModel):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_hidden_size))
         self.register_buffer("decoder_pos_embed", sincos_table(c.num_patches, c.decoder_hidden_size), persistent=False)
         self.decoder = VideoMAEDecoder(c)
-        self.init_weights()
+        self.post_init()
 
     def make_mask(self, batch_size: int, mask_ratio: float = 0.9, **kwargs) -> torch.Tensor:
         """Tube mask for this model's shapes; see :func:`make_tube_mask`."""
@@ -292,7 +292,7 @@ class VideoMAEForVideoClassification(VideoMAEPreTrainedModel):
         self.videomae = VideoMAEModel(c)
         self.fc_norm = nn.LayerNorm(c.hidden_size) if c.use_mean_pooling else None
         self.classifier = nn.Linear(c.hidden_size, c.num_labels) if c.num_labels > 0 else nn.Identity()
-        self.init_weights()
+        self.post_init()
 
     @forward_options
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,

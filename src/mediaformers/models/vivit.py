@@ -102,7 +102,7 @@ class VivitModel(VivitPreTrainedModel):
             variants.build(self, c)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.pooler = Pooler(c.hidden_size, c.pooler_output_size, c.pooler_act) if add_pooling_layer else None
-        self.init_weights()
+        self.post_init()
 
     def positions(self, grid: tuple[int, int, int]) -> torch.Tensor:
         """Position embeddings for a tubelet grid (time, h, w), resampled when it is not the trained one.
@@ -184,7 +184,7 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         super().__init__(config)
         self.vivit = VivitModel(config, add_pooling_layer=False)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
-        self.init_weights()
+        self.post_init()
 
     @forward_options
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,

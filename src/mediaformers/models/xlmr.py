@@ -60,6 +60,18 @@ class TextEmbeddings(nn.Module):
         return self.drop(self.norm(x + self.position(position_ids)))
 
 
+def mask_to_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An additive attention bias from a padding mask (batch, keys), 1 = token, or from a 4-D mask
+    (batch, 1 or heads, 1 or queries, keys) as transformers takes it: floating point = already additive
+    (its extended mask), bool or integer = 1/True attends."""
+    if mask.dim() != 4:
+        return padding_mask_to_bias(mask, dtype)
+    if mask.is_floating_point():
+        return mask.to(dtype)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask.to(torch.bool),
+                                                                              torch.finfo(dtype).min)
+
+
 class XLMRobertaEncoder(nn.Module):
     """Embeddings + a stack of post-norm blocks (fused qkv), with a key-padding mask; no pooler.
 
@@ -82,6 +94,6 @@ class XLMRobertaEncoder(nn.Module):
                 output_hidden_states: bool = False, output_attentions: bool = False) -> EncoderOutput:
         """-> last_hidden_state (batch, tokens, dim); hidden_states start with the embeddings' output."""
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        bias = padding_mask_to_bias(attention_mask, x.dtype) if attention_mask is not None else None
+        bias = mask_to_bias(attention_mask, x.dtype) if attention_mask is not None else None
         return self.encoder(x, bias, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
                             head_mask=head_mask)
