@@ -212,6 +212,7 @@ def _load(args):
     from .tasks.loading import load_model
 
     options = _load_options(args)
+    _say_precision(args)
     if getattr(args, "ray", None) is not None:  # here only the views and checks: the actors load their own
         options.update(device="cpu", dtype=None, compile=False, precision=None)
     return load_model(args.model, **options)
@@ -454,6 +455,7 @@ def _library(args, **new):
 
     if not os.path.isdir(args.library) and not new:
         raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
+    _say_precision(args)
     return Library(args.library, device=args.device, precision=args.precision, **new)
 
 
@@ -624,12 +626,19 @@ def _check_model_path(model: str) -> None:
                          f"{', '.join(inside) or 'no model folder yet'}){hint}")
 
 
-def _print_precision(args) -> None:
-    """The precision a command runs in, once on stderr: ``auto`` unless --precision (or --dtype) says."""
+def _default_precision(args) -> None:
+    """``auto`` unless --precision (or --dtype) says; :func:`_say_precision` names the choice when a model loads."""
     if args.command not in _AUTO_PRECISION or getattr(args, "precision", "") is not None:
         return
     if getattr(args, "dtype", None) is None:
         args.precision = "auto"
+        args.precision_note = True
+
+
+def _say_precision(args) -> None:
+    """The precision chosen by default, once on stderr, as the first model loads (a usage error prints only itself)."""
+    if getattr(args, "precision_note", False):
+        args.precision_note = False
         from .precision import resolve_precision
 
         chosen = resolve_precision("auto", args.device or "cpu")
@@ -657,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_args(args)
         # DataLoader workers (inference's --workers, train's --num-workers) decode on cores of their own
         apply_threads(getattr(args, "workers", None) or getattr(args, "num_workers", 0) or 0, args.threads)
-        _print_precision(args)
+        _default_precision(args)
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the Python docs advise
         devnull = os.open(os.devnull, os.O_WRONLY)
