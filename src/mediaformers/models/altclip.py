@@ -89,6 +89,7 @@ def _sub_dict(config: Config) -> dict[str, Any]:
 @dataclass(kw_only=True)
 class AltCLIPConfig(Config):
     model_type = "altclip"
+    sub_configs = {"text_config": AltCLIPTextConfig, "vision_config": AltCLIPVisionConfig}
 
     text_config: AltCLIPTextConfig | dict | None = None  # a dict is read with AltCLIPTextConfig.from_dict
     vision_config: AltCLIPVisionConfig | dict | None = None

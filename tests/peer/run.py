@@ -1,0 +1,148 @@
+"""transformers' own tests, run against transformers and then against mediaformers.
+
+    python -m tests.peer.run [--family videomae ...] [--json failures.json]
+
+For each family and test file: one pytest subprocess as is (the baseline) and one with mediaformers'
+classes patched in (peer_swap.py, which asserts the swap held). Prints per family: tests passing with
+transformers, how many of those pass with mediaformers, the percentage; writes the failing test ids
+with their first error line (for sorting into causes).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from . import sources
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent.parent / "src"
+# family -> (transformers' tests/models folder, test files)
+FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "videomae": ("videomae", ("test_modeling_videomae.py", "test_image_processing_videomae.py",
+                              "test_video_processing_videomae.py")),
+    "vivit": ("vivit", ("test_modeling_vivit.py", "test_image_processing_vivit.py", "test_video_processing_vivit.py")),
+    "ast": ("audio_spectrogram_transformer", ("test_modeling_audio_spectrogram_transformer.py",
+                                              "test_feature_extraction_audio_spectrogram_transformer.py")),
+    "altclip": ("altclip", ("test_modeling_altclip.py", "test_processing_altclip.py")),
+}
+TIMEOUT = 900  # one pytest run of one file; a hang must not stall CI
+
+
+def run_pytest(root: Path, site: Path, file: Path, family: str | None, workers: int) -> dict[str, tuple[str, str]]:
+    """{test id: (outcome, first error line)} of one file; ``family`` set -> the swapped run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "junit.xml"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(root), str(HERE)]
+                                                            + ([str(SRC)] if family else []))}
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               f"--junitxml={xml}", "--rootdir", str(root), "-o", "addopts=", str(file.relative_to(root))]
+        if workers > 1:
+            cmd[3:3] = ["-n", str(workers)]
+        if family:
+            env["MF_PEER_FAMILY"] = family
+            env["MF_PEER_SWAP_REPORT"] = str(Path(tmp) / "swap.json")
+            cmd[3:3] = ["-p", "peer_swap"]
+        try:
+            done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return {f"{file.name}::<timeout>": ("failed", f"pytest ran past {TIMEOUT} s")}
+        if family:
+            swap = Path(tmp) / "swap.json"
+            if not swap.exists() or json.loads(swap.read_text())["stale"]:
+                tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+                raise RuntimeError(f"{file.name}: the mediaformers swap did not take effect: {tail}")
+        if not xml.exists():
+            return {f"{file.name}::<collection>": ("failed", (done.stdout + done.stderr).strip()[-300:])}
+        return _results(xml)
+
+
+def baseline(root: Path, site: Path, file: Path, workers: int, fresh: bool) -> dict[str, tuple[str, str]]:
+    """The run against transformers, cached beside the test file (keyed by its text): it changes only
+    with the test files or the reference, not with mediaformers."""
+    key = hashlib.sha256(file.read_bytes() + str(site).encode()).hexdigest()[:16]
+    cache = file.with_name(f".{file.stem}.{key}.baseline.json")
+    if cache.exists() and not fresh:
+        return {k: tuple(v) for k, v in json.loads(cache.read_text()).items()}
+    out = run_pytest(root, site, file, None, workers)
+    if not any(k.endswith(("<collection>", "<timeout>")) for k in out):
+        cache.write_text(json.dumps(out))
+    return out
+
+
+def _results(xml: Path) -> dict[str, tuple[str, str]]:
+    out = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        tid = f"{case.get('classname', '').rpartition('.')[2]}::{case.get('name')}"
+        outcome, line = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome, line = "failed", _first_line(child.get("message") or child.text or "")
+            elif child.tag == "skipped":
+                outcome, line = "skipped", _first_line(child.get("message") or "")
+        out[tid] = (outcome, line)
+    return out
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:300]
+
+
+def compare(baseline: dict, ours: dict) -> tuple[int, int, dict[str, str]]:
+    """(passing with transformers, of those passing with ours, {id: our first error line})."""
+    ref = [t for t, (o, _) in baseline.items() if o == "passed"]
+    failing = {t: ours.get(t, ("missing", "not run with mediaformers"))[1] or ours.get(t, ("?",))[0]
+               for t in ref if ours.get(t, ("missing",))[0] != "passed"}
+    return len(ref), len(ref) - len(failing), failing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", action="append", choices=sorted(FAMILIES))
+    parser.add_argument("--json", default="peer_failures.json", help="where to write the failing test ids")
+    parser.add_argument("-n", "--workers", type=int, default=1, help="pytest-xdist workers per run")
+    parser.add_argument("--fresh", action="store_true", help="rerun the transformers baseline, not the cached one")
+    args = parser.parse_args(argv)
+    rows, failures, skipped = [], {}, {}
+    for family in args.family or sorted(FAMILIES):
+        folder, files = FAMILIES[family]
+        try:
+            paths = sources.family_tests(folder, files)
+            site = sources.reference_site()
+        except sources.Unavailable as err:
+            skipped[family] = str(err)
+            continue
+        root = paths[0].parents[3]
+        base, mine = {}, {}
+        for path in paths:
+            base.update(baseline(root, site, path, args.workers, args.fresh))
+            mine.update(run_pytest(root, site, path, folder, args.workers))
+        ref, ok, failing = compare(base, mine)
+        rows.append((family, ref, ok))
+        failures[family] = failing
+    print(table(rows))
+    for family, reason in skipped.items():
+        print(f"{family}: skipped: {reason}")
+    with open(args.json, "w") as fh:
+        json.dump({"failures": failures, "skipped": skipped}, fh, indent=1, sort_keys=True)
+    return 0
+
+
+def table(rows: list[tuple[str, int, int]]) -> str:
+    lines = ["| family | pass with transformers | of those, pass with mediaformers | % |", "|---|---:|---:|---:|"]
+    total_ref = total_ok = 0
+    for family, ref, ok in rows:
+        lines.append(f"| {family} | {ref} | {ok} | {100 * ok / ref if ref else 0:.0f}% |")
+        total_ref, total_ok = total_ref + ref, total_ok + ok
+    lines.append(f"| all | {total_ref} | {total_ok} | {100 * total_ok / total_ref if total_ref else 0:.0f}% |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
