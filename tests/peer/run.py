@@ -66,7 +66,7 @@ def run_pytest(root: Path, site: Path, file: Path, family: str | None, workers: 
 def baseline(root: Path, site: Path, file: Path, workers: int, fresh: bool) -> dict[str, tuple[str, str]]:
     """The run against transformers, cached beside the test file (keyed by its text): it changes only
     with the test files or the reference, not with mediaformers."""
-    key = hashlib.sha256(file.read_bytes() + str(site).encode()).hexdigest()[:16]
+    key = hashlib.sha256(file.read_bytes() + str(sorted(os.listdir(site))).encode()).hexdigest()[:16]
     cache = file.with_name(f".{file.stem}.{key}.baseline.json")
     if cache.exists() and not fresh:
         return {k: tuple(v) for k, v in json.loads(cache.read_text()).items()}
@@ -129,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     for family, reason in skipped.items():
         print(f"{family}: skipped: {reason}")
+    if note := sources.torchvision_note():
+        print(f"torchvision-only tests skip in both runs: {note}")
     with open(args.json, "w") as fh:
-        json.dump({"failures": failures, "skipped": skipped}, fh, indent=1, sort_keys=True)
+        json.dump({"table": rows, "failures": failures, "skipped": skipped,
+                   "torchvision": sources.torchvision_note()}, fh, indent=1, sort_keys=True)
     return 0
 
 

@@ -98,21 +98,59 @@ def _checkout() -> Path | None:
 
 
 def reference_site(version: str = REFERENCE) -> Path:
-    """transformers==<version> alone (``pip install --no-deps --target``), put first on the path of the
-    runs so the test files meet the transformers they were written for; its dependencies are the venv's."""
+    """transformers==<version> alone (``pip install --no-deps --target``), put first on the path of both
+    runs so the test files meet the transformers they were written for; its dependencies are the venv's.
+    torchvision goes there too when a build for this torch exists (its processor tests run then): the
+    project itself never depends on it."""
     site = cache_root() / f"site-{version}"
-    if (site / "transformers" / "__init__.py").exists():
-        return site
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
-           f"transformers=={version}"]
+    if not (site / "transformers" / "__init__.py").exists():
+        _pip_target(site, f"transformers=={version}", required=True)
+    if not (site / "torchvision").exists() and not (site / "no-torchvision.txt").exists():
+        import torch
+
+        major, minor = (int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+        # torchvision 0.(m+15) is built for torch 2.m (0.15 for 2.0, 0.28 for 2.13)
+        wanted = f"torchvision=={0 if major == 2 else 'x'}.{minor + 15}.*"
+        reason = _pip_target(site, wanted, required=False) or _imports(site, "torchvision")
+        if reason:
+            for path in site.glob("torchvision*"):
+                shutil.rmtree(path)
+            (site / "no-torchvision.txt").write_text(reason + "\n")
+    return site
+
+
+def torchvision_note(version: str = REFERENCE) -> str | None:
+    """Why torchvision is missing from the reference site (its tests skip in both runs), or None."""
+    note = cache_root() / f"site-{version}" / "no-torchvision.txt"
+    return note.read_text().strip() if note.exists() else None
+
+
+def _imports(site: Path, module: str) -> str | None:
+    """None when ``module`` imports from ``site`` beside this torch, else why not (the last error line):
+    PyPI's torchvision is built against the CUDA torch, and a CPU torch lacks the operators it registers."""
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    if not done.returncode:
+        return None
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return f"{module} from PyPI does not import beside this torch: {last}"
+
+
+def _pip_target(site: Path, requirement: str, required: bool) -> str | None:
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), requirement]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
-        raise Unavailable(f"pip install transformers=={version}: no answer from the registry in 600 s") from None
-    if done.returncode:
+        reason = f"pip install {requirement}: no answer from the registry in 600 s"
+    else:
+        if not done.returncode:
+            return None
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise Unavailable(f"pip install transformers=={version} failed (registry unreachable?): {last}")
-    return site
+        reason = f"pip install {requirement} failed (no such build, or registry unreachable): {last}"
+    if required:
+        raise Unavailable(reason)
+    return reason
 
 
 def family_tests(folder: str, files: tuple[str, ...], version: str = REFERENCE) -> list[Path]:

@@ -390,8 +390,17 @@ class Tokenizer:
         return_tensors: str | None = None,
         return_attention_mask: bool | None = None,
         return_length: bool = False,
+        padding_side: str | None = None,
+        return_token_type_ids: bool | None = None,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+        verbose: bool = True,
     ) -> dict[str, Any]:
         """Encode one text (or pair) or a batch, with transformers' arguments and defaults.
+
+        ``padding_side`` ("right"/"left") overrides the tokenizer's for this call; ``token_type_ids``
+        (all 0 for XLM-R), ``special_tokens_mask`` and ``offset_mapping`` are returned when asked for;
+        ``verbose`` is accepted (errors here are raised, not logged).
 
         padding: False (default), True / "longest", "max_length" (``max_length`` or
         model_max_length). truncation: True / "longest_first", "only_first", "only_second" cut to
@@ -414,6 +423,9 @@ class Tokenizer:
                              f"got {truncation!r}")
         if return_tensors not in ("pt", "np", None):
             raise ValueError(f"return_tensors: expected 'pt', 'np' or None, got {return_tensors!r}")
+        side = self.padding_side if padding_side is None else padding_side
+        if side not in ("right", "left"):
+            raise ValueError(f"padding_side: expected 'right' or 'left', got {padding_side!r}")
         for name, value in (("max_length", max_length), ("pad_to_multiple_of", pad_to_multiple_of)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name}: expected a positive int or None, got {value!r}")
@@ -435,7 +447,7 @@ class Tokenizer:
             if self.pad_token_id is None:
                 raise ValueError("padding: the tokenizer has no pad_token; pass padding=False")
             backend.enable_padding(
-                direction=self.padding_side, pad_id=self.pad_token_id, pad_token=self.special_tokens["pad_token"],
+                direction=side, pad_id=self.pad_token_id, pad_token=self.special_tokens["pad_token"],
                 length=limit if padding == "max_length" else None, pad_to_multiple_of=pad_to_multiple_of,
             )
         else:
@@ -446,8 +458,14 @@ class Tokenizer:
         except Exception as err:  # tokenizers raises bare Exceptions, e.g. only_first on a short first text
             raise ValueError(f"truncation: {truncation!r} to max_length={limit} is impossible here ({err})") from err
         out: dict[str, Any] = {"input_ids": [e.ids for e in encodings]}
+        if return_token_type_ids:
+            out["token_type_ids"] = [e.type_ids for e in encodings]
         if return_attention_mask is not False:
             out["attention_mask"] = [e.attention_mask for e in encodings]
+        if return_special_tokens_mask:
+            out["special_tokens_mask"] = [e.special_tokens_mask for e in encodings]
+        if return_offsets_mapping:
+            out["offset_mapping"] = [list(e.offsets) for e in encodings]  # (start, end) tuples, as transformers
         if return_length:
             out["length"] = [len(e.ids) for e in encodings]
         return _as_tensors(out, return_tensors, single)
