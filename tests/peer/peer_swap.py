@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-import swap  # noqa: E402  (this folder is on sys.path, see run.py)
+import swap
 
 _MAP: dict = {}
 
