@@ -60,9 +60,24 @@ def install(family: str) -> dict[str, Any]:
     for module in targets:
         for name, obj in mapping.items():
             if module is transformers or name in vars(module) or _lazy_has(module, name):
+                _SAVED.append((module, name, vars(module).get(name, _ABSENT)))
                 setattr(module, name, obj)
     check(family, mapping)
     return mapping
+
+
+_ABSENT = object()
+_SAVED: list[tuple[Any, str, Any]] = []
+
+
+def restore() -> None:
+    """Undo ``install`` (the main suite's check of the swap runs in its own process's transformers)."""
+    while _SAVED:
+        module, name, old = _SAVED.pop()
+        if old is _ABSENT:
+            vars(module).pop(name, None)
+        else:
+            setattr(module, name, old)
 
 
 def _lazy_has(module: Any, name: str) -> bool:
