@@ -297,15 +297,21 @@ class Config(metaclass=ConfigMeta):
             fh.write("\n")
 
 
-def _strip_defaults(data: dict[str, Any]) -> dict[str, Any]:
+def _strip_defaults(data: dict[str, Any], nested: bool = False) -> dict[str, Any]:
     """What config.json holds: the common fields only where they differ from transformers' defaults
-    (nested configs too), never ``_name_or_path``."""
+    (nested configs too, which also leave out the two default labels, as transformers writes them),
+    never private keys (``_name_or_path``)."""
     out = {}
     for key, value in data.items():
         if key.startswith("_") or (key in SAVED_IF_SET and value == SAVED_IF_SET[key]):
             continue
-        out[key] = _strip_defaults(value) if isinstance(value, dict) and "model_type" in value else value
+        if nested and key in ("id2label", "label2id") and data.get("id2label") == _DEFAULT_LABELS:
+            continue
+        out[key] = _strip_defaults(value, True) if isinstance(value, dict) and "model_type" in value else value
     return out
+
+
+_DEFAULT_LABELS = {"0": "LABEL_0", "1": "LABEL_1"}
 
 
 @dataclass(kw_only=True)
