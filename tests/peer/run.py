@@ -35,7 +35,8 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
 TIMEOUT = 2400  # one pytest run of one file (a loaded 2-core machine needs ~15 min); a hang must not stall CI
 
 
-def run_pytest(root: Path, site: Path, file: Path, family: str | None, workers: int) -> dict[str, tuple[str, str]]:
+def run_pytest(root: Path, site: Path, file: Path, family: str | None, workers: int,
+               select: str | None = None) -> dict[str, tuple[str, str]]:
     """{test id: (outcome, first error line)} of one file; ``family`` set -> the swapped run."""
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "junit.xml"
@@ -45,6 +46,8 @@ def run_pytest(root: Path, site: Path, file: Path, family: str | None, workers: 
                f"--junitxml={xml}", "--rootdir", str(root), "-o", "addopts=", str(file.relative_to(root))]
         if workers > 1:
             cmd[3:3] = ["-n", str(workers)]
+        if select:
+            cmd[3:3] = ["-k", select]
         if family:
             env["MF_PEER_FAMILY"] = family
             env["MF_PEER_SWAP_REPORT"] = str(Path(tmp) / "swap.json")
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", action="append", choices=sorted(FAMILIES))
     parser.add_argument("--json", default="peer_failures.json", help="where to write the failing test ids")
     parser.add_argument("-n", "--workers", type=int, default=1, help="pytest-xdist workers per run")
+    parser.add_argument("-k", help="pytest -k selection for the mediaformers run (while iterating)")
+    parser.add_argument("--min-percent", type=float, help="exit 1 when a family passes less than this")
     parser.add_argument("--fresh", action="store_true", help="rerun the transformers baseline, not the cached one")
     args = parser.parse_args(argv)
     rows, failures, skipped = [], {}, {}
@@ -122,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         base, mine = {}, {}
         for path in paths:
             base.update(baseline(root, site, path, args.workers, args.fresh))
-            mine.update(run_pytest(root, site, path, folder, args.workers))
+            mine.update(run_pytest(root, site, path, folder, args.workers, args.k))
+        if args.k:  # a selection: compare only the tests it ran
+            base = {t: r for t, r in base.items() if t in mine}
         ref, ok, failing = compare(base, mine)
         rows.append((family, ref, ok))
         failures[family] = failing
@@ -134,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.json, "w") as fh:
         json.dump({"table": rows, "failures": failures, "skipped": skipped,
                    "torchvision": sources.torchvision_note()}, fh, indent=1, sort_keys=True)
-    return 0
+    low = [f for f, ref, ok in rows if args.min_percent is not None and ref and 100 * ok / ref < args.min_percent]
+    return 1 if low else 0
 
 
 def table(rows: list[tuple[str, int, int]]) -> str:
