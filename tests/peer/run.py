@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from . import sources
@@ -37,33 +36,72 @@ TIMEOUT = 2400  # one pytest run of one file (a loaded 2-core machine needs ~15 
 
 def run_pytest(root: Path, site: Path, file: Path, family: str | None, workers: int,
                select: str | None = None) -> dict[str, tuple[str, str]]:
-    """{test id: (outcome, first error line)} of one file; ``family`` set -> the swapped run."""
-    with tempfile.TemporaryDirectory() as tmp:
-        xml = Path(tmp) / "junit.xml"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(root), str(HERE)]
-                                                            + ([str(SRC)] if family else []))}
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-               f"--junitxml={xml}", "--rootdir", str(root), "-o", "addopts=", str(file.relative_to(root))]
-        if workers > 1:
-            cmd[3:3] = ["-n", str(workers)]
-        if select:
-            cmd[3:3] = ["-k", select]
-        if family:
-            env["MF_PEER_FAMILY"] = family
-            env["MF_PEER_SWAP_REPORT"] = str(Path(tmp) / "swap.json")
-            cmd[3:3] = ["-p", "peer_swap"]
-        try:
-            done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            return {f"{file.name}::<timeout>": ("failed", f"pytest ran past {TIMEOUT} s")}
-        if family:
-            swap = Path(tmp) / "swap.json"
-            if not swap.exists() or json.loads(swap.read_text())["stale"]:
-                tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-                raise RuntimeError(f"{file.name}: the mediaformers swap did not take effect: {tail}")
-        if not xml.exists():
-            return {f"{file.name}::<collection>": ("failed", (done.stdout + done.stderr).strip()[-300:])}
-        return _results(xml)
+    """{test id: (outcome, first error line)} of one file; ``family`` set -> the swapped run. A test that
+    kills the process is recorded as failed and the file runs again without it (at most MAX_CRASHES)."""
+    results: dict[str, tuple[str, str]] = {}
+    crashed: list[str] = []
+    for _ in range(MAX_CRASHES + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "results.jsonl"
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(root), str(HERE)]
+                                                                + ([str(SRC)] if family else [])),
+                   "MF_PEER_RESULTS": str(log)}
+            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                   "-p", "peer_record", "--rootdir", str(root), "-o", "addopts=", str(file.relative_to(root))]
+            cmd += [f"--deselect={t}" for t in crashed]
+            if workers > 1:
+                cmd += ["-n", str(workers)]
+            if select:
+                cmd += ["-k", select]
+            if family:
+                env["MF_PEER_FAMILY"] = family
+                env["MF_PEER_SWAP_REPORT"] = str(Path(tmp) / "swap.json")
+                cmd += ["-p", "peer_swap"]
+            try:
+                done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                results[f"{file.name}::<timeout>"] = ("failed", f"pytest ran past {TIMEOUT} s")
+                return results
+            if family:
+                swap = Path(tmp) / "swap.json"
+                if not swap.exists() or json.loads(swap.read_text())["stale"]:
+                    tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+                    raise RuntimeError(f"{file.name}: the mediaformers swap did not take effect: {tail}")
+            started, finished = _read(log, results)
+        if started is None or started in finished:  # the run ended on its own
+            if not results:
+                results[f"{file.name}::<collection>"] = ("failed", (done.stdout + done.stderr).strip()[-300:])
+            return results
+        crashed.append(started)
+        results[_short(started)] = ("failed", f"the test process died in this test (exit {done.returncode})")
+    return results
+
+
+MAX_CRASHES = 5
+
+
+def _short(nodeid: str) -> str:
+    """``Class::test`` (the file is implied), as the ids in the report."""
+    parts = nodeid.split("::")
+    return "::".join(parts[1:]) if len(parts) > 1 else nodeid
+
+
+def _read(log: Path, results: dict[str, tuple[str, str]]) -> tuple[str | None, set[str]]:
+    """Fold one run's records into ``results``; (the last test started, the tests that finished)."""
+    started, finished = None, set()
+    if not log.exists():
+        return None, finished
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if "started" in rec:
+            started = rec["started"]
+            continue
+        finished.add(rec["id"])
+        outcome = {"passed": "passed", "skipped": "skipped"}.get(rec["outcome"], "failed")
+        key = _short(rec["id"])
+        if results.get(key, ("passed",))[0] == "passed" or outcome == "failed":
+            results[key] = (outcome, rec["line"])
+    return started, finished
 
 
 def baseline(root: Path, site: Path, file: Path, workers: int, fresh: bool) -> dict[str, tuple[str, str]]:
@@ -77,24 +115,6 @@ def baseline(root: Path, site: Path, file: Path, workers: int, fresh: bool) -> d
     if not any(k.endswith(("<collection>", "<timeout>")) for k in out):
         cache.write_text(json.dumps(out))
     return out
-
-
-def _results(xml: Path) -> dict[str, tuple[str, str]]:
-    out = {}
-    for case in ET.parse(xml).getroot().iter("testcase"):
-        tid = f"{case.get('classname', '').rpartition('.')[2]}::{case.get('name')}"
-        outcome, line = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error"):
-                outcome, line = "failed", _first_line(child.get("message") or child.text or "")
-            elif child.tag == "skipped":
-                outcome, line = "skipped", _first_line(child.get("message") or "")
-        out[tid] = (outcome, line)
-    return out
-
-
-def _first_line(text: str) -> str:
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")[:300]
 
 
 def compare(baseline: dict, ours: dict) -> tuple[int, int, dict[str, str]]:

@@ -49,3 +49,15 @@ def test_compare_counts_only_tests_transformers_passes():
     ours = {"a": ("passed", ""), "b": ("failed", "TypeError: boom"), "c": ("passed", "")}
     assert run.compare(base, ours) == (2, 1, {"b": "TypeError: boom"})
     assert "| videomae | 2 | 1 | 50% |" in run.table([("videomae", 2, 1)])
+
+
+def test_a_test_that_kills_the_process_is_recorded_and_the_rest_still_run(tmp_path):
+    (tmp_path / "test_demo.py").write_text(
+        "import os\n\n"
+        "def test_a():\n    pass\n\n"
+        "def test_b():\n    os._exit(3)\n\n"
+        "def test_c():\n    assert 1 == 2\n")
+    got = run.run_pytest(tmp_path, tmp_path, tmp_path / "test_demo.py", None, 1)
+    assert got["test_a"] == ("passed", "")
+    assert got["test_b"][0] == "failed" and "died" in got["test_b"][1]
+    assert got["test_c"][0] == "failed" and "assert 1 == 2" in got["test_c"][1]
