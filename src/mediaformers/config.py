@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+import torch
+
 from .config_schema import check_config
 from .errors import CheckpointError
 
@@ -16,7 +18,51 @@ COMMON_ALIASES = {"torch_dtype": "dtype"}
 # Common fields left out of config.json at these values, as transformers' diff-based save does.
 SAVED_IF_SET: dict[str, Any] = {"output_hidden_states": False, "output_attentions": False, "return_dict": True,
                                 "chunk_size_feed_forward": 0, "is_encoder_decoder": False, "architectures": None,
-                                "problem_type": None, "dtype": None, "pruned_heads": {}}
+                                "problem_type": None, "dtype": None, "pruned_heads": {},
+                                "transformers_version": None}
+# Keywords transformers' configs take that choose runtime behaviour and are never written to config.json.
+RUNTIME_KEYWORDS = {"attn_implementation": "_attn_implementation",
+                    "experts_implementation": "_experts_implementation"}
+
+
+def to_torch_dtype(value: Any) -> torch.dtype | None:
+    """config.dtype as transformers holds it (a torch.dtype); a name ("float16", "torch.float16") is read."""
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    dtype = getattr(torch, str(value).removeprefix("torch."), None) if isinstance(value, str) else None
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype: expected a torch dtype or its name (\"float32\"), got {value!r}")
+    return dtype
+
+
+class ConfigMeta(type):
+    """Lets a config take every keyword transformers' configs take, as they do: a field is set, a
+    keyword the class does not model (``is_decoder``, a custom one) is kept as an attribute and written
+    to config.json, and ``attn_implementation`` is kept for the model without being saved."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            raise TypeError(f"{cls.__name__} accepts only keyword arguments, got {len(args)} positional")
+        known: dict[str, Any] = {}
+        extra = dict(kwargs.pop("extra", None) or {})
+        later: dict[str, Any] = {}
+        aliases = {**COMMON_ALIASES, **cls.aliases}  # type: ignore[attr-defined]
+        names = {f.name for f in fields(cls)} - {"extra"}  # type: ignore[arg-type]
+        for key, value in kwargs.items():
+            name = aliases.get(key, key)
+            if name in names:
+                if not (key != name and name in kwargs):  # both spellings given: the current name wins
+                    known[name] = value
+            elif key in RUNTIME_KEYWORDS:
+                later[RUNTIME_KEYWORDS[key]] = value
+            elif cls.has_field(name):  # type: ignore[attr-defined]
+                later[name] = value  # a settable property (name_or_path)
+            else:
+                extra[key] = value
+        obj = super().__call__(**known, extra=extra)
+        for key, value in later.items():
+            setattr(obj, key, value)
+        return obj
 
 
 def read_json_object(file: str) -> dict[str, Any]:
@@ -32,11 +78,12 @@ def read_json_object(file: str) -> dict[str, Any]:
 
 
 @dataclass(kw_only=True)
-class Config:
+class Config(metaclass=ConfigMeta):
     """Fields every family shares. Subclasses add theirs with transformers' names.
 
-    Keys of config.json we do not model are kept in ``extra`` and written back unchanged, so a
-    round trip through mediaformers loses nothing.
+    Keys of config.json (and constructor keywords) we do not model are kept in ``extra``, read as
+    attributes (``config.is_decoder``) and written back unchanged, so a round trip through mediaformers
+    loses nothing. Sizes that must agree are checked when a model is built (``check_sizes``).
     """
 
     model_type: ClassVar[str] = ""
@@ -45,20 +92,24 @@ class Config:
     # Our own fields that transformers' class lacks: written only when they differ from the default,
     # so a config that transformers can express keeps exactly transformers' keys.
     own_fields: ClassVar[tuple[str, ...]] = ()
+    # Nested configs by attribute name (AltCLIP's towers), as transformers' ``sub_configs``.
+    sub_configs: ClassVar[dict[str, type]] = {}
+    _attn_implementation: ClassVar[str | None] = None  # set per instance by the attn_implementation keyword
 
     num_labels: int | None = None  # derived from id2label when that is given
     id2label: dict[int, str] | None = None  # class index -> name
-    label2id: dict[str, int] | None = None  # name -> class index
+    label2id: dict[str, Any] | None = None  # name -> class index (kept as given, as transformers does)
     problem_type: str | None = None  # "single_label_classification", "multi_label_classification" or "regression"
     architectures: list[str] | None = None  # class names the weights belong to, read by mf.from_pretrained
     # transformers' PretrainedConfig fields every model reads; written to config.json only when not the default.
     output_hidden_states: bool = False  # forward's default for output_hidden_states
     output_attentions: bool = False  # forward's default for output_attentions
     return_dict: bool = True  # forward's default: an output object (True) or a tuple
-    dtype: str | None = None  # dtype of the saved weights ("float32"); old name torch_dtype
+    dtype: Any = None  # torch.dtype of the saved weights (config.json: "float32"); old name torch_dtype
     chunk_size_feed_forward: int = 0  # transformers' MLP chunking (memory only); ours runs unchunked, same result
     pruned_heads: dict[int, list[int]] = field(default_factory=dict)  # {layer: [head, ...]} removed by prune_heads
     is_encoder_decoder: bool = False  # always False for these encoders; kept for transformers' code that reads it
+    transformers_version: str | None = None  # as read from config.json; written back only when set
     _name_or_path: str = ""  # what from_pretrained was given; never written to config.json
     extra: dict[str, Any] = field(default_factory=dict)  # every other key of config.json, kept verbatim
 
@@ -76,12 +127,10 @@ class Config:
             self.id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
         if self.label2id is None or len(self.label2id) != len(self.id2label):
             self.label2id = {v: k for k, v in self.id2label.items()}
-        self.label2id = {k: int(v) for k, v in self.label2id.items()}
         allowed = (None, "single_label_classification", "multi_label_classification", "regression")
         if self.problem_type not in allowed:
             raise ValueError(f"problem_type: expected one of {allowed}, got {self.problem_type!r}")
-        if self.dtype is not None:
-            self.dtype = str(self.dtype).removeprefix("torch.")
+        self.dtype = to_torch_dtype(self.dtype)
         object.__setattr__(self, "_ready", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -94,9 +143,24 @@ class Config:
             elif name == "id2label" and value is not None:
                 value = {int(k): v for k, v in value.items()}
                 super().__setattr__("num_labels", len(value))
-            elif name == "dtype" and value is not None:
-                value = str(value).removeprefix("torch.")
+            elif name == "dtype":
+                value = to_torch_dtype(value)
+            elif not name.startswith("_") and not self.has_field(name) and not hasattr(type(self), name):
+                self.extra[name] = value  # as transformers: a new attribute is part of the config
+                return
         super().__setattr__(name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal look-up fails: the keys kept in ``extra`` read as attributes.
+        extra = self.__dict__.get("extra")
+        if extra is not None and name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __iter__(self):
+        """The attribute names, as iterating a transformers config gives them."""
+        yield from (f.name for f in fields(self) if f.name != "extra")
+        yield from self.extra
 
     # ---- transformers' PretrainedConfig API ------------------------------------------------------
     @classmethod
@@ -136,18 +200,43 @@ class Config:
             else:
                 self.extra[key] = value
 
+    def to_diff_dict(self) -> dict[str, Any]:
+        """What config.json holds: ``to_dict`` less the common fields at transformers' defaults."""
+        return _strip_defaults(self.to_dict())
+
+    def get_text_config(self, decoder: Any = None, encoder: Any = None) -> "Config":
+        """The text part of a composite config (AltCLIP's ``text_config``), else the config itself."""
+        text = getattr(self, "text_config", None)
+        return text if isinstance(text, Config) else self
+
     def to_json_string(self, use_diff: bool = True) -> str:
         """config.json's text; with ``use_diff`` the common fields at their defaults are left out, as saved."""
-        data = _strip_defaults(self.to_dict()) if use_diff else self.to_dict()
+        data = self.to_diff_dict() if use_diff else self.to_dict()
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> "Config":
+        """Read a config.json file (transformers' name for it)."""
+        return cls.from_pretrained(path)
 
     def to_json_file(self, path: str | os.PathLike, use_diff: bool = True) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(self.to_json_string(use_diff))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "Config":
-        """Build from a config.json dict; ``overrides`` win (e.g. ``num_labels=10`` for fine-tuning)."""
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> Any:
+        """Build from a config.json dict; ``overrides`` win (e.g. ``num_labels=10`` for fine-tuning), a dict
+        for a nested config updates it. With ``return_unused_kwargs=True`` (transformers' flag), overrides
+        that name nothing of the config are returned beside it instead of being kept: ``(config, unused)``."""
+        unused: dict[str, Any] = {}
+        if overrides.pop("return_unused_kwargs", False):
+            unused = {k: v for k, v in overrides.items()
+                      if k not in data and k not in RUNTIME_KEYWORDS and not cls.has_field(k)}
+            overrides = {k: v for k, v in overrides.items() if k not in unused}
+            return cls.from_dict(data, **overrides), unused
+        for key, value in overrides.items():
+            if key in cls.sub_configs and isinstance(value, dict) and isinstance(data.get(key), dict):
+                overrides[key] = {**data[key], **value}
         data = {**data, **overrides}
         if "num_labels" in overrides and "id2label" not in overrides:
             data.pop("id2label", None)
@@ -155,16 +244,8 @@ class Config:
         mt = data.get("model_type")
         if mt is not None and cls.model_type and mt != cls.model_type:
             raise ValueError(f"model_type: expected {cls.model_type!r}, got {mt!r}")
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known, extra = {}, dict(data.pop("extra", {}) or {})
-        aliases = {**COMMON_ALIASES, **cls.aliases}
-        for key, value in data.items():
-            key = aliases.get(key, key)
-            if key in names:
-                known[key] = value
-            elif key != "model_type":
-                extra[key] = value
-        return cls(**known, extra=extra)
+        data.pop("model_type", None)
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.extra)
@@ -180,6 +261,10 @@ class Config:
                 continue  # transformers derives num_labels from id2label
             if f.name in self.own_fields and value == f.default:
                 continue
+            if f.name == "dtype" and value is not None:
+                value = str(value).removeprefix("torch.")
+            if isinstance(value, Config):
+                value = value.to_dict()
             out[f.name] = value
         out["model_type"] = self.model_type
         return dict(sorted(out.items()))
@@ -191,8 +276,8 @@ class Config:
     def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> "Config":
         """Read config.json from a folder (or the file itself); a malformed file is a CheckpointError
         naming it and the field."""
-        path = os.fspath(path)
-        file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
+        path = os.path.join(os.fspath(path), overrides.pop("subfolder", "") or "")
+        file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path.rstrip(os.sep)
         data = read_json_object(file)
         try:
             return cls.from_dict(data, **overrides)
@@ -212,15 +297,21 @@ class Config:
             fh.write("\n")
 
 
-def _strip_defaults(data: dict[str, Any]) -> dict[str, Any]:
+def _strip_defaults(data: dict[str, Any], nested: bool = False) -> dict[str, Any]:
     """What config.json holds: the common fields only where they differ from transformers' defaults
-    (nested configs too), never ``_name_or_path``."""
+    (nested configs too, which also leave out the two default labels, as transformers writes them),
+    never private keys (``_name_or_path``)."""
     out = {}
     for key, value in data.items():
-        if key == "_name_or_path" or (key in SAVED_IF_SET and value == SAVED_IF_SET[key]):
+        if key.startswith("_") or (key in SAVED_IF_SET and value == SAVED_IF_SET[key]):
             continue
-        out[key] = _strip_defaults(value) if isinstance(value, dict) and "model_type" in value else value
+        if nested and key in ("id2label", "label2id") and data.get("id2label") == _DEFAULT_LABELS:
+            continue
+        out[key] = _strip_defaults(value, True) if isinstance(value, dict) and "model_type" in value else value
     return out
+
+
+_DEFAULT_LABELS = {"0": "LABEL_0", "1": "LABEL_1"}
 
 
 @dataclass(kw_only=True)

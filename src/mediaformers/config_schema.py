@@ -1,8 +1,9 @@
 """One schema for every config: a field's type is its dataclass annotation, its range follows from its
 name (sizes and counts are positive, ids non-negative, probabilities in [0, 1], eps positive).
 
-Checked when a config is built, so a config.json of wrong types or ranges is refused with the field
-named before any model is built. Upper bounds keep absurd values (``hidden_size: 1e9``,
+Types and ranges are checked when a config is built, so a config.json of wrong types or ranges is
+refused with the field named; how sizes agree (heads divide the width) when a model is built, as
+transformers does. Upper bounds keep absurd values (``hidden_size: 1e9``,
 ``num_hidden_layers: 1000000``) from ever reaching a constructor; what a config can still ask for
 within them is checked against memory before anything is allocated (modeling.py builds on meta).
 """
@@ -135,17 +136,26 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def check_config(config: Any) -> None:
-    """Check and normalise every annotated field of a config dataclass in place; then the sizes that
-    must agree (heads divide the width, a patch grid of at least one patch)."""
-    hints = _hints(config.__class__)
+    """Check and normalise every annotated field of a config dataclass in place (types and ranges).
+    How sizes agree with each other is checked when a model is built (``check_sizes``), as in transformers,
+    whose configs take any sizes."""
+    hints = _hints(type(config))
     for f in dataclasses.fields(config):
         if f.name != "extra":
             setattr(config, f.name, check_field(f.name, getattr(config, f.name), hints[f.name], f.default))
+
+
+def check_sizes(config: Any) -> None:
+    """The sizes that must agree for a model to be built: heads divide the width, a patch grid of at least
+    one patch; a ValueError naming the field otherwise (nested configs included)."""
     for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_sizes(value)
         if f.name.endswith("num_attention_heads"):
             width_name = f.name.replace("num_attention_heads", "hidden_size")
-            heads, width = getattr(config, f.name), getattr(config, width_name, None)
-            if isinstance(width, int) and width % heads:
+            heads, width = value, getattr(config, width_name, None)
+            if isinstance(width, int) and isinstance(heads, int) and width % heads:
                 raise ValueError(f"{width_name}: expected a multiple of {f.name} ({heads}), got {width}")
     try:
         grid = getattr(config, "grid", None)

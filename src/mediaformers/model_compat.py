@@ -117,7 +117,7 @@ class TransformersModelAttributes:
         check_attn_implementation(attn_implementation)
         set_attention(self, ATTN_IMPLEMENTATIONS[attn_implementation])
         _set_config_attn(self.config, attn_implementation)
-        for key, tower in towers.items():
+        for tower in towers.values():
             _set_config_attn(tower.config, attn_implementation)
 
     def _apply_config_attn(self) -> None:

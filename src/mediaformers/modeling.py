@@ -14,6 +14,7 @@ from .checkpoints.convert import Converter
 from .checkpoints.hub import resolve
 from .checkpoints.io import load_state_dict, read_shapes, save_state_dict
 from .config import CONFIG_NAME, Config
+from .config_schema import check_sizes
 from .errors import CheckpointError
 from .layers.attention import check_attention_mode, set_attention
 from .model_api import ModelAPI, hub_repo_id, loading_info, parse_shard_size, split_config_kwargs
@@ -127,6 +128,7 @@ class PreTrainedModel(TransformersModelAttributes, ModelAPI, nn.Module):
         super().__init__()
         if not isinstance(config, self.config_class):
             raise ValueError(f"config: expected {self.config_class.__name__}, got {type(config).__name__}")
+        check_sizes(config)  # deferred from the config, as transformers defers it to the model
         self.config = config
 
     # ---- weights init -------------------------------------------------------------------

@@ -20,7 +20,8 @@ BAD = [
     ({"image_size": [[32], 32]}, r"image_size\[0\]: expected an integer, got \[32\]"),
     ({"id2label": ["cat", "dog"]}, r"id2label: expected dict\[int, str\] or null, got \['cat', 'dog'\]"),
     ({"id2label": {"zero": "cat"}}, "id2label: expected integer keys, got 'zero'"),
-    ({"label2id": {"cat": "0"}}, r"label2id\['cat'\]: expected an integer, got '0'"),
+    ({"label2id": ["cat"]}, r"label2id: expected .* or null, got \['cat'\]"),  # values as given ("0"): transformers'
+    ({"dtype": "float99"}, r"dtype: expected a torch dtype or its name \(\"float32\"\), got 'float99'"),
     ({"hidden_size": 0}, r"hidden_size: expected an integer in \[1, 16777216\], got 0"),
     ({"num_frames": -4}, r"num_frames: expected an integer in \[1, 16777216\], got -4"),
     ({"hidden_size": 1e9}, "hidden_size: expected an integer, got 1000000000.0"),

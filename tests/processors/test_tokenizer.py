@@ -203,6 +203,9 @@ CALLS = [
     {"truncation": "only_first", "max_length": 12, "padding": True},
     {"truncation": "longest_first", "max_length": 9},
     {"add_special_tokens": False, "padding": True},
+    {"padding": True, "padding_side": "left", "return_tensors": "pt"},
+    {"return_token_type_ids": True, "padding": True},
+    {"return_special_tokens_mask": True, "return_offsets_mapping": True},
 ]
 
 
@@ -222,7 +225,7 @@ def test_call_options_match(xlmr_folder, kwargs, pairs):
             ours(*args, **kwargs)
         return
     got = ours(*args, **kwargs)
-    assert sorted(got) == sorted(k for k in want if k != "token_type_ids")
+    assert sorted(got) == sorted(k for k in want if k != "token_type_ids" or kwargs.get("return_token_type_ids"))
     for key in got:
         assert type(got[key]).__module__.split(".")[0] == type(want[key]).__module__.split(".")[0], key
         assert _plain(got[key]) == _plain(want[key]), key
@@ -230,7 +233,7 @@ def test_call_options_match(xlmr_folder, kwargs, pairs):
 
 def test_single_text_and_pair_shapes_match(xlmr_folder):
     ours, ref = Tokenizer.from_pretrained(xlmr_folder), tf.AutoTokenizer.from_pretrained(xlmr_folder)
-    for args in [("a cat",), ("a cat", "a dog")]:
+    for args in [("a cat",), ("a cat", "a dog"), (["a cat"], ["a dog"])]:
         assert ours(*args)["input_ids"] == ref(*args)["input_ids"]
         assert ours(*args, return_tensors="pt")["input_ids"].shape == ref(*args, return_tensors="pt")["input_ids"].shape
         assert ours.encode(*args) == ref.encode(*args)

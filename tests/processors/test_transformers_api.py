@@ -236,3 +236,23 @@ def test_tvlt_feature_extractor_457_call_order():
         fe(noise(0.3, 16000), sampling_rate=16000, resample=False)
     with pytest.raises(ValueError, match="return_tensors: expected 'pt', 'np' or None, got 16000"):
         fe(x, 16000)  # the second positional is return_tensors, as in transformers
+
+
+@pytest.mark.parametrize("name,ours,theirs", PAIRS)
+def test_layout_keywords_and_valid_kwargs(name, ours, theirs):
+    """data_format / input_data_format / do_convert_rgb per call, as transformers takes them; valid_kwargs
+    lists what the constructor and call take (transformers' image-processing tests read it)."""
+    kw = dict(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    p = ours(**kw)
+    frames = FRAMES if name != "clip" else list(FRAMES)
+    first = p(frames)["pixel_values"]
+    last = p(frames, data_format="channels_last", input_data_format="channels_last", do_convert_rgb=True)
+    assert torch.equal(last["pixel_values"], first.movedim(-3, -1))
+    # transformers 5's processors take data_format but return channels-first (ViViT's fails on it); ours do
+    # as asked, as 4.x did
+    assert {"size", "crop_size", "data_format", "do_convert_rgb", "image_mean"} <= set(ours.valid_kwargs.__annotations__)
+    assert set(ours.valid_kwargs.__annotations__) - {"offset"} <= set(theirs.valid_kwargs.__annotations__) | {"offset"}
+    with pytest.raises(ValueError, match="data_format: expected one of"):
+        p(frames, data_format="HWC")
+    with pytest.raises(ValueError, match="do_convert_rgb: frames are always converted to RGB"):
+        p(frames, do_convert_rgb=False)

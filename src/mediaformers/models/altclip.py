@@ -22,8 +22,6 @@ from .altclip_outputs import (
 from .common import check_float, frame_settings, pair
 from .xlmr import XLMRobertaEncoder
 
-_DEFAULT_LABELS = {0: "LABEL_0", 1: "LABEL_1"}
-
 
 @dataclass(kw_only=True)
 class AltCLIPTextConfig(Config):
@@ -84,16 +82,10 @@ class AltCLIPVisionConfig(Config):
         return super().from_dict(data, **overrides)
 
 
-def _sub_dict(config: Config) -> dict[str, Any]:
-    out = config.to_dict()
-    if config.id2label == _DEFAULT_LABELS:  # transformers leaves the defaults out of nested configs
-        out.pop("id2label"), out.pop("label2id")
-    return out
-
-
 @dataclass(kw_only=True)
 class AltCLIPConfig(Config):
     model_type = "altclip"
+    sub_configs = {"text_config": AltCLIPTextConfig, "vision_config": AltCLIPVisionConfig}
 
     text_config: AltCLIPTextConfig | dict | None = None  # a dict is read with AltCLIPTextConfig.from_dict
     vision_config: AltCLIPVisionConfig | dict | None = None
@@ -118,11 +110,6 @@ class AltCLIPConfig(Config):
                 data[f"{part}_config"] = {**(data.get(f"{part}_config") or {}), **legacy}
         return super().from_dict(data, **overrides)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["text_config"] = _sub_dict(self.text_config)
-        out["vision_config"] = _sub_dict(self.vision_config)
-        return out
 
 
 class AltCLIPPreTrainedModel(PreTrainedModel):

@@ -15,7 +15,8 @@ from .image.clip_image_processor import CLIPImageProcessor
 from .tokenizer import SPM_FILES, TOKENIZER_FILE, Tokenizer
 
 _TEXT_OPTIONS = ("add_special_tokens", "padding", "truncation", "max_length", "pad_to_multiple_of",
-                 "return_attention_mask", "return_length")
+                 "return_attention_mask", "return_length", "padding_side", "return_token_type_ids",
+                 "return_special_tokens_mask", "return_offsets_mapping", "verbose")
 
 
 class AltCLIPProcessor:

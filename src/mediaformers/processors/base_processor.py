@@ -19,7 +19,7 @@ import copy
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypedDict, TypeVar
 
 import numpy as np
 import torch
@@ -51,6 +51,30 @@ _SCHEMA = {"do_resize": "bool", "do_center_crop": "bool", "do_rescale": "bool", 
 
 _P = TypeVar("_P", bound="BaseVideoProcessor")
 
+# Keywords of one call that choose layouts rather than the transform (transformers' names).
+_LAYOUTS = ("channels_first", "channels_last")
+
+
+class VideoProcessorKwargs(TypedDict, total=False):
+    """The keywords a processor takes, as transformers' ``valid_kwargs`` (an ``ImagesKwargs``) lists them:
+    its image-processing tests read the annotations to build a processor."""
+
+    do_resize: bool
+    size: dict[str, int]
+    resample: int
+    do_center_crop: bool
+    crop_size: dict[str, int]
+    do_rescale: bool
+    rescale_factor: float
+    offset: bool
+    do_normalize: bool
+    image_mean: list[float]
+    image_std: list[float]
+    do_convert_rgb: bool
+    data_format: str
+    input_data_format: str
+    return_tensors: str
+
 
 def _positive(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
@@ -75,6 +99,7 @@ class BaseVideoProcessor:
     #: transformers' class name, written as ``image_processor_type``.
     processor_type: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    valid_kwargs: ClassVar[type] = VideoProcessorKwargs
 
     def __init__(self, **kwargs: Any) -> None:
         config = copy.deepcopy(self.defaults)
@@ -247,9 +272,13 @@ class BaseVideoProcessor:
         ``overrides``: any field for this call only (``size``, ``crop_size``, ``do_resize``, ``image_mean``...).
         """
         check_return_tensors(return_tensors)
+        layout = _call_layout(overrides)
         proc = self.for_call(overrides)
-        clips = proc.to_clips(videos, generator, allow_partial=allow_partial)
-        return convert({"pixel_values": proc._process(clips)}, return_tensors)
+        # input_data_format is checked, not needed: the channel axis is the one of size 3 (1 for grey)
+        pixels = proc._process(proc.to_clips(videos, generator, allow_partial=allow_partial))
+        if layout["data_format"] == "channels_last":
+            pixels = pixels.movedim(-3, -1)
+        return convert({"pixel_values": pixels}, return_tensors)
 
     def preprocess(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """transformers' name for the call."""
@@ -271,6 +300,22 @@ def prepare_audio_visual(video: BaseVideoProcessor, audio: Any, source: str | os
 
 def _is_path(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike))
+
+
+def _call_layout(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Pop transformers' layout keywords of one call (``data_format``, ``input_data_format``,
+    ``do_convert_rgb``), each checked; frames are always read as RGB (1 channel is repeated)."""
+    out = {}
+    for key in ("data_format", "input_data_format"):
+        value = overrides.pop(key, None)
+        value = getattr(value, "value", value)  # transformers' ChannelDimension enum
+        if value not in (None, *_LAYOUTS):
+            raise ValueError(f"{key}: expected one of {_LAYOUTS} or None, got {value!r}")
+        out[key] = value
+    rgb = overrides.pop("do_convert_rgb", None)
+    if rgb not in (None, True):
+        raise ValueError(f"do_convert_rgb: frames are always converted to RGB; expected True or None, got {rgb!r}")
+    return out
 
 
 def _is_array(x: Any) -> bool:

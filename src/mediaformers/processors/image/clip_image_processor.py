@@ -12,6 +12,7 @@ from ..base_processor import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
     BaseVideoProcessor,
+    _call_layout,
     _as_tensor,
     _channels_first,
     _is_array,
@@ -46,6 +47,7 @@ class CLIPImageProcessor(BaseVideoProcessor):
         if videos is not None:
             return super().__call__(videos, return_tensors=return_tensors, generator=generator, **overrides)
         check_return_tensors(return_tensors)
+        layout = _call_layout(overrides)
         proc = self.for_call(overrides)
         frames = proc._images(images)
         if isinstance(frames, list):  # sizes differ: resized and cropped one by one (uint8), then stacked
@@ -60,6 +62,8 @@ class CLIPImageProcessor(BaseVideoProcessor):
             pixels = rescale_normalize(torch.stack(frames), t.rescale_factor, t.offset, t.mean, t.std)
         else:
             pixels = proc._process([frames])[0]
+        if layout["data_format"] == "channels_last":
+            pixels = pixels.movedim(-3, -1)
         return convert({"pixel_values": pixels}, return_tensors)
 
     def prepare(self, source: Any, *, allow_partial: bool = False,

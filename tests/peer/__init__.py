@@ -1,0 +1,1 @@
+"""transformers' own tests run against mediaformers: see run.py."""
