@@ -95,6 +95,9 @@ def check(args):
     Recipe = _recipe()
     names = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in vars(args).items() if k in names})
+    if recipe.resume and recipe.eval_only:
+        raise ValueError("--resume and --eval-only: expected one of them (continue a run or evaluate a model), "
+                         "got both")
     try:
         recipe.check()
     except ValueError as err:

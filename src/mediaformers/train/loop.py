@@ -104,6 +104,10 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     recorded = run_record.read(run) if r.resume else None
     if recorded is not None:
         run_record.check(recorded, record, run)
+    elif r.resume and not fresh and not ck.list_states(run) and not any(
+            (run / n).exists() for n in ("train.log", "metrics.jsonl")):
+        raise ResumeError(f"resume: expected a run folder made by `mediaformers train`, got {run} (no "
+                          f"{run_record.FILE}, checkpoints or metrics.jsonl); name the run's -o folder or a new one")
     dist.barrier()  # every rank has looked before rank 0 writes
     if dist.main:
         run.mkdir(parents=True, exist_ok=True)

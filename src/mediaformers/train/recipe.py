@@ -98,7 +98,7 @@ _RANGES = (("epochs", 1, None, False, False), ("max_steps", 1, None, False, Fals
            ("label_smoothing", 0, 1, False, True), ("mixup", 0, None, False, False),
            ("drop_path_rate", 0, 1, False, True), ("grad_accum", 1, None, False, False),
            ("clip_grad", 0, None, False, False), ("seed", 0, None, False, False),
-           ("num_workers", 0, None, False, False), ("save_every", 0, None, False, False),
+           ("num_workers", 0, 256, False, False), ("save_every", 0, None, False, False),
            ("keep_last", 0, None, False, False),
            ("max_bad_fraction", 0, 1, False, False), ("val_fraction", 0, 1, True, True),
            ("mask_ratio", 0, 1, True, True))

@@ -1,0 +1,50 @@
+"""Red-team regressions for training (issue 25): each case failed before its fix; all fail before a model is
+built or a step runs, so they are fast."""
+import pytest
+
+from mediaformers.errors import DataError, ResumeError
+from mediaformers.train import Recipe, fit
+
+from .conftest import TINY_AUDIO
+
+
+def _fit(data, run, **kw):
+    kw = {"model": "ast", "config": TINY_AUDIO, "batch_size": 4, **kw}
+    return fit(Recipe(data=str(data), output=str(run), **kw))
+
+
+def test_resume_into_a_folder_that_is_not_a_run_is_refused_and_left_alone(audio_classes, tmp_path):
+    mine = tmp_path / "my-checkpoint"  # a user's folder, not a training run: resume must not write into it
+    mine.mkdir()
+    (mine / "config.json").write_text("{}")
+    with pytest.raises(ResumeError, match="expected a run folder made by `mediaformers train`"):
+        _fit(audio_classes, mine, resume=True, max_steps=1)
+    assert sorted(p.name for p in mine.iterdir()) == ["config.json"]
+
+
+def test_an_unknown_config_keyword_is_one_line_naming_the_config(audio_classes, tmp_path):
+    with pytest.raises(ValueError, match=r"config: expected keywords of ASTConfig, got .*'no_such_key'"):
+        _fit(audio_classes, tmp_path / "run", config={**TINY_AUDIO, "no_such_key": 1})
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text,message", [
+    ("path,label\n{a},cat,extra\n{b},dog\n", r"row 2: expected 2 fields \(the header's\), got 3"),
+    ("path,label,label\n{a},cat,x\n{b},dog,y\n", r"row 1: expected each column name once, got 'label' twice"),
+])
+def test_csv_rows_that_do_not_fit_the_header_are_refused(audio_classes, tmp_path, text, message):
+    a, b = audio_classes / "tone" / "tone0.wav", audio_classes / "noise" / "noise0.wav"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(text.format(a=a, b=b))
+    with pytest.raises(DataError, match=message):
+        _fit(manifest, tmp_path / "run")
+
+
+def test_thousands_of_labels_make_a_short_message(audio_classes, tmp_path):
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    wav = audio_classes / "tone" / "tone0.wav"
+    train.write_text("path,label\n" + "".join(f"{wav},t{i}\n" for i in range(2000)))
+    val.write_text("path,label\n" + "".join(f"{wav},v{i}\n" for i in range(2000)))
+    with pytest.raises(DataError, match="and 1990 more") as err:
+        _fit(train, tmp_path / "run", val=str(val))
+    assert len(str(err.value)) < 400
