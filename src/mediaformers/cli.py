@@ -428,6 +428,8 @@ def cmd_export(args) -> int:
     # torch's ONNX exporter logs "torchvision is not installed" once per torchvision op it could register:
     # notes about a package this library never uses (the export does not need it)
     logging.getLogger("torch.onnx._internal.exporter._registration").addFilter(_NoTorchvisionNote())
+    # onnxscript's optimizer warns once per Split it leaves unfolded: a note on its own pass, not on the export
+    logging.getLogger("onnxscript.optimizer._constant_folding").addFilter(_NoTorchvisionNote())
     loaded = load_model(args.model)
     model, folder = loaded.model, loaded.folder
     inputs = loaded.declaration.dummy_inputs(type(model), model.config, args.batch)
@@ -445,7 +447,8 @@ def cmd_export(args) -> int:
 
 class _NoTorchvisionNote(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "torchvision is not installed" not in record.getMessage()
+        text = record.getMessage()
+        return "torchvision is not installed" not in text and "Skipping constant folding" not in text
 
 
 def _library(args, **new):
@@ -701,10 +704,20 @@ def main(argv: list[str] | None = None) -> int:
         kept = ("finished records are kept (use --resume)" if args.command in ("classify", "zero-shot")
                 else "finished embeddings are kept in OUTPUT.partial.jsonl (use --resume)"
                 if args.command == "embed" else
-                f"the same command with --resume continues the run in {getattr(args, 'output', 'OUTPUT')} from its "
-                "last checkpoint" if args.command == "train" else "stopped")
+                _train_interrupted(args.output) if args.command == "train" else "stopped")
         print(f"mediaformers {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
+
+
+def _train_interrupted(output: str) -> str:
+    """What Ctrl-C left of a run: --resume goes on from a checkpoint only where one was written."""
+    states = sorted(Path(output).glob("checkpoints/step-*.pt"))
+    if states:
+        return (f"the same command with --resume continues the run in {output} from its last checkpoint "
+                f"({states[-1].stem}; steps after it are done again)")
+    if Path(output).is_dir() and any(Path(output).iterdir()):
+        return f"no checkpoint was written yet: the same command with --resume starts the run in {output} again"
+    return "no checkpoint was written yet: run the same command again"
 
 
 def _out_of_memory(err: BaseException) -> bool:

@@ -48,3 +48,20 @@ def test_thousands_of_labels_make_a_short_message(audio_classes, tmp_path):
     with pytest.raises(DataError, match="and 1990 more") as err:
         _fit(train, tmp_path / "run", val=str(val))
     assert len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_second_training_into_the_same_folder_is_refused_while_the_first_runs(audio_classes, tmp_path, resume):
+    import fcntl
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    fd = os.open(run, os.O_RDONLY)  # what a running `mediaformers train` holds on its -o
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DataError, match="another mediaformers train is writing"):
+            _fit(audio_classes, run, max_steps=1, resume=resume)
+    finally:
+        os.close(fd)
+    assert list(run.iterdir()) == []

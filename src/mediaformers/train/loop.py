@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict
@@ -93,6 +94,15 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     if run.exists() and not run.is_dir():
         raise DataError(f"output: expected a run folder, got a file {run}")
     existed = run.exists()
+    lock = ck.lock_run(run) if existed and dist.main else None  # before it looks: another run may be writing
+    try:
+        return _fit_locked(r, dist, run, existed, lock)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _fit_locked(r: Recipe, dist, run: Path, existed: bool, lock: int | None) -> dict[str, Any]:
     fresh = not existed or not any(run.iterdir())
     if not fresh and not (r.resume or r.eval_only):
         raise DataError(f"output: {run} exists and is not empty; pass resume=True (--resume) to continue that "
@@ -111,15 +121,20 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     dist.barrier()  # every rank has looked before rank 0 writes
     if dist.main:
         run.mkdir(parents=True, exist_ok=True)
-    rep = Reporter(run, r.quiet, dist.main)
+        lock = lock if lock is not None else ck.lock_run(run)  # a new folder: locked once made
     try:
-        return _train(r, dist, run, rep, task, train_items, val_items, record, recorded)
-    except BaseException:
-        rows = rep.rows
-        rep.close()
-        if fresh and dist.main and rows == 0 and not ck.list_states(run):
-            _clear(run, existed)  # rejected before its first checkpoint: nothing to resume, nothing blocks a rerun
-        raise
+        rep = Reporter(run, r.quiet, dist.main)
+        try:
+            return _train(r, dist, run, rep, task, train_items, val_items, record, recorded)
+        except BaseException:
+            rows = rep.rows
+            rep.close()
+            if fresh and dist.main and rows == 0 and not ck.list_states(run):
+                _clear(run, existed)  # rejected before its first checkpoint: nothing to resume or block a rerun
+            raise
+    finally:
+        if not existed and lock is not None:
+            os.close(lock)  # _fit closes the one it took
 
 
 def _clear(run: Path, keep_folder: bool) -> None:
