@@ -65,3 +65,18 @@ def test_a_second_training_into_the_same_folder_is_refused_while_the_first_runs(
     finally:
         os.close(fd)
     assert list(run.iterdir()) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_finished_run_extended_on_resume_trains_at_the_new_schedules_lr(audio_classes, tmp_path):
+    """--max-steps may change on resume: the first resumed step used the old schedule's last lr (0 after the
+    cosine), so extending a finished run by one step changed no weight."""
+    import torch
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    _fit(audio_classes, run, max_steps=2, save_every=1)
+    before = load_file(run / "final" / "model.safetensors")
+    _fit(audio_classes, run, max_steps=3, save_every=1, resume=True)
+    after = load_file(run / "final" / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before)

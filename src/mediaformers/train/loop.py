@@ -211,6 +211,10 @@ def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_ite
                               f"({first[-1].strip()[:200] if first else err}); resume with the model the run "
                               "trained, or train into a new -o folder") from None
         sched.load_state_dict(state["scheduler"])
+        # the optimizer's saved lr is the old schedule's: with --max-steps/--epochs changed on resume (a finished
+        # run extended) the next step would run at the old end's lr (0 after a cosine); LambdaLR's own formula
+        for g, base, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+            g["lr"] = base * factor(sched.last_epoch)
         step, epoch, batch_in_epoch, best = state["step"], state["epoch"], state["batch"], state["best"]
         rep.keep_rows(state.get("metrics_rows"), step)
         log(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
