@@ -80,3 +80,20 @@ def test_a_finished_run_extended_on_resume_trains_at_the_new_schedules_lr(audio_
     _fit(audio_classes, run, max_steps=3, save_every=1, resume=True)
     after = load_file(run / "final" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.timeout(120)
+def test_allow_partial_trains_on_the_part_of_a_cut_file_that_decodes(tmp_path):
+    from mediaformers.errors import TrainingError
+
+    from .conftest import write_audio_classes
+
+    audio_classes = write_audio_classes(tmp_path / "data", n_per_class=3, seconds=0.4)
+    for name in ("tone/tone0.wav", "noise/noise0.wav"):  # cut mid-stream: a damaged file, not garbage
+        data = (audio_classes / name).read_bytes()
+        (audio_classes / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(TrainingError, match="fail decoding"):
+        _fit(audio_classes, tmp_path / "strict", epochs=1, max_bad_fraction=0.0, val_fraction=0.34)
+    metrics = _fit(audio_classes, tmp_path / "partial", epochs=1, max_bad_fraction=0.0, val_fraction=0.34,
+                   allow_partial=True)
+    assert metrics["skipped"] == [] and metrics["val_failed"] == 0

@@ -56,6 +56,7 @@ class Recipe:
     gradient_checkpointing: bool = False
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2) instead of DDP
     max_bad_fraction: float = 0.1  # stop when more than this fraction of files fail to decode
+    allow_partial: bool = False  # damaged or cut media: train on what decodes instead of skipping the file
     resume: bool = False
     eval_only: bool = False
     quiet: bool = True
