@@ -97,3 +97,20 @@ def test_allow_partial_trains_on_the_part_of_a_cut_file_that_decodes(tmp_path):
     metrics = _fit(audio_classes, tmp_path / "partial", epochs=1, max_bad_fraction=0.0, val_fraction=0.34,
                    allow_partial=True)
     assert metrics["skipped"] == [] and metrics["val_failed"] == 0
+
+
+@pytest.mark.timeout(120)
+def test_resume_past_a_damaged_newest_checkpoint_uses_the_one_before_and_says_so(audio_classes, tmp_path):
+    """A truncated step-*.pt (not a kill mid-write: those are atomic) was a 20-line RuntimeError from torch."""
+    run = tmp_path / "run"
+    _fit(audio_classes, run, max_steps=2, save_every=1)
+    states = sorted((run / "checkpoints").glob("step-*.pt"))
+    assert [p.name for p in states] == ["step-00000001.pt", "step-00000002.pt"]
+    states[-1].write_bytes(states[-1].read_bytes()[:1000])
+    _fit(audio_classes, run, max_steps=2, save_every=1, resume=True)
+    log = (run / "train.log").read_text()
+    assert "step-00000002.pt is unreadable" in log and "resumed at step 1" in log
+    for p in (run / "checkpoints").glob("step-*.pt"):
+        p.write_bytes(b"not a checkpoint")
+    with pytest.raises(ResumeError, match="expected a readable checkpoint in .*, got 2 unreadable"):
+        _fit(audio_classes, run, max_steps=3, resume=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, TrainingError
+from ..errors import DataError, ResumeError, TrainingError
 
 
 def lock_run(run: Path) -> int:
@@ -94,9 +95,20 @@ def list_states(run: Path) -> list[Path]:
     return sorted((run / "checkpoints").glob("step-*.pt"))
 
 
-def latest_state(run: Path) -> dict | None:
+def latest_state(run: Path, log=print) -> dict | None:
+    """The newest checkpoint that reads back; a damaged newer one (writes are atomic, so a disk or a copy
+    damaged it) is named in the log and the one before it used; none readable is one clear error."""
     states = list_states(run)
-    return torch.load(states[-1], map_location="cpu", weights_only=False) if states else None
+    for path in reversed(states):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            log(f"resume: {path.name} is unreadable ({reason}); trying the checkpoint before it")
+    if states:
+        raise ResumeError(f"resume: expected a readable checkpoint in {run / 'checkpoints'}, got "
+                          f"{len(states)} unreadable ({states[-1].name}, ...); train into a new -o folder")
+    return None
 
 
 def save_model_folder(model, processors: dict, folder: Path, state_dict: dict | None = None) -> None:

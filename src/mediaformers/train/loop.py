@@ -199,7 +199,7 @@ def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_ite
             for stale in ck.clean_stale(run):
                 log(f"removed {stale.name}, left by a run killed while writing it")
         dist.barrier()
-        state = ck.latest_state(run)
+        state = ck.latest_state(run, log)
     if state is not None:
         if recorded is None and "run" in state:  # a run folder without run.json (written before it existed)
             run_record.check(state["run"], record, run)
