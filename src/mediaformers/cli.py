@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -69,8 +70,15 @@ def _ray_flags(p: argparse.ArgumentParser) -> None:
                    help="--ray: model actors (default one per GPU, else the CPUs but one)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's usage errors as one line (the full usage is one --help away); subcommands inherit it."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mediaformers", description="Video, audio, audio-visual and image-text transformers on media files.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples (the demo makes these paths):\n  mediaformers demo demo/\n"
@@ -427,6 +435,8 @@ def cmd_export(args) -> int:
     # torch's ONNX exporter logs "torchvision is not installed" once per torchvision op it could register:
     # notes about a package this library never uses (the export does not need it)
     logging.getLogger("torch.onnx._internal.exporter._registration").addFilter(_NoTorchvisionNote())
+    # onnxscript's optimizer warns once per Split it leaves unfolded: a note on its own pass, not on the export
+    logging.getLogger("onnxscript.optimizer._constant_folding").addFilter(_NoTorchvisionNote())
     loaded = load_model(args.model)
     model, folder = loaded.model, loaded.folder
     inputs = loaded.declaration.dummy_inputs(type(model), model.config, args.batch)
@@ -447,7 +457,8 @@ def cmd_export(args) -> int:
 
 class _NoTorchvisionNote(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "torchvision is not installed" not in record.getMessage()
+        text = record.getMessage()
+        return "torchvision is not installed" not in text and "Skipping constant folding" not in text
 
 
 def _library(args, **new):
@@ -535,6 +546,8 @@ def cmd_demo(args) -> int:
     if args.folder and args.workdir and Path(args.folder) != Path(args.workdir):
         raise ValueError(f"demo: expected one work folder, got {args.folder} and --workdir {args.workdir}")
     folder = Path(args.folder or args.workdir or tempfile.mkdtemp(prefix="mediaformers-demo-"))
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"demo: expected a folder to build the demo in, got a file {folder}")
     if args.search:
         from .search.demo import run_search_demo
 
@@ -607,12 +620,33 @@ def _check_args(args) -> None:
     if args.command == "export" and args.batch > _MAX_EXPORT_BATCH:
         raise UsageError(f"--batch: expected a positive batch size of at most {_MAX_EXPORT_BATCH} for the example "
                          f"inputs (--dynamic-batch frees it at run time), got {args.batch}")
+    for name in ("output", "library"):  # "" would write into the working folder
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            flag = "-o" if name == "output" or args.command == "index" else name
+            raise UsageError(f"{flag}: expected a path, got an empty string")
+    if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+        raise UsageError("--resume and --overwrite: expected one of them (continue OUTPUT or replace it), got both")
+    workers = getattr(args, "workers", None)
+    if args.command != "train" and isinstance(workers, int) and not 0 <= workers <= _MAX_WORKERS:
+        raise UsageError(f"--workers: expected 0 to {_MAX_WORKERS} decoding processes, got {workers}")
+    for flag in ("clips", "hop"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag}: expected a whole number >= 1, got {value}")
+    if args.command == "explain" and args.view < 0:
+        raise UsageError(f"--view: expected a view number >= 0, got {args.view}")
+    if args.command == "demo" and args.seed < 0:
+        raise UsageError(f"--seed: expected a whole number >= 0, got {args.seed}")
+    if args.command == "index" and not (math.isfinite(args.segment) and args.segment > 0):
+        raise UsageError(f"--segment: expected a finite number of seconds > 0, got {args.segment}")
     if args.command == "train":
         from .train.cli import check
 
         check(args)
 
 
+_MAX_WORKERS = 256  # a process each: a typo of 100000 would fork until the machine stalls
 _MAX_EXPORT_BATCH = 1024  # example inputs only: their size does not limit the exported model with --dynamic-batch
 
 
@@ -693,10 +727,20 @@ def main(argv: list[str] | None = None) -> int:
         kept = ("finished records are kept (use --resume)" if args.command in ("classify", "zero-shot")
                 else "finished embeddings are kept in OUTPUT.partial.jsonl (use --resume)"
                 if args.command == "embed" else
-                f"the same command with --resume continues the run in {getattr(args, 'output', 'OUTPUT')} from its "
-                "last checkpoint" if args.command == "train" else "stopped")
+                _train_interrupted(args.output) if args.command == "train" else "stopped")
         print(f"mediaformers {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
+
+
+def _train_interrupted(output: str) -> str:
+    """What Ctrl-C left of a run: --resume goes on from a checkpoint only where one was written."""
+    states = sorted(Path(output).glob("checkpoints/step-*.pt"))
+    if states:
+        return (f"the same command with --resume continues the run in {output} from its last checkpoint "
+                f"({states[-1].stem}; steps after it are done again)")
+    if Path(output).is_dir() and any(Path(output).iterdir()):
+        return f"no checkpoint was written yet: the same command with --resume starts the run in {output} again"
+    return "no checkpoint was written yet: run the same command again"
 
 
 def _out_of_memory(err: BaseException) -> bool:

@@ -2,8 +2,10 @@
 disk mid-write leaves the previous one intact; the last N kept plus the best."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -12,7 +14,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import TrainingError
+from ..errors import DataError, ResumeError, TrainingError
+
+
+def lock_run(run: Path) -> int:
+    """An exclusive, non-blocking flock on the run folder itself (nothing is written into a folder that may
+    turn out not to be a run; the kernel releases it however the process ends): a second training into
+    the same -o is refused instead of interleaving checkpoints. ``os.close`` the descriptor to release."""
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataError(f"output: expected a run folder no other process trains, got {run}, which another "
+                        "mediaformers train is writing; wait for it to end or name another -o") from None
+    return fd
 
 
 def rng_state() -> dict:
@@ -79,9 +95,20 @@ def list_states(run: Path) -> list[Path]:
     return sorted((run / "checkpoints").glob("step-*.pt"))
 
 
-def latest_state(run: Path) -> dict | None:
+def latest_state(run: Path, log=print) -> dict | None:
+    """The newest checkpoint that reads back; a damaged newer one (writes are atomic, so a disk or a copy
+    damaged it) is named in the log and the one before it used; none readable is one clear error."""
     states = list_states(run)
-    return torch.load(states[-1], map_location="cpu", weights_only=False) if states else None
+    for path in reversed(states):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            log(f"resume: {path.name} is unreadable ({reason}); trying the checkpoint before it")
+    if states:
+        raise ResumeError(f"resume: expected a readable checkpoint in {run / 'checkpoints'}, got "
+                          f"{len(states)} unreadable ({states[-1].name}, ...); train into a new -o folder")
+    return None
 
 
 def save_model_folder(model, processors: dict, folder: Path, state_dict: dict | None = None) -> None:

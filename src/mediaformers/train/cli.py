@@ -38,6 +38,8 @@ files that fail to decode are skipped and named; the run stops once more distinc
 HELP = {
     "max_bad_fraction": "stop once more distinct files fail to decode than this fraction of the files one epoch "
                         "holds (default 0.1; the files that fail are skipped and named)",
+    "allow_partial": "damaged or cut media: train on the part that decodes instead of skipping the file (files "
+                     "that decode not at all still count against --max-bad-fraction)",
     "label_smoothing": "in [0, 1) (default 0)", "grad_accum": "batches per optimizer step, >= 1 (default 1)",
     "epochs": "may change on --resume", "max_steps": "stop after this many optimizer steps; may change on --resume",
     "save_every": "steps between resumable checkpoints (default 0: each epoch's end); may change on --resume",
@@ -95,6 +97,9 @@ def check(args):
     Recipe = _recipe()
     names = {f.name for f in fields(Recipe)}
     recipe = Recipe(**{k: v for k, v in vars(args).items() if k in names})
+    if recipe.resume and recipe.eval_only:
+        raise ValueError("--resume and --eval-only: expected one of them (continue a run or evaluate a model), "
+                         "got both")
     try:
         recipe.check()
     except ValueError as err:

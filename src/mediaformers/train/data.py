@@ -76,7 +76,18 @@ def _manifest_rows(path: Path) -> list[dict[str, Any]]:
                     raise DataError(f"{path}: row {n}: expected a JSON object with 'path', got {line.strip()[:60]}")
                 rows.append(row)
         return rows
-    return list(csv.DictReader(io.StringIO(text, newline="")))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:  # DictReader would keep the last column of a name and drop the others silently
+        raise DataError(f"{path}: row 1: expected each column name once, got {', '.join(map(repr, twice))} twice")
+    rows = []
+    for row in reader:
+        if None in row:  # more fields than the header names: a comma in an unquoted label, say
+            raise DataError(f"{path}: row {reader.line_num}: expected {len(header)} fields (the header's), got "
+                            f"{len(header) + len(row[None])}; quote a field that holds a comma")
+        rows.append(row)
+    return rows
 
 
 def _labels(value: Any, where: str, csv_row: bool) -> tuple[str, ...]:
@@ -201,10 +212,10 @@ def label_set(train: list[Item], val: list[Item]) -> list[str]:
     """The training labels, sorted; validation labels the training set lacks are an error."""
     labels = sorted({lab for it in train for lab in it.labels})
     if len(labels) < 2:
-        raise DataError(f"labels: expected at least 2 classes to train a classifier, got {labels}")
+        raise DataError(f"labels: expected at least 2 classes to train a classifier, got {_few(labels)}")
     unknown = sorted({lab for it in val for lab in it.labels} - set(labels))
     if unknown:
-        raise DataError(f"validation labels {unknown} are not in the training labels {labels}")
+        raise DataError(f"validation labels {_few(unknown)} are not in the training labels {_few(labels)}")
     return labels
 
 
@@ -246,3 +257,8 @@ def collate(rows: list[dict]) -> dict:
         return {"inputs": None, "labels": None, "failed": failed}
     inputs = {k: torch.stack([r["inputs"][k] for r in ok]) for k in ok[0]["inputs"]}
     return {"inputs": inputs, "labels": torch.stack([r["labels"] for r in ok]), "failed": failed}
+
+
+def _few(labels: list[str], n: int = 10) -> str:
+    """A label list for a one-line message: thousands of labels would make a page of one line."""
+    return str(labels) if len(labels) <= n else f"{labels[:n]} and {len(labels) - n} more"

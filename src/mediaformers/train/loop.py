@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict
@@ -93,6 +94,15 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     if run.exists() and not run.is_dir():
         raise DataError(f"output: expected a run folder, got a file {run}")
     existed = run.exists()
+    lock = ck.lock_run(run) if existed and dist.main else None  # before it looks: another run may be writing
+    try:
+        return _fit_locked(r, dist, run, existed, lock)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _fit_locked(r: Recipe, dist, run: Path, existed: bool, lock: int | None) -> dict[str, Any]:
     fresh = not existed or not any(run.iterdir())
     if not fresh and not (r.resume or r.eval_only):
         raise DataError(f"output: {run} exists and is not empty; pass resume=True (--resume) to continue that "
@@ -104,18 +114,27 @@ def _fit(r: Recipe, dist) -> dict[str, Any]:
     recorded = run_record.read(run) if r.resume else None
     if recorded is not None:
         run_record.check(recorded, record, run)
+    elif r.resume and not fresh and not ck.list_states(run) and not any(
+            (run / n).exists() for n in ("train.log", "metrics.jsonl")):
+        raise ResumeError(f"resume: expected a run folder made by `mediaformers train`, got {run} (no "
+                          f"{run_record.FILE}, checkpoints or metrics.jsonl); name the run's -o folder or a new one")
     dist.barrier()  # every rank has looked before rank 0 writes
     if dist.main:
         run.mkdir(parents=True, exist_ok=True)
-    rep = Reporter(run, r.quiet, dist.main)
+        lock = lock if lock is not None else ck.lock_run(run)  # a new folder: locked once made
     try:
-        return _train(r, dist, run, rep, task, train_items, val_items, record, recorded)
-    except BaseException:
-        rows = rep.rows
-        rep.close()
-        if fresh and dist.main and rows == 0 and not ck.list_states(run):
-            _clear(run, existed)  # rejected before its first checkpoint: nothing to resume, nothing blocks a rerun
-        raise
+        rep = Reporter(run, r.quiet, dist.main)
+        try:
+            return _train(r, dist, run, rep, task, train_items, val_items, record, recorded)
+        except BaseException:
+            rows = rep.rows
+            rep.close()
+            if fresh and dist.main and rows == 0 and not ck.list_states(run):
+                _clear(run, existed)  # rejected before its first checkpoint: nothing to resume or block a rerun
+            raise
+    finally:
+        if not existed and lock is not None:
+            os.close(lock)  # _fit closes the one it took
 
 
 def _clear(run: Path, keep_folder: bool) -> None:
@@ -180,7 +199,7 @@ def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_ite
             for stale in ck.clean_stale(run):
                 log(f"removed {stale.name}, left by a run killed while writing it")
         dist.barrier()
-        state = ck.latest_state(run)
+        state = ck.latest_state(run, log)
     if state is not None:
         if recorded is None and "run" in state:  # a run folder without run.json (written before it existed)
             run_record.check(state["run"], record, run)
@@ -192,6 +211,10 @@ def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_ite
                               f"({first[-1].strip()[:200] if first else err}); resume with the model the run "
                               "trained, or train into a new -o folder") from None
         sched.load_state_dict(state["scheduler"])
+        # the optimizer's saved lr is the old schedule's: with --max-steps/--epochs changed on resume (a finished
+        # run extended) the next step would run at the old end's lr (0 after a cosine); LambdaLR's own formula
+        for g, base, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+            g["lr"] = base * factor(sched.last_epoch)
         step, epoch, batch_in_epoch, best = state["step"], state["epoch"], state["batch"], state["best"]
         rep.keep_rows(state.get("metrics_rows"), step)
         log(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")

@@ -56,6 +56,7 @@ class Recipe:
     gradient_checkpointing: bool = False
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2) instead of DDP
     max_bad_fraction: float = 0.1  # stop when more than this fraction of files fail to decode
+    allow_partial: bool = False  # damaged or cut media: train on what decodes instead of skipping the file
     resume: bool = False
     eval_only: bool = False
     quiet: bool = True
@@ -98,7 +99,7 @@ _RANGES = (("epochs", 1, None, False, False), ("max_steps", 1, None, False, Fals
            ("label_smoothing", 0, 1, False, True), ("mixup", 0, None, False, False),
            ("drop_path_rate", 0, 1, False, True), ("grad_accum", 1, None, False, False),
            ("clip_grad", 0, None, False, False), ("seed", 0, None, False, False),
-           ("num_workers", 0, None, False, False), ("save_every", 0, None, False, False),
+           ("num_workers", 0, 256, False, False), ("save_every", 0, None, False, False),
            ("keep_last", 0, None, False, False),
            ("max_bad_fraction", 0, 1, False, False), ("val_fraction", 0, 1, True, True),
            ("mask_ratio", 0, 1, True, True))

@@ -42,6 +42,8 @@ OBJECTIVES: dict[str, type[Task]] = {"classification": ClassificationTask, "pret
 def make_task(r: Recipe) -> Task:
     """The objective ``r`` trains (``r.task``, or for "auto" the one its model and data fit), checked."""
     family, folder = model_source(r)
+    if folder is None and r.config:
+        _check_config_keys(family, r.config)
     name = choose_task(family, r.task, data_fields(r.data) if r.task == "auto" else set())
     if r.mask_ratio is not None:
         if name != "pretraining":
@@ -49,3 +51,12 @@ def make_task(r: Recipe) -> Task:
         if isinstance(r.mask_ratio, bool) or not isinstance(r.mask_ratio, (int, float)) or not 0 < r.mask_ratio < 1:
             raise ValueError(f"mask_ratio: expected a number between 0 and 1, got {r.mask_ratio!r}")
     return OBJECTIVES[name](r, family, folder)
+
+
+def _check_config_keys(family, config: dict) -> None:
+    """``--config`` keywords the family's config does not take, refused by name before any data is read
+    (the config class would raise a bare TypeError once the model is built)."""
+    try:
+        family.config(**config)
+    except TypeError as err:
+        raise ValueError(f"config: expected keywords of {family.config.__name__}, got {err}") from None

@@ -125,7 +125,7 @@ class Task:
         return _processors(loaded)
 
     def views(self, loaded):
-        return make_views(loaded)
+        return make_views(loaded, allow_partial=self.r.allow_partial)
 
     def before_training(self, train_items: list[Item], procs: dict, prepare, log) -> None:
         if self.r.norm_stats_from_data:
