@@ -467,7 +467,8 @@ def _library(args, **new):
     if not os.path.isdir(args.library) and not new:
         raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
     _say_precision(args)
-    return Library(args.library, device=args.device, precision=args.precision, **new)
+    return Library(args.library, device=args.device, precision=args.precision,
+                   allow_partial=getattr(args, "allow_partial", False), **new)
 
 
 def cmd_index(args) -> int:
@@ -479,8 +480,7 @@ def cmd_index(args) -> int:
                                       device=args.device, quiet=args.quiet, precision=args.precision)
     lib = _library(args, model=args.model, audio_model=args.audio_model, segment=args.segment)
     counts: dict[str, int] = {}
-    partial = {"allow_partial": True} if args.allow_partial else {}  # Library.add passes it to processor.prepare
-    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many, **partial), None,
+    for rec in _progress(lib.add(args.inputs, prune=not args.no_prune, embed_many=embed_many), None,
                          args.quiet):
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         if rec["status"] == "error":

@@ -50,3 +50,19 @@ def test_cut_file(ckpts, cut, capsys, tmp_path, command, family):
     rc, rec, err = _run(capsys, command, ckpts[family], source, tmp_path, "--allow-partial")
     assert rc == 0 and "error" not in rec, (rec, err)
     assert ("labels" in rec) if command != "embed" else ("row" in rec)
+
+
+@pytest.mark.timeout(240)
+def test_index_cut_files(ckpts, cut, capsys, tmp_path):
+    """index: a cut video (image-text model) and a cut sound (audio model) are error records naming the flag,
+    then, with --allow-partial, indexed from what decodes."""
+    args = [str(cut["video"]), str(cut["audio"]), "--model", str(ckpts["altclip"]), "--audio-model",
+            str(ckpts["ast"]), "--segment", "1", "--quiet"]
+    rc = main(["index", *args, "-o", str(tmp_path / "lib")])
+    out, err = capsys.readouterr()
+    skipped = [line for line in err.splitlines() if "skipped" in line]
+    assert rc == 1 and len(skipped) == 2 and all("--allow-partial" in line for line in skipped), err
+    assert "allow_partial=True" not in err
+    rc = main(["index", *args, "-o", str(tmp_path / "lib2"), "--allow-partial"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and json.loads(out.splitlines()[-1]).get("added") == 2, (out, err)

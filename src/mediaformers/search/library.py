@@ -69,12 +69,13 @@ class Library:
     created (``library.json``), and loaded then, so a checkpoint that cannot load creates nothing;
     opening an existing library uses the recorded ones. ``precision`` (``fp32``/``bf16``/``int8``/``auto``,
     as ``from_pretrained``) is how they run here, not part of the library: vectors from different
-    precisions agree to a cosine of 0.99 or better and are searched together.
+    precisions agree to a cosine of 0.99 or better and are searched together. ``allow_partial``: a damaged or
+    cut file is embedded from what decodes (else it is an error record naming ``--allow-partial``).
     """
 
     def __init__(self, path: str | os.PathLike, *, model: str | None = None, audio_model: str | None = None,
                  segment: float = 4.0, device: str | None = None, batch_size: int = 16,
-                 precision: str | None = None):
+                 precision: str | None = None, allow_partial: bool = False):
         from ..precision import resolve_precision
 
         self.path = Path(path)
@@ -101,7 +102,8 @@ class Library:
             meta.update({f"{k}_fingerprint": v["fingerprint"] for k, v in pins.items() if "fingerprint" in v})
         self.meta = meta
         self.device, self.batch_size, self.precision = device, batch_size, precision
-        self.embedder = Embedder(meta, device=device, precision=precision, batch_size=batch_size)
+        self.embedder = Embedder(meta, device=device, precision=precision, batch_size=batch_size,
+                                 allow_partial=allow_partial)
         if new:  # a checkpoint that cannot load fails now, before the library exists
             for which in ("model", "audio_model"):
                 if meta[which] is not None:

@@ -56,8 +56,10 @@ def check_pin(which: str, ref: str, recorded: str | None) -> None:
 class Embedder:
     """Loads the library's models on first use and embeds frames, texts and sounds with them."""
 
-    def __init__(self, meta: dict[str, Any], *, device: str | None, precision: str | None, batch_size: int):
+    def __init__(self, meta: dict[str, Any], *, device: str | None, precision: str | None, batch_size: int,
+                 allow_partial: bool = False):
         self.meta, self.device, self.precision, self.batch_size = meta, device, precision, batch_size
+        self.allow_partial = allow_partial  # damaged or cut files: embed what decodes
         self._models: dict[str, Any] = {}
 
     def loaded(self, which: str):
@@ -98,7 +100,7 @@ class Embedder:
         from ..tasks.views import make_views
 
         loaded = self.loaded("audio_model")
-        views = make_views(loaded)(source)
+        views = make_views(loaded, allow_partial=self.allow_partial)(source)
         starts = views.get("window_start", torch.zeros(1)).tolist()
         with torch.inference_mode():
             emb = unit_embedding(loaded, {k: v.to(loaded.model.device) if isinstance(v, torch.Tensor) else v
@@ -111,7 +113,7 @@ class Embedder:
     def image_file(self, path: str) -> torch.Tensor:
         from ..processors.video_io import read_frames_at
 
-        return self.frames(read_frames_at(path, [0.0]))[0]
+        return self.frames(read_frames_at(path, [0.0], allow_partial=self.allow_partial))[0]
 
     def video_segments(self, path: str, segment: float) -> tuple[list[tuple[float, float]], torch.Tensor, float]:
         """A video's segment bounds, their (n, dim) unit vectors and its duration. Two frames per segment (at
@@ -126,7 +128,7 @@ class Embedder:
         for i in range(0, n, step):
             part = bounds[i:i + step]
             times = [s + f * (e - s) for s, e in part for f in (0.25, 0.75)]
-            emb = self.frames(read_frames_at(path, times)).view(len(part), 2, -1)
+            emb = self.frames(read_frames_at(path, times, allow_partial=self.allow_partial)).view(len(part), 2, -1)
             out.append(F.normalize(emb.mean(1), dim=-1))
         return bounds, torch.cat(out), duration
 
