@@ -139,7 +139,7 @@ def check_config(config: Any) -> None:
     """Check and normalise every annotated field of a config dataclass in place (types and ranges).
     How sizes agree with each other is checked when a model is built (``check_sizes``), as in transformers,
     whose configs take any sizes."""
-    hints = _hints(type(config))
+    hints = _hints(type(config))  # type: ignore[arg-type]
     for f in dataclasses.fields(config):
         if f.name != "extra":
             setattr(config, f.name, check_field(f.name, getattr(config, f.name), hints[f.name], f.default))

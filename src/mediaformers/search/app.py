@@ -101,13 +101,13 @@ def _loopback_ip(name: str) -> bool:
         ip = ipaddress.ip_address(name)
     except ValueError:
         return False
-    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)  # type: ignore[union-attr]
 
 
 class HostGuard:
     """ASGI middleware: a request whose Host header is not one of ours gets 421 (DNS rebinding)."""
 
-    def __init__(self, app, hosts: set[str], extra: set[str] = frozenset()):
+    def __init__(self, app, hosts: set[str], extra: set[str] = frozenset()):  # type: ignore[assignment]
         self.app, self.hosts = app, set(hosts) | set(extra)
 
     async def __call__(self, scope, receive, send):
@@ -155,7 +155,7 @@ class Busy(Exception):
 
 
 def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_upload: int = MAX_UPLOAD,
-             workers: int = 2, extra_hosts: set[str] = frozenset(), body_timeout: float = BODY_TIMEOUT):
+             workers: int = 2, extra_hosts: set[str] = frozenset(), body_timeout: float = BODY_TIMEOUT):  # type: ignore[assignment]
     """The Starlette app over an open :class:`mediaformers.search.Library`. ``extra_hosts``: Host names
     answered besides loopback and ``host``; ``token``: what a POST must carry (default: a new random one);
     ``body_timeout``: seconds an upload may send nothing, or a /media client read nothing, before it is dropped."""
@@ -255,11 +255,11 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
                 if waited.cancelled_caught:
                     return error(f"{name}: the upload stalled (no bytes for {body_timeout:g} s, or too slow); "
                                  "expected the whole file", 408)
-                size += len(chunk)
+                size += len(chunk)  # type: ignore[arg-type]
                 if size > max_upload:
                     return error(f"{name}: expected at most {max_upload} bytes, got more", 413)
                 try:
-                    tmp.write(chunk)
+                    tmp.write(chunk)  # type: ignore[arg-type]
                 except OSError as err:  # a full disk: the upload cannot be searched, the server goes on
                     return error(f"{name}: cannot keep the upload ({err.strerror})", 507)
             try:
@@ -273,7 +273,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
     def opened(request: Request) -> tuple[int, dict] | None:
         row = catalogue().get(request.path_params["id"])
         fd = open_indexed(row) if row is not None else None
-        return (fd, row) if fd is not None else None
+        return (fd, row) if fd is not None else None  # type: ignore[return-value]
 
     async def media(request: Request):
         found = opened(request)

@@ -184,7 +184,7 @@ class Library:
             return "visual", self.embed_text([text])[0]
         from ..tasks.inputs import media_kind
 
-        path = os.fspath(like)
+        path = os.fspath(like)  # type: ignore[arg-type]
         if not os.path.isfile(path):
             raise LibraryError(f"like: no such file {path}")
         kind = media_kind(path)

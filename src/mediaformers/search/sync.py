@@ -70,7 +70,7 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
             else:
                 todo[planned.path] = planned
         if todo:
-            for path, result in embed_many([(t.path, t.kind) for t in todo.values()]):
+            for path, result in embed_many([(t.path, t.kind) for t in todo.values()]):  # type: ignore[misc]
                 yield write(lib, todo.pop(path), result)
             if todo:
                 raise LibraryError(f"embed_many: expected a result for every file, got none for {sorted(todo)[:3]}")
@@ -128,7 +128,7 @@ def write(lib: Library, todo: Todo, result, status: str | None = None) -> dict[s
     path = todo.path
     if result is None:  # touched only: a new files row, same vectors
         store.delete([path], tables=("files",))
-        store.write("files", [files_row(todo, todo.old["duration"], "ok", "")])
+        store.write("files", [files_row(todo, todo.old["duration"], "ok", "")])  # type: ignore[index]
         return {"path": path, "status": status}
     store.delete([path])
     if isinstance(result, str):

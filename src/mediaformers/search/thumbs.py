@@ -42,11 +42,11 @@ def waveform_png(source: BinaryIO, t: float, width: int = WIDTH, height: int = H
     mid = height // 2
     draw.line([(0, mid), (width, mid)], fill=(200, 200, 200))
     if len(part):
-        cols = np.array_split(part, width) if len(part) >= width else [part[i:i + 1] for i in range(len(part))]
-        peak = max(float(np.abs(part).max()), 1e-6)
+        cols = np.array_split(part, width) if len(part) >= width else [part[i:i + 1] for i in range(len(part))]  # type: ignore[arg-type]
+        peak = max(float(np.abs(part).max()), 1e-6)  # type: ignore[arg-type]
         for x, col in enumerate(cols):
             if len(col):
-                lo, hi = float(col.min()) / peak, float(col.max()) / peak
+                lo, hi = float(col.min()) / peak, float(col.max()) / peak  # type: ignore[union-attr]
                 draw.line([(x, mid - hi * (mid - 2)), (x, mid - lo * (mid - 2))], fill=(40, 90, 200))
     out = io.BytesIO()
     image.save(out, format="PNG")

@@ -104,7 +104,7 @@ def xlmr_from_sentencepiece(path: str | os.PathLike) -> Backend:
 def _converted_sentencepiece(path: Path, cache_dir: str | os.PathLike | None) -> Backend:
     """Convert once; later loads read the cached tokenizer.json (keyed by the model file's hash)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    root = Path(cache_dir or os.environ.get("MEDIAFORMERS_CACHE", Path.home() / ".cache" / "mediaformers"))
+    root = Path(cache_dir or os.environ.get("MEDIAFORMERS_CACHE", Path.home() / ".cache" / "mediaformers"))  # type: ignore[arg-type]
     cached = root / "tokenizers" / f"{digest}.json"
     if cached.is_file():
         return Backend.from_file(str(cached))

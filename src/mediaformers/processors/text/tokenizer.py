@@ -120,11 +120,11 @@ class Tokenizer:
             if not isinstance(backend.model, Unigram):
                 raise ValueError(f"tokenizer_class: {cls_name} expects a Unigram tokenizer.json, "
                                  f"got {type(backend.model).__name__}")
-            xlmr_pipeline(backend, specials["bos_token"], specials["eos_token"], config.get("add_prefix_space", True))
+            xlmr_pipeline(backend, specials["bos_token"], specials["eos_token"], config.get("add_prefix_space", True))  # type: ignore[arg-type]
         return cls(
             backend,
             model_max_length=config.get("model_max_length"),
-            special_tokens=specials,
+            special_tokens=specials,  # type: ignore[arg-type]
             padding_side=config.get("padding_side") or "right",
             truncation_side=config.get("truncation_side") or "right",
             config=config,
@@ -138,7 +138,7 @@ class Tokenizer:
         config = {**self.config, **self.special_tokens, "padding_side": self.padding_side,
                   "truncation_side": self.truncation_side}
         if self.model_max_length is not None:
-            config["model_max_length"] = self.model_max_length
+            config["model_max_length"] = self.model_max_length  # type: ignore[assignment]
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (folder / SPECIAL_FILE).write_text(json.dumps(self.special_tokens, indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
@@ -164,21 +164,21 @@ class Tokenizer:
 
     @property
     def all_special_ids(self) -> list[int]:
-        return [self.backend.token_to_id(t) for t in self.all_special_tokens]
+        return [self.backend.token_to_id(t) for t in self.all_special_tokens]  # type: ignore[misc]
 
     def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
         unk = self._special_id("unk_token")
         one = lambda t: (i if (i := self.backend.token_to_id(t)) is not None else unk)  # noqa: E731
-        return one(tokens) if isinstance(tokens, str) else [one(t) for t in tokens]
+        return one(tokens) if isinstance(tokens, str) else [one(t) for t in tokens]  # type: ignore[misc, return-value]
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int] | torch.Tensor,
                               skip_special_tokens: bool = False) -> str | list[str]:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
         if isinstance(ids, int):
-            return self.backend.id_to_token(ids)
+            return self.backend.id_to_token(ids)  # type: ignore[return-value]
         special = set(self.all_special_ids) if skip_special_tokens else set()
-        return [self.backend.id_to_token(i) for i in ids if i not in special]
+        return [self.backend.id_to_token(i) for i in ids if i not in special]  # type: ignore[misc]
 
     def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
         backend = self._encoder()
@@ -270,10 +270,10 @@ class Tokenizer:
         else:
             backend.no_truncation()
         if padding in (True, "longest", "max_length"):
-            if self.pad_token_id is None:
+            if self.pad_token_id is None:  # type: ignore[attr-defined]
                 raise ValueError("padding: the tokenizer has no pad_token; pass padding=False")
             backend.enable_padding(
-                direction=side, pad_id=self.pad_token_id, pad_token=self.special_tokens["pad_token"],
+                direction=side, pad_id=self.pad_token_id, pad_token=self.special_tokens["pad_token"],  # type: ignore[attr-defined]
                 length=limit if padding == "max_length" else None, pad_to_multiple_of=pad_to_multiple_of,
             )
         else:
@@ -331,7 +331,7 @@ class Tokenizer:
         if target is not None:
             if pad_to_multiple_of:
                 target = -(-target // pad_to_multiple_of) * pad_to_multiple_of
-            pad_id = self.pad_token_id
+            pad_id = self.pad_token_id  # type: ignore[attr-defined]
             if pad_id is None:
                 raise ValueError("padding: the tokenizer has no pad_token; pass padding=False")
             for r, m in zip(rows, masks):
