@@ -106,7 +106,7 @@ class Embedder:
             emb = unit_embedding(loaded, {k: v.to(loaded.model.device) if isinstance(v, torch.Tensor) else v
                                           for k, v in views.items()})
         fe = self.processor("audio_model", "audio")
-        length = int(getattr(fe, "max_length", None) or getattr(fe, "spectrogram_length", 1024))
+        length: int = getattr(fe, "max_length", 0) or getattr(fe, "spectrogram_length", 1024)
         span = length * 0.01  # Kaldi frames every 10 ms
         return emb.cpu(), [(s, s + span) for s in starts]
 
