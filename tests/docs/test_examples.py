@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 CODE = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
 REASONS = {"needs the hub", "needs a GPU", "needs several machines", "needs a camera or a network stream",
-           "starts a server (tests/test_library.py drives one)", "is run by .ci/run", "sets up from nothing"}
+           "starts a server (tests/test_library.py drives one)",
+           "needs a transformers checkout", "is run by .ci/run", "sets up from nothing"}
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
 MARKER = re.compile(r"<!-- example: (?P<reason>[^>]*?) -->\s*$")
 
