@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -466,9 +465,10 @@ def _library(args, **new):
 
     if not os.path.isdir(args.library) and not new:
         raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
-    _say_precision(args)
-    return Library(args.library, device=args.device, precision=args.precision,
-                   allow_partial=getattr(args, "allow_partial", False), **new)
+    library = Library(args.library, device=args.device, precision=args.precision,
+                      allow_partial=getattr(args, "allow_partial", False), **new)
+    _say_precision(args)  # after the checks the library makes of its options and models
+    return library
 
 
 def cmd_index(args) -> int:
@@ -493,7 +493,8 @@ def cmd_search(args) -> int:
     from .search.client import running_server, search_remote
 
     server = None  # a running `serve` of this library answers text queries with its models already loaded
-    if args.text is not None and args.like is None and not (args.where or args.rows or args.device or args.precision):
+    chosen = args.precision is not None and not getattr(args, "precision_note", False)  # given, not the default
+    if args.text is not None and args.like is None and not (args.where or args.rows or args.device or chosen):
         server = running_server(args.library) if os.path.isdir(args.library) else None
     if server is not None:
         records = search_remote(server, args.text, args.k)
@@ -576,7 +577,7 @@ _FLAGS = {"allow_partial=True": "--allow-partial", "strict=False": "--non-strict
 
 def _cli_hint(err: BaseException) -> str:
     text = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.strerror}: {err.filename}"
-    if isinstance(err, OSError) and err.errno == 28:
+    if isinstance(err, OSError) and err.errno == 28 and "disk is full" not in text:  # unless it says so itself
         text += " (disk full; records written so far are kept: free space and rerun with --resume)"
     for python, flag in _FLAGS.items():
         text = text.replace(python, flag)
@@ -638,8 +639,13 @@ def _check_args(args) -> None:
         raise UsageError(f"--view: expected a view number >= 0, got {args.view}")
     if args.command == "demo" and args.seed < 0:
         raise UsageError(f"--seed: expected a whole number >= 0, got {args.seed}")
-    if args.command == "index" and not (math.isfinite(args.segment) and args.segment > 0):
-        raise UsageError(f"--segment: expected a finite number of seconds > 0, got {args.segment}")
+    if args.command == "index":
+        from .search.records import check_segment
+
+        try:
+            check_segment(args.segment)  # the library's own rule, named as the flag
+        except ValueError as err:
+            raise UsageError(f"--{err}") from None
     if args.command == "train":
         from .train.cli import check
 

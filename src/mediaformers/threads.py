@@ -13,6 +13,7 @@ overridden by ``--threads N`` on the command line, else by ``MEDIAFORMERS_THREAD
 from __future__ import annotations
 
 import os
+import sys
 
 ENV = "MEDIAFORMERS_THREADS"
 
@@ -54,9 +55,13 @@ def thread_count(workers: int = 0, requested: int | None = None, environ: dict[s
 
 
 def apply_threads(workers: int = 0, requested: int | None = None) -> int:
-    """Set torch's intra-op threads by :func:`thread_count`; returns the number set."""
-    import torch  # here, not at the top: the command line imports this before it needs torch
-
+    """Set torch's intra-op threads by :func:`thread_count`; returns the number set. Before torch is imported
+    (a command may never need it: ``search`` through a running server) it is said through the environment,
+    which torch reads when it starts its thread pool, so importing torch is left to the code that needs it."""
     n = thread_count(workers, requested)
-    torch.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
     return n

@@ -173,9 +173,11 @@ def test_a_full_disk_is_one_line(clip, media, tmp_path, monkeypatch, capsys):
     import lancedb
 
     monkeypatch.setattr(type(lancedb.connect(str(tmp_path / "probe"))), "create_table", full)
-    code = cli.main(["index", str(media), "-o", str(tmp_path / "lib"), "--model", str(clip), "--quiet"])
+    code = cli.main(["index", str(media), "-o", str(tmp_path / "lib"), "--model", str(clip), "--quiet",
+                     "--precision", "fp32"])  # no note naming the precision chosen by default: only the error
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "the disk is full" in err and "lance error" not in err, err
+    assert err.count("kept") == 1, err  # said once, not again by the command line's own hint
 
 
 def test_usage_errors_come_before_any_work(clip, tmp_path):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -23,9 +23,22 @@ from .common import check_float, frame_settings, pair
 from .xlmr import XLMRobertaEncoder
 
 
+class _TowerConfig(Config):
+    """A tower's config; ``from_dict`` of a full AltCLIP checkpoint's config.json reads the tower's part."""
+
+    tower: ClassVar[str]  # the field of AltCLIPConfig that holds this tower
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> Any:
+        if data.get("model_type") == "altclip":  # one tower of a full AltCLIP checkpoint
+            data = getattr(AltCLIPConfig.from_dict(data), cls.tower).to_dict()
+        return super().from_dict(data, **overrides)
+
+
 @dataclass(kw_only=True)
-class AltCLIPTextConfig(Config):
+class AltCLIPTextConfig(_TowerConfig):
     model_type = "altclip_text_model"
+    tower = "text_config"
 
     vocab_size: int = 250002
     hidden_size: int = 1024
@@ -45,16 +58,11 @@ class AltCLIPTextConfig(Config):
     type_vocab_size: int = 1
     project_dim: int = 768  # width after `transformation`, the text tower's output
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> AltCLIPTextConfig:
-        if data.get("model_type") == "altclip":  # the text tower of a full AltCLIP checkpoint
-            data = AltCLIPConfig.from_dict(data).text_config.to_dict()
-        return super().from_dict(data, **overrides)
-
 
 @dataclass(kw_only=True)
-class AltCLIPVisionConfig(Config):
+class AltCLIPVisionConfig(_TowerConfig):
     model_type = "altclip_vision_model"
+    tower = "vision_config"
 
     hidden_size: int = 768
     intermediate_size: int = 3072
@@ -75,11 +83,6 @@ class AltCLIPVisionConfig(Config):
         h, w = pair(self.image_size)
         return h // self.patch_size, w // self.patch_size
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> AltCLIPVisionConfig:
-        if data.get("model_type") == "altclip":  # the vision tower of a full AltCLIP checkpoint
-            data = AltCLIPConfig.from_dict(data).vision_config.to_dict()
-        return super().from_dict(data, **overrides)
 
 
 @dataclass(kw_only=True)

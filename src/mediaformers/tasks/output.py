@@ -15,13 +15,14 @@
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import stat
 import sys
 from pathlib import Path
 from typing import Any, TextIO
+
+from ..locks import exclusive
 
 
 class OutputError(ValueError):
@@ -75,12 +76,8 @@ class RecordWriter:
         check_output_path(self.path, resume=resume, overwrite=overwrite)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputError(f"-o: {self.path} is being written by another mediaformers run; wait for it to "
-                              "end or choose another output") from None
+        exclusive(fd, OutputError(f"-o: {self.path} is being written by another mediaformers run; wait for it to "
+                                  "end or choose another output"))
         try:
             if resume:
                 self.done = self._validated_done(fd)

@@ -2,7 +2,6 @@
 disk mid-write leaves the previous one intact; the last N kept plus the best."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import pickle
@@ -15,20 +14,16 @@ import numpy as np
 import torch
 
 from ..errors import DataError, ResumeError, TrainingError
+from ..locks import exclusive
 
 
 def lock_run(run: Path) -> int:
     """An exclusive, non-blocking flock on the run folder itself (nothing is written into a folder that may
     turn out not to be a run; the kernel releases it however the process ends): a second training into
     the same -o is refused instead of interleaving checkpoints. ``os.close`` the descriptor to release."""
-    fd = os.open(run, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise DataError(f"output: expected a run folder no other process trains, got {run}, which another "
-                        "mediaformers train is writing; wait for it to end or name another -o") from None
-    return fd
+    return exclusive(os.open(run, os.O_RDONLY), DataError(
+        f"output: expected a run folder no other process trains, got {run}, which another mediaformers train "
+        "is writing; wait for it to end or name another -o"))
 
 
 def rng_state() -> dict:

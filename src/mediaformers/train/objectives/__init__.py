@@ -54,8 +54,11 @@ def make_task(r: Recipe) -> Task:
 
 
 def _check_config_keys(family, config: dict) -> None:
-    """``--config`` keywords the family's config does not take, refused by name before any data is read
-    (the config class would raise a bare TypeError once the model is built)."""
+    """``--config`` keywords the family's config does not model, refused by name before any data is read: the
+    config class keeps unknown keywords as transformers' configs do, so a typo would otherwise train silently."""
+    unknown = sorted(k for k in config if not family.config.has_field(k))
+    if unknown:
+        raise ValueError(f"config: expected keywords of {family.config.__name__}, got unknown {unknown}")
     try:
         family.config(**config)
     except TypeError as err:
