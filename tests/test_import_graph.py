@@ -114,3 +114,18 @@ def test_no_import_cycles():
     found = cycles(graph)
     assert not found, "import cycles (break them, don't hide them in functions):\n" + "\n".join(
         " <-> ".join(c) for c in found)
+
+
+def test_only_the_decoders_import_av():
+    """PyAV (FFmpeg) is the decoding backend: only processors/video/ (its PyAV backend) and the audio decoder
+    import it; everything else goes through their public functions."""
+    allowed = ("mediaformers.processors.video.", "mediaformers.processors.audio.audio_decode")
+    found = []
+    for path in (SRC / PACKAGE).rglob("*.py"):
+        module = _module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            if any(n == "av" or n.startswith("av.") for n in names) and not module.startswith(allowed):
+                found.append(module)
+    assert not found, f"modules importing av outside the decoders: {sorted(set(found))}"

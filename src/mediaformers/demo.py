@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .processors.video_writer import write_video
+from .processors.video.pyav.writer import write_video
 
 # What the generated media show; class names are folder names, so the trained models' labels.
 VIDEO_CLASSES = ("down", "left", "right", "up")  # which way a shape moves

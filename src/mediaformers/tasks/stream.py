@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..processors.live import LiveOptions, LiveSource
-from ..processors.media_windows import Window, chunk_windows, clip_windows
+from ..processors.video.pyav.live import LiveOptions, LiveSource
+from ..processors.video.pyav.windows import Window, chunk_windows, clip_windows
 from .timeline import Timeline
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..processors.media_windows import Window, audio_file_windows, video_file_windows
+from ..processors.video.pyav.windows import Window, audio_file_windows, video_file_windows
 from .pipeline_base import Pipeline
 
 

@@ -83,7 +83,7 @@ def timeline_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def live_options(args: argparse.Namespace):
-    from ..processors.live import LiveOptions
+    from ..processors.video.pyav.live import LiveOptions
 
     names = {"read_timeout": "read_timeout", "reconnect": "reconnect", "reconnect_delay": "backoff",
              "max_reconnect_delay": "max_backoff"}

@@ -1,0 +1,212 @@
+"""Live media in: anything FFmpeg reads as it arrives (RTSP, HTTP, UDP/TCP MPEG-TS, HLS, a file that is
+still being written, stdin as ``-``), with bounded waits.
+
+- Every read has a timeout (``read_timeout``): a stream that stalls ends (or reconnects) instead of hanging.
+- A network stream that drops or ends is reopened after a wait that doubles from ``backoff`` up to
+  ``max_backoff``, at most ``reconnect`` times in a row (a connection that delivers media resets the count).
+- Media time runs on across reconnections (it counts the media received, not the sender's clock).
+- A growing file is read with FFmpeg's ``follow``: its end is ``read_timeout`` seconds without growth.
+- stdin is read by a thread into a small queue, so its reads can time out too.
+"""
+from __future__ import annotations
+
+import math
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from .windows import audio_chunks, stream_fps, video_frames
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    read_timeout: float = 10.0  # seconds without data before a stream counts as stalled
+    reconnect: int = 5  # reopenings in a row after a network stream drops (0: end instead)
+    backoff: float = 0.5  # seconds before the first reopening; doubles each time
+    max_backoff: float = 8.0  # the longest wait between reopenings
+
+    def __post_init__(self) -> None:
+        for name in ("read_timeout", "backoff", "max_backoff"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}")
+        if not isinstance(self.reconnect, int) or self.reconnect < 0:
+            raise ValueError(f"reconnect: expected 0 or more reopenings, got {self.reconnect!r}")
+
+
+
+class _TimedPipe:
+    """A pipe's bytes through a reader thread, so ``read`` can give up after ``timeout`` seconds (a read
+    on the descriptor itself cannot be interrupted). The queue is small: memory stays bounded."""
+
+    def __init__(self, fd: int, timeout: float, name: str) -> None:
+        self.timeout, self.name, self._buf = timeout, name, b""
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=16)
+        threading.Thread(target=self._pump, args=(fd,), daemon=True, name="mediaformers-stdin").start()
+
+    def _pump(self, fd: int) -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            self._queue.put(chunk)
+            if not chunk:
+                return
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._buf:
+            try:
+                self._buf = self._queue.get(timeout=self.timeout)
+            except queue.Empty:
+                raise TimeoutError(f"{self.name}: no data for {self.timeout:g}s") from None
+            if not self._buf:
+                self._queue.put(b"")  # end of stream stays the end for later reads
+                return b""
+        n = len(self._buf) if n is None or n < 0 else n
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+def is_network(source: str) -> bool:
+    """A URL FFmpeg reads over a network (reopened when it drops), not a file or stdin."""
+    return "://" in source and not source.startswith("file:")
+
+
+# Errors that end one connection: FFmpeg's (a reset, a timeout through the interrupt callback) and a
+# timed-out pipe read.
+_DROPS = (av.FFmpegError, TimeoutError, OSError)
+
+
+class LiveSource:
+    """An open live source: ``frames()`` (video) or ``chunks(rate)`` (audio) until it ends or is closed.
+
+    ``log`` receives one line per drop, reopening and end (the CLI prints them to stderr).
+    ``stdin_fd``: the descriptor ``-`` reads (tests pass a pipe).
+    """
+
+    def __init__(self, source: str, options: LiveOptions | None = None, *, log: Callable[[str], None] = print,
+                 stdin_fd: int | None = None) -> None:
+        if not isinstance(source, str) or not source:
+            raise ValueError(f"stream: expected a URL, a file path or '-' (stdin), got {source!r}")
+        self.source, self.options, self.log = source, options or LiveOptions(), log
+        self._stdin_fd = stdin_fd
+        self.reconnections, self._tries = 0, 0
+        self.container = self._open_with_retries()
+        self._closed = False
+
+    def _open(self) -> av.container.InputContainer:
+        t = self.options.read_timeout
+        # a short probe: a live stream's first window should not wait for FFmpeg's 5 s of analysis
+        opts = {"analyzeduration": "1000000", "probesize": "1000000"}
+        if self.source == "-":
+            fd = sys.stdin.fileno() if self._stdin_fd is None else self._stdin_fd
+            return av.open(_TimedPipe(fd, t, "stdin"), "r", options=opts, timeout=(t, t))
+        if not is_network(self.source):
+            path = self.source[5:] if self.source.startswith("file:") else self.source
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"stream: no such file {path}")
+            if os.path.isdir(path):
+                raise ValueError(f"stream: expected a file, URL or '-', got the folder {path}")
+            # follow: keep reading at the end of a file being written; rw_timeout (us) ends it when it stops
+            opts = {**opts, "follow": "1", "rw_timeout": str(int(t * 1e6))}
+            return av.open("file:" + os.path.abspath(path), options=opts, timeout=(t, t))
+        return av.open(self.source, options={**opts, "rw_timeout": str(int(t * 1e6))}, timeout=(t, t))
+
+    def _open_with_retries(self) -> av.container.InputContainer:
+        delays = _delays(self.options) if is_network(self.source) else iter(())
+        while True:
+            try:
+                return self._open()
+            except _DROPS as err:
+                if isinstance(err, FileNotFoundError):
+                    raise
+                delay = next(delays, None)
+                why = _why(err, self.options.read_timeout)
+                if delay is None:
+                    raise ValueError(f"stream: cannot open {self.source} ({why})") from err
+                self.log(f"cannot open {self.source} ({why}); retrying in {delay:g}s")
+                time.sleep(delay)
+
+    def _reopen(self, err: BaseException | None, got: bool) -> bool:
+        """After a connection ended: reopen a network stream (True), or say why it ends (False). At most
+        ``reconnect`` tries in a row: only a connection that delivered media resets the count."""
+        self.close()
+        why = _why(err, self.options.read_timeout) if err is not None else "end of stream"
+        if not is_network(self.source):
+            if err is not None:
+                self.log(f"{self.source}: stopped ({why})")
+            return False
+        if got:
+            self._tries = 0
+        opts = self.options
+        while self._tries < opts.reconnect:
+            delay = min(opts.backoff * 2 ** self._tries, opts.max_backoff)
+            self._tries += 1
+            self.log(f"{self.source}: dropped ({why}); reconnecting in {delay:g}s ({self._tries}/{opts.reconnect})")
+            time.sleep(delay)
+            try:
+                self.container, self._closed = self._open(), False
+                self.reconnections += 1
+                return True
+            except _DROPS as again:
+                why = _why(again, self.options.read_timeout)
+        self.log(f"{self.source}: ended ({why})")
+        return False
+
+    def frames(self) -> Iterator[tuple[float, Callable[[], np.ndarray], float]]:
+        """Decoded video frames ``(media seconds, rgb getter, arrival)``; seconds run on across reconnections."""
+        offset, last = 0.0, 0.0
+        while True:
+            fps, err, got = stream_fps(self.container), None, False
+            try:
+                for t, rgb, arrived in video_frames(self.container, self.source, offset=offset, live=True):
+                    got, last = True, t
+                    yield t, rgb, arrived
+            except _DROPS as e:
+                err = e
+            if got:
+                offset = last + 1.0 / fps
+            if not self._reopen(err, got):
+                return
+
+    def chunks(self, rate: int) -> Iterator[tuple[np.ndarray, float]]:
+        """Mono float32 audio at ``rate`` as it decodes, ``(samples, arrival)``."""
+        while True:
+            err, got = None, False
+            try:
+                for item in audio_chunks(self.container, self.source, rate):
+                    got = True
+                    yield item
+            except _DROPS as e:
+                err = e
+            if not self._reopen(err, got):
+                return
+
+    @property
+    def fps(self) -> float:
+        return stream_fps(self.container) if not self._closed and self.container.streams.video else 25.0
+
+    def close(self) -> None:
+        if not self._closed:
+            self.container.close()
+            self._closed = True
+
+
+def _delays(o: LiveOptions) -> Iterator[float]:
+    """The waits before each reopening: bounded in number and in length."""
+    for k in range(o.reconnect):
+        yield min(o.backoff * 2 ** k, o.max_backoff)
+
+
+def _why(err: BaseException, timeout: float | None = None) -> str:
+    if isinstance(err, av.ExitError):  # the read timeout, through FFmpeg's interrupt callback
+        return f"no data for {timeout:g}s" if timeout else "no data in time"
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
