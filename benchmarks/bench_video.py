@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from mediaformers.processors.video_processors import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import bench, set_threads, stopwatch  # noqa: E402
 from tests.media import natural_frames  # noqa: E402
+from tests.wild.video_corpus import _NoSeek  # noqa: E402  (Matroska without Cues)
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -142,22 +142,6 @@ def bench_decode(tmp: Path, only: list[int] | None = None, keep: bool = False) -
         print(line + f" | exact frames = decode-all's: {same == 0}", flush=True)
         if not keep:
             path.unlink()
-
-
-class _NoSeek(io.RawIOBase):
-    """A write-only file the muxer cannot seek in: Matroska then writes no Cues (no keyframe index)."""
-
-    def __init__(self, f):
-        self.f = f
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def write(self, b) -> int:
-        return self.f.write(b)
 
 
 # name: (file suffix, encoder, pix_fmt, GOP seconds, VFR, no index, encoder options)
