@@ -302,3 +302,12 @@ def test_malformed_files_name_file_and_field(tmp_path, name, content, message):
     (tmp_path / name).write_text(content)
     with pytest.raises(ValueError, match=message):
         Tokenizer.from_pretrained(tmp_path)
+
+
+def test_an_empty_special_token_is_refused_naming_the_file(tmp_path):
+    """tokenizers cannot add an empty token, so it would have no id and padding would fail later (found by
+    the config fuzz test): refused when the folder is read."""
+    train_unigram().save(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({**XLMR_CONFIG, "pad_token": ""}))
+    with pytest.raises(ValueError, match=r"tokenizer_config.json: pad_token: expected a non-empty token, got ''"):
+        Tokenizer.from_pretrained(tmp_path)

@@ -37,6 +37,8 @@ def _check_config(config: dict[str, Any], where: Any) -> None:
         value = config.get(name)
         if value is not None and not isinstance(_token_str(value), str):
             raise ValueError(f"{where}: {name}: expected a string or {{'content': string}}, got {value!r}")
+        if value is not None and not _token_str(value):  # tokenizers cannot add an empty token: it would have no id
+            raise ValueError(f"{where}: {name}: expected a non-empty token, got {value!r}")
 
 
 def _read_tokenizer_json(path: Path) -> Backend:

@@ -58,6 +58,10 @@ class Tokenizer:
         missing = [t for t in self.special_tokens.values() if backend.token_to_id(t) is None]
         if missing:  # transformers adds declared special tokens the file lacks
             backend.add_special_tokens(missing)
+        unheld = sorted({n for n, t in self.special_tokens.items() if backend.token_to_id(t) is None})
+        if unheld:
+            raise ValueError(f"special tokens {unheld}: expected tokens the tokenizer can hold, got "
+                             f"{[self.special_tokens[n] for n in unheld]}")
         # a tokenizer.json may carry padding/truncation settings; transformers ignores them too
         backend.no_padding()
         backend.no_truncation()
