@@ -44,3 +44,7 @@ def test_demo_search_finds_held_out_captions(tmp_path, capsys):
     assert cli.main(["demo", str(tmp_path / "d"), "--search"]) == 0
     out = capsys.readouterr().out
     assert "recall@5 on held-out captions" in out and (tmp_path / "d" / "library" / "library.json").is_file()
+    import re
+
+    recall = int(re.search(r"recall@5 on held-out captions .*= (\d+)%", out).group(1))
+    assert recall >= 80, f"recall@5 {recall}% under the 80% target (it varies from run to run: 77-96% measured)"
