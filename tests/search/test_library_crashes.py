@@ -81,12 +81,18 @@ SECOND = ["rewrite:meta", "delete:visual", "delete:files", "add:visual", "before
           "add:files@4", "delete:visual@4", "delete:files@5"]  # e's error row; pruning a
 
 
-@pytest.mark.parametrize("point", FIRST)
-def test_killed_in_the_first_run(point, clip, embedder, tmp_path, monkeypatch):
-    media = tmp_path / "media"
-    media.mkdir()
+@pytest.fixture
+def media(tmp_path) -> Path:
+    """The first run's files: a.png, b.png, c.png."""
+    folder = tmp_path / "media"
+    folder.mkdir()
     for i, name in enumerate("abc"):
-        _png(media / f"{name}.png", 40 * i + 20)
+        _png(folder / f"{name}.png", 40 * i + 20)
+    return folder
+
+
+@pytest.mark.parametrize("point", FIRST)
+def test_killed_in_the_first_run(point, clip, embedder, media, tmp_path, monkeypatch):
     lib = tmp_path / "lib"
     assert _run(lib, clip, embedder, media, point, monkeypatch), f"{point} was never reached"
     assert not _run(lib, clip, embedder, media)
@@ -95,12 +101,8 @@ def test_killed_in_the_first_run(point, clip, embedder, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("point", SECOND)
-def test_killed_in_an_update(point, clip, embedder, tmp_path, monkeypatch):
+def test_killed_in_an_update(point, clip, embedder, media, tmp_path, monkeypatch):
     """The second run changes b, touches c, adds d, an error file e, and prunes a, in one go."""
-    media = tmp_path / "media"
-    media.mkdir()
-    for i, name in enumerate("abc"):
-        _png(media / f"{name}.png", 40 * i + 20)
     lib = tmp_path / "lib"
     assert not _run(lib, clip, embedder, media)
     (media / "a.png").unlink()
@@ -118,13 +120,9 @@ def test_killed_in_an_update(point, clip, embedder, tmp_path, monkeypatch):
     assert len(Library(lib).search(text="x", k=5)) == 3
 
 
-def test_files_vanishing_between_listing_and_embedding(clip, embedder, tmp_path, monkeypatch):
+def test_files_vanishing_between_listing_and_embedding(clip, embedder, media, tmp_path, monkeypatch):
     from mediaformers.tasks import inputs as inputs_module
 
-    media = tmp_path / "media"
-    media.mkdir()
-    for i, name in enumerate("abc"):
-        _png(media / f"{name}.png", 40 * i + 20)
     lib = tmp_path / "lib"
     assert not _run(lib, clip, embedder, media)
     listed = inputs_module.expand_inputs
