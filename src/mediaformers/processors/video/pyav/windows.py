@@ -188,8 +188,10 @@ def video_frames(container: av.container.InputContainer, name: str, *, offset: f
         zero = float(stream.start_time * stream.time_base)
     prev = -math.inf
     fps = stream_fps(container)
-    for packet in container.demux(stream):
-        for frame in packet.decode():
+
+    def decoded(frames: Iterable[av.VideoFrame]) -> Iterator[tuple[float, Callable[[], np.ndarray], float]]:
+        nonlocal zero, prev
+        for frame in frames:
             if frame.pts is not None and frame.time_base is not None:
                 t = float(frame.pts * frame.time_base)
                 if zero is None:
@@ -199,6 +201,18 @@ def video_frames(container: av.container.InputContainer, name: str, *, offset: f
                 t = prev + 1.0 / fps if math.isfinite(prev) else 0.0
             prev = t
             yield max(t, 0.0) + offset, _rgb_once(frame), time.monotonic()
+
+    try:
+        for packet in container.demux(stream):
+            yield from decoded(packet.decode())
+    except (av.FFmpegError, OSError, TimeoutError):
+        if live:  # a drop or a stall (UDP's only end): the frames the decoder still holds were received
+            try:
+                flushed = stream.codec_context.decode(None)
+            except av.FFmpegError:
+                flushed = []
+            yield from decoded(flushed)
+        raise
 
 
 def audio_chunks(container: av.container.InputContainer, name: str, rate: int) -> Iterator[tuple[np.ndarray, float]]:
