@@ -252,6 +252,7 @@ def test_each_protocol_gets_ffmpeg_timeouts_and_the_users_options_win():
                                             r"rtsp_transport=tcp\), got 'rtsp_transport'"),
     (["--stream-option", "=tcp"], r"--stream-option: expected KEY=VALUE"),
     (["--stream-option", "a=1", "--stream-option", "a=2"], r"--stream-option: a given twice \('1' and '2'\)"),
+    (["--stream-option", "rtsp_transprot=tcp"], r"options: FFmpeg has no option named 'rtsp_transprot'"),
     (["--stream-format", "nosuchformat"], r"format: expected an input format of this FFmpeg build .*got "
                                           r"'nosuchformat'"),
 ])
@@ -272,3 +273,13 @@ def test_options_are_checked_and_copied():
     opts = LiveOptions(options=given)
     given["rtsp_transport"] = "udp"
     assert opts.options == {"rtsp_transport": "tcp"}
+
+
+def test_an_option_name_ffmpeg_does_not_know_is_refused():
+    """As ``ffmpeg`` does: FFmpeg's library would drop it silently and the stream would run without it."""
+    from mediaformers.processors.video.pyav.option_names import unknown_options
+
+    assert unknown_options(["rtsp_transport", "fifo_size", "rw_timeout", "live_start_index", "threads",
+                            "rtsp_transprot"]) == ["rtsp_transprot"]
+    with pytest.raises(ValueError, match=r"options: FFmpeg has no option named 'rtsp_transprot' \(names: ffmpeg -h"):
+        LiveOptions(options={"rtsp_transprot": "tcp"})

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
+from .option_names import unknown_options
 from .windows import audio_chunks, stream_fps, video_frames
 
 
@@ -51,6 +52,10 @@ class LiveOptions:
                 isinstance(k, str) and k and isinstance(v, str) for k, v in self.options.items()):
             raise ValueError(f"options: expected FFmpeg options as {{name: value}} strings, got {self.options!r}")
         object.__setattr__(self, "options", dict(self.options))  # a copy: the caller's dict may change later
+        unknown = unknown_options(list(self.options))
+        if unknown:  # FFmpeg would drop it without a word (ffmpeg itself refuses it)
+            raise ValueError(f"options: FFmpeg has no option named {unknown[0]!r} (names: ffmpeg -h "
+                             "protocol=udp, -h demuxer=rtsp, -h decoder=h264, ...)")
         if self.format is not None and (self.format not in av.formats_available
                                         or not av.ContainerFormat(self.format).is_input):
             raise ValueError(f"format: expected an input format of this FFmpeg build (such as mpegts, alsa, "
