@@ -7,8 +7,6 @@ import http.server
 import json
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,6 +18,7 @@ from mediaformers.cli import main
 from mediaformers.processors.live import LiveOptions, LiveSource, _timeouts
 from mediaformers.tasks.stream import stream_records
 from tests.media import make_video
+from tests.rtsp_relay import RtspRelay, sender
 from tests.tasks.test_stream import _collect
 
 # 7 null MPEG-TS packets (PID 0x1FFF): what a demuxer skips, so probing the receiver with them is harmless
@@ -70,7 +69,7 @@ def test_udp_mpegts_gives_every_frame_then_a_silent_sender_ends_within_the_bound
     _udp_sender(port, clip.read_bytes(), sent)
 
     def frames():
-        source = LiveSource(f"udp://127.0.0.1:{port}", LiveOptions(read_timeout=1, reconnect=1, backoff=0.05),
+        source = LiveSource(f"udp://127.0.0.1:{port}", LiveOptions(read_timeout=2, reconnect=1, backoff=0.05),
                             log=lines.append)
         try:
             yield from ((t, arrived) for t, _, arrived in source.frames())
@@ -82,14 +81,14 @@ def test_udp_mpegts_gives_every_frame_then_a_silent_sender_ends_within_the_bound
     # all 40 frames: the ones the decoder still held when the sender went silent are kept
     assert [round(t, 2) for t, _ in got] == [round(k / 10, 2) for k in range(40)]
     # no EOF on UDP: the silence is a stall, one reopening (which hears nothing either), then the end
-    assert lines[0] == f"udp://127.0.0.1:{port}: dropped (no data for 1s); reconnecting in 0.05s (1/1)"
+    assert lines[0] == f"udp://127.0.0.1:{port}: dropped (no data for 2s); reconnecting in 0.05s (1/1)"
     assert lines[-1].startswith(f"udp://127.0.0.1:{port}: ended (") and len(lines) == 2
 
 
 def test_udp_stream_records_per_window_with_ffmpeg_options(video, clip):
     port, sent = _free_port(socket.SOCK_DGRAM), threading.Event()
     _udp_sender(port, clip.read_bytes(), sent)
-    options = LiveOptions(read_timeout=1, reconnect=0, options={"fifo_size": "100000", "overrun_nonfatal": "1"})
+    options = LiveOptions(read_timeout=2, reconnect=0, options={"fifo_size": "100000", "overrun_nonfatal": "1"})
     recs = _collect(stream_records(video, f"udp://127.0.0.1:{port}", options, log=lambda line: None))
     windows = [r for r in recs if r["kind"] == "window"]
     assert [w["start"] for w in windows] == [0.0, 1.0, 2.0, 3.0]
@@ -170,55 +169,56 @@ def test_a_live_hls_playlist_is_followed_as_segments_are_added(video, clip, tmp_
     assert lines == [f"{url}: ended (end of the recording)"]
 
 
-# An RTSP sender (as OBS or `ffmpeg -f rtsp` push) in its own process: PyAV holds the GIL while it muxes,
-# so a sender thread would block this process's reader. It retries until the reader listens.
-_PUSH = """
-import sys, time, av
-url, path = sys.argv[1:]
-for _ in range(200):
-    try:
-        out = av.open(url, "w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=5)
-        src = av.open(path)
-        stream = out.add_stream_from_template(src.streams.video[0])
-        out.start_encoding()
-        break
-    except av.FFmpegError:
-        time.sleep(0.05)
-else:
-    sys.exit("no reader listened")
-for packet in src.demux(video=0):
-    if packet.dts is not None:
-        packet.stream = stream
-        out.mux(packet)
-        time.sleep(0.005)
-out.close()
-"""
-
-
 def test_rtsp_from_a_sender_pushing_to_the_listening_reader(ckpts, clip, tmp_path, capsys):
     """``--stream-option`` reaches FFmpeg's RTSP demuxer: ``rtsp_flags=listen`` makes it the server a sender
     announces to, over TCP-interleaved RTP; the wait for the sender is bounded by --read-timeout."""
     url = f"rtsp://127.0.0.1:{_free_port()}/live"
-    sender = subprocess.Popen([sys.executable, "-c", _PUSH, url, str(clip)], stderr=subprocess.PIPE)
     out, code = tmp_path / "rtsp.jsonl", []
 
     def run():
         code.append(main(["classify", str(ckpts["videomae"]), "--stream", url, "--stride", "1",
                           "--stream-option", "rtsp_flags=listen", "--stream-option", "rtsp_transport=tcp",
-                          "--read-timeout", "5", "--reconnect", "0", "-o", str(out)]))
+                          "--read-timeout", "20", "--reconnect", "0", "-o", str(out)]))
         yield from ()
 
-    try:
-        _collect(run(), timeout=40)
-        assert sender.wait(10) == 0, sender.stderr.read().decode()
-    finally:
-        sender.kill()
-        sender.wait(10)
-        sender.stderr.close()
+    with sender(url, clip) as proc:
+        _collect(run(), timeout=60)
+        assert proc.wait(10) == 0, proc.stderr.read().decode()
     assert code == [0]
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["start"] for r in recs if r["kind"] == "window"] == [0.0, 1.0, 2.0, 3.0]
     assert "ended (end of stream)" in capsys.readouterr().err
+
+
+def test_rtsp_from_a_server_as_a_camera_is_read(video, clip):
+    """FFmpeg's RTSP client as a user runs it, no option: DESCRIBE, SETUP (UDP refused, so TCP), PLAY."""
+    relay = RtspRelay()
+    lines = []
+    try:
+        with sender(relay.url, clip):
+            assert relay.announced()
+            recs = _collect(stream_records(video, relay.url, LiveOptions(read_timeout=5, reconnect=0),
+                                           log=lines.append), timeout=40)
+    finally:
+        relay.close()
+    assert [t.split(";")[0] for t in relay.transports] == ["RTP/AVP/UDP", "RTP/AVP/TCP"]
+    assert [r["start"] for r in recs if r["kind"] == "window"] == [0.0, 1.0, 2.0, 3.0]
+    assert lines[-1].startswith(f"{relay.url}: ended (")
+
+
+def test_an_rtsp_server_gone_silent_ends_after_the_read_timeout(video, clip):
+    relay = RtspRelay(hold=True)  # the sender's end never reaches the player: its connection just goes quiet
+    lines = []
+    try:
+        with sender(relay.url, clip):
+            assert relay.announced()
+            recs = _collect(stream_records(video, relay.url, LiveOptions(
+                read_timeout=2, reconnect=0, options={"rtsp_transport": "tcp"}), log=lines.append), timeout=40)
+    finally:
+        relay.close()
+    assert relay.transports == ["RTP/AVP/TCP;unicast;interleaved=0-1"]
+    assert [r["start"] for r in recs if r["kind"] == "window"] == [0.0, 1.0, 2.0, 3.0]
+    assert lines == [f"{relay.url}: ended (no data for 2s)"]
 
 
 def test_an_rtsp_listener_nobody_sends_to_ends_after_the_read_timeout():
