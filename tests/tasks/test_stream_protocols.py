@@ -16,8 +16,9 @@ import pytest
 import mediaformers as mf
 from mediaformers.cli import main
 from mediaformers.processors.live import LiveOptions, LiveSource, _timeouts
+from mediaformers.processors.video.pyav.windows import audio_chunks
 from mediaformers.tasks.stream import stream_records
-from tests.media import make_video
+from tests.media import _write_tone, make_video
 from tests.rtsp_relay import RtspRelay, sender
 from tests.tasks.test_stream import _collect
 
@@ -283,3 +284,39 @@ def test_an_option_name_ffmpeg_does_not_know_is_refused():
                             "rtsp_transprot"]) == ["rtsp_transprot"]
     with pytest.raises(ValueError, match=r"options: FFmpeg has no option named 'rtsp_transprot' \(names: ffmpeg -h"):
         LiveOptions(options={"rtsp_transprot": "tcp"})
+
+
+def test_a_stall_keeps_the_audio_the_decoder_held(tmp_path):
+    """A stall (UDP's only end, a camera gone quiet) ends a read with an error, not an EOF: the audio the
+    decoder and the resampler (48 kHz to 16 kHz) still hold is flushed out, as at an end of file."""
+    path = tmp_path / "a.ts"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=48000)
+        s.layout = "mono"
+        _write_tone(c, s, 2.0)
+    data, done = path.read_bytes(), threading.Event()
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        srv.settimeout(20)
+
+        def serve():  # all of it, then silence on an open connection
+            conn, _ = srv.accept()
+            with conn:
+                conn.sendall(data)
+                done.wait(20)
+
+        threading.Thread(target=serve, daemon=True).start()
+
+        def samples():
+            source = LiveSource(f"tcp://127.0.0.1:{srv.getsockname()[1]}", LiveOptions(read_timeout=1, reconnect=0),
+                                log=lambda line: None)
+            try:
+                yield sum(len(x) for x, _ in source.chunks(16000))
+            finally:
+                source.close()
+
+        stalled = _collect(samples())
+        done.set()
+    with av.open(str(path)) as c:  # the same bytes read to an end of file
+        assert stalled == [sum(len(x) for x, _ in audio_chunks(c, "a.ts", 16000))]
