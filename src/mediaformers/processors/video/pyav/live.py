@@ -38,7 +38,7 @@ class LiveOptions:
     reconnect: int = 5  # reopenings in a row after a network stream drops (0: end instead)
     backoff: float = 0.5  # seconds before the first reopening; doubles each time
     max_backoff: float = 8.0  # the longest wait between reopenings
-    options: Mapping[str, str] = field(default_factory=dict)  # FFmpeg options, e.g. {"rtsp_transport": "tcp"}
+    options: Mapping[str, str] = field(default_factory=dict, hash=False)  # FFmpeg options, e.g. {"rtsp_transport": "tcp"}
     format: str | None = None  # FFmpeg's input format (-f): a capture device's ("alsa"), raw stdin ("s16le")
 
     def __post_init__(self) -> None:
