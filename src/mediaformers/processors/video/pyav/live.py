@@ -130,15 +130,16 @@ class LiveSource:
             fd = sys.stdin.fileno() if self._stdin_fd is None else self._stdin_fd
             return av.open(_TimedPipe(fd, t, "stdin"), "r", format=o.format, options={**opts, **o.options},
                            timeout=(t, t))
-        if o.format is None and not is_network(self.source):
-            path = self.source[5:] if self.source.startswith("file:") else self.source
+        path = self.source[5:] if self.source.startswith("file:") else self.source
+        if not is_network(self.source) and (o.format is None or os.path.isfile(path)):  # else a device's name
             if not os.path.exists(path):
                 raise FileNotFoundError(f"stream: no such file {path}")
             if os.path.isdir(path):
                 raise ValueError(f"stream: expected a file, URL or '-', got the folder {path}")
             # follow: keep reading at the end of a file being written; rw_timeout (us) ends it when it stops
             opts = {**opts, "follow": "1", "rw_timeout": str(int(t * 1e6))}
-            return av.open("file:" + os.path.abspath(path), options={**opts, **o.options}, timeout=(t, t))
+            return av.open("file:" + os.path.abspath(path), format=o.format, options={**opts, **o.options},
+                           timeout=(t, t))
         return av.open(self.source, format=o.format, options={**opts, **_timeouts(self.source, t, o.options),
                                                              **o.options}, timeout=(t, t))
 
