@@ -320,3 +320,13 @@ def test_a_stall_keeps_the_audio_the_decoder_held(tmp_path):
         done.set()
     with av.open(str(path)) as c:  # the same bytes read to an end of file
         assert stalled == [sum(len(x) for x, _ in audio_chunks(c, "a.ts", 16000))]
+
+
+def test_a_video_model_on_a_stream_without_video_says_so(video, tmp_path):
+    path = tmp_path / "sound.ts"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        s.layout = "mono"
+        _write_tone(c, s, 0.5)
+    with pytest.raises(ValueError, match=r"cannot read video '.*sound\.ts': it has no video stream"):
+        _collect(stream_records(video, str(path), LiveOptions(read_timeout=1, reconnect=0), log=lambda line: None))

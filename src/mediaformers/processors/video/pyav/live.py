@@ -193,7 +193,7 @@ class LiveSource:
         """Decoded video frames ``(media seconds, rgb getter, arrival)``; seconds run on across reconnections."""
         offset, last = 0.0, 0.0
         while True:
-            fps, err, got = stream_fps(self.container), None, False
+            fps, err, got = self.fps, None, False  # (no video stream: video_frames says so)
             try:
                 for t, rgb, arrived in video_frames(self.container, self.source, offset=offset, live=True):
                     got, last = True, t
