@@ -330,3 +330,14 @@ def test_a_video_model_on_a_stream_without_video_says_so(video, tmp_path):
         _write_tone(c, s, 0.5)
     with pytest.raises(ValueError, match=r"cannot read video '.*sound\.ts': it has no video stream"):
         _collect(stream_records(video, str(path), LiveOptions(read_timeout=1, reconnect=0), log=lambda line: None))
+
+
+def test_ffmpegs_own_timeout_reads_as_the_read_timeout():
+    """FFmpeg's timeouts (rw_timeout, RTSP's timeout) are set to the read timeout, and race PyAV's callback:
+    whichever fires, the line says the same."""
+    import errno
+
+    from mediaformers.processors.live import _why
+
+    assert _why(av.error.TimeoutError(errno.ETIMEDOUT, "Connection timed out"), 2.0) == "no data for 2s"
+    assert _why(av.error.ExitError(errno.EPERM, "Immediate exit requested"), 2.0) == "no data for 2s"

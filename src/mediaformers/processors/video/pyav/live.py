@@ -248,6 +248,8 @@ def _delays(o: LiveOptions) -> Iterator[float]:
 
 
 def _why(err: BaseException, timeout: float | None = None) -> str:
-    if isinstance(err, av.ExitError):  # the read timeout, through FFmpeg's interrupt callback
+    # the read timeout: through PyAV's interrupt callback, or FFmpeg's own (set to the same seconds), whichever
+    # fires first; both mean the same to the user
+    if isinstance(err, (av.ExitError, av.error.TimeoutError)):
         return f"no data for {timeout:g}s" if timeout else "no data in time"
     return getattr(err, "strerror", None) or str(err) or type(err).__name__
