@@ -177,7 +177,8 @@ def test_http_stream(pipes, ts):
     assert [r["start"] for r in recs if r["kind"] == "window"] == [0.0, 1.0, 2.0, 3.0]
 
 
-def test_a_growing_file_is_followed_until_it_stops_growing(pipes, ts, tmp_path):
+@pytest.mark.parametrize("fmt", [None, "mpegts"])  # a format named (--stream-format) keeps the file followed
+def test_a_growing_file_is_followed_until_it_stops_growing(pipes, ts, tmp_path, fmt):
     path = tmp_path / "growing.ts"
     path.write_bytes(b"")
     data = ts["audio"]
@@ -191,7 +192,7 @@ def test_a_growing_file_is_followed_until_it_stops_growing(pipes, ts, tmp_path):
 
     threading.Thread(target=write, daemon=True).start()
     lines = []
-    recs = _collect(stream_records(pipes["audio"], str(path), LiveOptions(**FAST), log=lines.append))
+    recs = _collect(stream_records(pipes["audio"], str(path), LiveOptions(**FAST, format=fmt), log=lines.append))
     windows = [r for r in recs if r["kind"] == "window"]
     assert windows[-1]["end"] == pytest.approx(4.0, abs=0.2)  # all of it, though it was empty at the start
 

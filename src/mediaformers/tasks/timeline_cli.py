@@ -10,7 +10,7 @@ from typing import Any
 # flag -> (Timeline option, what it takes); None defaults, so a flag given without --timeline/--stream is caught
 _TIMELINE_FLAGS = {"stride": "stride", "frame_step": "frame_step", "min_duration": "min_duration",
                    "merge_gap": "merge_gap", "threshold": "threshold", "labels_per_window": "labels_per_window"}
-_LIVE_FLAGS = ("read_timeout", "reconnect", "reconnect_delay", "max_reconnect_delay")
+_LIVE_FLAGS = ("read_timeout", "reconnect", "reconnect_delay", "max_reconnect_delay", "stream_option", "stream_format")
 
 
 def add_flags(c: argparse.ArgumentParser) -> None:
@@ -42,6 +42,12 @@ def add_flags(c: argparse.ArgumentParser) -> None:
                    help="--stream: seconds before the first reopening, doubling each time (default 0.5)")
     g.add_argument("--max-reconnect-delay", type=float, default=None,
                    help="--stream: the longest wait between reopenings (default 8)")
+    g.add_argument("--stream-option", metavar="KEY=VALUE", action="append", default=None,
+                   help="--stream: an FFmpeg option, repeatable (rtsp_transport=tcp, fifo_size=100000, "
+                        "live_start_index=0, ...)")
+    g.add_argument("--stream-format", metavar="FORMAT", default=None,
+                   help="--stream: FFmpeg's input format, as ffmpeg -f (a capture device: alsa, x11grab; "
+                        "raw stdin: s16le)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -65,6 +71,8 @@ def check(args: argparse.Namespace) -> None:
     live = [f for f in _LIVE_FLAGS if getattr(args, f) is not None]
     if live and args.stream is None:
         raise ValueError(f"--{live[0].replace('_', '-')}: applies with --stream")
+    if args.stream is not None:
+        live_options(args)  # its checks (numbers, KEY=VALUE, the format's name) before the model loads
     for flag, bad in (("--ray", args.ray is not None), ("--resume", args.resume), ("--views", args.views),
                       ("--clips/--crops", (args.clips, args.crops) != (1, 1))):
         if bad:
@@ -86,8 +94,23 @@ def live_options(args: argparse.Namespace):
     from ..processors.video.pyav.live import LiveOptions
 
     names = {"read_timeout": "read_timeout", "reconnect": "reconnect", "reconnect_delay": "backoff",
-             "max_reconnect_delay": "max_backoff"}
-    return LiveOptions(**{opt: getattr(args, f) for f, opt in names.items() if getattr(args, f) is not None})
+             "max_reconnect_delay": "max_backoff", "stream_format": "format"}
+    given = {opt: getattr(args, f) for f, opt in names.items() if getattr(args, f) is not None}
+    return LiveOptions(**given, options=stream_options(args.stream_option or []))
+
+
+def stream_options(pairs: list[str]) -> dict[str, str]:
+    """``--stream-option KEY=VALUE`` flags as FFmpeg options; a key given twice is refused (which to keep?)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--stream-option: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp), "
+                             f"got {pair!r}")
+        if key in out:
+            raise ValueError(f"--stream-option: {key} given twice ({out[key]!r} and {value!r})")
+        out[key] = value
+    return out
 
 
 def run(args: argparse.Namespace, timeline, writer) -> int:

@@ -7,6 +7,12 @@ still being written, stdin as ``-``), with bounded waits.
 - Media time runs on across reconnections (it counts the media received, not the sender's clock).
 - A growing file is read with FFmpeg's ``follow``: its end is ``read_timeout`` seconds without growth.
 - stdin is read by a thread into a small queue, so its reads can time out too.
+- ``options`` go to FFmpeg as given (``rtsp_transport=tcp``, ``fifo_size``, ...) and win over ours;
+  ``format`` names FFmpeg's input format, needed for capture devices (``alsa``, ``x11grab``, ``lavfi``).
+- The read timeout reaches every protocol twice: FFmpeg's own (``rw_timeout`` for avio protocols such as
+  tcp, udp, http and HLS's segments; ``timeout`` for RTSP, whose sockets are its own) and PyAV's
+  interrupt callback around every open and read, which also bounds what those options do not (HLS's
+  playlist reloads, RTSP's handshake, a device).
 """
 from __future__ import annotations
 
@@ -16,12 +22,13 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 import av
 import numpy as np
 
+from .option_names import unknown_options
 from .windows import audio_chunks, stream_fps, video_frames
 
 
@@ -31,6 +38,8 @@ class LiveOptions:
     reconnect: int = 5  # reopenings in a row after a network stream drops (0: end instead)
     backoff: float = 0.5  # seconds before the first reopening; doubles each time
     max_backoff: float = 8.0  # the longest wait between reopenings
+    options: Mapping[str, str] = field(default_factory=dict, hash=False)  # FFmpeg options, e.g. {"rtsp_transport": "tcp"}
+    format: str | None = None  # FFmpeg's input format (-f): a capture device's ("alsa"), raw stdin ("s16le")
 
     def __post_init__(self) -> None:
         for name in ("read_timeout", "backoff", "max_backoff"):
@@ -39,7 +48,18 @@ class LiveOptions:
                 raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}")
         if not isinstance(self.reconnect, int) or self.reconnect < 0:
             raise ValueError(f"reconnect: expected 0 or more reopenings, got {self.reconnect!r}")
-
+        if not isinstance(self.options, Mapping) or not all(
+                isinstance(k, str) and k and isinstance(v, str) for k, v in self.options.items()):
+            raise ValueError(f"options: expected FFmpeg options as {{name: value}} strings, got {self.options!r}")
+        object.__setattr__(self, "options", dict(self.options))  # a copy: the caller's dict may change later
+        unknown = unknown_options(list(self.options))
+        if unknown:  # FFmpeg would drop it without a word (ffmpeg itself refuses it)
+            raise ValueError(f"options: FFmpeg has no option named {unknown[0]!r} (names: ffmpeg -h "
+                             "protocol=udp, -h demuxer=rtsp, -h decoder=h264, ...)")
+        if self.format is not None and (self.format not in av.formats_available
+                                        or not av.ContainerFormat(self.format).is_input):
+            raise ValueError(f"format: expected an input format of this FFmpeg build (such as mpegts, alsa, "
+                             f"lavfi), got {self.format!r}")
 
 
 class _TimedPipe:
@@ -103,22 +123,25 @@ class LiveSource:
         self._closed = False
 
     def _open(self) -> av.container.InputContainer:
-        t = self.options.read_timeout
+        t, o = self.options.read_timeout, self.options
         # a short probe: a live stream's first window should not wait for FFmpeg's 5 s of analysis
         opts = {"analyzeduration": "1000000", "probesize": "1000000"}
         if self.source == "-":
             fd = sys.stdin.fileno() if self._stdin_fd is None else self._stdin_fd
-            return av.open(_TimedPipe(fd, t, "stdin"), "r", options=opts, timeout=(t, t))
-        if not is_network(self.source):
-            path = self.source[5:] if self.source.startswith("file:") else self.source
+            return av.open(_TimedPipe(fd, t, "stdin"), "r", format=o.format, options={**opts, **o.options},
+                           timeout=(t, t))
+        path = self.source[5:] if self.source.startswith("file:") else self.source
+        if not is_network(self.source) and (o.format is None or os.path.isfile(path)):  # else a device's name
             if not os.path.exists(path):
                 raise FileNotFoundError(f"stream: no such file {path}")
             if os.path.isdir(path):
                 raise ValueError(f"stream: expected a file, URL or '-', got the folder {path}")
             # follow: keep reading at the end of a file being written; rw_timeout (us) ends it when it stops
             opts = {**opts, "follow": "1", "rw_timeout": str(int(t * 1e6))}
-            return av.open("file:" + os.path.abspath(path), options=opts, timeout=(t, t))
-        return av.open(self.source, options={**opts, "rw_timeout": str(int(t * 1e6))}, timeout=(t, t))
+            return av.open("file:" + os.path.abspath(path), format=o.format, options={**opts, **o.options},
+                           timeout=(t, t))
+        return av.open(self.source, format=o.format, options={**opts, **_timeouts(self.source, t, o.options),
+                                                             **o.options}, timeout=(t, t))
 
     def _open_with_retries(self) -> av.container.InputContainer:
         delays = _delays(self.options) if is_network(self.source) else iter(())
@@ -138,11 +161,16 @@ class LiveSource:
     def _reopen(self, err: BaseException | None, got: bool) -> bool:
         """After a connection ended: reopen a network stream (True), or say why it ends (False). At most
         ``reconnect`` tries in a row: only a connection that delivered media resets the count."""
+        # a clean end of what declares its end (HLS's #EXT-X-ENDLIST, a length) is the end: reopening replays it
+        recording = err is None and (self.container.format.name == "hls" or self.container.duration is not None)
         self.close()
         why = _why(err, self.options.read_timeout) if err is not None else "end of stream"
         if not is_network(self.source):
             if err is not None:
                 self.log(f"{self.source}: stopped ({why})")
+            return False
+        if recording:
+            self.log(f"{self.source}: ended (end of the recording)")
             return False
         if got:
             self._tries = 0
@@ -165,7 +193,7 @@ class LiveSource:
         """Decoded video frames ``(media seconds, rgb getter, arrival)``; seconds run on across reconnections."""
         offset, last = 0.0, 0.0
         while True:
-            fps, err, got = stream_fps(self.container), None, False
+            fps, err, got = self.fps, None, False  # (no video stream: video_frames says so)
             try:
                 for t, rgb, arrived in video_frames(self.container, self.source, offset=offset, live=True):
                     got, last = True, t
@@ -200,6 +228,19 @@ class LiveSource:
             self._closed = True
 
 
+def _timeouts(source: str, t: float, given: Mapping[str, str]) -> dict[str, str]:
+    """FFmpeg's own read timeouts for ``source`` (microseconds): avio's ``rw_timeout`` (tcp, udp, http, HLS's
+    playlist and segments), RTSP's socket ``timeout``; waiting for an RTSP sender to connect
+    (``rtsp_flags=listen``) is bounded too (FFmpeg's default, forever, is refused by its own tcp layer)."""
+    us = str(int(t * 1e6))
+    out = {"rw_timeout": us}
+    if source.split("://", 1)[0].lower() in ("rtsp", "rtsps"):
+        out["timeout"] = us
+        if "listen" in given.get("rtsp_flags", ""):
+            out["listen_timeout"] = str(max(1, math.ceil(t)))  # seconds
+    return out
+
+
 def _delays(o: LiveOptions) -> Iterator[float]:
     """The waits before each reopening: bounded in number and in length."""
     for k in range(o.reconnect):
@@ -207,6 +248,8 @@ def _delays(o: LiveOptions) -> Iterator[float]:
 
 
 def _why(err: BaseException, timeout: float | None = None) -> str:
-    if isinstance(err, av.ExitError):  # the read timeout, through FFmpeg's interrupt callback
+    # the read timeout: through PyAV's interrupt callback, or FFmpeg's own (set to the same seconds), whichever
+    # fires first; both mean the same to the user
+    if isinstance(err, (av.ExitError, av.error.TimeoutError)):
         return f"no data for {timeout:g}s" if timeout else "no data in time"
     return getattr(err, "strerror", None) or str(err) or type(err).__name__

@@ -188,8 +188,10 @@ def video_frames(container: av.container.InputContainer, name: str, *, offset: f
         zero = float(stream.start_time * stream.time_base)
     prev = -math.inf
     fps = stream_fps(container)
-    for packet in container.demux(stream):
-        for frame in packet.decode():
+
+    def decoded(frames: Iterable[av.VideoFrame]) -> Iterator[tuple[float, Callable[[], np.ndarray], float]]:
+        nonlocal zero, prev
+        for frame in frames:
             if frame.pts is not None and frame.time_base is not None:
                 t = float(frame.pts * frame.time_base)
                 if zero is None:
@@ -200,6 +202,18 @@ def video_frames(container: av.container.InputContainer, name: str, *, offset: f
             prev = t
             yield max(t, 0.0) + offset, _rgb_once(frame), time.monotonic()
 
+    try:
+        for packet in container.demux(stream):
+            yield from decoded(packet.decode())
+    except (av.FFmpegError, OSError, TimeoutError):
+        if live:  # a drop or a stall (UDP's only end): the frames the decoder still holds were received
+            try:
+                flushed = stream.codec_context.decode(None)
+            except av.FFmpegError:
+                flushed = []
+            yield from decoded(flushed)
+        raise
+
 
 def audio_chunks(container: av.container.InputContainer, name: str, rate: int) -> Iterator[tuple[np.ndarray, float]]:
     """``(mono float32 samples at rate, arrival)`` of the first audio stream, as it decodes: channels mixed
@@ -209,8 +223,10 @@ def audio_chunks(container: av.container.InputContainer, name: str, rate: int) -
         raise AudioDecodeError(f"cannot decode audio of {name}: it has no audio stream (streams: {', '.join(kinds)})")
     stream = container.streams.audio[0]
     convert = resample = None
-    for packet in container.demux(stream):
-        for frame in packet.decode():
+
+    def converted(frames: Iterable[av.AudioFrame]) -> Iterator[tuple[np.ndarray, float]]:
+        nonlocal convert, resample
+        for frame in frames:
             if convert is None:  # the first frame fixes the layout and rate (as AudioDecoder)
                 convert = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
                 if frame.sample_rate != rate:
@@ -220,5 +236,18 @@ def audio_chunks(container: av.container.InputContainer, name: str, rate: int) -
                 x = x[0] if x.shape[0] == 1 else x.mean(axis=0, dtype=np.float64).astype(np.float32)
                 x = np.ascontiguousarray(x, dtype=np.float32)
                 yield (resample.resample_chunk(x) if resample is not None else x), time.monotonic()
+
+    try:
+        for packet in container.demux(stream):
+            yield from converted(packet.decode())
+    except (av.FFmpegError, OSError, TimeoutError):  # a drop or a stall: what the decoder holds was received
+        try:
+            flushed = stream.codec_context.decode(None)
+        except av.FFmpegError:
+            flushed = []
+        yield from converted(flushed)
+        if resample is not None:
+            yield resample.resample_chunk(np.zeros(0, np.float32), last=True), time.monotonic()
+        raise
     if resample is not None:
         yield resample.resample_chunk(np.zeros(0, np.float32), last=True), time.monotonic()
