@@ -127,3 +127,23 @@ def test_tvlt_pretraining_writes_a_frames_and_spectrogram_grid(tmp_path, monkeyp
     assert [axes[i].get_ylabel() for i in (0, 3, 6)] == ["frame 0", "frame 1", "spectrogram"]
     spec = [ax.get_images()[0].get_array() for ax in axes[6:]]
     assert spec[1].mask.any() and not spec[0].mask.any() and not spec[2].mask.any()  # grey only where masked
+
+
+def test_the_video_writer_adds_a_sound_track_that_reads_back(tmp_path):
+    """The writer the docs picture's clips come from (tools/make_timeline_images.py)."""
+    import numpy as np
+
+    from mediaformers.processors.audio_io import load_audio
+    from mediaformers.processors.video.pyav.writer import write_video
+
+    rate, tone = 16000, 440.0
+    sine = (0.3 * np.sin(2 * np.pi * tone * np.arange(rate // 2) / rate)).astype(np.float32)
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    for name in ("a.mp4", "b.mp4"):
+        write_video(tmp_path / name, frames, 8, audio=sine, rate=rate)
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()  # repeatable bytes
+    back = load_audio(tmp_path / "a.mp4", rate, return_numpy=True)
+    assert len(sine) <= len(back) <= len(sine) + 4096  # the codec's priming and padding at most
+    spectrum = np.abs(np.fft.rfft(back))
+    assert abs(np.argmax(spectrum) * rate / len(back) - tone) < 5
+    assert 0.5 < np.sqrt(np.sum(back ** 2) / np.sum(sine ** 2)) < 1.5  # the tone's energy, not silence
