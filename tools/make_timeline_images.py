@@ -8,8 +8,11 @@
    docs/images/explain.png.
 4. A few steps of MAE pre-training of the demo's VideoMAE on the demo's videos: the training loop writes
    reconstructions/step-N.png; the last becomes docs/images/reconstruction.png.
+5. A few steps of MAE pre-training of a small TVLT on demo clips with a sound track (a moving shape and two
+   of the demo's sounds): frames and spectrogram, docs/images/reconstruction-tvlt.png. Needs no demo run
+   (``--only tvlt`` makes only this one).
 
-    python tools/make_timeline_images.py [--work /tmp/mf-images] [--quick]
+    python tools/make_timeline_images.py [--work /tmp/mf-images] [--quick] [--only tvlt]
 """
 from __future__ import annotations
 
@@ -30,6 +33,13 @@ from mediaformers.train import Recipe
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 SOUND_PLAN = [("tone", 6), ("chirp", 5), ("noise", 4), ("tone", 3), ("chirp", 8), ("noise", 6), ("tone", 8)]
 VIDEO_PLAN = ["left", "left", "up", "up", "right", "right", "right", "down", "down", "left", "up", "up"]
+# TVLT for the picture: the demo's 32 px frames and 8 px patches; 1.5 s of 64 mel bins in 16x16 patches.
+# Half of the audio time steps are masked (the config's default, 0.15, hides one stripe of eight); MAE only
+# (no matching head), so the few steps go to the reconstruction.
+TVLT = dict(image_size=32, image_patch_size=[8, 8], num_frames=4, spectrogram_length=128, frequency_length=64,
+            hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+            decoder_hidden_size=64, decoder_num_hidden_layers=1, decoder_num_attention_heads=4,
+            decoder_intermediate_size=128, audio_mask_ratio=0.5, task_matching=False)
 
 
 def long_sound(path: Path) -> Path:
@@ -41,8 +51,31 @@ def long_sound(path: Path) -> Path:
 
 def long_video(path: Path) -> Path:
     rng = np.random.default_rng(7)
-    demo.write_video(path, np.concatenate([demo.shape_clip(label, rng) for label in VIDEO_PLAN]))
+    demo.write_video(path, np.concatenate([demo.shape_clip(label, rng) for label in VIDEO_PLAN]), demo.FPS)
     return path
+
+
+def sounding_clips(folder: Path, per_class: int = 8) -> Path:
+    """Demo clips (2 s) with a sound track: two of the demo's one-second sounds, tone/chirp/noise by class."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for c, label in enumerate(demo.VIDEO_CLASSES):
+        for i in range(per_class):
+            rng = np.random.default_rng([7, c, i])
+            kind = demo.AUDIO_CLASSES[(c + i) % len(demo.AUDIO_CLASSES)]
+            audio = np.concatenate([demo.sound(kind, rng, folder) for _ in range(2)])
+            demo.write_video(folder / f"{label}-{i}.mp4", demo.shape_clip(label, rng), demo.FPS, audio=audio,
+                             rate=demo.RATE)
+    return folder
+
+
+def tvlt_reconstruction(work: Path) -> Path:
+    mae = work / "mae-tvlt"
+    shutil.rmtree(mae, ignore_errors=True)
+    clips = sounding_clips(work / "sounding-clips")
+    Recipe(model="tvlt", task="pretraining", data=str(clips), output=str(mae), config=TVLT, max_steps=150,
+           batch_size=8, lr=2e-3, warmup_steps=10, val_fraction=0.1, seed=0).fit()
+    last = max((mae / "reconstructions").glob("step-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+    return Path(shutil.copy(last, DOCS / "reconstruction-tvlt.png"))
 
 
 def run(argv: list[str]) -> None:
@@ -55,12 +88,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="/tmp/mf-images")
     p.add_argument("--quick", action="store_true", help="the demo's quick plan (less accurate models)")
+    p.add_argument("--only", choices=["tvlt"], help="only this picture (tvlt: step 5, no demo run)")
     args = p.parse_args()
     work = Path(args.work)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    if args.only == "tvlt":
+        image = tvlt_reconstruction(work)
+        print(f"{image}: {image.stat().st_size // 1024} KB")
+        return
     if not (work / "runs" / "ast" / "best").is_dir():
         subprocess.run([sys.executable, "-m", "mediaformers", "demo", str(work), *(["--quick"] if args.quick else [])],
                        check=True)
-    DOCS.mkdir(parents=True, exist_ok=True)
     media = work / "timeline-media"
     media.mkdir(exist_ok=True)
     sound, video = long_sound(media / "sounds.wav"), long_video(media / "shapes.mp4")
@@ -77,6 +115,7 @@ def main() -> None:
            max_steps=60, batch_size=8, lr=1e-3, mask_ratio=0.75, val_fraction=0.1, seed=0).fit()
     last = max((mae / "reconstructions").glob("step-*.png"), key=lambda p: int(p.stem.split("-")[1]))
     shutil.copy(last, DOCS / "reconstruction.png")
+    tvlt_reconstruction(work)
     for image in sorted(DOCS.glob("*.png")):
         print(f"{image}: {image.stat().st_size // 1024} KB")
 

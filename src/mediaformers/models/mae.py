@@ -32,14 +32,22 @@ def patchify_2d(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
 def uniform_noise(batch: int, tokens: int, *, generator: torch.Generator | None = None,
                   device: torch.device | None = None) -> torch.Tensor:
     """(batch, tokens) uniform noise: one value per token (MAE's random masking)."""
-    return torch.rand((batch, tokens), generator=generator, device=device)
+    return _rand((batch, tokens), generator, device)
+
+
+def _rand(shape: tuple[int, int], generator: torch.Generator | None, device: torch.device | None) -> torch.Tensor:
+    """``torch.rand`` on ``device``; with a ``generator``, drawn where the generator lives and moved (a CPU
+    generator, as the training loop's seeded evaluation passes, cannot draw on a GPU)."""
+    if generator is None:
+        return torch.rand(shape, device=device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
 
 
 def grouped_noise(batch: int, tokens: int, group: int, *, generator: torch.Generator | None = None,
                   device: torch.device | None = None) -> torch.Tensor:
     """(batch, tokens) noise with one value per run of ``group`` consecutive tokens, so a group (e.g.
     the frequency patches of one time step) is kept or dropped whole; ties break inside argsort."""
-    values = torch.rand(batch, tokens // group, generator=generator, device=device)
+    values = _rand((batch, tokens // group), generator, device)
     return values.unsqueeze(-1).repeat(1, 1, group).view(batch, tokens)
 
 

@@ -79,16 +79,23 @@ def plot_reconstruction(inp: torch.Tensor, hidden: torch.Tensor, recon: torch.Te
 
 def reconstruction_from_loader(model: Any, loader: Any, path: str | Path, mask_ratio: float | None, *, seed: int = 0,
                                log: Callable[[str], None] = print) -> Path | None:
-    """The first validation video's reconstruction, the same mask at every evaluation (``seed``)."""
+    """The first validation sample's reconstruction, the same mask at every evaluation (``seed``): frames
+    for a video MAE, frames and spectrogram for an audio-visual one (``plots.mae_av``)."""
+    from .mae_av import av_reconstruction, draws  # here: mae_av builds on this module
+
     c = getattr(model, "config", None)
-    if not (hasattr(model, "pretraining_inputs") and hasattr(c, "tubelet_size") and hasattr(c, "patch_size")):
-        log(f"reconstruction grid: not drawn for {type(model).__name__} (takes video MAE models)")
+    video = hasattr(model, "pretraining_inputs") and hasattr(c, "tubelet_size") and hasattr(c, "patch_size")
+    if not (video or draws(model)):
+        log(f"reconstruction grid: not drawn for {type(model).__name__} (takes video or audio-visual MAE models "
+            "with their MAE task on)")
         return None
     for batch in loader:
         if batch["inputs"] is not None:
             break
     else:
         return None
+    if not video:
+        return av_reconstruction(model, batch["inputs"], path, seed=seed)
     device = next(model.parameters()).device
     pv = batch["inputs"]["pixel_values"][:1].to(device)
     mask = model.pretraining_inputs({"pixel_values": pv}, mask_ratio, torch.Generator().manual_seed(seed))

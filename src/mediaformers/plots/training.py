@@ -1,6 +1,6 @@
 """What a training run draws at each evaluation: ``curves.png`` (loss, learning rate and validation metrics
 over the run, from its metrics.jsonl), ``confusion.png`` (single-label classification) and, for masked
-autoencoders, ``reconstructions/step-N.png`` (see ``plots.mae``)."""
+autoencoders, ``reconstructions/step-N.png`` (see ``plots.mae``, ``plots.mae_av``)."""
 from __future__ import annotations
 
 import json

@@ -19,10 +19,15 @@ def _yuv420p(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([y, sub(u), sub(v)]).round().clip(0, 255).astype(np.uint8)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:
+def write_video(path: str | Path, frames: np.ndarray, fps: int, audio: np.ndarray | None = None,
+                rate: int = 16000) -> None:
     """``frames`` ``(n, H, W, 3)`` uint8 RGB (H, W even) -> an MPEG-4 file at ``fps``, byte for byte the same
-    on every run and machine."""
+    on every run and machine; ``audio`` (samples,) float32 mono at ``rate``, when given, as an AAC track."""
     with av.open(str(path), "w") as box:
+        a = None
+        if audio is not None:
+            a = box.add_stream("aac", rate=rate)  # FFmpeg's own AAC encoder
+            a.layout = "mono"
         # FFmpeg's own MPEG-4 encoder, one thread: x264's bytes vary from one process to the next even
         # single-threaded; the demo promises byte-for-byte repeatable files (and so output).
         v = box.add_stream("mpeg4", rate=fps, options={"qscale": "3"})
@@ -35,3 +40,15 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:
                 box.mux(pkt)
         for pkt in v.encode():
             box.mux(pkt)
+        if a is not None and audio is not None:
+            _write_audio(box, a, np.asarray(audio, np.float32), rate)
+
+
+def _write_audio(box, stream, samples: np.ndarray, rate: int) -> None:
+    for start in range(0, len(samples), 1024):
+        frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
+        frame.sample_rate, frame.pts = rate, start
+        for pkt in stream.encode(frame):
+            box.mux(pkt)
+    for pkt in stream.encode():
+        box.mux(pkt)
