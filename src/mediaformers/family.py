@@ -39,12 +39,14 @@ class Processor:
     ``settings(config)`` fills what a checkpoint's ``preprocessor_config.json`` leaves out (frames,
     image size, lengths), as transformers' pipelines take them from the model config. ``limits``
     names settings the file may set lower but never above the config's value (the model takes no
-    more, e.g. a most frame count or spectrogram length).
+    more, e.g. a most frame count or spectrogram length). ``fixed`` names settings the model's structure
+    decides (a patch size sets the mask's shape): the config's value wins over the file's.
     """
 
     path: str
     settings: Callable[[Any], dict[str, Any]] = lambda config: {}
     limits: tuple[str, ...] = ()
+    fixed: tuple[str, ...] = ()
 
     def load(self) -> Any:  # a processor class
         module, _, name = self.path.partition(":")

@@ -115,6 +115,21 @@ def test_tvlt_audio_longer_than_the_model_takes_is_truncated(folders, media):
     assert fe(wave, sampling_rate=fe.sampling_rate)["audio_values"].shape[2] == 64
 
 
+def test_tvlt_patch_sizes_that_differ_come_from_the_model(folders, media, tmp_path):
+    """One preprocessor_config.json holds one patch_size for TVLT's two parts (4.57 writes the feature
+    extractor's last): a model whose image patches are 8 px must get 8 px pixel masks, whatever the file says."""
+    folder = tmp_path / "tvlt-8-16"
+    mf.TvltForAudioVisualClassification(mf.TvltConfig(
+        **SMALL, image_size=32, num_frames=4, spectrogram_length=64, image_patch_size=[8, 8],
+        audio_patch_size=[16, 16], id2label=LABELS)).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps(tvlt_file_of_transformers_4_57()))
+    loaded = load_model(folder)
+    assert processor(loaded, "video").config["patch_size"] == [8, 8]
+    assert processor(loaded, "audio").patch_size == [16, 16]
+    rec = mf.pipeline(model=folder, top_k=1)(str(media / "a.mp4"))
+    assert len(rec["labels"]) == 1, rec
+
+
 def test_zero_shot_pipeline(folders, media):
     rec = mf.pipeline(model=folders["altclip"])(str(media / "still.png"), candidate_labels=["a", "b"])
     assert [x["label"] for x in rec["labels"]] != []

@@ -374,13 +374,16 @@ FAMILY = register_family(Family(
     task="audio-visual-classification",
     processors={
         # The model takes at most num_frames frames and spectrogram_length mel frames: a processor file
-        # may ask for fewer, never more (longer audio is truncated).
+        # may ask for fewer, never more (longer audio is truncated). The patch sizes are the model's:
+        # one preprocessor_config.json holds one patch_size for both parts (transformers' TvltProcessor
+        # writes the feature extractor's last), so the file cannot say which part it meant.
         "video": Processor("video_processors:TvltVideoProcessor",
                            lambda c: {"num_frames": c.num_frames, "patch_size": list(pair(c.image_patch_size)),
-                                      **frame_settings(c.image_size)}, limits=("num_frames",)),
+                                      **frame_settings(c.image_size)}, limits=("num_frames",), fixed=("patch_size",)),
         "audio": Processor("tvlt_audio:TvltFeatureExtractor",
                            lambda c: {"spectrogram_length": c.spectrogram_length, "feature_size": c.frequency_length,
-                                      "patch_size": list(pair(c.audio_patch_size))}, limits=("spectrogram_length",)),
+                                      "patch_size": list(pair(c.audio_patch_size))}, limits=("spectrogram_length",),
+                           fixed=("patch_size",)),
     },
     accepts=frozenset({"video"}),
     pooled=_pooled, dummy_inputs=_dummy_inputs, input_doc=_input_doc,

@@ -106,6 +106,9 @@ def processor(loaded: Loaded, kind: str):
     for key in spec.limits:
         if key in saved and key in implied:
             settings[key] = min(saved[key], implied[key])
+    for key in spec.fixed:
+        if key in implied:
+            settings[key] = implied[key]
     if "frames" in loaded.inputs and kind == "video":
         settings["num_frames"] = loaded.inputs["frames"]
     if "size" in loaded.inputs and kind in ("video", "image"):
