@@ -58,8 +58,8 @@ def test_stalled_and_parallel_uploads(running):
 
     token = json.loads((lib.path / ".serve.json").read_text())["token"]
     port = int(url.rsplit(":", 1)[1])
-    name = "q.mfprobe24"
-    leftovers = os.path.join(tempfile.gettempdir(), "*.mfprobe24")
+    name = f"q.mf{os.getpid()}"  # this process's own: another run's uploads share the temp folder
+    leftovers = os.path.join(tempfile.gettempdir(), f"*.mf{os.getpid()}")
     slow = _post_head(port, token, 1000, name)
     slow.sendall(b"x" * 10)  # and then nothing: the body never ends
     chunked = _post_head(port, token, None, name)
