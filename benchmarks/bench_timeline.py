@@ -373,7 +373,8 @@ def live(model: Path, ts: Path, seconds: float, **kw) -> dict:
     def p(xs: list[float], q: int) -> float:
         return round(statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if len(xs) > 1 else xs[0], 3)
     return {"windows": len(lat), "latency_p50_s": p(lat, 50), "latency_p95_s": p(lat, 95),
-            "behind_sender_p50_s": p(lag, 50), "behind_sender_p95_s": p(lag, 95), "behind_sender_last_s": round(lag[-1], 3)}
+            "behind_sender_p50_s": p(lag, 50), "behind_sender_p95_s": p(lag, 95),
+            "behind_sender_last_s": round(lag[-1], 3)}
 
 
 def _status_mb(field: str) -> float:
@@ -474,7 +475,8 @@ def main() -> None:
                 sides["ref"] = (ref_audio(models[name], media, args.max_windows, ref_parts) if name == "ast"
                                 else ref_video(models[name], media, args.max_windows, ref_parts, stride))
             r = paired(sides, 5.12 if name == "ast" else stride, secs, {"ref": ref_parts} if name == "ast" else None)
-            label = "ast-base" if name == "ast" else "videomae-s"
+            label = ("ast" if name == "ast" else "videomae") + ("-tiny" if args.smoke else "")
+            label = {"ast": "ast-base", "videomae": "videomae-s"}.get(label, label)
             emit(case="rtf", model=f"{label}-{PRECISION}", **r["ours"], **load())
             if "ref" in r:
                 emit(case="ref", model=f"{label}-transformers-fp32", **r["ref"],
@@ -483,18 +485,19 @@ def main() -> None:
     live_s = args.live_seconds
     if "live" in cases and audio is not None:
         a_live = to_ts(make_audio(work / f"audio-{live_s:g}s.wav", live_s), work / f"audio-{live_s:g}s.ts")
-        emit(case="live", model=f"ast-base-{PRECISION}", media_s=live_s, **live(models["ast"], a_live, live_s), **load())
+        emit(case="live", model=f"ast{'-tiny' if args.smoke else '-base'}-{PRECISION}", media_s=live_s,
+             **live(models["ast"], a_live, live_s), **load())
     if "live" in cases and video is not None:
         v_live = to_ts(make_video(work / f"video-{live_s:g}s-{size[0]}p.mp4", live_s, size),
                        work / f"video-{live_s:g}s-{size[0]}p.ts")
-        emit(case="live", model=f"videomae-s-{PRECISION}", media_s=live_s,
+        emit(case="live", model=f"videomae{'-tiny' if args.smoke else '-s'}-{PRECISION}", media_s=live_s,
              **live(models["videomae"], v_live, live_s, stride=stride), **load())
     if cases & {"memory", "memory-tiny"}:
         long_audio = make_audio(work / f"audio-{args.audio_hours:g}h.wav", args.audio_hours * 3600)
         long_video = make_video(work / f"video-{args.video_hours:g}h-{size[0]}p.mp4", args.video_hours * 3600, size)
         runs = []
         if "memory" in cases:
-            runs.append((models, args.memory_windows, "real"))
+            runs.append((models, args.memory_windows, "tiny" if args.smoke else "real"))
         if "memory-tiny" in cases:
             runs.append((make_models(work, True), None, "tiny"))
         for chosen, limit, kind in runs:
