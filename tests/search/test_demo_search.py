@@ -119,6 +119,6 @@ def test_demo_search_finds_held_out_captions(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "recall@5 on held-out captions" in out and (tmp_path / "d" / "library" / "library.json").is_file()
     recall = int(re.search(r"recall@5 on held-out captions .*= (\d+)%", out).group(1))
-    assert recall >= 80 and status == 0, f"recall@5 {recall}% under the 80% target (seeds 0-3 gave 96-100%)"
+    assert recall >= 80 and status == 0, f"recall@5 {recall}% under the 80% target (seeds 0, 1, 2 gave 100, 100, 92%)"
     # every language asks (and is answered): the printed queries cover the four
     assert {m for m in re.findall(r"\[(\w\w)\]", out)} == set(demo.HELD_OUT)

@@ -39,7 +39,7 @@ TRAIN_TEMPLATES = {
 }
 HELD_OUT = {"en": "the {c} {s} here", "es": "el {s} {c} aquí", "de": "hier ein {s}, {c}", "fr": "le {s} {c} ici"}
 SIZE = 40
-TARGET = 0.8  # recall@5 the full demo must reach on the held-out wordings (seeds 0-2 measured: 1.0)
+TARGET = 0.8  # recall@5 the full demo must reach on the held-out wordings (seeds 0, 1, 2 measured 1.0, 1.0, 0.92)
 
 
 class Plan(NamedTuple):
