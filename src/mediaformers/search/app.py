@@ -42,10 +42,13 @@ def open_indexed(row: dict[str, Any]) -> int | None:
     path = row["path"]
     if os.path.realpath(path) != path:  # a link now sits on the way (the index stores resolved paths)
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:  # only a regular file is opened: a FIFO put there would block open() (and the server) for ever
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
+    os.set_blocking(fd, True)  # O_NONBLOCK was for the open alone (swapped for a FIFO after the lstat)
     st = os.fstat(fd)
     if (not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime_ns != row["mtime_ns"]
             or not _opened_at(fd, path, st)):
@@ -184,11 +187,11 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         except Busy:
             return error("busy: too many searches waiting; try again", 503)
         except (ValueError, OSError) as err:  # a bad query or an unreadable upload: the user's error
-            return error(prefix + str(err))
+            return error(prefix + _shown(err, query.get("like")))
         except Exception as err:  # an upload the decoders or the model choke on: still that file's fault
             if "like" not in query:
                 raise
-            first = str(err).splitlines()[0] if str(err) else ""
+            first = _shown(err, query["like"]).splitlines()[0] if str(err) else ""
             return error(f"{prefix}cannot search by this file ({type(err).__name__}: {first})", 422)
         ids = {r["path"]: i for i, r in catalogue().items()}
         return JSONResponse({"results": [{**h.record(), "id": ids[h.path], "name": html.escape(Path(h.path).name)}
@@ -219,6 +222,9 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         if not authorised(request):
             return error("token: a search by example needs the page's token (X-Mediaformers-Token)", 403)
         name = request.query_params.get("name", "upload")
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            return error(f"{name}: expected the file's bytes as the request body, got a multipart form "
+                         "(curl: --data-binary @FILE, not -F)", 415)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_upload:
             return error(f"{name}: expected at most {max_upload} bytes, got {declared}", 413)
@@ -346,6 +352,12 @@ class _FdResponse:
             pass  # the response stays incomplete: the server closes the connection
         finally:
             os.close(self.fd)
+
+
+def _shown(err: BaseException, upload: str | None) -> str:
+    """The error's text with the upload's temp path (the server's business, not the user's) left out."""
+    text = str(err)
+    return text.replace(f"'{upload}'", "the upload").replace(upload, "the upload") if upload else text
 
 
 def _media_type(path: str) -> str | None:

@@ -7,8 +7,10 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from .records import LibraryError
@@ -117,6 +119,10 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
     return Guarded
 
 
+def _exit_on_term(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def url_for(host: str, port: int) -> str:
     """A URL a browser on this machine can open: a wildcard bind is reached through loopback."""
     if host in ("0.0.0.0", "::", "[::]", ""):
@@ -162,9 +168,15 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     config = uvicorn.Config(app, log_level="warning", http=guarded_protocol(head_timeout, max_connections),
                             limit_concurrency=max_connections + 16, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
+    # uvicorn stops cleanly on SIGTERM, then raises it again with the old handler in place: the default
+    # one would end the process before the `finally` below (the state file, with its token, left behind)
+    main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _exit_on_term) if main else None
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, old_term)
         sock.close()
         try:
             if json.loads(state.read_text()).get("pid") == os.getpid():

@@ -1,0 +1,113 @@
+"""Third red-team pass on the search server (issue 24): an indexed file replaced by a FIFO or a folder,
+a thumbnail time past any video's end, odd k and query text, a multipart upload, an upload's temp path in
+messages, and SIGTERM. Loopback only; every wait bounded."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.search.test_serve_security import FakeLibrary, _client, _id, files  # noqa: F401 (fixtures)
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+
+def _bounded_get(client, url: str, seconds: float = 10.0):
+    """client.get in a thread: a server stuck in open() fails the test instead of hanging it."""
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(client.get(url)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return out[0] if out else None
+
+
+@pytest.mark.parametrize("what", ["fifo", "folder"])
+def test_an_indexed_file_replaced_by_a_fifo_or_a_folder_is_404(files, what):
+    """open() of a FIFO blocks until a writer comes: it froze the whole server (the open ran on its loop)."""
+    client = _client(FakeLibrary(files["lib"], [files["a"]]))
+    i = _id(files["a"])
+    files["a"].unlink()
+    os.mkfifo(files["a"]) if what == "fifo" else files["a"].mkdir()
+    try:
+        for url in (f"/media/{i}", f"/thumb/{i}"):
+            r = _bounded_get(client, url)
+            assert r is not None, f"{url} hung on a {what}"
+            assert r.status_code == 404, (url, r.status_code)
+    finally:
+        if what == "fifo":  # release a reader the fix failed to keep out (a writer unblocks its open)
+            try:
+                os.close(os.open(files["a"], os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+
+
+def test_a_thumbnail_time_past_any_end_is_the_last_frame(files, tmp_path):
+    from tests.media import make_video
+
+    video = make_video(tmp_path / "media" / "v.mp4", frames=4, size=(32, 48))
+    client = _client(FakeLibrary(files["lib"], [video], {"v.mp4": "video"}))
+    for t in ("1e300", "1.7e308", "99999"):  # 1e300 overflowed the seek's int64 timestamp: a 422
+        r = client.get(f"/thumb/{_id(video)}", params={"t": t})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", (t, r.text)
+
+
+def test_k_is_ascii_digits_only(files):
+    client = _client(FakeLibrary(files["lib"], [files["a"]]))
+    for k in ("1_0", "\u0663", "\uff13", "1e1", "0x3", "+-1"):  # int() took the first three
+        r = client.get("/api/search", params={"q": "x", "k": k})
+        assert r.status_code == 400 and "k: expected" in r.json()["error"], k
+    assert client.get("/api/search", params={"q": "x", "k": " 3 "}).status_code == 200
+
+
+def test_a_multipart_upload_is_named_and_temp_paths_are_not_shown(files):
+    client = _client(FakeLibrary(files["lib"], [files["a"]]))
+    r = client.post("/api/like", params={"name": "a.png"}, headers={"x-mediaformers-token": "tok"},
+                    files={"file": ("a.png", files["a"].read_bytes(), "image/png")})
+    assert r.status_code == 415 and "multipart" in r.json()["error"] and "--data-binary" in r.json()["error"]
+
+    class Choking(FakeLibrary):
+        def search(self, *, like=None, **kw):
+            raise ValueError(f"cannot decode video '{like}': no decodable video frames")
+    client = _client(Choking(files["lib"], [files["a"]]))
+    r = client.post("/api/like", params={"name": "x.png"}, headers={"x-mediaformers-token": "tok"}, content=b"junk")
+    message = r.json()["error"]
+    assert r.status_code == 400 and message.startswith("x.png: ") and "the upload" in message, message
+    assert "/tmp" not in message and "tmp" not in message.split(": ", 1)[1], message
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_stops_the_server_and_removes_its_state_file(files):
+    """uvicorn re-raises SIGTERM after its shutdown with the default handler back: the process died before
+    serve()'s cleanup, leaving .serve.json (with the token) behind."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; from pathlib import Path; from tests.search.test_serve_security import FakeLibrary;"
+            "from mediaformers.search.server import serve;"
+            "serve(FakeLibrary(Path(sys.argv[1]), []), '127.0.0.1', 0, announce=lambda u: None)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(files["lib"])], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = files["lib"] / ".serve.json"
+    try:
+        for _ in range(600):
+            if state.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert state.exists(), proc.communicate(timeout=10)
+        assert json.loads(state.read_text())["pid"] == proc.pid
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    assert not state.exists()
+    assert b"Traceback" not in err, err.decode()[-2000:]
