@@ -33,9 +33,15 @@ def cmd_index(args) -> int:
                          args.quiet):
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         if rec["status"] == "error":
-            print(f"mediaformers index: skipped {rec['path']}: {_cli_hint(ValueError(rec['error']))}", file=sys.stderr)
+            line = f"skipped {rec['path']}: {_cli_hint(ValueError(rec['error']))}"
+            print(f"mediaformers index: {_visible(line)}", file=sys.stderr)
     print(json.dumps({"library": str(args.library), **dict(sorted(counts.items()))}))
     return 1 if counts.get("error") else 0
+
+
+def _visible(text: str) -> str:
+    """One line whatever a file name holds: a newline or a terminal escape in it is shown escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def cmd_search(args) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,10 @@ def check_name(path: str) -> None:
 
 
 def check_segment(segment: Any) -> float:
+    # text as typed: ASCII decimals only (float() would take '1_0', other scripts' digits, 'infinity')
+    if isinstance(segment, str) and not re.fullmatch(r"\s*[+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*",
+                                                     segment, flags=re.ASCII):
+        raise LibraryError(f"segment: expected finite seconds >= {MIN_SEGMENT}, got {segment!r}")
     try:
         value = float(segment)
     except (TypeError, ValueError):
@@ -69,11 +74,10 @@ def check_segment(segment: Any) -> float:
 
 
 def check_k(k: Any) -> int:
-    if isinstance(k, str):
-        try:
-            k = int(k)
-        except ValueError:
-            raise LibraryError(f"k: expected a whole number of results, got {k!r}") from None
+    if isinstance(k, str):  # ASCII digits only: int() would also take '1_0' and other scripts' digits
+        if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", k, flags=re.ASCII):
+            raise LibraryError(f"k: expected a whole number of results, got {k!r}")
+        k = int(k)
     if isinstance(k, bool) or not hasattr(k, "__index__"):  # ints, numpy ints; not 2.0, nan, inf
         raise LibraryError(f"k: expected a positive number of results up to {MAX_K}, got {k!r}")
     if not 1 <= int(k) <= MAX_K:
