@@ -109,3 +109,15 @@ def test_index_messages_stay_one_line_whatever_the_name(built, tmp_path, capsys)
     assert len(lines) == 2 and all(x.startswith("mediaformers index: skipped ") for x in lines), err
     assert any("bad\\nname.mp4" in x for x in lines) and any("esc\\x1b[31mred.mp4" in x for x in lines), err
     assert os.path.exists(media / "bad\nname.mp4")  # nothing of the user's touched
+
+
+def test_a_device_index_past_the_machines_count_is_a_usage_error(monkeypatch):
+    import torch
+
+    from mediaformers.search.models import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert check_device("cuda") == "cuda" and check_device("cuda:0") == "cuda:0"
+    with pytest.raises(LibraryError, match=r"device: cuda:5 was asked for, but this machine has 1 CUDA"):
+        check_device("cuda:5")  # was accepted, then every file failed

@@ -111,3 +111,46 @@ def test_sigterm_stops_the_server_and_removes_its_state_file(files):
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
     assert not state.exists()
     assert b"Traceback" not in err, err.decode()[-2000:]
+
+
+def test_host_forms(files):
+    from mediaformers.search import LibraryError
+    from mediaformers.search.app import allowed_hosts
+    from mediaformers.search.server import is_loopback, serve
+
+    lib = FakeLibrary(files["lib"], [files["a"]])
+    for host in ("localhost:8000", "[::1]:8000", "127.0.0.1:80"):  # was "reachable from other machines"
+        with pytest.raises(LibraryError, match="without a port .*--port"):
+            serve(lib, host, 0)
+    for host in ("127.1", "0x7f000001", "localhost.", "LocalHost", "::ffff:127.0.0.1", "[::1]"):
+        assert is_loopback(host), host
+    for host in ("0", "0.0.0.0", "::", "evil.example.com", "10.0.0.1", "localhost.evil.example.com"):
+        assert not is_loopback(host), host
+    import socket
+
+    # a wildcard bind (--allow-remote) also answers under this machine's name; a loopback one does not
+    assert socket.gethostname().lower() in allowed_hosts("0.0.0.0")
+    assert "" not in allowed_hosts("0.0.0.0") and "0.0.0.0" not in allowed_hosts("0.0.0.0")
+    assert allowed_hosts("127.0.0.1") == {"localhost", "127.0.0.1", "::1"}
+
+
+def test_a_second_server_leaves_the_first_ones_state_file(files, monkeypatch):
+    """It overwrote .serve.json: the first server, still running, was no longer found by `search`."""
+    from mediaformers.search import client, server
+
+    state = files["lib"] / ".serve.json"
+    first = {"pid": os.getppid(), "port": 1, "url": "http://127.0.0.1:1", "token": "first"}
+    state.write_text(json.dumps(first))
+    monkeypatch.setattr(client, "running_server", lambda path: first)  # the first one answers its ping
+    urls: list[str] = []
+
+    class Stop(Exception):
+        pass
+
+    def run(self, sockets=None):
+        assert json.loads(state.read_text()) == first
+        raise Stop
+    monkeypatch.setattr("uvicorn.Server.run", run)
+    with pytest.raises(Stop):
+        server.serve(FakeLibrary(files["lib"], [files["a"]]), "127.0.0.1", 0, announce=urls.append)
+    assert urls and json.loads(state.read_text()) == first

@@ -71,8 +71,12 @@ def _opened_at(fd: int, path: str, st: os.stat_result) -> bool:
 
 
 def allowed_hosts(host: str) -> set[str]:
-    names = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower()}
-    return names - {"0.0.0.0", "::"}  # a wildcard bind is reached by an address, never by that name
+    names = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower().rstrip(".")}
+    if host.strip("[]") in ("0.0.0.0", "::"):  # a wildcard bind (--allow-remote): this machine's own name too
+        import socket
+
+        names.add(socket.gethostname().lower())
+    return names - {"0.0.0.0", "::", ""}  # a wildcard is reached by an address or a name, never by itself
 
 
 def host_name(header: str) -> str:

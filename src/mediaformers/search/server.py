@@ -3,6 +3,7 @@
 loading the models again."""
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -21,11 +22,18 @@ MAX_CONNECTIONS = 64  # open connections; beyond this, requests get 503
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    """localhost (also ``localhost.``), ::1, 127.x.x.x in any form the resolver takes (127.1, ::ffff:127.0.0.1)."""
+    name = host.strip("[]").lower()
+    if name.rstrip(".") == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(name)
+        return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
     except ValueError:
+        pass
+    try:  # the shorthand forms getaddrinfo accepts without a lookup: 127.1, 0x7f000001
+        return ipaddress.IPv4Address(socket.inet_aton(name)).is_loopback
+    except OSError:
         return False
 
 
@@ -142,6 +150,9 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
 
     if not isinstance(host, str) or not host.strip() or any(c.isspace() or c in "/?#@" for c in host):
         raise LibraryError(f"--host: expected a host name or address (127.0.0.1, localhost, ::1), got {host!r}")
+    if host.count(":") == 1 or (host.startswith("[") and not host.endswith("]")):
+        raise LibraryError(f"--host: expected a host name or address without a port (give it with --port), "
+                           f"got {host!r}")
     if not is_loopback(host) and not allow_remote:
         raise LibraryError(f"--host: {host} is reachable from other machines; pass --allow-remote to serve the "
                            "library there (anyone who can reach it can search and play every indexed file)")
@@ -154,6 +165,10 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     url = url_for(host, port)
     state = Path(library.path) / STATE_FILE
     try:
+        from .client import running_server
+
+        if running_server(library.path) is not None:  # a second server: the first keeps answering `search`
+            raise OSError(errno.EEXIST, f"another server of this library is running ({state} names it)")
         state.unlink(missing_ok=True)  # a new file gets the owner-only mode; an old one would keep its own
         fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is a secret: owner only
         with os.fdopen(fd, "w") as fh:
