@@ -121,3 +121,37 @@ def test_a_device_index_past_the_machines_count_is_a_usage_error(monkeypatch):
     assert check_device("cuda") == "cuda" and check_device("cuda:0") == "cuda:0"
     with pytest.raises(LibraryError, match=r"device: cuda:5 was asked for, but this machine has 1 CUDA"):
         check_device("cuda:5")  # was accepted, then every file failed
+
+
+@pytest.fixture(scope="module")
+def ast(tmp_path_factory) -> Path:
+    import torch
+
+    import mediaformers as mf
+
+    folder = tmp_path_factory.mktemp("ast")
+    torch.manual_seed(0)
+    mf.ASTForAudioClassification(mf.ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                              intermediate_size=48, max_length=128)).save_pretrained(folder)
+    return folder
+
+
+def test_a_checkpoint_of_the_wrong_kind_creates_nothing(clip, ast, tmp_path):
+    """An audio model as --model made the library, pinned it, and then failed on every file."""
+    with pytest.raises(LibraryError, match=r"model: expected an image-text checkpoint, got .*no image processor"):
+        Library(tmp_path / "a", model=str(ast))
+    with pytest.raises(LibraryError, match=r"audio_model: expected an audio checkpoint, got .*no audio processor"):
+        Library(tmp_path / "b", model=str(clip), audio_model=str(clip))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_multi_line_error_is_printed_on_one_line(tmp_path, capsys, monkeypatch):
+    from mediaformers import cli
+
+    def hub(*a, **kw):  # what the hub client says offline: two lines
+        raise ValueError("org/x: not in the hub cache: ConnectError\nAn error happened while trying to locate")
+    monkeypatch.setattr("mediaformers.tasks.loading.load_model", hub)
+    (tmp_path / "a.png").write_bytes(b"")
+    assert cli.main(["index", str(tmp_path / "a.png"), "-o", str(tmp_path / "lib"), "--model", "org/x"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
+    assert len(err) == 1 and err[0].endswith("ConnectError\\nAn error happened while trying to locate"), err

@@ -6,7 +6,7 @@ import os
 import sys
 
 from .checks import _say_precision
-from .errors import _cli_hint
+from .errors import _cli_hint, _visible
 from .inference import _progress
 
 def _library(args, **new):
@@ -37,11 +37,6 @@ def cmd_index(args) -> int:
             print(f"mediaformers index: {_visible(line)}", file=sys.stderr)
     print(json.dumps({"library": str(args.library), **dict(sorted(counts.items()))}))
     return 1 if counts.get("error") else 0
-
-
-def _visible(text: str) -> str:
-    """One line whatever a file name holds: a newline or a terminal escape in it is shown escaped."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def cmd_search(args) -> int:

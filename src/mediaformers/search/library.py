@@ -128,10 +128,16 @@ class Library:
         self.device, self.batch_size, self.precision = device, batch_size, precision
         self.embedder = Embedder(meta, device=device, precision=precision, batch_size=batch_size,
                                  allow_partial=allow_partial)
-        if new:  # a checkpoint that cannot load fails now, before the library exists
-            for which in ("model", "audio_model"):
+        if new:  # a checkpoint that cannot load (or cannot do its part) fails now, before the library exists
+            for which, parts, what in (("model", ("image", "text"), "an image-text"), ("audio_model", ("audio",), "an audio")):
                 if meta[which] is not None:
                     self.embedder.loaded(which)
+                    try:
+                        for part in parts:
+                            self.embedder.processor(which, part)
+                    except ValueError as err:
+                        raise LibraryError(f"{which}: expected {what} checkpoint, got {meta[which]} "
+                                           f"({str(err).splitlines()[0]})") from None
         self.path.mkdir(parents=True, exist_ok=True)
         if new:  # first, before any table: a folder with tables always says which models made them
             crash_point("create:meta")
