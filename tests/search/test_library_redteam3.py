@@ -155,3 +155,19 @@ def test_a_multi_line_error_is_printed_on_one_line(tmp_path, capsys, monkeypatch
     assert cli.main(["index", str(tmp_path / "a.png"), "-o", str(tmp_path / "lib"), "--model", "org/x"]) == 2
     err = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
     assert len(err) == 1 and err[0].endswith("ConnectError\\nAn error happened while trying to locate"), err
+
+
+def test_a_library_json_changed_under_an_open_library_stops_the_writer(built, tmp_path):
+    """Two `index` creating one library with different models at once: the second writer must not add
+    its vectors under the first one's library.json."""
+    import shutil
+
+    lib_dir = tmp_path / "lib"
+    shutil.copytree(built, lib_dir)
+    lib = Library(lib_dir)
+    meta = json.loads((lib_dir / "library.json").read_text())
+    meta["model"] = "/another/checkpoint"
+    (lib_dir / "library.json").write_text(json.dumps(meta))
+    with pytest.raises(LibraryError, match="changed since this process opened it"):
+        list(lib.add([built.parent / "media"]))
+    assert json.loads((lib_dir / "library.json").read_text())["model"] == "/another/checkpoint"  # left as found

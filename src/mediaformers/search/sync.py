@@ -30,6 +30,7 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
 
     lock = writer_lock(lib.path)
     try:
+        _same_models(lib)
         crash_point("rewrite:meta")
         write_text_atomic(lib.path / LIBRARY_FILE, json.dumps(lib.meta, indent=2) + "\n")
         store = lib.store
@@ -80,6 +81,20 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
             store.upkeep()
     finally:
         lock.close()
+
+
+def _same_models(lib: Library) -> None:
+    """Two `index` creating one library at once with different models: each wrote its library.json before
+    either held the lock; the second to get the lock would add its vectors to the first one's library."""
+    try:
+        on_disk = json.loads((lib.path / LIBRARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    keys = ("model", "audio_model", "segment", "model_fingerprint", "audio_model_fingerprint")
+    if isinstance(on_disk, dict) and any(on_disk.get(k) != lib.meta.get(k) for k in keys):
+        raise LibraryError(f"library: {lib.path / LIBRARY_FILE} changed since this process opened it (another "
+                           f"process made or changed the library: model {on_disk.get('model')!r}); expected "
+                           f"{lib.meta.get('model')!r}; nothing was written: open it again")
 
 
 def _prune(lib: Library, inputs, known: dict[str, dict], seen: set[str]) -> Iterator[dict[str, Any]]:
