@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.search.test_serve_security import FakeLibrary, _client, _id, files  # noqa: F401 (fixtures)
+from tests.search.test_serve_security import FakeLibrary, _client, _get, _id, files, running  # noqa: F401 (fixtures)
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -154,3 +154,28 @@ def test_a_second_server_leaves_the_first_ones_state_file(files, monkeypatch):
     with pytest.raises(Stop):
         server.serve(FakeLibrary(files["lib"], [files["a"]]), "127.0.0.1", 0, announce=urls.append)
     assert urls and json.loads(state.read_text()) == first
+
+
+def test_reading_the_files_table_does_not_block_the_page(running):
+    """/media and /thumb read the whole files table (and stat the file) for each request: that ran on the
+    event loop, so a big table or a slow disk stalled every other request."""
+    lib, url, _ = running
+    entered, release = threading.Event(), threading.Event()
+    rows = lib.files
+
+    def slow_files():
+        entered.set()
+        assert release.wait(20), "test gate never opened"
+        return rows()
+    lib.files = slow_files
+    slow = threading.Thread(target=_get, args=(f"{url}/media/{next(iter(rows().values()))['sha256']}", 20),
+                            daemon=True)
+    slow.start()
+    try:
+        assert entered.wait(10), "the media request never read the table"
+        status, body = _get(url + "/", timeout=5)  # answered while the table is still being read
+        assert status == 200 and slow.is_alive()
+    finally:
+        release.set()
+    slow.join(timeout=20)
+    assert not slow.is_alive()

@@ -185,9 +185,10 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
     async def searched(prefix: str = "", **query) -> Response:
         def find():
             with work.model_lock:
-                return library.search(group=True, **query)
+                hits = library.search(group=True, **query)
+            return hits, {r["path"]: i for i, r in catalogue().items()}  # a big files table: off the loop too
         try:
-            hits = await work.run(find)
+            hits, ids = await work.run(find)
         except Busy:
             return error("busy: too many searches waiting; try again", 503)
         except (ValueError, OSError) as err:  # a bad query or an unreadable upload: the user's error
@@ -197,7 +198,6 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
                 raise
             first = _shown(err, query["like"]).splitlines()[0] if str(err) else ""
             return error(f"{prefix}cannot search by this file ({type(err).__name__}: {first})", 422)
-        ids = {r["path"]: i for i, r in catalogue().items()}
         return JSONResponse({"results": [{**h.record(), "id": ids[h.path], "name": html.escape(Path(h.path).name)}
                                          for h in hits if h.path in ids]})
 
@@ -280,13 +280,19 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
                 return error("file: expected an uploaded file, got no bytes")
             return await searched(f"{name}: ", like=tmp.name, k=24)
 
-    def opened(request: Request) -> tuple[int, dict] | None:
-        row = catalogue().get(request.path_params["id"])
-        fd = open_indexed(row) if row is not None else None
-        return (fd, row) if fd is not None else None  # type: ignore[return-value]
+    async def opened(request: Request) -> tuple[int, dict] | None:
+        """The checked, open file of the id: in a thread, as reading the files table and the file's
+        metadata (a slow or network disk) must not stall the other requests."""
+        from anyio import to_thread
+
+        def find():
+            row = catalogue().get(request.path_params["id"])
+            fd = open_indexed(row) if row is not None else None
+            return (fd, row) if fd is not None else None
+        return await to_thread.run_sync(find)
 
     async def media(request: Request):
-        found = opened(request)
+        found = await opened(request)
         if found is None:
             return Response("not found", status_code=404)
         fd, row = found
@@ -300,7 +306,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         if not math.isfinite(t) or t < 0:
             return Response(f"t: expected finite seconds >= 0, got {request.query_params.get('t')!r}",
                             status_code=400)
-        found = opened(request)
+        found = await opened(request)
         if found is None:
             return Response("not found", status_code=404)
         fd, row = found
