@@ -171,3 +171,31 @@ def test_a_library_json_changed_under_an_open_library_stops_the_writer(built, tm
     with pytest.raises(LibraryError, match="changed since this process opened it"):
         list(lib.add([built.parent / "media"]))
     assert json.loads((lib_dir / "library.json").read_text())["model"] == "/another/checkpoint"  # left as found
+
+
+@pytest.mark.timeout(120)
+def test_a_fifo_or_device_given_to_index_or_like_is_refused_not_read(built, tmp_path):
+    """A FIFO named x.mp4 blocked `index` for ever (its content hash opened it); /dev/zero never ended."""
+    import shutil
+    import threading
+
+    from mediaformers.search.records import file_hash
+
+    lib_dir = tmp_path / "lib"
+    shutil.copytree(built, lib_dir)
+    os.mkfifo(tmp_path / "pipe.mp4")
+    os.symlink("/dev/zero", tmp_path / "zero.mp4")
+    out: list = []
+    thread = threading.Thread(target=lambda: out.extend(Library(lib_dir).add(
+        [tmp_path / "pipe.mp4", tmp_path / "zero.mp4"], prune=False)), daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():  # release the reader before failing
+        os.close(os.open(tmp_path / "pipe.mp4", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("index hung on a FIFO or a device")
+    assert [(Path(r["path"]).name, r["status"], r["error"].split(", got ")[1]) for r in out] == [
+        ("pipe.mp4", "error", "a FIFO"), ("zero", "error", "a device")]
+    with pytest.raises(LibraryError, match="like: expected a regular media file, got a FIFO"):
+        Library(lib_dir).search(like=tmp_path / "pipe.mp4")
+    with pytest.raises(OSError, match="expected a regular file"):
+        file_hash(tmp_path / "pipe.mp4")  # the last guard, for a FIFO swapped in after the check

@@ -218,7 +218,9 @@ class Library:
 
         path = os.fspath(like)  # type: ignore[arg-type]
         if not os.path.isfile(path):
-            raise LibraryError(f"like: no such file {path}")
+            what = sync._not_regular(path) if os.path.exists(path) else None
+            raise LibraryError(f"like: expected a regular media file, got {what} {path}" if what
+                               else f"like: no such file {path}")
         kind = media_kind(path)
         if kind == "audio":
             emb, _ = self.embed_audio_windows(path)

@@ -42,8 +42,15 @@ def sql(value: str) -> str:
 
 
 def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    import stat
+
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO swapped in would block a plain open for ever
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path}: expected a regular file, got a FIFO, device or folder")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()

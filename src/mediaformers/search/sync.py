@@ -58,6 +58,10 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
                 yield {"path": path, "status": "error", "error": item.error}
                 continue
             found = os.path.abspath(item.key)
+            kind_of = _not_regular(path)
+            if kind_of is not None:  # reading it would block (a FIFO) or never end (/dev/zero)
+                yield {"path": path, "status": "error", "error": f"expected a regular media file, got {kind_of}"}
+                continue
             try:
                 planned = plan(lib, path, media_kind(path) or "video", known.get(path), found)
             except OSError as err:  # gone (or unreadable) since the folder was listed: the rest go on
@@ -81,6 +85,20 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
             store.upkeep()
     finally:
         lock.close()
+
+
+def _not_regular(path: str) -> str | None:
+    """What the path is when it is not a regular file (a FIFO, a device, a folder), else None."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # gone: plan() reports it
+    if stat.S_ISREG(mode):
+        return None
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
 
 
 def _same_models(lib: Library) -> None:
