@@ -367,7 +367,7 @@ class _FdResponse:
 def _shown(err: BaseException, upload: str | None) -> str:
     """The error's text with the upload's temp path (the server's business, not the user's) left out."""
     text = str(err)
-    return text.replace(f"'{upload}'", "the upload").replace(upload, "the upload") if upload else text
+    return text.replace(f" '{upload}'", "").replace(upload, "the upload") if upload else text
 
 
 def _media_type(path: str) -> str | None:

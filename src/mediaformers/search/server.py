@@ -28,7 +28,8 @@ def is_loopback(host: str) -> bool:
         return True
     try:
         ip = ipaddress.ip_address(name)
-        return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return ip.is_loopback or (mapped is not None and mapped.is_loopback)
     except ValueError:
         pass
     try:  # the shorthand forms getaddrinfo accepts without a lookup: 127.1, 0x7f000001
@@ -144,10 +145,6 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
           max_upload: int | None = None, head_timeout: float = HEAD_TIMEOUT,
           max_connections: int = MAX_CONNECTIONS, announce=None) -> None:
     """Serve the page until interrupted. ``announce(url)`` is called once listening (default: print it)."""
-    import uvicorn
-
-    from .app import MAX_UPLOAD, make_app
-
     if not isinstance(host, str) or not host.strip() or any(c.isspace() or c in "/?#@" for c in host):
         raise LibraryError(f"--host: expected a host name or address (127.0.0.1, localhost, ::1), got {host!r}")
     if host.count(":") == 1 or (host.startswith("[") and not host.endswith("]")):
@@ -159,11 +156,35 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     if max_upload is not None and max_upload < 1:
         raise LibraryError(f"--max-upload: expected megabytes > 0, got {max_upload}")
     sock = bind(host, port)
+    state = Path(library.path) / STATE_FILE
+    # uvicorn stops cleanly on SIGTERM, then raises it again with the old handler in place: the default
+    # one would end the process before the `finally` below (the state file, with its token, left behind);
+    # set before the state file is written, so a SIGTERM at any point after it still removes it
+    main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _exit_on_term) if main else None
+    try:
+        _run(library, sock, host, state, max_upload, head_timeout, max_connections, announce)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old_term)
+        sock.close()
+        try:
+            if json.loads(state.read_text()).get("pid") == os.getpid():
+                state.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def _run(library, sock: socket.socket, host: str, state: Path, max_upload: int | None, head_timeout: float,
+         max_connections: int, announce) -> None:
+    import uvicorn
+
+    from .app import MAX_UPLOAD, make_app
+
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
     app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD, body_timeout=head_timeout)
     url = url_for(host, port)
-    state = Path(library.path) / STATE_FILE
     try:
         from .client import running_server
 
@@ -183,18 +204,4 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
     config = uvicorn.Config(app, log_level="warning", http=guarded_protocol(head_timeout, max_connections),
                             limit_concurrency=max_connections + 16, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
-    # uvicorn stops cleanly on SIGTERM, then raises it again with the old handler in place: the default
-    # one would end the process before the `finally` below (the state file, with its token, left behind)
-    main = threading.current_thread() is threading.main_thread()
-    old_term = signal.signal(signal.SIGTERM, _exit_on_term) if main else None
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, old_term)
-        sock.close()
-        try:
-            if json.loads(state.read_text()).get("pid") == os.getpid():
-                state.unlink()
-        except (OSError, ValueError):
-            pass
+    uvicorn.Server(config).run(sockets=[sock])
