@@ -179,3 +179,24 @@ def test_reading_the_files_table_does_not_block_the_page(running):
         release.set()
     slow.join(timeout=20)
     assert not slow.is_alive()
+
+
+def test_responses_refuse_framing_and_sniffing(files):
+    client = _client(FakeLibrary(files["lib"], [files["a"]]))
+    for url in ("/", "/api/search?q=x", f"/media/{_id(files['a'])}", "/nothing"):
+        r = client.get(url)
+        assert r.headers["x-content-type-options"] == "nosniff", url
+        assert r.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_library_json_keeps_its_mode(tmp_path):
+    from mediaformers.search.records import write_text_atomic
+
+    target = tmp_path / "library.json"
+    write_text_atomic(target, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # a new file: as any file made here (was 0600)
+    target.chmod(0o640)
+    write_text_atomic(target, "{}\n")
+    assert target.stat().st_mode & 0o777 == 0o640 and target.read_text() == "{}\n"

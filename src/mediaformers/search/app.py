@@ -111,8 +111,13 @@ def _loopback_ip(name: str) -> bool:
     return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)  # type: ignore[union-attr]
 
 
+_HARDENING = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+              (b"content-security-policy", b"frame-ancestors 'none'"), (b"referrer-policy", b"no-referrer")]
+
+
 class HostGuard:
-    """ASGI middleware: a request whose Host header is not one of ours gets 421 (DNS rebinding)."""
+    """ASGI middleware: a request whose Host header is not one of ours gets 421 (DNS rebinding). Every
+    response says: no type sniffing, no framing by another page (clickjacking the drop target), no referrer."""
 
     def __init__(self, app, hosts: set[str], extra: set[str] = frozenset()):  # type: ignore[assignment]
         self.app, self.hosts = app, set(hosts) | set(extra)
@@ -132,6 +137,12 @@ class HostGuard:
 
                 await PlainTextResponse(f"Host {name!r} is not served here", status_code=421)(scope, receive, send)
                 return
+
+            async def hardened(message):
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", []), *_HARDENING]}
+                await send(message)
+            return await self.app(scope, receive, hardened)
         await self.app(scope, receive, send)
 
 
