@@ -27,7 +27,7 @@ from .records import LibraryError
 
 TOKEN_HEADER = "x-mediaformers-token"
 MAX_UPLOAD = 256 << 20  # bytes of one search-by-example upload
-MAX_WAITING = 32  # requests queued for the model/FFmpeg before the server answers 503
+MAX_WAITING = 256  # requests queued for the model/FFmpeg before 503 (uvicorn's own limit comes first)
 MAX_UPLOADS = 4  # uploads received at once (each may take MAX_UPLOAD of disk); more get 503
 BODY_TIMEOUT = 10.0  # seconds an upload may go without a byte; a /media reader without reading
 

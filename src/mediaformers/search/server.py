@@ -18,7 +18,9 @@ from .records import LibraryError
 
 STATE_FILE = ".serve.json"
 HEAD_TIMEOUT = 10.0  # seconds a connection may take to send a complete request head (slowloris)
-MAX_CONNECTIONS = 64  # open connections; beyond this, requests get 503
+MAX_CONNECTIONS = 64  # open connections idle before their request; beyond this the oldest are closed
+LIMIT_FACTOR = 4  # uvicorn's hard limit (503 past it): this many times MAX_CONNECTIONS, for bursts of real requests
+EVICT_DELAY = 0.1  # seconds a new connection has to send something before it counts as idle
 
 
 def is_loopback(host: str) -> bool:
@@ -68,8 +70,9 @@ def bind(host: str, port: int) -> socket.socket:
 def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS):
     """uvicorn's h11 protocol, plus a deadline for each request head: a connection that opens and then
     sends a request slowly (or never) is closed after ``head_timeout`` seconds; and a cap: past
-    ``max_connections`` open connections, the oldest that has not yet sent a complete request head is
-    closed, so a flood of idle connections cannot crowd out a real request (nor exhaust the fds)."""
+    ``max_connections`` open connections, the oldest idle one (no complete request head, none unread in
+    the kernel, open for ``EVICT_DELAY`` at least) is closed, so a flood of idle connections cannot crowd out
+    a real request (nor exhaust the fds), while a burst of real clients gets answers or 503s, not resets."""
     import itertools
 
     import h11
@@ -80,15 +83,22 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
     class Guarded(H11Protocol):
         _head_timer = None
         _born = 0
+        _since = 0.0
 
         def _waiting_for_head(self) -> bool:
             return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
 
+        def _idle(self, now: float) -> bool:
+            """Waiting for a head that is not on the way: nothing unread in the kernel (a burst of real
+            clients is accepted in one batch, before any of their heads is read) and not just opened."""
+            return self._waiting_for_head() and now - self._since >= EVICT_DELAY and not _unread(self.transport)
+
         def _evict(self) -> None:
             excess = len(self.connections) - max_connections
             if excess > 0:
+                now = self.loop.time()
                 idle = sorted((c for c in self.connections if c is not self and isinstance(c, Guarded)
-                               and c._waiting_for_head()), key=lambda c: c._born)
+                               and c._idle(now)), key=lambda c: c._born)
                 for victim in idle[:excess]:
                     victim.transport.close()
 
@@ -107,8 +117,9 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
-            self._born = next(born)
+            self._born, self._since = next(born), self.loop.time()
             self._evict()
+            self.loop.call_later(EVICT_DELAY, self._evict)  # again once the ones opened with it can be judged
             self._arm()
 
         def handle_events(self) -> None:
@@ -119,6 +130,7 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if not self.transport.is_closing():
+                self._since = self.loop.time()  # keep-alive: idle from now
                 self._arm()
 
         def connection_lost(self, exc) -> None:
@@ -130,6 +142,21 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
 
 def _exit_on_term(signum, frame) -> None:
     raise SystemExit(128 + signum)
+
+
+def _unread(transport) -> bool:
+    """Bytes wait in the kernel for this connection (FIONREAD): its request is on the way."""
+    import array
+    import fcntl
+    import termios
+
+    sock = transport.get_extra_info("socket")
+    try:
+        count = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+        return count[0] > 0
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 def url_for(host: str, port: int) -> str:
@@ -202,6 +229,6 @@ def _run(library, sock: socket.socket, host: str, state: Path, max_upload: int |
                                   file=sys.stderr, flush=True)))(url)
     # uvicorn's own limit (503 past it) sits above the cap: the cap closes idle connections first
     config = uvicorn.Config(app, log_level="warning", http=guarded_protocol(head_timeout, max_connections),
-                            limit_concurrency=max_connections + 16, timeout_keep_alive=5,
+                            limit_concurrency=LIMIT_FACTOR * max_connections, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
     uvicorn.Server(config).run(sockets=[sock])
