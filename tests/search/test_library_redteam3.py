@@ -199,3 +199,14 @@ def test_a_fifo_or_device_given_to_index_or_like_is_refused_not_read(built, tmp_
         Library(lib_dir).search(like=tmp_path / "pipe.mp4")
     with pytest.raises(OSError, match="expected a regular file"):
         file_hash(tmp_path / "pipe.mp4")  # the last guard, for a FIFO swapped in after the check
+
+
+def test_search_and_serve_of_a_folder_that_is_no_library(tmp_path, capsys):
+    """search on an empty folder said 'a new library needs an image-text model'."""
+    from mediaformers import cli
+
+    for command in (["search", str(tmp_path), "red"], ["serve", str(tmp_path), "--port", "0"]):
+        assert cli.main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "expected a library folder (with library.json)" in err[-1], err
+    assert list(tmp_path.iterdir()) == []

@@ -14,6 +14,9 @@ def _library(args, **new):
 
     if not os.path.isdir(args.library) and not new:
         raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
+    if not new and not os.path.isfile(os.path.join(args.library, "library.json")):  # search/serve make nothing
+        raise ValueError(f"{args.library}: expected a library folder (with library.json), got a folder without "
+                         "one (make a library with `mediaformers index`)")
     library = Library(args.library, device=args.device, precision=args.precision,
                       allow_partial=getattr(args, "allow_partial", False), **new)
     _say_precision(args)  # after the checks the library makes of its options and models
