@@ -216,7 +216,7 @@ def _run(library, sock: socket.socket, host: str, state: Path, max_upload: int |
         from .client import running_server
 
         if running_server(library.path) is not None:  # a second server: the first keeps answering `search`
-            raise OSError(errno.EEXIST, f"another server of this library is running ({state} names it)")
+            raise OSError(errno.EEXIST, "another server of this library is running")
         state.unlink(missing_ok=True)  # a new file gets the owner-only mode; an old one would keep its own
         fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is a secret: owner only
         with os.fdopen(fd, "w") as fh:
