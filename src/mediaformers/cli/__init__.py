@@ -14,7 +14,7 @@ from .checks import _AUTO_PRECISION, _MAX_EXPORT_BATCH, _MAX_WORKERS, _check_arg
     _default_precision, _say_precision
 from .commands import (_NoTorchvisionNote, _write_rows_sidecar, cmd_classify, cmd_demo, cmd_embed, cmd_explain,
                        cmd_export, cmd_info, cmd_train, cmd_zero_shot, rows_sidecar)
-from .errors import _FLAGS, _cli_hint, _one_line, _out_of_memory, _train_interrupted
+from .errors import _FLAGS, _cli_hint, _one_line, _out_of_memory, _train_interrupted, _visible
 from .inference import (_check_labels, _check_output_first, _check_ray, _embedding_record, _hinted, _inputs, _load,
                         _load_options, _pipeline, _progress, _ray, _report, _stream, _task_options)
 from .library import _library, cmd_index, cmd_search, cmd_serve
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, MediaformersError) as err:  # OSError: read-only location, disk full, permissions
         if debug:
             raise
-        print(f"mediaformers {args.command}: error: {_cli_hint(err)}", file=sys.stderr)
+        print(f"mediaformers {args.command}: error: {_visible(_cli_hint(err))}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:
         if debug or not _out_of_memory(err):

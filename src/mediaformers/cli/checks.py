@@ -40,11 +40,11 @@ def _check_args(args) -> None:
         raise UsageError(f"--view: expected a view number >= 0, got {args.view}")
     if args.command == "demo" and args.seed < 0:
         raise UsageError(f"--seed: expected a whole number >= 0, got {args.seed}")
-    if args.command == "index":
+    if args.command == "index" and args.segment is not None:  # None: a new library's default
         from ..search.records import check_segment
 
         try:
-            check_segment(args.segment)  # the library's own rule, named as the flag
+            args.segment = check_segment(args.segment)  # the library's own rule, named as the flag
         except ValueError as err:
             raise UsageError(f"--{err}") from None
     if args.command == "train":

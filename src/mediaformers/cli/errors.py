@@ -17,6 +17,12 @@ def _cli_hint(err: BaseException) -> str:
     return text
 
 
+def _visible(text: str) -> str:
+    """One line whatever a message holds: a newline or a terminal escape (from a file name, a library's
+    multi-line text) is shown escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text.strip())
+
+
 def _one_line(err: BaseException) -> str:
     lines = [x.strip() for x in str(err).strip().splitlines() if x.strip()]
     return lines[0] if len(lines) == 1 else (lines[0] + " ...") if lines else type(err).__name__

@@ -6,7 +6,7 @@ import os
 import sys
 
 from .checks import _say_precision
-from .errors import _cli_hint
+from .errors import _cli_hint, _visible
 from .inference import _progress
 
 def _library(args, **new):
@@ -14,6 +14,9 @@ def _library(args, **new):
 
     if not os.path.isdir(args.library) and not new:
         raise ValueError(f"{args.library}: no such library folder (make one with `mediaformers index`)")
+    if not new and not os.path.isfile(os.path.join(args.library, "library.json")):  # search/serve make nothing
+        raise ValueError(f"{args.library}: expected a library folder (with library.json), got a folder without "
+                         "one (make a library with `mediaformers index`)")
     library = Library(args.library, device=args.device, precision=args.precision,
                       allow_partial=getattr(args, "allow_partial", False), **new)
     _say_precision(args)  # after the checks the library makes of its options and models
@@ -33,7 +36,8 @@ def cmd_index(args) -> int:
                          args.quiet):
         counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         if rec["status"] == "error":
-            print(f"mediaformers index: skipped {rec['path']}: {_cli_hint(ValueError(rec['error']))}", file=sys.stderr)
+            line = f"skipped {rec['path']}: {_cli_hint(ValueError(rec['error']))}"
+            print(f"mediaformers index: {_visible(line)}", file=sys.stderr)
     print(json.dumps({"library": str(args.library), **dict(sorted(counts.items()))}))
     return 1 if counts.get("error") else 0
 

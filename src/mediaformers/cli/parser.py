@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("-o", "--library", required=True, help="library folder (created, or updated incrementally)")
     ix.add_argument("--model", default=None, help="image-text checkpoint for images and video (new library)")
     ix.add_argument("--audio-model", default=None, help="audio checkpoint for sounds (new library)")
-    ix.add_argument("--segment", type=float, default=4.0, help="seconds per video segment (new library; default 4)")
+    ix.add_argument("--segment", type=float, default=None, help="seconds per video segment (new library; default 4)")
     ix.add_argument("--no-prune", action="store_true", help="keep files that vanished from the given folders")
     ix.add_argument("--allow-partial", action="store_true",
                     help="damaged or cut media: index what decodes instead of skipping the file")

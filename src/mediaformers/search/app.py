@@ -27,7 +27,7 @@ from .records import LibraryError
 
 TOKEN_HEADER = "x-mediaformers-token"
 MAX_UPLOAD = 256 << 20  # bytes of one search-by-example upload
-MAX_WAITING = 32  # requests queued for the model/FFmpeg before the server answers 503
+MAX_WAITING = 256  # requests queued for the model/FFmpeg before 503 (uvicorn's own limit comes first)
 MAX_UPLOADS = 4  # uploads received at once (each may take MAX_UPLOAD of disk); more get 503
 BODY_TIMEOUT = 10.0  # seconds an upload may go without a byte; a /media reader without reading
 
@@ -42,10 +42,13 @@ def open_indexed(row: dict[str, Any]) -> int | None:
     path = row["path"]
     if os.path.realpath(path) != path:  # a link now sits on the way (the index stores resolved paths)
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:  # only a regular file is opened: a FIFO put there would block open() (and the server) for ever
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
+    os.set_blocking(fd, True)  # O_NONBLOCK was for the open alone (swapped for a FIFO after the lstat)
     st = os.fstat(fd)
     if (not stat.S_ISREG(st.st_mode) or st.st_size != row["size"] or st.st_mtime_ns != row["mtime_ns"]
             or not _opened_at(fd, path, st)):
@@ -68,8 +71,12 @@ def _opened_at(fd: int, path: str, st: os.stat_result) -> bool:
 
 
 def allowed_hosts(host: str) -> set[str]:
-    names = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower()}
-    return names - {"0.0.0.0", "::"}  # a wildcard bind is reached by an address, never by that name
+    names = {"localhost", "127.0.0.1", "::1", host.strip("[]").lower().rstrip(".")}
+    if host.strip("[]") in ("0.0.0.0", "::"):  # a wildcard bind (--allow-remote): this machine's own name too
+        import socket
+
+        names.add(socket.gethostname().lower())
+    return names - {"0.0.0.0", "::", ""}  # a wildcard is reached by an address or a name, never by itself
 
 
 def host_name(header: str) -> str:
@@ -104,8 +111,13 @@ def _loopback_ip(name: str) -> bool:
     return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)  # type: ignore[union-attr]
 
 
+_HARDENING = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+              (b"content-security-policy", b"frame-ancestors 'none'"), (b"referrer-policy", b"no-referrer")]
+
+
 class HostGuard:
-    """ASGI middleware: a request whose Host header is not one of ours gets 421 (DNS rebinding)."""
+    """ASGI middleware: a request whose Host header is not one of ours gets 421 (DNS rebinding). Every
+    response says: no type sniffing, no framing by another page (clickjacking the drop target), no referrer."""
 
     def __init__(self, app, hosts: set[str], extra: set[str] = frozenset()):  # type: ignore[assignment]
         self.app, self.hosts = app, set(hosts) | set(extra)
@@ -125,6 +137,12 @@ class HostGuard:
 
                 await PlainTextResponse(f"Host {name!r} is not served here", status_code=421)(scope, receive, send)
                 return
+
+            async def hardened(message):
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", []), *_HARDENING]}
+                await send(message)
+            return await self.app(scope, receive, hardened)
         await self.app(scope, receive, send)
 
 
@@ -178,19 +196,19 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
     async def searched(prefix: str = "", **query) -> Response:
         def find():
             with work.model_lock:
-                return library.search(group=True, **query)
+                hits = library.search(group=True, **query)
+            return hits, {r["path"]: i for i, r in catalogue().items()}  # a big files table: off the loop too
         try:
-            hits = await work.run(find)
+            hits, ids = await work.run(find)
         except Busy:
             return error("busy: too many searches waiting; try again", 503)
         except (ValueError, OSError) as err:  # a bad query or an unreadable upload: the user's error
-            return error(prefix + str(err))
+            return error(prefix + _shown(err, query.get("like")))
         except Exception as err:  # an upload the decoders or the model choke on: still that file's fault
             if "like" not in query:
                 raise
-            first = str(err).splitlines()[0] if str(err) else ""
+            first = _shown(err, query["like"]).splitlines()[0] if str(err) else ""
             return error(f"{prefix}cannot search by this file ({type(err).__name__}: {first})", 422)
-        ids = {r["path"]: i for i, r in catalogue().items()}
         return JSONResponse({"results": [{**h.record(), "id": ids[h.path], "name": html.escape(Path(h.path).name)}
                                          for h in hits if h.path in ids]})
 
@@ -219,6 +237,9 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         if not authorised(request):
             return error("token: a search by example needs the page's token (X-Mediaformers-Token)", 403)
         name = request.query_params.get("name", "upload")
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            return error(f"{name}: expected the file's bytes as the request body, got a multipart form "
+                         "(curl: --data-binary @FILE, not -F)", 415)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_upload:
             return error(f"{name}: expected at most {max_upload} bytes, got {declared}", 413)
@@ -270,13 +291,19 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
                 return error("file: expected an uploaded file, got no bytes")
             return await searched(f"{name}: ", like=tmp.name, k=24)
 
-    def opened(request: Request) -> tuple[int, dict] | None:
-        row = catalogue().get(request.path_params["id"])
-        fd = open_indexed(row) if row is not None else None
-        return (fd, row) if fd is not None else None  # type: ignore[return-value]
+    async def opened(request: Request) -> tuple[int, dict] | None:
+        """The checked, open file of the id: in a thread, as reading the files table and the file's
+        metadata (a slow or network disk) must not stall the other requests."""
+        from anyio import to_thread
+
+        def find():
+            row = catalogue().get(request.path_params["id"])
+            fd = open_indexed(row) if row is not None else None
+            return (fd, row) if fd is not None else None
+        return await to_thread.run_sync(find)
 
     async def media(request: Request):
-        found = opened(request)
+        found = await opened(request)
         if found is None:
             return Response("not found", status_code=404)
         fd, row = found
@@ -290,7 +317,7 @@ def make_app(library, *, host: str = "127.0.0.1", token: str | None = None, max_
         if not math.isfinite(t) or t < 0:
             return Response(f"t: expected finite seconds >= 0, got {request.query_params.get('t')!r}",
                             status_code=400)
-        found = opened(request)
+        found = await opened(request)
         if found is None:
             return Response("not found", status_code=404)
         fd, row = found
@@ -346,6 +373,12 @@ class _FdResponse:
             pass  # the response stays incomplete: the server closes the connection
         finally:
             os.close(self.fd)
+
+
+def _shown(err: BaseException, upload: str | None) -> str:
+    """The error's text with the upload's temp path (the server's business, not the user's) left out."""
+    text = str(err)
+    return text.replace(f" '{upload}'", "").replace(upload, "the upload") if upload else text
 
 
 def _media_type(path: str) -> str | None:

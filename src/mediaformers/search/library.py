@@ -31,6 +31,7 @@ from .models import Embedder, check_device, pin
 from .records import LIBRARY_FILE, VISUAL_KINDS, Hit, LibraryError, check_batch_size, check_k, check_segment, write_text_atomic
 from .store import Store, crash_point
 
+DEFAULT_SEGMENT = 4.0  # seconds per video segment of a new library
 NPROBES, REFINE = 32, 100  # ANN search: partitions probed; candidates re-ranked exactly per result (bench_search.py: recall@10 1.000 at 100k and 1M vectors; 30 gave 0.887 at 1M)
 
 
@@ -50,15 +51,35 @@ def _read_meta(path: Path, model: str | None, audio_model: str | None) -> dict[s
     except (ValueError, UnicodeDecodeError) as err:
         raise LibraryError(f"{meta_file}: expected the library's JSON description, got unreadable text "
                            f"({str(err).splitlines()[0]})") from None
+    _check_meta(meta_file, meta)
     for name, given in (("model", model), ("audio_model", audio_model)):
         if given is not None and pin(given)["ref"] != meta.get(name) and given != meta.get(name):
             raise LibraryError(f"{name}: this library was built with {meta.get(name)!r}; got {given!r} "
                                "(vectors of two models cannot be searched together: use a new library)")
     seg = meta.get("segment")
-    if not isinstance(seg, (int, float)) or not math.isfinite(seg) or seg <= 0:
+    if isinstance(seg, bool) or not isinstance(seg, (int, float)) or not math.isfinite(seg) or seg <= 0:
         raise LibraryError(f"{meta_file}: segment: expected finite seconds > 0, got {seg!r}; this library "
                            "was written before --segment was checked: index into a new library")
     return meta
+
+
+def _check_meta(meta_file: Path, meta: dict[str, Any]) -> None:
+    """A hand-edited library.json fails here, in one line, not later inside a model loader."""
+    version = meta.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version > 2:
+        raise LibraryError(f"{meta_file}: version: expected 1 or 2 (this mediaformers' formats), got {version!r}")
+    for name in ("model", "audio_model", "model_fingerprint", "audio_model_fingerprint"):
+        value = meta.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise LibraryError(f"{meta_file}: {name}: expected a checkpoint path or name, got {value!r}")
+    if meta.get("model") is None and meta.get("audio_model") is None:
+        raise LibraryError(f"{meta_file}: expected a model and/or an audio_model, got neither")
+    for name in ("model", "audio_model"):  # a relative folder would mean another checkpoint in each folder
+        ref = meta.get(name)
+        if ref and not os.path.isabs(ref) and os.path.isdir(ref) and not meta.get(f"{name}_fingerprint"):
+            raise LibraryError(f"{meta_file}: {name}: expected the checkpoint's absolute path, got the relative "
+                               f"{ref!r}, which names another folder from each folder you run in; write its "
+                               "absolute path there")
 
 
 class Library:
@@ -74,7 +95,7 @@ class Library:
     """
 
     def __init__(self, path: str | os.PathLike, *, model: str | None = None, audio_model: str | None = None,
-                 segment: float = 4.0, device: str | None = None, batch_size: int = 16,
+                 segment: float | None = None, device: str | None = None, batch_size: int = 16,
                  precision: str | None = None, allow_partial: bool = False):
         from ..precision import resolve_precision
 
@@ -89,6 +110,9 @@ class Library:
         new = not (self.path / LIBRARY_FILE).is_file()
         if not new:
             meta = _read_meta(self.path, model, audio_model)
+            if segment is not None and check_segment(segment) != meta["segment"]:
+                raise LibraryError(f"segment: this library cuts videos into {meta['segment']:g} s segments; got "
+                                   f"{segment!r} (its segments cannot change: use a new library)")
         elif self.path.exists() and any(not _creation_leftover(p) for p in self.path.iterdir()):
             raise LibraryError(f"library: {self.path} is a folder with other files and no {LIBRARY_FILE}; "
                                "expected a new or an existing library folder")
@@ -98,16 +122,22 @@ class Library:
                                    "model (audio_model=), got neither")
             pins = {"model": pin(model), "audio_model": pin(audio_model)}
             meta = {"model": pins["model"]["ref"], "audio_model": pins["audio_model"]["ref"],
-                    "segment": check_segment(segment), "version": 2}
+                    "segment": check_segment(DEFAULT_SEGMENT if segment is None else segment), "version": 2}
             meta.update({f"{k}_fingerprint": v["fingerprint"] for k, v in pins.items() if "fingerprint" in v})
         self.meta = meta
         self.device, self.batch_size, self.precision = device, batch_size, precision
         self.embedder = Embedder(meta, device=device, precision=precision, batch_size=batch_size,
                                  allow_partial=allow_partial)
-        if new:  # a checkpoint that cannot load fails now, before the library exists
-            for which in ("model", "audio_model"):
+        if new:  # a checkpoint that cannot load (or cannot do its part) fails now, before the library exists
+            for which, parts, what in (("model", ("image", "text"), "an image-text"), ("audio_model", ("audio",), "an audio")):
                 if meta[which] is not None:
                     self.embedder.loaded(which)
+                    try:
+                        for part in parts:
+                            self.embedder.processor(which, part)
+                    except ValueError as err:
+                        raise LibraryError(f"{which}: expected {what} checkpoint, got {meta[which]} "
+                                           f"({str(err).splitlines()[0]})") from None
         self.path.mkdir(parents=True, exist_ok=True)
         if new:  # first, before any table: a folder with tables always says which models made them
             crash_point("create:meta")
@@ -179,14 +209,18 @@ class Library:
             raise LibraryError("query: expected exactly one of text= and like=, got "
                                f"{'both' if text is not None else 'neither'}")
         if text is not None:
-            if not text.strip():
-                raise LibraryError("text: expected words to search for, got an empty query")
+            if "\x00" in text:  # never typed: a crafted URL or a broken client
+                raise LibraryError(f"text: expected words to search for, got a NUL character at {text.index(chr(0))}")
+            if not text.strip() or all(c.isspace() or not c.isprintable() for c in text):
+                raise LibraryError(f"text: expected words to search for, got an empty query ({text!r})")
             return "visual", self.embed_text([text])[0]
         from ..tasks.inputs import media_kind
 
         path = os.fspath(like)  # type: ignore[arg-type]
         if not os.path.isfile(path):
-            raise LibraryError(f"like: no such file {path}")
+            what = sync._not_regular(path) if os.path.exists(path) else None
+            raise LibraryError(f"like: expected a regular media file, got {what} {path}" if what
+                               else f"like: no such file {path}")
         kind = media_kind(path)
         if kind == "audio":
             emb, _ = self.embed_audio_windows(path)

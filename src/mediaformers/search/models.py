@@ -25,6 +25,10 @@ def check_device(device: str | None) -> str | None:
     if backend is not None and not (hasattr(backend, "is_available") and backend.is_available()):
         raise LibraryError(f"device: {device} was asked for, but this machine has no {kind.upper()} device "
                            "torch can use; expected cpu here")
+    count = getattr(backend, "device_count", None) if ":" in str(device) else None
+    if count is not None and int(str(device).split(":")[1]) >= count():  # cuda:5 on a one-GPU machine
+        raise LibraryError(f"device: {device} was asked for, but this machine has {count()} {kind.upper()} "
+                           f"device(s): expected {kind}:0..{kind}:{count() - 1}")
     return device
 
 

@@ -32,7 +32,9 @@ function play(h, start) {
 }
 async function run(url, opts) {
   status.textContent = 'searching...';
-  const r = await fetch(url, opts); const j = await r.json();
+  let r, j;  // a 503/421 from the server itself is plain text: say so instead of hanging on 'searching...'
+  try { r = await fetch(url, opts); j = await r.json(); }
+  catch (e) { status.textContent = r ? `${r.status} ${r.statusText}: try again` : `${e}`; return; }
   if (!r.ok) { status.textContent = j.error; return; } show(j.results);
 }
 document.getElementById('f').onsubmit = e => { e.preventDefault();

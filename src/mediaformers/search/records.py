@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ def write_text_atomic(path: Path, text: str) -> None:
     import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
+    try:  # mkstemp makes it owner-only: keep the old file's mode (a shared library stays readable)
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -41,8 +49,15 @@ def sql(value: str) -> str:
 
 
 def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    import stat
+
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO swapped in would block a plain open for ever
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path}: expected a regular file, got a FIFO, device or folder")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
@@ -59,6 +74,10 @@ def check_name(path: str) -> None:
 
 
 def check_segment(segment: Any) -> float:
+    # text as typed: ASCII decimals only (float() would take '1_0', other scripts' digits, 'infinity')
+    if isinstance(segment, str) and not re.fullmatch(r"\s*[+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*",
+                                                     segment, flags=re.ASCII):
+        raise LibraryError(f"segment: expected finite seconds >= {MIN_SEGMENT}, got {segment!r}")
     try:
         value = float(segment)
     except (TypeError, ValueError):
@@ -69,11 +88,10 @@ def check_segment(segment: Any) -> float:
 
 
 def check_k(k: Any) -> int:
-    if isinstance(k, str):
-        try:
-            k = int(k)
-        except ValueError:
-            raise LibraryError(f"k: expected a whole number of results, got {k!r}") from None
+    if isinstance(k, str):  # ASCII digits only: int() would also take '1_0' and other scripts' digits
+        if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", k, flags=re.ASCII):
+            raise LibraryError(f"k: expected a whole number of results, got {k!r}")
+        k = int(k)
     if isinstance(k, bool) or not hasattr(k, "__index__"):  # ints, numpy ints; not 2.0, nan, inf
         raise LibraryError(f"k: expected a positive number of results up to {MAX_K}, got {k!r}")
     if not 1 <= int(k) <= MAX_K:

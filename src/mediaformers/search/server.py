@@ -3,27 +3,40 @@
 loading the models again."""
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from .records import LibraryError
 
 STATE_FILE = ".serve.json"
 HEAD_TIMEOUT = 10.0  # seconds a connection may take to send a complete request head (slowloris)
-MAX_CONNECTIONS = 64  # open connections; beyond this, requests get 503
+MAX_CONNECTIONS = 64  # open connections idle before their request; beyond this the oldest are closed
+LIMIT_FACTOR = 4  # uvicorn's hard limit (503 past it): this many times MAX_CONNECTIONS, for bursts of real requests
+EVICT_DELAY = 0.1  # seconds a new connection has to send something before it counts as idle
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    """localhost (also ``localhost.``), ::1, 127.x.x.x in any form the resolver takes (127.1, ::ffff:127.0.0.1)."""
+    name = host.strip("[]").lower()
+    if name.rstrip(".") == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(name)
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return ip.is_loopback or (mapped is not None and mapped.is_loopback)
     except ValueError:
+        pass
+    try:  # the shorthand forms getaddrinfo accepts without a lookup: 127.1, 0x7f000001
+        return ipaddress.IPv4Address(socket.inet_aton(name)).is_loopback
+    except OSError:
         return False
 
 
@@ -57,8 +70,9 @@ def bind(host: str, port: int) -> socket.socket:
 def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS):
     """uvicorn's h11 protocol, plus a deadline for each request head: a connection that opens and then
     sends a request slowly (or never) is closed after ``head_timeout`` seconds; and a cap: past
-    ``max_connections`` open connections, the oldest that has not yet sent a complete request head is
-    closed, so a flood of idle connections cannot crowd out a real request (nor exhaust the fds)."""
+    ``max_connections`` open connections, the oldest idle one (no complete request head, none unread in
+    the kernel, open for ``EVICT_DELAY`` at least) is closed, so a flood of idle connections cannot crowd out
+    a real request (nor exhaust the fds), while a burst of real clients gets answers or 503s, not resets."""
     import itertools
 
     import h11
@@ -69,15 +83,22 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
     class Guarded(H11Protocol):
         _head_timer = None
         _born = 0
+        _since = 0.0
 
         def _waiting_for_head(self) -> bool:
             return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
 
+        def _idle(self, now: float) -> bool:
+            """Waiting for a head that is not on the way: nothing unread in the kernel (a burst of real
+            clients is accepted in one batch, before any of their heads is read) and not just opened."""
+            return self._waiting_for_head() and now - self._since >= EVICT_DELAY and not _unread(self.transport)
+
         def _evict(self) -> None:
             excess = len(self.connections) - max_connections
             if excess > 0:
+                now = self.loop.time()
                 idle = sorted((c for c in self.connections if c is not self and isinstance(c, Guarded)
-                               and c._waiting_for_head()), key=lambda c: c._born)
+                               and c._idle(now)), key=lambda c: c._born)
                 for victim in idle[:excess]:
                     victim.transport.close()
 
@@ -96,8 +117,9 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
-            self._born = next(born)
+            self._born, self._since = next(born), self.loop.time()
             self._evict()
+            self.loop.call_later(EVICT_DELAY, self._evict)  # again once the ones opened with it can be judged
             self._arm()
 
         def handle_events(self) -> None:
@@ -108,6 +130,7 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if not self.transport.is_closing():
+                self._since = self.loop.time()  # keep-alive: idle from now
                 self._arm()
 
         def connection_lost(self, exc) -> None:
@@ -115,6 +138,25 @@ def guarded_protocol(head_timeout: float, max_connections: int = MAX_CONNECTIONS
             super().connection_lost(exc)
 
     return Guarded
+
+
+def _exit_on_term(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _unread(transport) -> bool:
+    """Bytes wait in the kernel for this connection (FIONREAD): its request is on the way."""
+    import array
+    import fcntl
+    import termios
+
+    sock = transport.get_extra_info("socket")
+    try:
+        count = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+        return count[0] > 0
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 def url_for(host: str, port: int) -> str:
@@ -130,24 +172,51 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
           max_upload: int | None = None, head_timeout: float = HEAD_TIMEOUT,
           max_connections: int = MAX_CONNECTIONS, announce=None) -> None:
     """Serve the page until interrupted. ``announce(url)`` is called once listening (default: print it)."""
-    import uvicorn
-
-    from .app import MAX_UPLOAD, make_app
-
     if not isinstance(host, str) or not host.strip() or any(c.isspace() or c in "/?#@" for c in host):
         raise LibraryError(f"--host: expected a host name or address (127.0.0.1, localhost, ::1), got {host!r}")
+    if host.count(":") == 1 or (host.startswith("[") and not host.endswith("]")):
+        raise LibraryError(f"--host: expected a host name or address without a port (give it with --port), "
+                           f"got {host!r}")
     if not is_loopback(host) and not allow_remote:
         raise LibraryError(f"--host: {host} is reachable from other machines; pass --allow-remote to serve the "
                            "library there (anyone who can reach it can search and play every indexed file)")
     if max_upload is not None and max_upload < 1:
         raise LibraryError(f"--max-upload: expected megabytes > 0, got {max_upload}")
     sock = bind(host, port)
+    state = Path(library.path) / STATE_FILE
+    # uvicorn stops cleanly on SIGTERM, then raises it again with the old handler in place: the default
+    # one would end the process before the `finally` below (the state file, with its token, left behind);
+    # set before the state file is written, so a SIGTERM at any point after it still removes it
+    main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _exit_on_term) if main else None
+    try:
+        _run(library, sock, host, state, max_upload, head_timeout, max_connections, announce)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old_term)
+        sock.close()
+        try:
+            if json.loads(state.read_text()).get("pid") == os.getpid():
+                state.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def _run(library, sock: socket.socket, host: str, state: Path, max_upload: int | None, head_timeout: float,
+         max_connections: int, announce) -> None:
+    import uvicorn
+
+    from .app import MAX_UPLOAD, make_app
+
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
     app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD, body_timeout=head_timeout)
     url = url_for(host, port)
-    state = Path(library.path) / STATE_FILE
     try:
+        from .client import running_server
+
+        if running_server(library.path) is not None:  # a second server: the first keeps answering `search`
+            raise OSError(errno.EEXIST, "another server of this library is running")
         state.unlink(missing_ok=True)  # a new file gets the owner-only mode; an old one would keep its own
         fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is a secret: owner only
         with os.fdopen(fd, "w") as fh:
@@ -160,14 +229,6 @@ def serve(library, host: str = "127.0.0.1", port: int = 8000, allow_remote: bool
                                   file=sys.stderr, flush=True)))(url)
     # uvicorn's own limit (503 past it) sits above the cap: the cap closes idle connections first
     config = uvicorn.Config(app, log_level="warning", http=guarded_protocol(head_timeout, max_connections),
-                            limit_concurrency=max_connections + 16, timeout_keep_alive=5,
+                            limit_concurrency=LIMIT_FACTOR * max_connections, timeout_keep_alive=5,
                             h11_max_incomplete_event_size=16 * 1024)
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
-        try:
-            if json.loads(state.read_text()).get("pid") == os.getpid():
-                state.unlink()
-        except (OSError, ValueError):
-            pass
+    uvicorn.Server(config).run(sockets=[sock])

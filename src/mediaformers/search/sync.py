@@ -30,6 +30,7 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
 
     lock = writer_lock(lib.path)
     try:
+        _same_models(lib)
         crash_point("rewrite:meta")
         write_text_atomic(lib.path / LIBRARY_FILE, json.dumps(lib.meta, indent=2) + "\n")
         store = lib.store
@@ -57,6 +58,10 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
                 yield {"path": path, "status": "error", "error": item.error}
                 continue
             found = os.path.abspath(item.key)
+            kind_of = _not_regular(path)
+            if kind_of is not None:  # reading it would block (a FIFO) or never end (/dev/zero)
+                yield {"path": path, "status": "error", "error": f"expected a regular media file, got {kind_of}"}
+                continue
             try:
                 planned = plan(lib, path, media_kind(path) or "video", known.get(path), found)
             except OSError as err:  # gone (or unreadable) since the folder was listed: the rest go on
@@ -80,6 +85,34 @@ def add(lib: Library, inputs: Sequence[str | os.PathLike], prune: bool, embed_ma
             store.upkeep()
     finally:
         lock.close()
+
+
+def _not_regular(path: str) -> str | None:
+    """What the path is when it is not a regular file (a FIFO, a device, a folder), else None."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # gone: plan() reports it
+    if stat.S_ISREG(mode):
+        return None
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+
+
+def _same_models(lib: Library) -> None:
+    """Two `index` creating one library at once with different models: each wrote its library.json before
+    either held the lock; the second to get the lock would add its vectors to the first one's library."""
+    try:
+        on_disk = json.loads((lib.path / LIBRARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    keys = ("model", "audio_model", "segment", "model_fingerprint", "audio_model_fingerprint")
+    if isinstance(on_disk, dict) and any(on_disk.get(k) != lib.meta.get(k) for k in keys):
+        raise LibraryError(f"library: {lib.path / LIBRARY_FILE} changed since this process opened it (another "
+                           f"process made or changed the library: model {on_disk.get('model')!r}); expected "
+                           f"{lib.meta.get('model')!r}; nothing was written: open it again")
 
 
 def _prune(lib: Library, inputs, known: dict[str, dict], seen: set[str]) -> Iterator[dict[str, Any]]:

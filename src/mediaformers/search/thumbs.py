@@ -9,6 +9,7 @@ import numpy as np
 
 WIDTH, HEIGHT = 320, 120
 WAVE_SECONDS = 10.0  # the waveform shows this much sound around the hit's time
+MAX_T = 1e7  # seconds (115 days): later times are clamped, the frame shown is the last one anyway
 
 
 def frame_jpeg(source: BinaryIO, t: float, width: int = WIDTH) -> bytes:
@@ -17,7 +18,8 @@ def frame_jpeg(source: BinaryIO, t: float, width: int = WIDTH) -> bytes:
 
     from ..processors.video_io import read_frames_at
 
-    frame = read_frames_at(source, [max(t, 0.0)])[0].numpy()
+    # past the end is the last frame; a huge t would overflow the seek's 64-bit timestamp instead
+    frame = read_frames_at(source, [min(max(t, 0.0), MAX_T)])[0].numpy()
     image = Image.fromarray(frame)
     if image.width > width:
         image = image.resize((width, max(1, round(image.height * width / image.width))))
