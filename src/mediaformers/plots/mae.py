@@ -15,14 +15,8 @@ import torch
 
 from ..models.mae import patchify
 from . import require_matplotlib, save
-
-
-def unpatchify(patches: torch.Tensor, frames: int, height: int, width: int, tubelet: int, patch: int) -> torch.Tensor:
-    """Inverse of :func:`~mediaformers.models.mae.patchify`: (batch, tubelets, tubelet*patch*patch, C) ->
-    (batch, frames, C, H, W)."""
-    b, _, _, c = patches.shape
-    x = patches.reshape(b, frames // tubelet, height // patch, width // patch, tubelet, patch, patch, c)
-    return x.permute(0, 1, 4, 7, 2, 5, 3, 6).reshape(b, frames, c, height, width)
+from .mae_av import av_reconstruction, draws
+from .patches import display, unpatchify
 
 
 @torch.no_grad()
@@ -48,13 +42,6 @@ def reconstruct(model: Any, pixel_values: torch.Tensor,
     return inp, hid, rec
 
 
-def _display(frames: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> np.ndarray:
-    """(T, C, H, W) -> (T, H, W, C or no C) in [0, 1] with the input's per-channel range; NaN -> grey."""
-    scaled = torch.nan_to_num(((frames - lo) / (hi - lo + 1e-8)).clamp(0, 1), nan=0.5)
-    out = scaled.permute(0, 2, 3, 1).cpu().numpy()
-    return out[..., 0] if out.shape[-1] == 1 else out
-
-
 def plot_reconstruction(inp: torch.Tensor, hidden: torch.Tensor, recon: torch.Tensor, path: str | Path, *,
                         rows: int = 4, title: str | None = None) -> Path:
     plt = require_matplotlib("reconstruction grid")
@@ -65,7 +52,7 @@ def plot_reconstruction(inp: torch.Tensor, hidden: torch.Tensor, recon: torch.Te
     for r, k in enumerate(picks):
         for col, (name, frames) in enumerate((("input", inp), ("masked", hidden), ("reconstruction", recon))):
             ax = axes[r][col]
-            ax.imshow(_display(frames[k:k + 1], lo, hi)[0], cmap="gray" if inp.shape[1] == 1 else None)
+            ax.imshow(display(frames[k:k + 1], lo, hi)[0], cmap="gray" if inp.shape[1] == 1 else None)
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(name, fontsize=9)
@@ -81,8 +68,6 @@ def reconstruction_from_loader(model: Any, loader: Any, path: str | Path, mask_r
                                log: Callable[[str], None] = print) -> Path | None:
     """The first validation sample's reconstruction, the same mask at every evaluation (``seed``): frames
     for a video MAE, frames and spectrogram for an audio-visual one (``plots.mae_av``)."""
-    from .mae_av import av_reconstruction, draws  # here: mae_av builds on this module
-
     c = getattr(model, "config", None)
     video = hasattr(model, "pretraining_inputs") and hasattr(c, "tubelet_size") and hasattr(c, "patch_size")
     if not (video or draws(model)):

@@ -18,7 +18,7 @@ import torch
 from ..models.common import pair
 from ..models.mae import patchify, patchify_2d
 from . import require_matplotlib, save
-from .mae import _display, unpatchify
+from .patches import display, unpatchify, unpatchify_2d
 
 
 def draws(model: Any) -> bool:
@@ -26,15 +26,6 @@ def draws(model: Any) -> bool:
     c = getattr(model, "config", None)
     return (all(hasattr(model, k) for k in ("encode", "decode", "pixel_head", "audio_head"))
             and hasattr(c, "audio_patch_size") and bool(getattr(c, "task_mae", False)))
-
-
-def unpatchify_2d(patches: torch.Tensor, height: int, width: int, ph: int, pw: int) -> torch.Tensor:
-    """Inverse of :func:`~mediaformers.models.mae.patchify_2d` over its whole patches: (batch, patches,
-    ph*pw*C) -> (batch, C, height // ph * ph, width // pw * pw)."""
-    b, _, d = patches.shape
-    gh, gw, c = height // ph, width // pw, d // (ph * pw)
-    x = patches.reshape(b, gh, gw, ph, pw, c).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(b, c, gh * ph, gw * pw)
 
 
 def _fill(patches: torch.Tensor, pred: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +90,7 @@ def plot_av_reconstruction(parts: dict[str, tuple[torch.Tensor, ...]], path: str
     for r, k in enumerate(picks):
         for col, frames in enumerate(parts["frames"]):
             ax = axes[r][col]
-            ax.imshow(_display(frames[k:k + 1], lo, hi)[0], cmap="gray" if inp.shape[1] == 1 else None)
+            ax.imshow(display(frames[k:k + 1], lo, hi)[0], cmap="gray" if inp.shape[1] == 1 else None)
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(names[col], fontsize=9)

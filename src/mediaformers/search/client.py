@@ -10,7 +10,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .server import STATE_FILE, is_loopback
+from .hosts import is_loopback
+
+STATE_FILE = ".serve.json"  # what a running server leaves in its library: pid, url, token
 
 TIMEOUT = 0.5  # seconds for the liveness check: a stale or hung server is skipped, not waited for
 

@@ -4,7 +4,6 @@ loading the models again."""
 from __future__ import annotations
 
 import errno
-import ipaddress
 import json
 import os
 import secrets
@@ -14,30 +13,17 @@ import sys
 import threading
 from pathlib import Path
 
+from . import client
+from .client import STATE_FILE
+from .hosts import is_loopback
 from .records import LibraryError
 
-STATE_FILE = ".serve.json"
+__all__ = ["STATE_FILE", "is_loopback", "serve"]
+
 HEAD_TIMEOUT = 10.0  # seconds a connection may take to send a complete request head (slowloris)
 MAX_CONNECTIONS = 64  # open connections idle before their request; beyond this the oldest are closed
 LIMIT_FACTOR = 4  # uvicorn's hard limit (503 past it): this many times MAX_CONNECTIONS, for bursts of real requests
 EVICT_DELAY = 0.1  # seconds a new connection has to send something before it counts as idle
-
-
-def is_loopback(host: str) -> bool:
-    """localhost (also ``localhost.``), ::1, 127.x.x.x in any form the resolver takes (127.1, ::ffff:127.0.0.1)."""
-    name = host.strip("[]").lower()
-    if name.rstrip(".") == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-        mapped = getattr(ip, "ipv4_mapped", None)
-        return ip.is_loopback or (mapped is not None and mapped.is_loopback)
-    except ValueError:
-        pass
-    try:  # the shorthand forms getaddrinfo accepts without a lookup: 127.1, 0x7f000001
-        return ipaddress.IPv4Address(socket.inet_aton(name)).is_loopback
-    except OSError:
-        return False
 
 
 def check_port(port: int) -> int:
@@ -213,9 +199,7 @@ def _run(library, sock: socket.socket, host: str, state: Path, max_upload: int |
     app = make_app(library, host=host, token=token, max_upload=max_upload or MAX_UPLOAD, body_timeout=head_timeout)
     url = url_for(host, port)
     try:
-        from .client import running_server
-
-        if running_server(library.path) is not None:  # a second server: the first keeps answering `search`
+        if client.running_server(library.path) is not None:  # a second server: the first keeps answering `search`
             raise OSError(errno.EEXIST, "another server of this library is running")
         state.unlink(missing_ok=True)  # a new file gets the owner-only mode; an old one would keep its own
         fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the token is a secret: owner only
