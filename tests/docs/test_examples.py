@@ -27,7 +27,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 CODE = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
 REASONS = {"needs the hub", "needs a GPU", "needs several machines", "needs a camera or a network stream",
            "starts a server (tests/test_library.py drives one)",
-           "needs a transformers checkout", "is run by .ci/run", "sets up from nothing"}
+           "needs a transformers checkout", "is run by .ci/run", "sets up from nothing",
+           "installs an extra (.ci/run installs it with the test extra)"}
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>\w*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
 MARKER = re.compile(r"<!-- example: (?P<reason>[^>]*?) -->\s*$")
 
