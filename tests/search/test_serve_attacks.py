@@ -76,8 +76,13 @@ def test_stalled_and_parallel_uploads(running):
     finally:
         for s in socks:
             s.close()
+    assert not glob.glob(leftovers)  # every upload above was answered, so its temp file is gone
     gone = _post_head(port, token, 10**6, name)  # the client leaves halfway
     gone.sendall(b"x" * 100_000)
+    deadline = time.monotonic() + 30  # its upload has begun (else the check below could run before it does)
+    while not glob.glob(leftovers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert glob.glob(leftovers), "the upload never reached the server"
     gone.close()
     deadline = time.monotonic() + 30  # the server notices the departure on its next read; a loaded machine is slow
     while glob.glob(leftovers) and time.monotonic() < deadline:
