@@ -351,9 +351,9 @@ def live(model: Path, ts: Path, seconds: float, **kw) -> dict:
             per = max(188, int(len(data) / seconds / 10) // 188 * 188)
             t0 = time.monotonic()
             sent.append(t0)
-            for k, i in enumerate(range(0, len(data), per)):
-                conn.sendall(data[i:i + per])
-                time.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.monotonic()))
+            for i in range(0, len(data), per):  # paced by bytes sent (a whole number of TS packets per send
+                conn.sendall(data[i:i + per])     # is not the tenth of a second's bytes: a fixed 0.1 s step ran slow)
+                time.sleep(max(0.0, t0 + min(i + per, len(data)) / len(data) * seconds - time.monotonic()))
         srv.close()
 
     threading.Thread(target=send, daemon=True).start()

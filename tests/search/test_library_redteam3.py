@@ -11,6 +11,7 @@ import pytest
 
 from mediaformers.search import Library, LibraryError
 from mediaformers.search.records import check_k, check_segment
+from tests.test_library import audio_model  # noqa: F401 (a fixture: a tiny AST checkpoint)
 
 pytest.importorskip("lancedb")
 
@@ -123,23 +124,10 @@ def test_a_device_index_past_the_machines_count_is_a_usage_error(monkeypatch):
         check_device("cuda:5")  # was accepted, then every file failed
 
 
-@pytest.fixture(scope="module")
-def ast(tmp_path_factory) -> Path:
-    import torch
-
-    import mediaformers as mf
-
-    folder = tmp_path_factory.mktemp("ast")
-    torch.manual_seed(0)
-    mf.ASTForAudioClassification(mf.ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                              intermediate_size=48, max_length=128)).save_pretrained(folder)
-    return folder
-
-
-def test_a_checkpoint_of_the_wrong_kind_creates_nothing(clip, ast, tmp_path):
+def test_a_checkpoint_of_the_wrong_kind_creates_nothing(clip, audio_model, tmp_path):
     """An audio model as --model made the library, pinned it, and then failed on every file."""
     with pytest.raises(LibraryError, match=r"model: expected an image-text checkpoint, got .*no image processor"):
-        Library(tmp_path / "a", model=str(ast))
+        Library(tmp_path / "a", model=str(audio_model))
     with pytest.raises(LibraryError, match=r"audio_model: expected an audio checkpoint, got .*no audio processor"):
         Library(tmp_path / "b", model=str(clip), audio_model=str(clip))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -130,16 +130,20 @@ def _serve(folder, playlist=None):
     return server
 
 
-def test_a_finished_hls_playlist_is_read_once_not_replayed_by_reconnection(video, clip, tmp_path):
-    assert "#EXT-X-ENDLIST" in _hls(clip, tmp_path / "hls")
-    server = _serve(tmp_path / "hls")
+def _read_hls(video, folder, options, playlist=None):
+    """(url, records, log lines) of reading ``folder``'s x.m3u8 from a loopback server till the stream ends."""
+    server = _serve(folder, playlist)
     url, lines = f"http://127.0.0.1:{server.server_port}/x.m3u8", []
     try:
-        recs = _collect(stream_records(video, url, LiveOptions(read_timeout=2, reconnect=3, backoff=0.05),
-                                       log=lines.append))
+        return url, _collect(stream_records(video, url, options, log=lines.append)), lines
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_finished_hls_playlist_is_read_once_not_replayed_by_reconnection(video, clip, tmp_path):
+    assert "#EXT-X-ENDLIST" in _hls(clip, tmp_path / "hls")
+    url, recs, lines = _read_hls(video, tmp_path / "hls", LiveOptions(read_timeout=2, reconnect=3, backoff=0.05))
     assert [r["start"] for r in recs if r["kind"] == "window"] == [0.0, 1.0, 2.0, 3.0]
     assert lines == [f"{url}: ended (end of the recording)"]
 
@@ -157,14 +161,8 @@ def test_a_live_hls_playlist_is_followed_as_segments_are_added(video, clip, tmp_
         shown = segments[:len(asked)]
         return head + "".join(shown) + ("#EXT-X-ENDLIST\n" if len(shown) == len(segments) else "")
 
-    server = _serve(tmp_path / "hls", playlist)
-    url, lines = f"http://127.0.0.1:{server.server_port}/x.m3u8", []
-    try:
-        recs = _collect(stream_records(video, url, LiveOptions(read_timeout=3, reconnect=2, backoff=0.05),
-                                       log=lines.append))
-    finally:
-        server.shutdown()
-        server.server_close()
+    url, recs, lines = _read_hls(video, tmp_path / "hls", LiveOptions(read_timeout=3, reconnect=2, backoff=0.05),
+                                 playlist)
     assert len(asked) >= 4  # it was read while it grew
     assert [r["start"] for r in recs if r["kind"] == "window"] == [0.0, 1.0, 2.0, 3.0]
     assert lines == [f"{url}: ended (end of the recording)"]
