@@ -321,9 +321,13 @@ def test_port_and_host_errors_are_one_line(files):
 def test_cli_port_error_is_one_line(files, capsys):
     from mediaformers import cli
 
-    assert cli.main(["serve", str(files["lib"]), "--port", "99999"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "--port: expected 0..65535" in err and "Traceback" not in err
+    for typed, expected in (("99999", "expected 0..65535 (0 picks a free port), got 99999"),
+                            *((t, f"expected a whole number, got {t!r}")  # int() took the 1st, 2nd and 4th
+                              for t in (" 80", "8_0", "-1", "\u0668\u0660", "80.0"))):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["serve", str(files["lib"]), "--port", typed])
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and f"--port: {expected}" in err and err.count("\n") == 0, err
 
 
 def test_served_files_do_not_leak_descriptors(files):

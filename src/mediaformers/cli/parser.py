@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="a local search page over a library", epilog=EPILOG["serve"], formatter_class=fmt)
     sv.add_argument("library")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
+    sv.add_argument("--port", type=_port, default=8000, help="0 picks a free port (default 8000)")
     sv.add_argument("--max-upload", type=_positive("megabytes"), default=256,
                     help="largest search-by-example upload in MB (default 256)")
     sv.add_argument("--allow-remote", action="store_true", help="allow a host other machines can reach")
@@ -182,17 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _whole(value: str) -> int:
+    import re
+
+    # as typed: ASCII digits only (int() would also take ' 80', '8_0' and other scripts' digits)
+    if not re.fullmatch(r"[0-9]{1,18}", value):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
 def _positive(name: str):
     def parse(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        n = _whole(value)
         if n < 1:
             raise argparse.ArgumentTypeError(f"expected a number >= 1, got {n}")
         return n
     parse.__name__ = name
     return parse
+
+
+def _port(value: str) -> int:
+    n = _whole(value)
+    if n > 65535:
+        raise argparse.ArgumentTypeError(f"expected 0..65535 (0 picks a free port), got {n}")
+    return n
 
 
 def _device(value: str) -> str:

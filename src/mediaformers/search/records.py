@@ -67,10 +67,8 @@ def check_name(path: str) -> None:
     """Arrow stores text as UTF-8: a file name with undecodable bytes (surrogateescape) cannot be a row."""
     try:
         path.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise LibraryError(f"{shown}: expected a UTF-8 file name, got undecodable bytes; rename the file "
-                           "to index it") from None
+    except UnicodeEncodeError:  # the record names the file (its bytes escaped); the message does not repeat it
+        raise LibraryError("expected a UTF-8 file name, got undecodable bytes; rename the file to index it") from None
 
 
 def check_segment(segment: Any) -> float:
