@@ -22,6 +22,12 @@ def test_resume_into_a_folder_that_is_not_a_run_is_refused_and_left_alone(audio_
     assert sorted(p.name for p in mine.iterdir()) == ["config.json"]
 
 
+def test_resume_into_a_new_folder_starts_the_run_and_says_so(audio_classes, tmp_path):
+    """A requeued job passes --resume from its first start (docs/training.md): it starts, not silently."""
+    _fit(audio_classes, tmp_path / "run", resume=True, max_steps=1)
+    assert "resume: no checkpoint in" in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_an_unknown_config_keyword_is_one_line_naming_the_config(audio_classes, tmp_path):
     with pytest.raises(ValueError, match=r"config: expected keywords of ASTConfig, got .*'no_such_key'"):
         _fit(audio_classes, tmp_path / "run", config={**TINY_AUDIO, "no_such_key": 1})

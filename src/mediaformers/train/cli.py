@@ -104,7 +104,7 @@ def check(args):
         recipe.check()
     except ValueError as err:
         field, _, rest = str(err).partition(":")
-        flag = {"model": "MODEL", "data": "DATA", "output": "-o", "num_workers": "--workers"}.get(
+        flag = {"model": "MODEL", "data": "DATA", "output": "-o", "num_workers": "--num-workers/--workers"}.get(
             field, "--" + field.replace("_", "-"))
         raise ValueError(f"{flag}:{rest}") from None
     return recipe

@@ -220,6 +220,7 @@ def _train(r: Recipe, dist, run: Path, rep: Reporter, task, train_items, val_ite
         log(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
     elif r.resume:
         rep.keep_rows(0, 0)  # a run that died before its first checkpoint starts again from nothing
+        log(f"resume: no checkpoint in {run} yet; starting the run from step 0")  # a requeued job's first start
     if dist.main and state is None:
         run_record.write(run, record)
     forward = torch.compile(forward) if r.compile else forward
