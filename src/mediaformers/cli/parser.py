@@ -186,7 +186,7 @@ def _whole(value: str) -> int:
     import re
 
     # as typed: ASCII digits only (int() would also take ' 80', '8_0' and other scripts' digits)
-    if not re.fullmatch(r"[0-9]{1,18}", value):
+    if not re.fullmatch(r"-?[0-9]{1,18}", value):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
     return int(value)
 
@@ -203,7 +203,7 @@ def _positive(name: str):
 
 def _port(value: str) -> int:
     n = _whole(value)
-    if n > 65535:
+    if not 0 <= n <= 65535:
         raise argparse.ArgumentTypeError(f"expected 0..65535 (0 picks a free port), got {n}")
     return n
 
