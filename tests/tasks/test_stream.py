@@ -251,3 +251,67 @@ def test_ctrl_c_closes_the_open_segments_then_stops(pipes):
             got.append(rec)
     assert [r["kind"] for r in got] == ["window"] * 3 + ["segment"]
     assert got[-1]["start"] == 0.0 and got[-1]["end"] == 3.0
+
+
+def _paced(data: bytes, seconds: float) -> str:
+    """A TCP sender on 127.0.0.1 that sends ``data`` over ``seconds`` at an even pace (a live sender)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(20)
+
+    def run():
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                t0, step = time.monotonic(), 2048
+                for i in range(0, len(data), step):
+                    conn.sendall(data[i:i + step])
+                    time.sleep(max(0.0, t0 + min(i + step, len(data)) / len(data) * seconds - time.monotonic()))
+        except OSError:
+            pass
+        finally:
+            srv.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+
+
+def test_a_short_read_timeout_holds_on_a_real_time_stream(ts):
+    """The open reads a second of media, which a live sender takes a second to send: the first read after it
+    was held to the open's deadline, so --read-timeout 1 ended every real-time stream at once."""
+    source = LiveSource(_paced(ts["video"], 4.0), LiveOptions(**FAST), log=lambda line: None)
+    try:
+        times = [t for t, _, _ in source.frames()]
+    finally:
+        source.close()
+    assert len(times) == 40 and times[-1] == pytest.approx(3.9)
+
+
+def test_max_lag_skips_the_windows_a_slow_model_cannot_keep_up_with(ckpts, ts):
+    """A model 2x slower than real time: every window is classified and the records fall further behind
+    live; with max_lag, windows already too far behind are skipped (and said so), and the records stay nearer."""
+    def run(max_lag):
+        tl = mf.pipeline(model=ckpts["videomae"], timeline=True, stride=1.0)
+        scored = tl.scored
+
+        def slow(windows, **kw):  # a model call that takes 2 s per 1 s window
+            for item in scored(windows, **kw):
+                time.sleep(2.0)
+                yield item
+        tl.scored = slow
+        lines: list[str] = []
+        recs = _collect(stream_records(tl, _paced(ts["video"], 4.0), LiveOptions(**FAST), log=lines.append,
+                                       max_lag=max_lag), timeout=60)
+        return [r for r in recs if r["kind"] == "window"], [line for line in lines if "skipped" in line]
+
+    every, said = run(None)
+    assert [w["start"] for w in every] == [0.0, 1.0, 2.0, 3.0] and not said
+    assert every[-1]["behind"] > every[0]["behind"] + 2  # about 1 s more per window
+    kept, said = run(1.0)
+    assert 1 <= len(kept) < 4 and said and "behind live (--max-lag 1)" in said[0]
+    assert max(w["behind"] for w in kept) < every[-1]["behind"]
+    with pytest.raises(ValueError, match="max_lag: expected a positive number of seconds"):
+        next(stream_records(tl_any := mf.pipeline(model=ckpts["videomae"], timeline=True), "tcp://127.0.0.1:9",
+                            max_lag=float("nan")))
+    del tl_any

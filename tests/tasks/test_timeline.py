@@ -167,11 +167,18 @@ def test_cli_timeline_writes_windows_segments_and_a_picture(ckpts, clip_video, t
     (["--timeline", "--plot", "x.gif"], "--plot: expected a .png or .svg file, got 'x.gif'"),
     (["--timeline", "--resume"], "--resume: not available with --timeline/--stream"),
     (["--timeline", "--read-timeout", "3"], "--read-timeout: applies with --stream"),
+    (["--timeline", "--max-lag", "3"], "--max-lag: applies with --stream"),
     (["--stream", "tcp://127.0.0.1:9"], "--stream: expected either INPUTS or --stream"),
 ])
 def test_cli_timeline_flags_are_checked_before_the_model_loads(argv, message, clip_video, capsys):
     assert main(["classify", "no-such-model", str(clip_video), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lag", ["nan", "inf", "0", "-1"])
+def test_cli_max_lag_is_checked_before_the_model_loads(lag, capsys):
+    assert main(["classify", "no-such-model", "--stream", "tcp://127.0.0.1:9", f"--max-lag={lag}"]) == 2
+    assert f"--max-lag: expected a positive number of seconds, got {float(lag)!r}" in capsys.readouterr().err
 
 
 def test_cli_classify_without_inputs_says_what_it_needs(capsys):

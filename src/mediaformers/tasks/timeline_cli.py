@@ -10,7 +10,8 @@ from typing import Any
 # flag -> (Timeline option, what it takes); None defaults, so a flag given without --timeline/--stream is caught
 _TIMELINE_FLAGS = {"stride": "stride", "frame_step": "frame_step", "min_duration": "min_duration",
                    "merge_gap": "merge_gap", "threshold": "threshold", "labels_per_window": "labels_per_window"}
-_LIVE_FLAGS = ("read_timeout", "reconnect", "reconnect_delay", "max_reconnect_delay", "stream_option", "stream_format")
+_LIVE_FLAGS = ("read_timeout", "reconnect", "reconnect_delay", "max_reconnect_delay", "stream_option", "stream_format",
+               "max_lag")
 
 
 def add_flags(c: argparse.ArgumentParser) -> None:
@@ -45,6 +46,9 @@ def add_flags(c: argparse.ArgumentParser) -> None:
     g.add_argument("--stream-option", metavar="KEY=VALUE", action="append", default=None,
                    help="--stream: an FFmpeg option, repeatable (rtsp_transport=tcp, fifo_size=100000, "
                         "live_start_index=0, ...)")
+    g.add_argument("--max-lag", metavar="SECONDS", type=float, default=None,
+                   help="--stream: skip windows already more than this behind live when the model is free for "
+                        "them, so a model slower than real time stays current (default: classify every window)")
     g.add_argument("--stream-format", metavar="FORMAT", default=None,
                    help="--stream: FFmpeg's input format, as ffmpeg -f (a capture device: alsa, x11grab; "
                         "raw stdin: s16le)")
@@ -73,6 +77,12 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError(f"--{live[0].replace('_', '-')}: applies with --stream")
     if args.stream is not None:
         live_options(args)  # its checks (numbers, KEY=VALUE, the format's name) before the model loads
+        from .stream import check_max_lag
+
+        try:
+            check_max_lag(args.max_lag)
+        except ValueError:
+            raise ValueError(f"--max-lag: expected a positive number of seconds, got {args.max_lag!r}") from None
     for flag, bad in (("--ray", args.ray is not None), ("--resume", args.resume), ("--views", args.views),
                       ("--clips/--crops", (args.clips, args.crops) != (1, 1))):
         if bad:
@@ -127,7 +137,7 @@ def run(args: argparse.Namespace, timeline, writer) -> int:
         options = live_options(args)
 
         def live() -> Iterator[dict[str, Any]]:
-            return stream_records(timeline, args.stream, options, collect=collect)
+            return stream_records(timeline, args.stream, options, collect=collect, max_lag=args.max_lag)
 
         sources = [(args.stream, live)]
     else:

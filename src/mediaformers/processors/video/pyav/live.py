@@ -62,6 +62,9 @@ class LiveOptions:
                              f"lavfi), got {self.format!r}")
 
 
+_PROBE_S = 1.0  # seconds of media FFmpeg analyses when a stream opens
+
+
 class _TimedPipe:
     """A pipe's bytes through a reader thread, so ``read`` can give up after ``timeout`` seconds (a read
     on the descriptor itself cannot be interrupted). The queue is small: memory stays bounded."""
@@ -125,11 +128,15 @@ class LiveSource:
     def _open(self) -> av.container.InputContainer:
         t, o = self.options.read_timeout, self.options
         # a short probe: a live stream's first window should not wait for FFmpeg's 5 s of analysis
-        opts = {"analyzeduration": "1000000", "probesize": "1000000"}
+        opts = {"analyzeduration": str(int(_PROBE_S * 1e6)), "probesize": "1000000"}
+        # the open reads _PROBE_S of media, which a live sender sends in as many seconds; and PyAV holds the first
+        # read after the open to the open's deadline: with the read timeout alone, --read-timeout 1 on a real-time
+        # stream failed its first read ("Immediate exit requested") and every reopening after it
+        opening = (t + _PROBE_S, t)
         if self.source == "-":
             fd = sys.stdin.fileno() if self._stdin_fd is None else self._stdin_fd
             return av.open(_TimedPipe(fd, t, "stdin"), "r", format=o.format, options={**opts, **o.options},
-                           timeout=(t, t))
+                           timeout=opening)
         path = self.source[5:] if self.source.startswith("file:") else self.source
         if not is_network(self.source) and (o.format is None or os.path.isfile(path)):  # else a device's name
             if not os.path.exists(path):
@@ -139,9 +146,9 @@ class LiveSource:
             # follow: keep reading at the end of a file being written; rw_timeout (us) ends it when it stops
             opts = {**opts, "follow": "1", "rw_timeout": str(int(t * 1e6))}
             return av.open("file:" + os.path.abspath(path), format=o.format, options={**opts, **o.options},
-                           timeout=(t, t))
+                           timeout=opening)
         return av.open(self.source, format=o.format, options={**opts, **_timeouts(self.source, t, o.options),
-                                                             **o.options}, timeout=(t, t))
+                                                             **o.options}, timeout=opening)
 
     def _open_with_retries(self) -> av.container.InputContainer:
         delays = _delays(self.options) if is_network(self.source) else iter(())
