@@ -8,7 +8,9 @@ mkdir -p "$work"
 python -m build --outdir "$work/dist" . >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; exit 1; }
 twine check --strict "$work"/dist/*
 wheel=$(ls "$work"/dist/*.whl)
-unzip -l "$wheel" | grep -q "mediaformers/py.typed" || { echo "py.typed missing from $wheel"; exit 1; }
+# the listing read whole first: `unzip | grep -q` under pipefail fails when grep stops early (SIGPIPE to unzip)
+files=$(unzip -Z1 "$wheel")
+grep -qx "mediaformers/py.typed" <<<"$files" || { echo "py.typed missing from $wheel"; exit 1; }
 python -m venv "$work/venv"
 # torch first and pinned, as in the README: the CPU wheel; an unpinned resolve could pick a CUDA build.
 "$work/venv/bin/pip" install --quiet torch==2.13.0 2>"$work/pip.log" || { tail "$work/pip.log"; exit 1; }
