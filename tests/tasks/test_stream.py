@@ -39,9 +39,10 @@ def pipes(ckpts):
             "audio": mf.pipeline(model=ckpts["ast"], timeline=True)}
 
 
-def _server(parts, *, hold=None, pace=0.002):
+def _server(parts, *, hold=None, pace=0.002, seconds=None):
     """A TCP server on 127.0.0.1 sending ``parts[k]`` to its k-th connection, then closing it (or waiting on
-    the ``hold`` event first: a stall)."""
+    the ``hold`` event first: a stall); with ``seconds``, each part is sent evenly over that many seconds (a
+    live sender), else a 4 KB piece every ``pace`` seconds."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
@@ -52,9 +53,11 @@ def _server(parts, *, hold=None, pace=0.002):
             for part in parts:
                 conn, _ = srv.accept()
                 with conn:
+                    t0 = time.monotonic()
                     for i in range(0, len(part), 4096):
                         conn.sendall(part[i:i + 4096])
-                        time.sleep(pace)
+                        due = t0 + min(i + 4096, len(part)) / len(part) * seconds if seconds else None
+                        time.sleep(pace if due is None else max(0.0, due - time.monotonic()))
                     if hold is not None:
                         hold.wait(20)
         except OSError:
@@ -253,34 +256,10 @@ def test_ctrl_c_closes_the_open_segments_then_stops(pipes):
     assert got[-1]["start"] == 0.0 and got[-1]["end"] == 3.0
 
 
-def _paced(data: bytes, seconds: float) -> str:
-    """A TCP sender on 127.0.0.1 that sends ``data`` over ``seconds`` at an even pace (a live sender)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    srv.settimeout(20)
-
-    def run():
-        try:
-            conn, _ = srv.accept()
-            with conn:
-                t0, step = time.monotonic(), 2048
-                for i in range(0, len(data), step):
-                    conn.sendall(data[i:i + step])
-                    time.sleep(max(0.0, t0 + min(i + step, len(data)) / len(data) * seconds - time.monotonic()))
-        except OSError:
-            pass
-        finally:
-            srv.close()
-
-    threading.Thread(target=run, daemon=True).start()
-    return f"tcp://127.0.0.1:{srv.getsockname()[1]}"
-
-
 def test_a_short_read_timeout_holds_on_a_real_time_stream(ts):
     """The open reads a second of media, which a live sender takes a second to send: the first read after it
     was held to the open's deadline, so --read-timeout 1 ended every real-time stream at once."""
-    source = LiveSource(_paced(ts["video"], 4.0), LiveOptions(**FAST), log=lambda line: None)
+    source = LiveSource(_server([ts["video"]], seconds=4.0), LiveOptions(**FAST), log=lambda line: None)
     try:
         times = [t for t, _, _ in source.frames()]
     finally:
@@ -301,7 +280,7 @@ def test_max_lag_skips_the_windows_a_slow_model_cannot_keep_up_with(ckpts, ts):
                 yield item
         tl.scored = slow
         lines: list[str] = []
-        recs = _collect(stream_records(tl, _paced(ts["video"], 4.0), LiveOptions(**FAST), log=lines.append,
+        recs = _collect(stream_records(tl, _server([ts["video"]], seconds=4.0), LiveOptions(**FAST), log=lines.append,
                                        max_lag=max_lag), timeout=60)
         return [r for r in recs if r["kind"] == "window"], [line for line in lines if "skipped" in line]
 
