@@ -4,13 +4,12 @@ is), and segments merged incrementally; with ``max_lag``, windows already that f
 model slower than real time stays current. Opening, timeouts and reconnection are ``processors.live``'s."""
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..processors.video.pyav.live import LiveOptions, LiveSource
+from ..processors.video.pyav.live import LiveOptions, LiveSource, check_seconds
 from ..processors.video.pyav.windows import Window, chunk_windows, clip_windows
 from .timeline import Timeline
 
@@ -69,12 +68,6 @@ def kept_windows(windows: Iterator[Window], clock: LiveClock, max_lag: float | N
         said()
 
 
-def check_max_lag(max_lag: float | None) -> None:
-    if max_lag is not None and not (isinstance(max_lag, (int, float)) and not isinstance(max_lag, bool)
-                                    and math.isfinite(max_lag) and max_lag > 0):
-        raise ValueError(f"max_lag: expected a positive number of seconds (or None), got {max_lag!r}")
-
-
 def stream_records(timeline: Timeline, url: str, options: LiveOptions | None = None, *,
                    log: Callable[[str], None] | None = None, segments: bool = True, collect: list | None = None,
                    stdin_fd: int | None = None, max_lag: float | None = None) -> Iterator[dict[str, Any]]:
@@ -82,7 +75,8 @@ def stream_records(timeline: Timeline, url: str, options: LiveOptions | None = N
     and, with ``segments``, segment records as they close; ends with the stream (after its reconnections).
     ``max_lag``: skip (no model call, no record) each window already more than that many seconds behind live
     when the model is free for it; None classifies every window however far behind."""
-    check_max_lag(max_lag)
+    if max_lag is not None:
+        check_seconds("max_lag", max_lag)
     log = log or (lambda line: print(f"mediaformers: {line}", file=sys.stderr, flush=True))
     source = LiveSource(url, options, log=log, stdin_fd=stdin_fd)
     clock = LiveClock(source)

@@ -77,12 +77,10 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError(f"--{live[0].replace('_', '-')}: applies with --stream")
     if args.stream is not None:
         live_options(args)  # its checks (numbers, KEY=VALUE, the format's name) before the model loads
-        from .stream import check_max_lag
+        if args.max_lag is not None:
+            from ..processors.video.pyav.live import check_seconds
 
-        try:
-            check_max_lag(args.max_lag)
-        except ValueError:
-            raise ValueError(f"--max-lag: expected a positive number of seconds, got {args.max_lag!r}") from None
+            check_seconds("--max-lag", args.max_lag)
     for flag, bad in (("--ray", args.ray is not None), ("--resume", args.resume), ("--views", args.views),
                       ("--clips/--crops", (args.clips, args.crops) != (1, 1))):
         if bad:

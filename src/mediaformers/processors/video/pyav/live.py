@@ -32,6 +32,12 @@ from .option_names import unknown_options
 from .windows import audio_chunks, stream_fps, video_frames
 
 
+def check_seconds(name: str, value: object) -> None:
+    """A duration a live option takes: a finite number > 0 (not a bool)."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}")
+
+
 @dataclass(frozen=True)
 class LiveOptions:
     read_timeout: float = 10.0  # seconds without data before a stream counts as stalled
@@ -43,9 +49,7 @@ class LiveOptions:
 
     def __post_init__(self) -> None:
         for name in ("read_timeout", "backoff", "max_backoff"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}: expected a positive number of seconds, got {value!r}")
+            check_seconds(name, getattr(self, name))
         if not isinstance(self.reconnect, int) or self.reconnect < 0:
             raise ValueError(f"reconnect: expected 0 or more reopenings, got {self.reconnect!r}")
         if not isinstance(self.options, Mapping) or not all(
